@@ -1,0 +1,45 @@
+# sma — every target sets up what it needs on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_WORKERS ?= 3
+
+.PHONY: run test test-sqlite test-postgres bench lint deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+# redis-server for the embedded Redis of `sma up` and the tests, when nothing else provides one
+deps: $(STAMP)
+	@if [ -z "$$SMA_REDIS_URL" ] && ! command -v redis-server >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else echo "sma needs redis-server on PATH (or SMA_REDIS_URL); install it first" >&2; exit 1; fi; \
+	fi
+
+run: deps
+	$(VENV)/bin/sma up
+
+# The whole suite on SQLite, then again on PostgreSQL when SMA_TEST_DATABASE_URL is set.
+test: deps
+	env -u SMA_TEST_DATABASE_URL $(PY) -m pytest -n $(PYTEST_WORKERS) -q
+	@if [ -n "$$SMA_TEST_DATABASE_URL" ]; then \
+	  echo "== again on PostgreSQL ($$SMA_TEST_DATABASE_URL)"; \
+	  $(PY) -m pytest -n $(PYTEST_WORKERS) -q; \
+	fi
+
+bench: deps
+	@mkdir -p bench/results
+	$(PY) bench/jobs.py | tee bench/results/jobs.json
+	$(PY) bench/output.py | tee bench/results/output.json
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

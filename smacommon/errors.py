@@ -1,0 +1,78 @@
+"""Domain exceptions; each carries the HTTP status and a message that says what to fix."""
+
+from __future__ import annotations
+
+
+class SmaError(Exception):
+    """Base of every domain error; `smaweb` turns it into the JSON error shape."""
+
+    status_code = 400
+    message = "Bad request."
+
+    def __init__(self, message: str | None = None, errors: dict | None = None) -> None:
+        self.message = message or self.message
+        self.errors = errors
+        super().__init__(self.message)
+
+
+class ConfigurationError(SmaError):
+    status_code = 500
+    message = "Invalid configuration."
+
+
+class ValidationFailed(SmaError):
+    status_code = 400
+    message = "Invalid input."
+
+
+class NotFound(SmaError):
+    status_code = 404
+    message = "Not found."
+
+
+class RunbookNotFound(NotFound):
+    message = "Runbook not found."
+
+
+class JobNotFound(NotFound):
+    message = "Job not found."
+
+
+class VersionNotFound(NotFound):
+    message = "Runbook version not found."
+
+
+class DraftNotFound(NotFound):
+    message = "The runbook has no draft."
+
+
+class Conflict(SmaError):
+    status_code = 409
+    message = "Conflict."
+
+
+class RunbookExists(Conflict):
+    message = "A runbook with that name already exists."
+
+
+class NotPublished(Conflict):
+    message = "The runbook has no published version; publish it first."
+
+
+class IllegalTransition(Conflict):
+    """A job cannot move from its current status to the one asked for."""
+
+    def __init__(self, job_id: object, current: str | None, target: str) -> None:
+        self.current = current
+        self.target = target
+        super().__init__(f"Job {job_id} is {current}; it cannot become {target}.")
+
+
+class ScriptError(ValidationFailed):
+    """The runbook content does not parse; names the line and column."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        self.line = line
+        self.column = column
+        where = f" (line {line}, column {column})" if line is not None else ""
+        super().__init__(f"{message}{where}", errors={"content": [f"{message}{where}"]})

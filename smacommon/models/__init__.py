@@ -1,0 +1,9 @@
+"""SQLAlchemy models; importing this package registers every table on `Base.metadata`."""
+
+from smacommon.db import Base
+from smacommon.models.auth import ApiToken
+from smacommon.models.job import Job, JobStream
+from smacommon.models.runbook import Runbook, RunbookVersion
+from smacommon.models.worker import Worker
+
+__all__ = ["ApiToken", "Base", "Job", "JobStream", "Runbook", "RunbookVersion", "Worker"]

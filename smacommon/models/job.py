@@ -1,0 +1,69 @@
+"""Jobs and the records they write."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from smacommon.db import Base, UTCDateTime, utcnow
+from smacommon.models.types import JSONType
+from smacommon.states import JobStatus
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_created", "created_at", "id"),
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_runbook_created", "runbook_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    runbook_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runbooks.id", ondelete="CASCADE"))
+    runbook_version_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("runbook_versions.id", ondelete="SET NULL"), default=None
+    )
+    is_test: Mapped[bool] = mapped_column(default=False)
+    # a test job runs the draft as it was when the test started
+    test_content: Mapped[str | None] = mapped_column(Text, default=None)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.NEW.value)
+    status_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    exception: Mapped[str | None] = mapped_column(Text, default=None)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    worker_group: Mapped[str] = mapped_column(String(64), default="default")
+    worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    started_by: Mapped[str] = mapped_column(String(200), default="")
+    parent_job_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), default=None
+    )
+    checkpoint: Mapped[Any | None] = mapped_column(JSONType, default=None)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.status}>"
+
+
+class JobStream(Base):
+    __tablename__ = "job_streams"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    stream: Mapped[str] = mapped_column(String(16))
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    text: Mapped[str] = mapped_column(Text, default="")
+    value: Mapped[Any | None] = mapped_column(JSONType, default=None)
+
+    def __repr__(self) -> str:
+        return f"<JobStream {self.job_id}#{self.seq} {self.stream}>"

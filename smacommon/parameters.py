@@ -1,0 +1,201 @@
+"""Declared runbook parameters and the validation of the values a start gives them.
+
+A declaration is a plain dict: {"name", "type", "mandatory", "default"} (default only when
+there is one). Types are a small vocabulary shared by every engine.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import re
+from datetime import datetime
+from typing import Any
+
+from smacommon.errors import ValidationFailed
+
+TYPES = ("string", "int", "float", "bool", "datetime", "list", "object", "any")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# names that would clobber the environment a runbook's process needs
+RESERVED_NAMES = frozenset(
+    {"PATH", "HOME", "SHELL", "USER", "LANG", "LC_ALL", "TMPDIR", "PWD", "IFS", "BASH_ENV",
+     "WEBHOOKDATA_"}
+)
+MAX_PARAMETERS = 100
+
+_TRUE = {"true", "1", "yes", "$true", "on"}
+_FALSE = {"false", "0", "no", "$false", "off"}
+
+
+def normalize_declarations(raw: Any) -> list[dict[str, Any]]:
+    """Check a list of explicit declarations (from the API) and return them in canonical form."""
+    if not isinstance(raw, list):
+        raise ValidationFailed("parameters must be a list of {name, type, mandatory, default}.",
+                               {"parameters": ["Must be a list."]})
+    if len(raw) > MAX_PARAMETERS:
+        raise ValidationFailed(f"A runbook declares at most {MAX_PARAMETERS} parameters.",
+                               {"parameters": ["Too many parameters."]})
+    result: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for item in raw:
+        if not isinstance(item, dict) or "name" not in item:
+            raise ValidationFailed("Each parameter declaration needs a name.",
+                                   {"parameters": ["Each item needs a name."]})
+        unknown = set(item) - {"name", "type", "mandatory", "default"}
+        if unknown:
+            raise ValidationFailed(
+                f"Unknown field(s) in parameter declaration: {', '.join(sorted(unknown))}.",
+                {"parameters": [f"Unknown field(s): {', '.join(sorted(unknown))}."]})
+        decl = declaration(str(item["name"]), str(item.get("type") or "any"),
+                           bool(item.get("mandatory", False)))
+        if "default" in item:
+            decl["default"] = coerce(decl, item["default"])
+        if decl["name"].lower() in seen:
+            raise ValidationFailed(f"Parameter {decl['name']} is declared twice.",
+                                   {"parameters": [f"{decl['name']} is declared twice."]})
+        seen.add(decl["name"].lower())
+        result.append(decl)
+    return result
+
+
+def declaration(name: str, type_: str = "any", mandatory: bool = False) -> dict[str, Any]:
+    """One checked declaration."""
+    if not NAME_RE.match(name) or keyword.iskeyword(name):
+        raise ValidationFailed(
+            f"Invalid parameter name {name!r}: use letters, digits and _, not starting "
+            "with a digit.", {"parameters": [f"Invalid name {name!r}."]})
+    if name.upper() in RESERVED_NAMES or name.upper().startswith("SMA_"):
+        raise ValidationFailed(f"Parameter name {name!r} is reserved.",
+                               {"parameters": [f"{name!r} is reserved."]})
+    if type_ not in TYPES:
+        raise ValidationFailed(
+            f"Parameter {name} has unknown type {type_!r}; use one of {', '.join(TYPES)}.",
+            {"parameters": [f"Unknown type {type_!r}."]})
+    return {"name": name, "type": type_, "mandatory": mandatory}
+
+
+def coerce(decl: dict[str, Any], value: Any) -> Any:
+    """Check one value against its declaration, converting strings where the meaning is plain."""
+    name, type_ = decl["name"], decl["type"]
+
+    def bad(expected: str) -> ValidationFailed:
+        return ValidationFailed(
+            f"Parameter {name} must be {expected}; got {_describe(value)}.",
+            {"parameters": {name: [f"Must be {expected}."]}})
+
+    if value is None:
+        if type_ in ("any", "object", "string"):
+            return None
+        raise bad(_EXPECTED[type_])
+    if type_ == "any":
+        return value
+    if type_ == "string":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool | int | float):
+            return str(value).lower() if isinstance(value, bool) else str(value)
+        raise bad("a string")
+    if type_ == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise bad("a boolean (true or false)")
+    if type_ == "int":
+        if isinstance(value, bool):
+            raise bad("an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+            return int(value)
+        raise bad("an integer")
+    if type_ == "float":
+        if isinstance(value, bool):
+            raise bad("a number")
+        if isinstance(value, int | float):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise bad("a finite number")
+            return value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                raise bad("a number") from None
+            if math.isfinite(number):
+                return number
+        raise bad("a number")
+    if type_ == "datetime":
+        if isinstance(value, str):
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise bad("an ISO 8601 date and time") from None
+            return value
+        raise bad("an ISO 8601 date and time")
+    if type_ == "list":
+        if isinstance(value, list):
+            return value
+        raise bad("a list")
+    if type_ == "object":
+        if isinstance(value, dict):
+            return value
+        raise bad("an object")
+    raise bad(type_)  # pragma: no cover - TYPES is closed
+
+
+_EXPECTED = {
+    "string": "a string", "int": "an integer", "float": "a number",
+    "bool": "a boolean (true or false)", "datetime": "an ISO 8601 date and time",
+    "list": "a list", "object": "an object", "any": "a value",
+}
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+            dict: "object"}.get(type(value), type(value).__name__)
+    text = repr(value)
+    return f"{kind} {text[:40]}{'…' if len(text) > 40 else ''}"
+
+
+def validate(declared: list[dict[str, Any]], given: Any) -> dict[str, Any]:
+    """Check the parameters of a start against the declarations; return the values to run with.
+
+    Unknown names, missing mandatory values and wrong types are each an error naming the
+    parameter. Names match case-insensitively, as in PowerShell; the declared spelling wins.
+    """
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise ValidationFailed("parameters must be an object of name: value.",
+                               {"parameters": ["Must be an object."]})
+    by_lower = {d["name"].lower(): d for d in declared}
+    result: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    messages: list[str] = []
+    for key, value in given.items():
+        decl = by_lower.get(str(key).lower())
+        if decl is None:
+            known = ", ".join(d["name"] for d in declared) or "none"
+            messages.append(f"Unknown parameter {key} (declared: {known}).")
+            errors[str(key)] = ["Unknown parameter."]
+            continue
+        try:
+            result[decl["name"]] = coerce(decl, value)
+        except ValidationFailed as exc:
+            messages.append(exc.message)
+            errors[decl["name"]] = [exc.message]
+    for decl in declared:
+        if decl["name"] in result or decl["name"] in errors:
+            continue
+        if decl.get("mandatory") and "default" not in decl:
+            messages.append(f"Missing mandatory parameter {decl['name']}.")
+            errors[decl["name"]] = ["Missing mandatory parameter."]
+    if messages:
+        raise ValidationFailed(" ".join(messages), {"parameters": errors})
+    return result

@@ -1,0 +1,64 @@
+"""The Celery settings both sides share, and enqueueing a job by task *name*.
+
+The web service never imports `smaworker`: it sends `sma.run_job` to the queue of the
+job's worker group through a Celery app built from these settings.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from celery import Celery
+
+from smacommon.settings import Settings, get_settings
+
+RUN_JOB_TASK = "sma.run_job"
+_lock = threading.Lock()
+_producer_app: Celery | None = None
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery configuration for the broker in `settings` (no result backend: the DB is truth)."""
+    if not settings.redis_url:
+        from smacommon.errors import ConfigurationError
+
+        raise ConfigurationError("SMA_REDIS_URL is not set; `sma up` starts a Redis server "
+                                 "for you, otherwise point it at one.")
+    return {
+        "broker_url": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": 3600},
+        "task_ignore_result": True,
+        "task_default_queue": "default",
+        "task_acks_late": False,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+def producer_app() -> Celery:
+    """A send-only Celery app, built once per process."""
+    global _producer_app
+    with _lock:
+        if _producer_app is None:
+            app = Celery("sma-producer", set_as_current=False)
+            app.conf.update(celery_config(get_settings()))
+            _producer_app = app
+        return _producer_app
+
+
+def reset_producer() -> None:
+    """Forget the producer (after the settings changed, e.g. in tests)."""
+    global _producer_app
+    with _lock:
+        _producer_app = None
+
+
+def enqueue_job(job_id: str, worker_group: str) -> None:
+    """Send the run task for `job_id` to the queue of its worker group."""
+    producer_app().send_task(RUN_JOB_TASK, args=[job_id], queue=worker_group)

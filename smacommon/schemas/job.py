@@ -1,0 +1,79 @@
+"""Job and job stream schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import marshmallow as ma
+from webargs.fields import DelimitedList
+
+from smacommon.schemas.common import PageArgsSchema, StrictSchema
+from smacommon.states import ALL_STATUSES
+from smacommon.streams import STREAMS
+
+
+class JobStartSchema(StrictSchema):
+    parameters = ma.fields.Raw(load_default=None,
+                               metadata={"description": "Parameter values by name."})
+    worker_group = ma.fields.String(load_default=None)
+    wait = ma.fields.Float(load_default=None, validate=ma.validate.Range(min=0, max=300),
+                           metadata={"description": "Seconds to wait for the job to finish "
+                                     "before answering (at most 300)."})
+
+
+class JobSchema(ma.Schema):
+    id = ma.fields.UUID(dump_only=True)
+    runbook_id = ma.fields.UUID(dump_only=True)
+    runbook_name = ma.fields.String(dump_only=True)
+    runbook_version = ma.fields.Integer(dump_only=True, allow_none=True)
+    is_test = ma.fields.Boolean(dump_only=True)
+    status = ma.fields.String(dump_only=True)
+    status_reason = ma.fields.String(dump_only=True, allow_none=True)
+    exception = ma.fields.String(dump_only=True, allow_none=True)
+    parameters = ma.fields.Raw(dump_only=True)
+    worker_group = ma.fields.String(dump_only=True)
+    worker = ma.fields.String(dump_only=True, allow_none=True)
+    started_by = ma.fields.String(dump_only=True)
+    parent_job_id = ma.fields.UUID(dump_only=True, allow_none=True)
+    attempt = ma.fields.Integer(dump_only=True)
+    exit_code = ma.fields.Integer(dump_only=True, allow_none=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+    start_time = ma.fields.DateTime(dump_only=True, allow_none=True)
+    end_time = ma.fields.DateTime(dump_only=True, allow_none=True)
+    modified_at = ma.fields.DateTime(dump_only=True)
+
+
+class JobPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(JobSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class JobQueryArgsSchema(PageArgsSchema):
+    runbook = ma.fields.String(metadata={"description": "Runbook id or name."})
+    status = DelimitedList(ma.fields.String(validate=ma.validate.OneOf(ALL_STATUSES)),
+                                     metadata={"description": "Comma-separated statuses."})
+    started_by = ma.fields.String()
+    is_test = ma.fields.Boolean()
+    since = ma.fields.AwareDateTime(default_timezone=dt.UTC,
+                                    metadata={"description": "Created at or after (ISO 8601)."})
+    until = ma.fields.AwareDateTime(default_timezone=dt.UTC, metadata={"description": "Created before (ISO 8601)."})
+
+
+class JobStreamSchema(ma.Schema):
+    seq = ma.fields.Integer(dump_only=True)
+    stream = ma.fields.String(dump_only=True)
+    time = ma.fields.DateTime(dump_only=True)
+    text = ma.fields.String(dump_only=True)
+    value = ma.fields.Raw(dump_only=True, allow_none=True)
+
+
+class JobStreamPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(JobStreamSchema))
+    next_after_seq = ma.fields.Integer(allow_none=True, metadata={
+        "description": "Pass as after_seq for the next page; null when this was the last."})
+
+
+class JobStreamQueryArgsSchema(StrictSchema):
+    stream = DelimitedList(ma.fields.String(validate=ma.validate.OneOf(STREAMS)))
+    after_seq = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0))
+    limit = ma.fields.Integer(load_default=1000, validate=ma.validate.Range(min=1, max=10000))

@@ -1,0 +1,91 @@
+"""Runbook and version schemas."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from smacommon.schemas.common import PageArgsSchema, ParameterDeclarationSchema, StrictSchema
+from smacommon.scripts import RUNBOOK_TYPES
+
+_tags = ma.fields.List(ma.fields.String(validate=ma.validate.Length(min=1, max=64)),
+                       validate=ma.validate.Length(max=50))
+_timeout = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=1, max=7 * 86400))
+_parameters = ma.fields.List(ma.fields.Dict(), allow_none=True,
+                             metadata={"description": "Explicit parameter declarations "
+                                       "{name, type, mandatory, default}; when absent they are "
+                                       "read from the content at publish."})
+
+
+class RunbookSettingsSchema(StrictSchema):
+    description = ma.fields.String(validate=ma.validate.Length(max=4000))
+    tags = _tags
+    log_verbose = ma.fields.Boolean()
+    log_progress = ma.fields.Boolean()
+    log_debug = ma.fields.Boolean()
+    timeout_seconds = _timeout
+    worker_group = ma.fields.String(allow_none=True)
+    parameters = _parameters
+
+
+class RunbookCreateSchema(RunbookSettingsSchema):
+    name = ma.fields.String(required=True)
+    runbook_type = ma.fields.String(
+        required=True, metadata={"description": f"One of {', '.join(RUNBOOK_TYPES)}."})
+    content = ma.fields.String(required=True)
+
+
+class VersionSummarySchema(ma.Schema):
+    id = ma.fields.UUID(dump_only=True)
+    number = ma.fields.Integer(dump_only=True)
+    content_sha256 = ma.fields.String(dump_only=True)
+    parameters = ma.fields.List(ma.fields.Nested(ParameterDeclarationSchema), dump_only=True)
+    published_at = ma.fields.DateTime(dump_only=True)
+    published_by = ma.fields.String(dump_only=True)
+
+
+class VersionSchema(VersionSummarySchema):
+    content = ma.fields.String(dump_only=True)
+
+
+class RunbookSchema(ma.Schema):
+    id = ma.fields.UUID(dump_only=True)
+    name = ma.fields.String(dump_only=True)
+    runbook_type = ma.fields.String(dump_only=True)
+    description = ma.fields.String(dump_only=True)
+    tags = ma.fields.List(ma.fields.String(), dump_only=True)
+    log_verbose = ma.fields.Boolean(dump_only=True)
+    log_progress = ma.fields.Boolean(dump_only=True)
+    log_debug = ma.fields.Boolean(dump_only=True)
+    timeout_seconds = ma.fields.Integer(dump_only=True, allow_none=True)
+    worker_group = ma.fields.String(dump_only=True)
+    declared_parameters = ma.fields.List(ma.fields.Dict(), dump_only=True, allow_none=True)
+    has_draft = ma.fields.Function(lambda r: r.draft_content is not None, dump_only=True)
+    draft_edited_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    published_version = ma.fields.Nested(VersionSummarySchema, dump_only=True, allow_none=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+    modified_at = ma.fields.DateTime(dump_only=True)
+
+
+class RunbookQueryArgsSchema(PageArgsSchema):
+    name = ma.fields.String(metadata={"description": "Names containing this text."})
+    tag = ma.fields.String()
+    type = ma.fields.String(validate=ma.validate.OneOf(RUNBOOK_TYPES))
+
+
+class DraftSchema(ma.Schema):
+    content = ma.fields.String(dump_only=True)
+    edited_at = ma.fields.DateTime(dump_only=True, attribute="draft_edited_at")
+
+
+class DraftUpdateSchema(StrictSchema):
+    content = ma.fields.String(required=True)
+
+
+class RunbookPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(RunbookSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class VersionPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(VersionSummarySchema))
+    next_cursor = ma.fields.String(allow_none=True)

@@ -1,0 +1,48 @@
+"""API tokens: generation, hashing, lookup and the bootstrap admin token."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from smacommon.db import utcnow
+from smacommon.models import ApiToken
+
+TOKEN_PREFIX = "sma_"
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_secret() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def find_token(session: Session, secret: str) -> ApiToken | None:
+    """The live token whose secret this is (lookup by hash: no secret is stored)."""
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    if token is None or token.revoked:
+        return None
+    if token.expires_at is not None and token.expires_at <= utcnow():
+        return None
+    return token
+
+
+def ensure_admin_token(session: Session, configured: str = "") -> str | None:
+    """Make sure an admin can sign in; return a newly generated secret to print once.
+
+    A configured SMA_ADMIN_TOKEN is accepted as it is (the web service compares it in
+    constant time). Otherwise, on a database with no token at all, one is generated.
+    The caller commits.
+    """
+    if configured:
+        return None
+    if session.scalar(select(func.count()).select_from(ApiToken)):
+        return None
+    secret = new_secret()
+    session.add(ApiToken(name="admin", role="admin", token_hash=hash_token(secret)))
+    return secret

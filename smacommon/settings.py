@@ -1,0 +1,89 @@
+"""One validated settings object, read from SMA_* environment variables (and an optional .env)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from smacommon.errors import ConfigurationError
+
+WORKER_GROUP_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "sma"
+
+
+class Settings(BaseSettings):
+    """Service-wide settings; every field is `SMA_<FIELD>` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SMA_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str = ""
+    redis_url: str = ""
+    api_url: str = "http://127.0.0.1:8080"
+    secret_key: str = ""
+    encryption_keys: str = ""
+    admin_token: str = ""
+    worker_group: str = Field(default="default", pattern=WORKER_GROUP_PATTERN)
+    worker_name: str = ""
+    python: str = ""
+    job_output_limit: int = Field(default=100 * 1024 * 1024, ge=1024)
+    job_retention_days: int = Field(default=90, ge=1)
+    max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_content_bytes: int = Field(default=1024 * 1024, ge=1024)
+    stream_batch_lines: int = Field(default=1000, ge=1, le=100_000)
+    stream_batch_ms: int = Field(default=100, ge=1, le=60_000)
+    max_line_bytes: int = Field(default=64 * 1024, ge=256)
+    kill_grace_seconds: float = Field(default=5.0, ge=0, le=300)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and "://" not in value:
+            raise ValueError("must be a SQLAlchemy URL such as sqlite:////path/sma.db or "
+                             "postgresql+psycopg://user@host/db")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or a SQLite file in the data folder."""
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            return url
+        return f"sqlite:///{(self.data_dir / 'sma.db').resolve()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings; a bad value raises ConfigurationError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"SMA_{field.upper()}: {err['msg']}")
+        raise ConfigurationError("Invalid setting: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

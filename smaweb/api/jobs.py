@@ -1,0 +1,160 @@
+"""/api/v1/jobs, plus starting jobs from /api/v1/runbooks/{runbook}/start and /draft/test."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Response, current_app, stream_with_context
+from flask.views import MethodView
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smacommon.models import Job, JobStream, Runbook, RunbookVersion
+from smacommon.schemas.job import (
+    JobPageSchema,
+    JobQueryArgsSchema,
+    JobSchema,
+    JobStartSchema,
+    JobStreamPageSchema,
+    JobStreamQueryArgsSchema,
+)
+from smacommon.services.jobs import get_job, start_job
+from smacommon.services.runbooks import get_runbook
+from smacommon.states import FINAL_STATUSES, JobStatus
+from smacommon.streams import OUTPUT
+from smaweb.auth import current_principal
+from smaweb.extensions import SmaBlueprint, db
+from smaweb.pagination import keyset_page
+
+blp = SmaBlueprint("jobs", __name__, url_prefix="/api/v1",
+                   description="Jobs: start runbooks, follow them, read what they wrote.")
+
+_DONE = {s.value for s in FINAL_STATUSES} | {JobStatus.SUSPENDED.value}
+
+
+def _with_names(session: Session, jobs: list[Job]) -> list[Job]:
+    """Attach runbook_name and runbook_version to each job for the response."""
+    runbook_ids = {j.runbook_id for j in jobs}
+    version_ids = {j.runbook_version_id for j in jobs if j.runbook_version_id}
+    names = dict(session.execute(select(Runbook.id, Runbook.name)
+                                 .where(Runbook.id.in_(runbook_ids))).all()) if jobs else {}
+    numbers = dict(session.execute(select(RunbookVersion.id, RunbookVersion.number)
+                                   .where(RunbookVersion.id.in_(version_ids))).all()) \
+        if version_ids else {}
+    for job in jobs:
+        job.runbook_name = names.get(job.runbook_id)
+        job.runbook_version = numbers.get(job.runbook_version_id)
+    return jobs
+
+
+def _start(runbook_ref: str, data: dict, test: bool):
+    session = db.session
+    runbook = get_runbook(session, runbook_ref)
+    job = start_job(session, runbook, data.get("parameters"), worker_group=data.get("worker_group"),
+                    started_by=f"user:{current_principal()}", test=test)
+    session.commit()
+    if data.get("wait"):
+        job = _wait(session, job, data["wait"])
+    return _with_names(session, [job])[0]
+
+
+def _wait(session: Session, job: Job, seconds: float) -> Job:
+    deadline = time.monotonic() + seconds
+    delay = 0.02
+    while job.status not in _DONE and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+        session.refresh(job)
+        session.rollback()  # end the read transaction so the next one sees new commits
+    return job
+
+
+@blp.route("/runbooks/<runbook>/start", methods=["POST"])
+@blp.arguments(JobStartSchema)
+@blp.response(201, JobSchema)
+def start(data, runbook):
+    """Start the published version as a job; answers at once unless `wait` is given."""
+    return _start(runbook, data, test=False)
+
+
+@blp.route("/runbooks/<runbook>/draft/test", methods=["POST"])
+@blp.arguments(JobStartSchema)
+@blp.response(201, JobSchema)
+def test_draft(data, runbook):
+    """Run the draft as a test job (SMA's Test action)."""
+    return _start(runbook, data, test=True)
+
+
+@blp.route("/jobs")
+class Jobs(MethodView):
+    @blp.arguments(JobQueryArgsSchema, location="query")
+    @blp.response(200, JobPageSchema)
+    def get(self, args):
+        """List jobs, newest first (filter by runbook, status, started_by, since, until)."""
+        session = db.session
+        stmt = select(Job)
+        if args.get("runbook"):
+            stmt = stmt.where(Job.runbook_id == get_runbook(session, args["runbook"]).id)
+        if args.get("status"):
+            stmt = stmt.where(Job.status.in_(args["status"]))
+        if args.get("started_by"):
+            stmt = stmt.where(Job.started_by == args["started_by"])
+        if "is_test" in args:
+            stmt = stmt.where(Job.is_test == args["is_test"])
+        if args.get("since"):
+            stmt = stmt.where(Job.created_at >= args["since"])
+        if args.get("until"):
+            stmt = stmt.where(Job.created_at < args["until"])
+        items, cursor = keyset_page(stmt, Job.created_at, Job.id, args["limit"], args["cursor"],
+                                    session.scalars)
+        return {"items": _with_names(session, items), "next_cursor": cursor}
+
+
+@blp.route("/jobs/<job_id>", methods=["GET"])
+@blp.response(200, JobSchema)
+def get(job_id):
+    """Get a job."""
+    session = db.session
+    return _with_names(session, [get_job(session, job_id)])[0]
+
+
+@blp.route("/jobs/<job_id>/streams", methods=["GET"])
+@blp.arguments(JobStreamQueryArgsSchema, location="query")
+@blp.response(200, JobStreamPageSchema)
+def streams(args, job_id):
+    """Records the job wrote, in order; `next_after_seq` pages on."""
+    session = db.session
+    job = get_job(session, job_id)
+    stmt = select(JobStream).where(JobStream.job_id == job.id,
+                                   JobStream.seq > args["after_seq"])
+    if args.get("stream"):
+        stmt = stmt.where(JobStream.stream.in_(args["stream"]))
+    rows = list(session.scalars(stmt.order_by(JobStream.seq).limit(args["limit"] + 1)))
+    more = len(rows) > args["limit"]
+    rows = rows[:args["limit"]]
+    return {"items": rows, "next_after_seq": rows[-1].seq if more else None}
+
+
+@blp.route("/jobs/<job_id>/output", methods=["GET"])
+@blp.response(200, {"type": "string"}, content_type="text/plain")
+def output(job_id):
+    """The Output stream as plain text, one record per line."""
+    job = get_job(db.session, job_id)
+    factory = current_app.extensions["sma_db"].factory
+
+    def lines():
+        after = 0
+        while True:
+            with factory() as session:
+                rows = session.execute(
+                    select(JobStream.seq, JobStream.text)
+                    .where(JobStream.job_id == job.id, JobStream.stream == OUTPUT,
+                           JobStream.seq > after)
+                    .order_by(JobStream.seq).limit(5000)).all()
+            if not rows:
+                return
+            yield "".join(f"{text}\n" for _, text in rows)
+            after = rows[-1][0]
+
+    return Response(stream_with_context(lines()), mimetype="text/plain",
+                    content_type="text/plain; charset=utf-8")

@@ -1,0 +1,52 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from smacommon.settings import Settings, get_settings
+from smaweb import auth, errors
+from flask_smorest import Api
+
+from smaweb.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app; `config` may carry SMA_SETTINGS (a Settings) and Flask keys."""
+    app = Flask(__name__)
+    config = dict(config or {})
+    settings: Settings = config.pop("SMA_SETTINGS", None) or get_settings()
+    app.config.update(
+        SMA_SETTINGS=settings,
+        SECRET_KEY=settings.secret_key or None,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        API_TITLE="sma",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={"components": {"securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearerAuth": []}]},
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(config)
+
+    db.init_app(app)
+    api = Api(app)
+    errors.init_app(app)
+    auth.init_app(app)
+
+    from smaweb.api import health, jobs, runbooks
+
+    api.register_blueprint(runbooks.blp)
+    api.register_blueprint(jobs.blp)
+    app.register_blueprint(health.bp)
+    return app

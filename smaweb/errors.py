@@ -1,0 +1,74 @@
+"""Every error leaves as {code, status, message, errors}: one place maps them to HTTP."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
+
+from smacommon.errors import SmaError
+
+log = logging.getLogger(__name__)
+
+
+def _flatten(errors: object, prefix: str = "") -> list[str]:
+    if isinstance(errors, dict):
+        out: list[str] = []
+        for key, value in errors.items():
+            if key in ("json", "query", "querystring", "form", "headers", "path_params"):
+                out += _flatten(value, prefix)
+            else:
+                out += _flatten(value, f"{prefix}{key}.")
+        return out
+    if isinstance(errors, list) and all(isinstance(e, str) for e in errors):
+        return [f"{prefix.rstrip('.')}: {' '.join(errors)}" if prefix else " ".join(errors)]
+    if isinstance(errors, list):
+        return [m for e in errors for m in _flatten(e, prefix)]
+    return [f"{prefix.rstrip('.')}: {errors}"]
+
+
+def error_body(code: int, message: str, errors: object = None) -> dict:
+    body = {"code": code, "status": HTTP_STATUS_CODES.get(code, "Error"), "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def handle_http_exception(error: HTTPException):
+    data = getattr(error, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    message = data.get("message")
+    if not message and errors:
+        message = "Invalid input: " + "; ".join(_flatten(errors))
+    if not message:
+        message = error.description or error.name
+    if isinstance(error, InternalServerError):
+        message = "Internal server error; the service logged the details."
+    if isinstance(errors, dict) and set(errors) <= {"json", "query", "querystring", "headers"}:
+        merged: dict = {}
+        for value in errors.values():
+            if isinstance(value, dict):
+                merged.update(value)
+        errors = merged or errors
+    headers = data.get("headers") or {}
+    return error_body(error.code or 500, message, errors), error.code or 500, headers
+
+
+def handle_sma_error(error: SmaError):
+    code = error.status_code
+    if code >= 500:
+        log.error("service error: %s", error.message)
+    return error_body(code, error.message, error.errors), code
+
+
+def handle_unexpected(error: Exception):
+    log.exception("unhandled error")
+    return error_body(500, "Internal server error; the service logged the details."), 500
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(SmaError, handle_sma_error)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,5 @@
+"""sma runbook workers: `celery -A smaworker worker`."""
+
+from smaworker.celery_app import app
+
+__all__ = ["app"]

@@ -1,0 +1,50 @@
+"""The Celery app of the runbook workers: settings from smacommon, no Flask."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from celery import Celery, signals
+
+from smacommon.db import dispose_engines, get_engine
+from smacommon.queue import celery_config
+from smacommon.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+settings = get_settings()
+app = Celery("smaworker", include=["smaworker.tasks"])
+app.conf.update(celery_config(settings))
+app.conf.task_default_queue = settings.worker_group
+
+HEARTBEAT_SECONDS = 15.0
+
+
+# computed once in the main process, so its forked pool processes share it
+WORKER_NAME = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}"
+
+
+def worker_name() -> str:
+    """This worker's name: SMA_WORKER_NAME, else host name and main process id."""
+    return WORKER_NAME
+
+
+@signals.worker_process_init.connect
+def _pool_process_init(**_: object) -> None:
+    # a forked pool process must not share its parent's database connections
+    dispose_engines()
+
+
+@signals.worker_ready.connect
+def _register(sender=None, **_: object) -> None:
+    from smaworker.registry import heartbeat_forever, register
+
+    concurrency = getattr(getattr(sender, "controller", None), "concurrency", None) or 1
+    engine = get_engine(settings.effective_database_url)
+    register(engine, worker_name(), settings.worker_group, concurrency)
+    thread = threading.Thread(target=heartbeat_forever, args=(engine, worker_name(),
+                              HEARTBEAT_SECONDS), name="sma-heartbeat", daemon=True)
+    thread.start()

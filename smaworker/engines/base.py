@@ -1,0 +1,47 @@
+"""The one small interface every runbook engine implements.
+
+An engine turns a prepared job (script file written, parameters validated, base
+environment built) into a command line and the extra environment; the worker does the
+rest (process group, pipes, capture, limits) the same way for every language.
+"""
+
+from __future__ import annotations
+
+import shutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+
+
+@dataclass
+class JobContext:
+    """What an engine needs to know about the job it launches."""
+
+    job_id: str
+    workdir: Path                      # private temporary folder, removed after the job
+    script_path: Path                  # the content, written with the engine's suffix
+    parameters: dict[str, Any]         # validated values the start gave
+    declared: list[dict[str, Any]]     # declarations: name, type, mandatory, default
+    log_verbose: bool = False
+    log_progress: bool = False
+    log_debug: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # base environment, already clean
+
+
+class Engine(ABC):
+    """Base class: subclasses set `name`, `suffix` and implement `command`."""
+
+    name: str = ""
+    suffix: str = ""
+    executable: str = ""
+
+    def available(self) -> bool:
+        """Whether this host can run the engine's runbooks."""
+        return bool(self.executable and shutil.which(self.executable))
+
+    @abstractmethod
+    def command(self, ctx: JobContext) -> tuple[list[str], dict[str, str]]:
+        """The argv to run and the environment variables to add to `ctx.env`."""

@@ -1,0 +1,36 @@
+"""Python runbooks, run by the worker's own interpreter (or SMA_PYTHON) through a small host."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import sys
+
+from smaworker.engines.base import RUNTIME_DIR, Engine, JobContext
+
+
+class PythonEngine(Engine):
+    name = "python"
+    suffix = ".py"
+
+    def __init__(self, interpreter: str | None = None) -> None:
+        self.executable = interpreter or os.environ.get("SMA_PYTHON") or sys.executable
+
+    def available(self) -> bool:
+        return os.access(self.executable, os.X_OK)
+
+    def command(self, ctx: JobContext) -> tuple[list[str], dict[str, str]]:
+        content = ctx.script_path.read_text(encoding="utf-8")
+        try:
+            tree = ast.parse(content)
+            has_main = any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body)
+        except SyntaxError:  # a test job of a broken draft: let Python report it
+            has_main = False
+        spec_path = ctx.workdir / "parameters.json"
+        spec_path.write_text(json.dumps({"parameters": ctx.parameters, "has_main": has_main}),
+                             encoding="utf-8")
+        # -I: ignore PYTHON* variables and the user site; -u: unbuffered, so lines arrive live
+        argv = [self.executable, "-I", "-u", str(RUNTIME_DIR / "sma_python_host.py"),
+                str(ctx.script_path), str(spec_path)]
+        return argv, {"PYTHONUTF8": "1"}

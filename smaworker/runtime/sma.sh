@@ -1,0 +1,52 @@
+# sma runbook helpers for Bash, loaded through BASH_ENV before the runbook runs.
+# Records go as JSON lines to the pipe whose descriptor number is in SMA_RECORD_FD.
+
+__sma_json() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  s=${s//$'\t'/\\t}
+  printf '"%s"' "$s"
+}
+
+__sma_record() {
+  local stream=$1; shift
+  local text="$*"
+  if [ -n "${SMA_RECORD_FD:-}" ]; then
+    printf '{"stream":"%s","text":%s}\n' "$stream" "$(__sma_json "$text")" >&"$SMA_RECORD_FD"
+  else
+    printf '[%s] %s\n' "$stream" "$text" >&2
+  fi
+}
+
+write_warning() { __sma_record Warning "$@"; }
+write_error()   { __sma_record Error "$@"; }
+write_verbose() { [ "${SMA_LOG_VERBOSE:-0}" = 1 ] && __sma_record Verbose "$@"; return 0; }
+write_debug()   { [ "${SMA_LOG_DEBUG:-0}" = 1 ] && __sma_record Debug "$@"; return 0; }
+
+# write_progress ACTIVITY [STATUS [PERCENT]]
+write_progress() {
+  [ "${SMA_LOG_PROGRESS:-0}" = 1 ] || return 0
+  local activity=$1 status=${2:-} percent=${3:-null} text
+  text=$activity
+  [ -n "$status" ] && text="$activity: $status"
+  [ "$percent" != null ] && text="$text ($percent%)"
+  if [ -n "${SMA_RECORD_FD:-}" ]; then
+    printf '{"stream":"Progress","text":%s,"value":{"activity":%s,"status":%s,"percent":%s}}\n' \
+      "$(__sma_json "$text")" "$(__sma_json "$activity")" "$(__sma_json "$status")" \
+      "$percent" >&"$SMA_RECORD_FD"
+  else
+    printf '[Progress] %s\n' "$text" >&2
+  fi
+}
+
+# write_output_json JSON: a typed output object given as JSON text
+write_output_json() {
+  if [ -n "${SMA_RECORD_FD:-}" ]; then
+    printf '{"stream":"Output","text":%s,"value":%s}\n' "$(__sma_json "$1")" "$1" >&"$SMA_RECORD_FD"
+  else
+    printf '%s\n' "$1"
+  fi
+}

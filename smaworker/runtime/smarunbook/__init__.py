@@ -1,0 +1,81 @@
+"""What a Python runbook sees: helpers that write SMA's other streams and typed output.
+
+Records go as JSON lines to the pipe whose descriptor number is in SMA_RECORD_FD; print()
+is the Output stream and anything on stderr is the Error stream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+__all__ = [
+    "output", "write_debug", "write_error", "write_output", "write_progress", "write_verbose",
+    "write_warning",
+]
+
+_channel = None
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "0") == "1"
+
+
+def _record(record: dict[str, Any]) -> None:
+    global _channel
+    if _channel is None:
+        fd = os.environ.get("SMA_RECORD_FD")
+        if not fd:  # not under a worker (e.g. run by hand): print to stderr for people
+            sys.stderr.write(f"[{record.get('stream', record.get('type'))}] "
+                             f"{record.get('text', record.get('value', ''))}\n")
+            return
+        _channel = os.fdopen(int(fd), "w", encoding="utf-8", buffering=1, closefd=False)
+    # keep ordering with stdout: what was printed before the record is flushed first
+    sys.stdout.flush()
+    _channel.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+    _channel.flush()
+
+
+def write_warning(message: Any) -> None:
+    """A Warning record."""
+    _record({"stream": "Warning", "text": str(message)})
+
+
+def write_verbose(message: Any) -> None:
+    """A Verbose record (kept when the runbook logs verbose records)."""
+    if _flag("SMA_LOG_VERBOSE"):
+        _record({"stream": "Verbose", "text": str(message)})
+
+
+def write_debug(message: Any) -> None:
+    """A Debug record (kept when the runbook logs debug records)."""
+    if _flag("SMA_LOG_DEBUG"):
+        _record({"stream": "Debug", "text": str(message)})
+
+
+def write_progress(activity: Any, status: Any = "", percent: int | None = None) -> None:
+    """A Progress record (kept when the runbook logs progress)."""
+    if _flag("SMA_LOG_PROGRESS"):
+        text = f"{activity}: {status}" if status else str(activity)
+        if percent is not None:
+            text += f" ({percent}%)"
+        _record({"stream": "Progress", "text": text,
+                 "value": {"activity": str(activity), "status": str(status), "percent": percent}})
+
+
+def write_error(message: Any) -> None:
+    """An Error record that does not end the runbook."""
+    _record({"stream": "Error", "text": str(message)})
+
+
+def write_output(message: Any) -> None:
+    """An Output line, like print()."""
+    _record({"stream": "Output", "text": str(message)})
+
+
+def output(value: Any) -> None:
+    """A typed output object (any JSON value), kept with its structure."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    _record({"stream": "Output", "text": text, "value": value})

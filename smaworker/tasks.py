@@ -1,0 +1,26 @@
+"""Celery tasks of the runbook workers."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from smaworker.celery_app import app, settings, worker_name
+from smaworker.runner import JobRunner
+
+log = logging.getLogger(__name__)
+_redis: redis.Redis | None = None
+
+
+def _publish(channel: str, last_seq: int) -> None:
+    global _redis
+    if _redis is None:
+        _redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    _redis.publish(channel, last_seq)
+
+
+@app.task(name="sma.run_job", ignore_result=True)
+def run_job(job_id: str) -> None:
+    """Claim and run one job; a message for a job already claimed runs nothing."""
+    JobRunner(job_id, settings, worker_name(), publish=_publish).run()

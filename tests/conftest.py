@@ -1,0 +1,274 @@
+"""Fixtures: real Redis, a real database, real Celery worker processes.
+
+Services start once per test session (per pytest-xdist worker). Each xdist worker gets its
+own database (a SQLite file, or a PostgreSQL database when SMA_TEST_DATABASE_URL is set) and
+its own Redis database number (or its own embedded redis-server when SMA_TEST_REDIS_URL is
+not set), so parallel workers never see each other's jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from smacommon.db import Base, dispose_engines, get_engine
+from smacommon.embedded_redis import EmbeddedRedis
+
+ADMIN_TOKEN = "sma_test_admin_token"
+OUTPUT_LIMIT = 10 * 1024 * 1024
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _xdist_index(worker_id: str) -> int:
+    return int(worker_id[2:]) if worker_id.startswith("gw") else 0
+
+
+def _database_url(tmp: Path, worker_id: str) -> str:
+    base = os.environ.get("SMA_TEST_DATABASE_URL")
+    if not base:
+        return f"sqlite:///{tmp / 'sma-test.db'}"
+    import psycopg
+
+    url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"sma_test_{worker_id.replace('-', '_')}"
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory, worker_id):
+    """Redis and the database for this test session; sets the SMA_* environment."""
+    tmp = tmp_path_factory.mktemp("sma")
+    redis = None
+    base_redis = os.environ.get("SMA_TEST_REDIS_URL")
+    if base_redis:
+        parts = urlsplit(base_redis)
+        redis_url = urlunsplit(parts._replace(path=f"/{1 + _xdist_index(worker_id)}"))
+    else:
+        redis = EmbeddedRedis(tmp / "redis", persist=False).start()
+        redis_url = redis.url
+    db_url = _database_url(tmp, worker_id)
+    env = {
+        "SMA_DATABASE_URL": db_url,
+        "SMA_REDIS_URL": redis_url,
+        "SMA_ADMIN_TOKEN": ADMIN_TOKEN,
+        "SMA_DATA_DIR": str(tmp / "data"),
+        "SMA_JOB_OUTPUT_LIMIT": str(OUTPUT_LIMIT),
+        "SMA_WORKER_GROUP": "default",
+        "SMA_KILL_GRACE_SECONDS": "2",
+    }
+    os.environ.update(env)
+    _reset_settings()
+    import redis as redis_lib
+
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    from smacommon.migrate import upgrade
+
+    upgrade(db_url)
+    yield {"database_url": db_url, "redis_url": redis_url, "env": env, "tmp": tmp}
+    dispose_engines()
+    if redis is not None:
+        redis.stop()
+
+
+def _reset_settings() -> None:
+    from smacommon.queue import reset_producer
+    from smacommon.settings import get_settings
+
+    get_settings.cache_clear()
+    reset_producer()
+
+
+@pytest.fixture(autouse=True)
+def clean_db(request, services):
+    """A fresh database for every test: every row of every table goes."""
+    engine = get_engine(services["database_url"])
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} CASCADE"))
+        else:
+            conn.execute(text("UPDATE runbooks SET published_version_id = NULL"))
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+    yield
+
+
+@pytest.fixture
+def settings(services):
+    from smacommon.settings import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture
+def app(services):
+    from smaweb import create_app
+
+    return create_app({"TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Api:
+    """The test client with the admin token, and JSON helpers."""
+
+    def __init__(self, client, token: str = ADMIN_TOKEN) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, path, **kw):
+        return self.client.get(path, headers=self.headers, **kw)
+
+    def post(self, path, json=None, **kw):
+        return self.client.post(path, json=json, headers=self.headers, **kw)
+
+    def put(self, path, json=None, **kw):
+        return self.client.put(path, json=json, headers=self.headers, **kw)
+
+    def patch(self, path, json=None, **kw):
+        return self.client.patch(path, json=json, headers=self.headers, **kw)
+
+    def delete(self, path, **kw):
+        return self.client.delete(path, headers=self.headers, **kw)
+
+    def create_runbook(self, name=None, content="print('hi')\n", runbook_type="python",
+                       publish=True, **fields):
+        name = name or f"rb-{uuid.uuid4().hex[:8]}"
+        resp = self.post("/api/v1/runbooks", json={"name": name, "runbook_type": runbook_type,
+                                                   "content": content, **fields})
+        assert resp.status_code == 201, resp.get_json()
+        if publish:
+            pub = self.post(f"/api/v1/runbooks/{name}/publish")
+            assert pub.status_code == 201, pub.get_json()
+        return resp.get_json()
+
+    def start(self, runbook, parameters=None, **fields):
+        resp = self.post(f"/api/v1/runbooks/{runbook}/start",
+                         json={"parameters": parameters or {}, **fields})
+        assert resp.status_code == 201, resp.get_json()
+        return resp.get_json()
+
+    def wait(self, job_id, timeout=60.0, statuses=("Completed", "Failed", "Stopped",
+                                                    "Suspended")):
+        deadline = time.monotonic() + timeout
+        job = None
+        while time.monotonic() < deadline:
+            job = self.get(f"/api/v1/jobs/{job_id}").get_json()
+            if job["status"] in statuses:
+                return job
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} did not finish in {timeout} s: {job}")
+
+    def records(self, job_id, **query):
+        items, after = [], 0
+        while True:
+            page = self.get(f"/api/v1/jobs/{job_id}/streams",
+                            query_string={**query, "after_seq": after, "limit": 10000}).get_json()
+            items += page["items"]
+            if page["next_after_seq"] is None:
+                return items
+            after = page["next_after_seq"]
+
+    def run(self, content, parameters=None, runbook_type="python", timeout=60.0, **fields):
+        """Create, publish, start and wait: the finished job."""
+        rb = self.create_runbook(content=content, runbook_type=runbook_type, **fields)
+        job = self.start(rb["name"], parameters)
+        return self.wait(job["id"], timeout=timeout)
+
+
+@pytest.fixture
+def api(client):
+    return Api(client)
+
+
+class WorkerProcess:
+    """A real `celery -A smaworker worker` process in its own process group."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = 2,
+                 group: str = "default", name: str | None = None) -> None:
+        self.name = name or f"test-worker-{uuid.uuid4().hex[:6]}"
+        self.group = group
+        self.log_path = log_path
+        self.env = {**os.environ, **env, "SMA_WORKER_NAME": self.name,
+                    "SMA_WORKER_GROUP": group}
+        self.argv = [sys.executable, "-m", "celery", "-A", "smaworker", "worker", "-Q", group,
+                     "-c", str(concurrency), "-P", "prefork", "--without-gossip",
+                     "--without-mingle", "--without-heartbeat", "-l", "INFO", "-n",
+                     f"{self.name}@%h"]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, database_url: str, timeout: float = 30.0) -> WorkerProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        engine = get_engine(database_url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
+            with engine.connect() as conn:
+                found = conn.execute(text("SELECT 1 FROM workers WHERE name = :n"),
+                                     {"n": self.name}).first()
+            if found:
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"worker did not register: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+            except ProcessLookupError:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=timeout)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def worker_process(services):
+    """One real worker serving the `default` group for the whole session."""
+    proc = WorkerProcess(services["env"], services["tmp"] / "worker.log").start(
+        services["database_url"])
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def worker(worker_process, clean_db):
+    """Use in a test that needs its jobs run; re-registers the worker row the clean removed."""
+    from sqlalchemy.orm import Session
+
+    from smacommon.models import Worker
+
+    with Session(get_engine(os.environ["SMA_DATABASE_URL"])) as s, s.begin():
+        s.merge(Worker(name=worker_process.name, worker_group=worker_process.group))
+    assert worker_process.proc.poll() is None, worker_process.log_path.read_text()[-3000:]
+    return worker_process
