@@ -45,57 +45,134 @@ def _safe_url(url: str) -> str:
     return url
 
 
-def up(args: argparse.Namespace) -> int:
-    overrides = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
-    settings = load_settings(**overrides)
-    data_dir = settings.data_dir.expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    procs: list[tuple[str, subprocess.Popen]] = []
-    redis = None
-    try:
+class Stack:
+    """The web service, one worker and beat on one machine, with an embedded Redis if needed."""
+
+    def __init__(self, data_dir: Path | None = None, host: str = "127.0.0.1", port: int = 8080,
+                 concurrency: int | None = None, env: dict[str, str] | None = None,
+                 output=None) -> None:
+        self.overrides = {"data_dir": Path(data_dir)} if data_dir else {}
+        self.host = host
+        self.port = port
+        self.concurrency = concurrency or max(2, os.cpu_count() or 2)
+        self.extra_env = env or {}
+        self.output = output  # where children write (None: inherit the terminal)
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.redis: EmbeddedRedis | None = None
+        self.new_token: str | None = None
+        self.api_url = ""
+        self.data_dir = Path()
+
+    def start(self) -> Stack:
+        os.environ.update(self.extra_env)
+        settings = load_settings(**self.overrides)
+        self.data_dir = settings.data_dir.expanduser().resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         redis_url = settings.redis_url
         if not redis_url:
-            redis = EmbeddedRedis(data_dir / "redis").start()
-            redis_url = redis.url
-        settings = load_settings(**overrides, redis_url=redis_url)
+            self.redis = EmbeddedRedis(self.data_dir / "redis").start()
+            redis_url = self.redis.url
+        settings = load_settings(**self.overrides, redis_url=redis_url)
         db_url = settings.effective_database_url
 
         from smacommon.migrate import upgrade
 
         upgrade(db_url)
-        new_token = _bootstrap_token(settings)
-
-        host = args.host
-        api_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        api_url = os.environ.get("SMA_API_URL") or f"http://{api_host}:{args.port}"
-        env = dict(os.environ, SMA_DATA_DIR=str(data_dir), SMA_REDIS_URL=redis_url,
-                   SMA_DATABASE_URL=db_url, SMA_API_URL=api_url, PYTHONUNBUFFERED="1")
-        concurrency = args.workers or max(2, os.cpu_count() or 2)
+        self.new_token = _bootstrap_token(settings)
+        api_host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        self.api_url = os.environ.get("SMA_API_URL") or f"http://{api_host}:{self.port}"
+        env = dict(os.environ, SMA_DATA_DIR=str(self.data_dir), SMA_REDIS_URL=redis_url,
+                   SMA_DATABASE_URL=db_url, SMA_API_URL=self.api_url, PYTHONUNBUFFERED="1")
         py = sys.executable
         commands = {
             "web": [py, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1",
-                    "-b", f"{host}:{args.port}", "--graceful-timeout", "5",
+                    "-b", f"{self.host}:{self.port}", "--graceful-timeout", "5",
                     "--access-logfile", "-", "smaweb.wsgi:app"],
-            "worker": [py, "-m", "celery", "-A", "smaworker", "worker", "-c", str(concurrency),
-                       "-Q", settings.worker_group, "--without-gossip", "--without-mingle",
-                       "-l", "INFO"],
+            "worker": [py, "-m", "celery", "-A", "smaworker", "worker",
+                       "-c", str(self.concurrency), "-Q", settings.worker_group,
+                       "--without-gossip", "--without-mingle", "-l", "INFO"],
             "beat": [py, "-m", "celery", "-A", "smaworker", "beat", "-l", "INFO",
-                     "-s", str(data_dir / "celerybeat-schedule")],
+                     "-s", str(self.data_dir / "celerybeat-schedule")],
         }
         for name, argv in commands.items():
-            procs.append((name, subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
-                                                 start_new_session=True)))
-        _wait_healthy(api_url, procs)
-        print(f"\nsma is up: {api_url}  (API {api_url}/api/v1, docs {api_url}/api/docs)")
-        print(f"Data folder: {data_dir}")
-        if new_token:
-            print(f"Admin token (shown once, keep it): {new_token}")
+            self.procs[name] = subprocess.Popen(
+                argv, env=env, stdin=subprocess.DEVNULL, stdout=self.output,
+                stderr=subprocess.STDOUT if self.output else None, start_new_session=True)
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check()
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise SystemExit(f"sma: the web service did not answer at {self.api_url}/health "
+                         f"in {timeout:.0f} s")
+
+    def check(self) -> None:
+        """Raise SystemExit when one of the processes has ended."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise SystemExit(f"sma: the {name} process exited (code {proc.returncode})")
+
+    def stop(self) -> None:
+        procs = list(self.procs.values())
+        for proc in procs:
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in procs:
+            _signal_group(proc, signal.SIGKILL)
+            if proc.poll() is None:
+                proc.wait(timeout=10)
+        self.procs.clear()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def up(args: argparse.Namespace) -> int:
+    stack = Stack(args.data_dir, args.host, args.port, args.workers)
+    stopping = False
+
+    def _stop(_signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        stack.start()
+        url = stack.api_url
+        print(f"\nsma is up: {url}  (API {url}/api/v1, docs {url}/api/docs)")
+        print(f"Data folder: {stack.data_dir}")
+        if stack.new_token:
+            print(f"Admin token (shown once, keep it): {stack.new_token}")
         print("Press Ctrl-C to stop.\n", flush=True)
-        return _supervise(procs)
+        signal.signal(signal.SIGINT, _stop)
+        while not stopping:
+            stack.check()
+            time.sleep(0.5)
+        print("\nsma: stopping…", flush=True)
+        return 0
     finally:
-        _stop_all(procs)
-        if redis is not None:
-            redis.stop()
+        stack.stop()
 
 
 def _bootstrap_token(settings) -> str | None:
@@ -106,60 +183,3 @@ def _bootstrap_token(settings) -> str | None:
 
     with Session(get_engine(settings.effective_database_url)) as s, s.begin():
         return ensure_admin_token(s, settings.admin_token)
-
-
-def _wait_healthy(api_url: str, procs, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for name, proc in procs:
-            if proc.poll() is not None:
-                raise SystemExit(f"sma: the {name} process exited at start (code {proc.returncode})")
-        try:
-            with urllib.request.urlopen(f"{api_url}/health", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"sma: the web service did not answer at {api_url}/health in {timeout:.0f} s")
-
-
-def _supervise(procs) -> int:
-    stopping = False
-
-    def _stop(signum, _frame):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    while not stopping:
-        for name, proc in procs:
-            if proc.poll() is not None:
-                print(f"sma: the {name} process exited (code {proc.returncode}); stopping",
-                      file=sys.stderr)
-                return 1
-        time.sleep(0.5)
-    print("\nsma: stopping…", flush=True)
-    return 0
-
-
-def _stop_all(procs) -> None:
-    for _name, proc in procs:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + STOP_SECONDS
-    for _name, proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-    for _name, proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if proc.poll() is None:
-            proc.wait(timeout=10)

@@ -20,11 +20,6 @@ _producer_app: Celery | None = None
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery configuration for the broker in `settings` (no result backend: the DB is truth)."""
-    if not settings.redis_url:
-        from smacommon.errors import ConfigurationError
-
-        raise ConfigurationError("SMA_REDIS_URL is not set; `sma up` starts a Redis server "
-                                 "for you, otherwise point it at one.")
     return {
         "broker_url": settings.redis_url,
         "broker_connection_retry_on_startup": True,
@@ -41,11 +36,21 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def require_broker(settings: Settings) -> None:
+    """Fail with a clear message when no broker is configured."""
+    if not settings.redis_url:
+        from smacommon.errors import ConfigurationError
+
+        raise ConfigurationError("SMA_REDIS_URL is not set: point it at a Redis server "
+                                 "(`sma up` starts one for you).")
+
+
 def producer_app() -> Celery:
     """A send-only Celery app, built once per process."""
     global _producer_app
     with _lock:
         if _producer_app is None:
+            require_broker(get_settings())
             app = Celery("sma-producer", set_as_current=False)
             app.conf.update(celery_config(get_settings()))
             _producer_app = app

@@ -10,7 +10,7 @@ import threading
 from celery import Celery, signals
 
 from smacommon.db import dispose_engines, get_engine
-from smacommon.queue import celery_config
+from smacommon.queue import celery_config, require_broker
 from smacommon.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,12 @@ WORKER_NAME = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}"
 def worker_name() -> str:
     """This worker's name: SMA_WORKER_NAME, else host name and main process id."""
     return WORKER_NAME
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _check_settings(**_: object) -> None:
+    require_broker(settings)
 
 
 @signals.worker_process_init.connect

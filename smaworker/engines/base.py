@@ -31,6 +31,12 @@ class JobContext:
     env: dict[str, str] = field(default_factory=dict)  # base environment, already clean
 
 
+def ordered(values: dict[str, Any], declared: list[dict[str, Any]]) -> dict[str, Any]:
+    """`values` in the order the parameters are declared (then any others)."""
+    order = {d["name"]: i for i, d in enumerate(declared)}
+    return dict(sorted(values.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
 class Engine(ABC):
     """Base class: subclasses set `name`, `suffix` and implement `command`."""
 

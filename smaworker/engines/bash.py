@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from smaworker.engines.base import RUNTIME_DIR, Engine, JobContext
+from smaworker.engines.base import RUNTIME_DIR, Engine, JobContext, ordered
 
 
 def shell_value(value: Any) -> str:
@@ -27,6 +27,7 @@ class BashEngine(Engine):
     def command(self, ctx: JobContext) -> tuple[list[str], dict[str, str]]:
         values = {d["name"]: d["default"] for d in ctx.declared if "default" in d}
         values.update(ctx.parameters)
+        values = ordered(values, ctx.declared)
         argv = ["bash", "--noprofile", "--norc", str(ctx.script_path)]
         env = {"BASH_ENV": str(RUNTIME_DIR / "sma.sh")}
         for name, value in values.items():

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from smaworker.engines.base import RUNTIME_DIR, Engine, JobContext
+from smaworker.engines.base import RUNTIME_DIR, Engine, JobContext, ordered
 
 
 class PythonEngine(Engine):
@@ -28,7 +28,7 @@ class PythonEngine(Engine):
         except SyntaxError:  # a test job of a broken draft: let Python report it
             has_main = False
         spec_path = ctx.workdir / "parameters.json"
-        spec_path.write_text(json.dumps({"parameters": ctx.parameters, "has_main": has_main}),
+        spec_path.write_text(json.dumps({"parameters": ordered(ctx.parameters, ctx.declared), "has_main": has_main}),
                              encoding="utf-8")
         # -I: ignore PYTHON* variables and the user site; -u: unbuffered, so lines arrive live
         argv = [self.executable, "-I", "-u", str(RUNTIME_DIR / "sma_python_host.py"),
