@@ -51,10 +51,22 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def _sqlite_begin(conn) -> None:
-    # pysqlite's own transaction handling is off (isolation_level=None); start every
-    # transaction as IMMEDIATE so two writers queue on busy_timeout instead of
-    # failing with "database is locked" when a read upgrades to a write.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # pysqlite's own transaction handling is off (isolation_level=None). A transaction that
+    # reads and then writes must start IMMEDIATE (see `for_write`): in WAL mode a deferred
+    # one that upgrades to a write fails at once when another writer got in between, and
+    # busy_timeout does not help. Read-only transactions stay deferred, so a long read never
+    # holds the write lock.
+    immediate = conn.get_execution_options().get("sqlite_immediate")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def for_write(session: Session) -> Session:
+    """Start the session's transaction as a write (BEGIN IMMEDIATE on SQLite).
+
+    Call it before the first statement of a transaction that reads and then writes.
+    """
+    session.connection(execution_options={"sqlite_immediate": True})
+    return session
 
 
 def make_engine(url: str) -> Engine:

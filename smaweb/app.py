@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask
+import swagger_ui_bundle
+from flask import Blueprint, Flask
 
 from smacommon.settings import Settings, get_settings
 from smaweb import auth, errors
@@ -14,6 +15,9 @@ from flask_smorest import Api
 from smaweb.extensions import db
 
 log = logging.getLogger(__name__)
+
+docs_assets = Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path,
+                        static_url_path="/api/docs/assets")
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -31,7 +35,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Swagger UI's files come from the swagger-ui-bundle package: nothing loads off-site
+        OPENAPI_SWAGGER_UI_URL="/api/docs/assets/",
         API_SPEC_OPTIONS={"components": {"securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearerAuth": []}]},
@@ -49,4 +54,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(runbooks.blp)
     api.register_blueprint(jobs.blp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(docs_assets)
     return app

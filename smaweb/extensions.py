@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, g
+from flask import Flask, current_app, g, request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session, sessionmaker
 from webargs.flaskparser import FlaskParser
 
-from smacommon.db import session_factory
+from smacommon.db import for_write, session_factory
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Database:
@@ -23,10 +25,12 @@ class Database:
 
     @property
     def session(self) -> Session:
+        """The request's session; a request that changes things starts as a write."""
         if "sma_session" not in g:
-            from flask import current_app
-
-            g.sma_session = current_app.extensions["sma_db"].factory()
+            session = current_app.extensions["sma_db"].factory()
+            if request.method not in _READ_METHODS:
+                for_write(session)
+            g.sma_session = session
         return g.sma_session
 
     @staticmethod

@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from smacommon.db import utcnow
+from smacommon.db import for_write, utcnow
 from smacommon.models import Worker
 from smaworker.engines import available_engines
 
@@ -26,6 +26,7 @@ def _version() -> str:
 def register(engine: Engine, name: str, group: str, concurrency: int) -> None:
     """Insert or refresh this worker's row."""
     with Session(engine) as s, s.begin():
+        for_write(s)
         worker = s.get(Worker, name) or Worker(name=name)
         worker.worker_group = group
         worker.engines = available_engines()

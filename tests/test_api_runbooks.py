@@ -213,7 +213,10 @@ def test_health_and_openapi_need_no_token(client):
     assert client.get("/health").get_json() == {"status": "ok"}
     spec = client.get("/api/openapi.json").get_json()
     assert "/api/v1/runbooks/{runbook}/start" in spec["paths"]
-    assert client.get("/api/docs").status_code == 200
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200
+    assert b"/api/docs/assets/swagger-ui-bundle.js" in docs.data
+    assert client.get("/api/docs/assets/swagger-ui-bundle.js").status_code == 200
 
 
 def test_unknown_route_is_json_404(api):

@@ -61,11 +61,13 @@ def _start(runbook_ref: str, data: dict, test: bool):
 def _wait(session: Session, job: Job, seconds: float) -> Job:
     deadline = time.monotonic() + seconds
     delay = 0.02
-    while job.status not in _DONE and time.monotonic() < deadline:
+    status = job.status
+    while status not in _DONE and time.monotonic() < deadline:
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
-        session.refresh(job)
-        session.rollback()  # end the read transaction so the next one sees new commits
+        status = session.scalar(select(Job.status).where(Job.id == job.id))
+        session.rollback()  # hold no transaction while sleeping; the next read sees new commits
+    session.refresh(job)
     return job
 
 
