@@ -11,7 +11,8 @@ PYTEST_WORKERS ?= 3
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	# compat mode: a plain .pth entry, so no import hook slows every interpreter start
+	$(PY) -m pip install --quiet -e ".[dev]" --config-settings editable_mode=compat
 	@touch $(STAMP)
 
 # redis-server for the embedded Redis of `sma up` and the tests, when nothing else provides one

@@ -15,7 +15,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from smacommon.streams import ERROR, OPTIONAL_STREAMS, OUTPUT, STREAMS
 
@@ -104,26 +104,35 @@ class StreamWriter:
         if due is not None and due <= 0:
             self.flush()
 
-    def flush(self) -> None:
-        """Write the pending batch in one short transaction, then announce it."""
+    def flush(self, conn: Connection | None = None) -> None:
+        """Write the pending batch in one short transaction (or in `conn`'s), then announce it."""
         if not self._pending:
             return
         rows, self._pending, self._pending_bytes = self._pending, [], 0
-        if self.sqlite:
-            with self.engine.begin() as conn:
-                conn.exec_driver_sql(_SQLITE_INSERT, rows)
-        else:
-            with self.engine.begin() as conn:
-                raw = conn.connection.driver_connection
-                with raw.cursor() as cur, cur.copy(_PG_COPY) as copy:
-                    for row in rows:
-                        copy.write_row(row)
         self.written += len(rows)
+        if conn is not None:  # the caller commits, then calls announce()
+            self._insert(conn, rows)
+            return
+        with self.engine.begin() as own:
+            self._insert(own, rows)
+        self.announce()
+
+    def announce(self) -> None:
+        """Tell live readers (over Redis) that records up to `seq` are in the database."""
         if self.publish is not None:
             try:
                 self.publish(stream_channel(str(self.job_id)), self.seq)
             except Exception:  # live readers are a convenience; the rows are safe
                 log.warning("could not announce records of job %s", self.job_id, exc_info=True)
+
+    def _insert(self, conn: Connection, rows: list[tuple]) -> None:
+        if self.sqlite:
+            conn.exec_driver_sql(_SQLITE_INSERT, rows)
+            return
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(_PG_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 class LineSplitter:

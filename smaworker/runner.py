@@ -42,6 +42,18 @@ def _child_setup() -> None:  # runs in the child between fork and exec
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+# util-linux's setpriv sets the parent-death signal and execs the runbook; it lets Python
+# spawn with vfork instead of forking the whole pool process for a preexec_fn (about 1 ms
+# of CPU less per job). Where it is missing, the preexec_fn does the same.
+_SETPRIV = shutil.which("setpriv")
+
+
+def _spawn_options(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+    if _SETPRIV:
+        return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv], {}
+    return argv, {"preexec_fn": _child_setup}
+
+
 @dataclass
 class Outcome:
     exit_code: int | None
@@ -63,8 +75,8 @@ class JobRunner:
         return Session(self.engine, expire_on_commit=False)
 
     def run(self) -> None:
-        with self._session() as s, s.begin():
-            claimed = transition(s, self.job_id, JobStatus.ACTIVATING,
+        with self.engine.begin() as conn:
+            claimed = transition(conn, self.job_id, JobStatus.ACTIVATING,
                                  sources=frozenset({JobStatus.NEW, JobStatus.RESUMING}),
                                  worker=self.worker_name, status_reason=None)
         if not claimed:
@@ -76,8 +88,8 @@ class JobRunner:
             self._run_claimed(workdir)
         except Exception as exc:
             log.exception("job %s: worker error", self.job_id)
-            with self._session() as s, s.begin():
-                transition(s, self.job_id, JobStatus.FAILED, exception=f"{exc}",
+            with self.engine.begin() as conn:
+                transition(conn, self.job_id, JobStatus.FAILED, exception=f"{exc}",
                            status_reason=f"The worker failed to run the job: {exc}")
         finally:
             if workdir is not None:
@@ -85,8 +97,11 @@ class JobRunner:
 
     def _load(self) -> tuple[Job, Runbook, str, list[dict[str, Any]], int]:
         with self._session() as s:
-            job = s.get(Job, self.job_id)
-            runbook = s.get(Runbook, job.runbook_id)
+            job, runbook, version = s.execute(
+                select(Job, Runbook, RunbookVersion)
+                .join(Runbook, Runbook.id == Job.runbook_id)
+                .outerjoin(RunbookVersion, RunbookVersion.id == Job.runbook_version_id)
+                .where(Job.id == self.job_id)).one()
             if job.is_test:
                 from smacommon.services.runbooks import draft_parameters
 
@@ -96,10 +111,11 @@ class JobRunner:
                 except Exception:
                     declared = []
             else:
-                version = s.get(RunbookVersion, job.runbook_version_id)
                 content, declared = version.content, version.parameters
-            last_seq = s.scalar(select(func.max(JobStream.seq))
-                                .where(JobStream.job_id == self.job_id)) or 0
+            last_seq = 0
+            if job.start_time is not None:  # it ran before: go on numbering after its records
+                last_seq = s.scalar(select(func.max(JobStream.seq))
+                                    .where(JobStream.job_id == self.job_id)) or 0
             s.expunge_all()
             return job, runbook, content, declared, last_seq
 
@@ -116,8 +132,8 @@ class JobRunner:
             reason = (f"Worker {self.worker_name} cannot run {runbook.runbook_type} runbooks: "
                       f"{engine.executable or runbook.runbook_type} is not installed there.")
             writer.add(ERROR, reason)
-            writer.flush()
-            self._finish(JobStatus.FAILED, exit_code=None, reason=reason, exception=reason)
+            self._finish(writer, JobStatus.FAILED, exit_code=None, reason=reason,
+                         exception=reason)
             return
         script = workdir / f"runbook{engine.suffix}"
         script.write_text(content, encoding="utf-8")
@@ -129,16 +145,16 @@ class JobRunner:
                 log_verbose=runbook.log_verbose, log_progress=runbook.log_progress,
                 log_debug=runbook.log_debug, env=self._base_env(workdir, record_w, runbook))
             argv, extra = engine.command(ctx)
-            env = {**ctx.env, **extra}
+            argv, options = _spawn_options(argv)
             proc = subprocess.Popen(
-                argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, pass_fds=(record_w,), start_new_session=True,
-                preexec_fn=_child_setup, close_fds=True)
+                argv, cwd=workdir, env={**ctx.env, **extra}, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(record_w,),
+                start_new_session=True, close_fds=True, **options)
         finally:
             os.close(record_w)
         try:
-            with self._session() as s, s.begin():
-                running = transition(s, self.job_id, JobStatus.RUNNING, pid=proc.pid)
+            with self.engine.begin() as conn:
+                running = transition(conn, self.job_id, JobStatus.RUNNING, pid=proc.pid)
             if not running:  # stopped while activating: end it before it does anything
                 _kill_group(proc, signal.SIGKILL)
             outcome = self._capture(proc, record_r, writer, runbook.timeout_seconds)
@@ -147,13 +163,12 @@ class JobRunner:
             _kill_group(proc, signal.SIGKILL)
             if proc.poll() is None:
                 proc.wait(timeout=10)
-        writer.flush()
         if outcome.exit_code == 0 and not outcome.reason:
-            self._finish(JobStatus.COMPLETED, exit_code=0)
+            self._finish(writer, JobStatus.COMPLETED, exit_code=0)
         else:
             tail = "\n".join(writer.error_tail)[-4000:]
             reason = outcome.reason or f"The runbook exited with code {outcome.exit_code}."
-            self._finish(JobStatus.FAILED, exit_code=outcome.exit_code, reason=reason,
+            self._finish(writer, JobStatus.FAILED, exit_code=outcome.exit_code, reason=reason,
                          exception=tail or reason)
 
     def _base_env(self, workdir: Path, record_fd: int, runbook: Runbook) -> dict[str, str]:
@@ -280,8 +295,9 @@ class JobRunner:
                        has_value="value" in record)
 
     def _checkpoint(self, data: Any) -> None:
-        with self._session() as s, s.begin():
-            s.execute(update(Job).where(Job.id == self.job_id).values(checkpoint=data))
+        table = Job.__table__
+        with self.engine.begin() as conn:
+            conn.execute(update(table).where(table.c.id == self.job_id).values(checkpoint=data))
 
     def _terminate(self, proc: subprocess.Popen) -> None:
         _kill_group(proc, signal.SIGTERM)
@@ -291,11 +307,14 @@ class JobRunner:
             pass
         _kill_group(proc, signal.SIGKILL)
 
-    def _finish(self, status: JobStatus, *, exit_code: int | None, reason: str | None = None,
-                exception: str | None = None) -> None:
-        with self._session() as s, s.begin():
-            done = transition(s, self.job_id, status, exit_code=exit_code, status_reason=reason,
-                              exception=exception, pid=None)
+    def _finish(self, writer: StreamWriter, status: JobStatus, *, exit_code: int | None,
+                reason: str | None = None, exception: str | None = None) -> None:
+        """The last records and the final status, in one transaction."""
+        with self.engine.begin() as conn:
+            writer.flush(conn)
+            done = transition(conn, self.job_id, status, exit_code=exit_code,
+                              status_reason=reason, exception=exception, pid=None)
+        writer.announce()
         if not done:
             log.info("job %s: not moved to %s; its status changed meanwhile", self.job_id, status)
 

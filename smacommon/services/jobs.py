@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from smacommon.db import on_commit, utcnow
@@ -73,12 +73,13 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
     return job
 
 
-def transition(session: Session, job_id: uuid.UUID, target: JobStatus, *,
+def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStatus, *,
                sources: frozenset[JobStatus] | None = None, **fields: Any) -> bool:
     """Move a job to `target` with one conditional UPDATE; False if its status forbids it.
 
     `sources` narrows the legal predecessors (e.g. a claim only from `New`). The caller
     commits. Two actors racing for the same job cannot both win: the UPDATE matches once.
+    A Core UPDATE on the table: this runs several times for every job.
     """
     allowed = allowed_sources(target)
     if sources is not None:
@@ -89,11 +90,11 @@ def transition(session: Session, job_id: uuid.UUID, target: JobStatus, *,
         values.setdefault("end_time", now)
     if target == JobStatus.RUNNING:
         values.setdefault("start_time", now)
+    table = Job.__table__
     result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_([s.value for s in allowed]))
+        update(table)
+        .where(table.c.id == job_id, table.c.status.in_([s.value for s in allowed]))
         .values(**values)
-        .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
 

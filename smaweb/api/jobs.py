@@ -55,7 +55,9 @@ def _start(runbook_ref: str, data: dict, test: bool):
     session.commit()
     if data.get("wait"):
         job = _wait(session, job, data["wait"])
-    return _with_names(session, [job])[0]
+    job.runbook_name = runbook.name
+    job.runbook_version = None if test else runbook.published_version.number
+    return job
 
 
 def _wait(session: Session, job: Job, seconds: float) -> Job:
