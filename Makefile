@@ -28,6 +28,7 @@ run: deps
 
 # The whole suite on SQLite, then again on PostgreSQL when SMA_TEST_DATABASE_URL is set.
 test: deps
+	$(VENV)/bin/ruff check .
 	env -u SMA_TEST_DATABASE_URL $(PY) -m pytest -n $(PYTEST_WORKERS) -q
 	@if [ -n "$$SMA_TEST_DATABASE_URL" ]; then \
 	  echo "== again on PostgreSQL ($$SMA_TEST_DATABASE_URL)"; \

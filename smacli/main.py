@@ -7,7 +7,6 @@ packages lazily, so the management commands that speak HTTP stay free of them.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 

@@ -15,7 +15,8 @@ WORKER_GROUP_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 def _default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    home = os.path.expanduser("~")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
     return Path(base) / "sma"
 
 

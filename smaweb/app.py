@@ -7,11 +7,10 @@ from typing import Any
 
 import swagger_ui_bundle
 from flask import Blueprint, Flask
+from flask_smorest import Api
 
 from smacommon.settings import Settings, get_settings
 from smaweb import auth, errors
-from flask_smorest import Api
-
 from smaweb.extensions import db
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,8 @@ from smacommon.settings import Settings
 from smacommon.states import JobStatus
 from smacommon.streams import DEBUG, ERROR, OUTPUT, PROGRESS, VERBOSE
 from smaworker.capture import LineSplitter, StreamWriter, parse_record
-from smaworker.engines import JobContext, get_engine as get_runbook_engine
+from smaworker.engines import JobContext
+from smaworker.engines import get_engine as get_runbook_engine
 
 log = logging.getLogger(__name__)
 

@@ -56,7 +56,8 @@ class JobQueryArgsSchema(PageArgsSchema):
     is_test = ma.fields.Boolean()
     since = ma.fields.AwareDateTime(default_timezone=dt.UTC,
                                     metadata={"description": "Created at or after (ISO 8601)."})
-    until = ma.fields.AwareDateTime(default_timezone=dt.UTC, metadata={"description": "Created before (ISO 8601)."})
+    until = ma.fields.AwareDateTime(default_timezone=dt.UTC,
+                                    metadata={"description": "Created before (ISO 8601)."})
 
 
 class JobStreamSchema(ma.Schema):

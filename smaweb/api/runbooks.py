@@ -7,6 +7,7 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from smacommon.models import Runbook, RunbookVersion
+from smacommon.schemas.common import PageArgsSchema
 from smacommon.schemas.runbook import (
     DraftSchema,
     DraftUpdateSchema,
@@ -19,7 +20,6 @@ from smacommon.schemas.runbook import (
     VersionSchema,
 )
 from smacommon.services import runbooks as svc
-from smacommon.schemas.common import PageArgsSchema
 from smaweb.auth import current_principal
 from smaweb.extensions import SmaBlueprint, db
 from smaweb.pagination import keyset_page

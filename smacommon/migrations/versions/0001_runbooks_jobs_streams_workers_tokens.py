@@ -5,8 +5,9 @@ Revises:
 Create Date: 2026-11-25
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import smacommon.db
 import smacommon.models.types
 
