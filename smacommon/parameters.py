@@ -16,10 +16,11 @@ from smacommon.errors import ValidationFailed
 
 TYPES = ("string", "int", "float", "bool", "datetime", "list", "object", "any")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-# names that would clobber the environment a runbook's process needs
+# names that would clobber the environment a runbook's process needs (Bash parameters are
+# environment variables; names are case-sensitive there, so PowerShell's $Path stays free)
 RESERVED_NAMES = frozenset(
     {"PATH", "HOME", "SHELL", "USER", "LANG", "LC_ALL", "TMPDIR", "PWD", "IFS", "BASH_ENV",
-     "WEBHOOKDATA_"}
+     "PYTHONPATH", "LD_PRELOAD", "LD_LIBRARY_PATH"}
 )
 MAX_PARAMETERS = 100
 
@@ -64,7 +65,7 @@ def declaration(name: str, type_: str = "any", mandatory: bool = False) -> dict[
         raise ValidationFailed(
             f"Invalid parameter name {name!r}: use letters, digits and _, not starting "
             "with a digit.", {"parameters": [f"Invalid name {name!r}."]})
-    if name.upper() in RESERVED_NAMES or name.upper().startswith("SMA_"):
+    if name in RESERVED_NAMES or name.startswith("SMA_"):
         raise ValidationFailed(f"Parameter name {name!r} is reserved.",
                                {"parameters": [f"{name!r} is reserved."]})
     if type_ not in TYPES:

@@ -283,3 +283,41 @@ def _assert_gone(pid: int, timeout: float = 10.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"process {pid} is still running")
+
+
+PS = ("param(\n    [Parameter(Mandatory=$true)][string]$Name,\n    [int]$Count = 2\n)\n"
+      "foreach ($i in 1..$Count) { Write-Output \"hello $Name $i\" }\n"
+      "Write-Warning 'careful'\n")
+
+
+def test_powershell_parameters_are_read_and_validated(api, worker):
+    api.create_runbook("ps-hello", content=PS, runbook_type="powershell")
+    version = api.get("/api/v1/runbooks/ps-hello/versions/1").get_json()
+    assert version["parameters"] == [
+        {"name": "Name", "type": "string", "mandatory": True},
+        {"name": "Count", "type": "int", "mandatory": False, "default": 2}]
+    resp = api.post("/api/v1/runbooks/ps-hello/start", json={"parameters": {"Count": "x"}})
+    assert resp.status_code == 400
+    assert "Count" in resp.get_json()["message"] and "Name" in resp.get_json()["message"]
+
+
+@pytest.mark.skipif(__import__("shutil").which("pwsh") is not None,
+                    reason="pwsh is installed: the job runs (see the test below)")
+def test_powershell_job_without_pwsh_fails_with_clear_reason(api, worker):
+    api.create_runbook("ps-nopwsh", content=PS, runbook_type="powershell")
+    job = api.wait(api.start("ps-nopwsh", {"name": "x"})["id"])
+    assert job["status"] == "Failed"
+    assert "cannot run powershell runbooks" in job["status_reason"]
+    assert "pwsh is not installed" in job["status_reason"]
+    assert api.run("print('next')\n")["status"] == "Completed"
+
+
+@pytest.mark.skipif(__import__("shutil").which("pwsh") is None,
+                    reason="pwsh (PowerShell 7) is not installed on this machine")
+def test_powershell_job_runs(api, worker):
+    api.create_runbook("ps-run", content=PS, runbook_type="powershell")
+    job = api.wait(api.start("ps-run", {"Name": "ps", "Count": 2})["id"], timeout=120)
+    assert job["status"] == "Completed", job
+    recs = [(r["stream"], r["text"]) for r in api.records(job["id"])]
+    assert ("Output", "hello ps 1") in recs and ("Output", "hello ps 2") in recs
+    assert ("Warning", "careful") in recs

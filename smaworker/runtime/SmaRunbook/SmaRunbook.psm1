@@ -1,0 +1,237 @@
+# SmaRunbook: what a PowerShell runbook sees besides PowerShell itself.
+#
+# SmaHost.ps1 imports this module globally before the runbook runs. Records go as one JSON
+# object per line to the pipe whose file descriptor number is in $env:SMA_RECORD_FD (the
+# worker's record channel); without it (a runbook run by hand) they are printed for people.
+#
+# Public: Checkpoint-Workflow, Write-Progress (replaces the cmdlet so progress becomes records),
+# and InlineScript / Parallel / Sequence, which let SMA workflows run as functions on
+# PowerShell 7 (it has no workflows): their blocks run in order, in the runbook's process.
+# Internal (the host reaches them through the module): Write-SmaRecord, ConvertTo-SmaData,
+# Close-SmaRecordChannel.
+
+$script:Channel = $null
+$script:ChannelOpened = $false
+$script:Utf8 = [System.Text.UTF8Encoding]::new($false)
+
+function Open-SmaRecordChannel {
+    if ($script:ChannelOpened) { return }
+    $script:ChannelOpened = $true
+    $fd = 0
+    if (-not [int]::TryParse([string]$env:SMA_RECORD_FD, [ref]$fd) -or $fd -lt 0) { return }
+    $stream = $null
+    try {
+        # the inherited descriptor itself; ownsHandle $false: the worker's pipe, closed at exit
+        $handle = [Microsoft.Win32.SafeHandles.SafeFileHandle]::new([IntPtr]$fd, $false)
+        $stream = [System.IO.FileStream]::new($handle, [System.IO.FileAccess]::Write, 1)
+    } catch {
+        try {
+            $stream = [System.IO.FileStream]::new("/dev/fd/$fd", [System.IO.FileMode]::Open,
+                [System.IO.FileAccess]::Write, [System.IO.FileShare]::ReadWrite, 1)
+        } catch {
+            [Console]::Error.WriteLine("sma: cannot open the record channel (fd $fd): $_")
+            return
+        }
+    }
+    $writer = [System.IO.StreamWriter]::new($stream, $script:Utf8)
+    $writer.AutoFlush = $true
+    $writer.NewLine = "`n"
+    $script:Channel = [System.IO.TextWriter]::Synchronized($writer)
+}
+
+function Close-SmaRecordChannel {
+    if ($null -ne $script:Channel) {
+        try { $script:Channel.Flush(); $script:Channel.Dispose() } catch { }
+        $script:Channel = $null
+    }
+}
+
+function Write-SmaRecord {
+    # One record: a dictionary of plain data (see ConvertTo-SmaData). -ValueJson adds a
+    # "value" member that is already JSON text.
+    param(
+        [Parameter(Mandatory, Position = 0)][System.Collections.IDictionary]$Record,
+        [string]$ValueJson
+    )
+    $json = ConvertTo-Json -InputObject $Record -Compress -Depth 100 -WarningAction Ignore
+    if ($ValueJson) {
+        $json = $json.Substring(0, $json.Length - 1) + ',"value":' + $ValueJson + '}'
+    }
+    Open-SmaRecordChannel
+    [Console]::Out.Flush()  # what was printed before the record is written first
+    if ($null -ne $script:Channel) {
+        try {
+            $script:Channel.WriteLine($json)
+            return
+        } catch {
+            # the worker stopped reading: say it once, then fall back to the console
+            $script:Channel = $null
+            [Console]::Error.WriteLine("sma: the record channel is closed: $($_.Exception.Message)")
+        }
+    }
+    $label = if ($Record.Contains('stream')) { $Record['stream'] } else { $Record['type'] }
+    $text = $json
+    if ($Record.Contains('text')) {
+        $text = $Record['text']
+    } elseif ($ValueJson) {
+        $text = $ValueJson
+    }
+    if ($label -eq 'Output') {
+        [Console]::Out.WriteLine($text)
+    } else {
+        [Console]::Error.WriteLine("[$label] $text")
+    }
+}
+
+function ConvertTo-SmaData {
+    # Any PowerShell value as plain data that ConvertTo-Json renders faithfully and quickly:
+    # dictionaries, lists, strings, numbers, booleans, $null. Dates become ISO 8601 strings.
+    # Data containers are followed 20 levels deep; other .NET objects are shown by their
+    # properties at the first levels and by their ToString() deeper down.
+    param([Parameter(Position = 0)]$InputObject, [int]$Depth = 0)
+
+    if ($null -eq $InputObject) { return $null }
+    $value = $InputObject
+    if ($value -is [System.Management.Automation.PSObject]) { $value = $value.PSObject.BaseObject }
+    if ($value -is [string] -or $value -is [char]) { return [string]$value }
+    if ($value -is [bool]) { return [bool]$value }
+    if ($value -is [enum]) { return $value.ToString() }
+    if ($value -is [double] -or $value -is [single]) {
+        if ([double]::IsNaN($value) -or [double]::IsInfinity($value)) { return $value.ToString() }
+        return $value
+    }
+    if ($value -is [decimal] -or
+        ($value -is [System.ValueType] -and $value.GetType().IsPrimitive)) {
+        return $value
+    }
+    if ($value -is [System.Numerics.BigInteger]) { return $value.ToString() }
+    if ($value -is [datetime] -or $value -is [System.DateTimeOffset]) {
+        return $value.ToString('o', [System.Globalization.CultureInfo]::InvariantCulture)
+    }
+    if ($value -is [System.Management.Automation.SwitchParameter]) { return $value.IsPresent }
+    if ($value -is [guid] -or $value -is [uri] -or $value -is [version] -or
+        $value -is [timespan] -or $value -is [scriptblock]) {
+        return $value.ToString()
+    }
+    if ($Depth -ge 20) { return $value.ToString() }
+    $next = $Depth + 1
+
+    if ($value -is [System.Collections.IDictionary]) {
+        $map = [ordered]@{}
+        foreach ($key in $value.Keys) {
+            $map[[string]$key] = ConvertTo-SmaData $value[$key] -Depth $next
+        }
+        return $map
+    }
+    if ($value -is [System.Management.Automation.PSCustomObject]) {
+        $map = [ordered]@{}
+        foreach ($property in $InputObject.PSObject.Properties) {
+            $map[$property.Name] = ConvertTo-SmaData $property.Value -Depth $next
+        }
+        return $map
+    }
+    if ($value -is [System.Collections.IEnumerable]) {
+        $list = [System.Collections.Generic.List[object]]::new()
+        foreach ($item in $value) { $list.Add((ConvertTo-SmaData $item -Depth $next)) }
+        return , $list.ToArray()
+    }
+    if ($Depth -ge 2) { return $value.ToString() }
+    $map = [ordered]@{}
+    foreach ($property in $InputObject.PSObject.Properties) {
+        if (-not $property.IsGettable) { continue }
+        try {
+            $map[$property.Name] = ConvertTo-SmaData $property.Value -Depth $next
+        } catch {
+            continue  # a property whose getter throws is left out
+        }
+    }
+    return $map
+}
+
+function Checkpoint-Workflow {
+    <#
+    .SYNOPSIS
+    Records a checkpoint of the job; -Data is kept with it (SMA's cmdlet takes no arguments).
+    #>
+    [CmdletBinding()]
+    param([Parameter(Position = 0)]$Data = $null)
+    $record = [ordered]@{ type = 'checkpoint'; data = $null }
+    $record['data'] = ConvertTo-SmaData $Data
+    Write-SmaRecord $record
+}
+
+function Write-Progress {
+    <#
+    .SYNOPSIS
+    Records progress as a Progress record (kept when the runbook logs progress).
+    #>
+    [CmdletBinding()]
+    param(
+        [Parameter(Position = 0)][string]$Activity,
+        [Parameter(Position = 1)][string]$Status,
+        [Parameter(Position = 2)][int]$Id = 0,
+        [int]$PercentComplete = -1,
+        [int]$SecondsRemaining = -1,
+        [string]$CurrentOperation,
+        [int]$ParentId = -1,
+        [switch]$Completed,
+        [int]$SourceId = 0
+    )
+    if ($env:SMA_LOG_PROGRESS -ne '1') { return }
+    # the caller's preference (a module function would otherwise see only the global one)
+    $preference = $PSCmdlet.SessionState.PSVariable.GetValue('ProgressPreference')
+    if ([string]$preference -in 'SilentlyContinue', 'Ignore') { return }
+    if ($Completed) {
+        if (-not $Status) { $Status = 'Completed' }
+        $PercentComplete = 100
+    }
+    $percent = if ($PercentComplete -ge 0) { $PercentComplete } else { $null }
+    $text = if ($Status) { "${Activity}: $Status" } else { $Activity }
+    if ($null -ne $percent) { $text += " ($percent%)" }
+    $value = [ordered]@{ activity = $Activity; status = $Status; percent = $percent }
+    if ($CurrentOperation) { $value['operation'] = $CurrentOperation }
+    Write-SmaRecord ([ordered]@{ stream = 'Progress'; text = $text; value = $value })
+}
+
+function Invoke-SmaInlineScript {
+    <#
+    .SYNOPSIS
+    A workflow's InlineScript { }: runs the block here, in a scope of its own.
+    #>
+    param(
+        [Parameter(Mandatory, Position = 0)][scriptblock]$ScriptBlock,
+        [Parameter(ValueFromRemainingArguments)]$Remaining
+    )
+    if ($Remaining) {
+        # -PSComputerName and friends would run it elsewhere; running it here instead is wrong
+        throw [System.NotSupportedException]::new(
+            "InlineScript activity parameters ($($Remaining -join ' ')) are not supported: " +
+            'PowerShell 7 has no workflows; use Invoke-Command for remote work.')
+    }
+    & $ScriptBlock
+}
+
+function Invoke-SmaParallel {
+    <#
+    .SYNOPSIS
+    A workflow's parallel { }: runs its statements one after the other, in the caller's scope.
+    #>
+    param([Parameter(Mandatory, Position = 0)][scriptblock]$ScriptBlock)
+    . $ScriptBlock
+}
+
+function Invoke-SmaSequence {
+    <#
+    .SYNOPSIS
+    A workflow's sequence { }: runs its statements in order, in the caller's scope.
+    #>
+    param([Parameter(Mandatory, Position = 0)][scriptblock]$ScriptBlock)
+    . $ScriptBlock
+}
+
+Set-Alias -Name InlineScript -Value Invoke-SmaInlineScript
+Set-Alias -Name Parallel -Value Invoke-SmaParallel
+Set-Alias -Name Sequence -Value Invoke-SmaSequence
+
+Export-ModuleMember -Function Checkpoint-Workflow, Write-Progress, Invoke-SmaInlineScript,
+    Invoke-SmaParallel, Invoke-SmaSequence -Alias InlineScript, Parallel, Sequence
