@@ -168,7 +168,7 @@ class JobRunner:
             self._finish(writer, JobStatus.COMPLETED, exit_code=0)
         else:
             tail = "\n".join(writer.error_tail)[-4000:]
-            reason = outcome.reason or f"The runbook exited with code {outcome.exit_code}."
+            reason = outcome.reason or _exit_reason(outcome.exit_code)
             self._finish(writer, JobStatus.FAILED, exit_code=outcome.exit_code, reason=reason,
                          exception=tail or reason)
 
@@ -318,6 +318,16 @@ class JobRunner:
         writer.announce()
         if not done:
             log.info("job %s: not moved to %s; its status changed meanwhile", self.job_id, status)
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"The runbook was killed by {name}."
+    return f"The runbook exited with code {code}."
 
 
 def _close_all(sel: selectors.BaseSelector, pipes: dict) -> None:

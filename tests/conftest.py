@@ -33,23 +33,21 @@ def _xdist_index(worker_id: str) -> int:
     return int(worker_id[2:]) if worker_id.startswith("gw") else 0
 
 
-def _database_url(tmp: Path, worker_id: str) -> str:
-    base = os.environ.get("SMA_TEST_DATABASE_URL")
-    if not base:
-        return f"sqlite:///{tmp / 'sma-test.db'}"
+def _postgres(base: str, name: str, create: bool) -> str:
+    """Create (or drop) database `name` on the server of `base`; the URL of it."""
     import psycopg
 
     url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"sma_test_{worker_id.replace('-', '_')}"
     admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        if create:
+            conn.execute(f'CREATE DATABASE "{name}"')
     return url.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory, worker_id):
+def services(tmp_path_factory, worker_id, testrun_uid):
     """Redis and the database for this test session; sets the SMA_* environment."""
     tmp = tmp_path_factory.mktemp("sma")
     redis = None
@@ -60,7 +58,11 @@ def services(tmp_path_factory, worker_id):
     else:
         redis = EmbeddedRedis(tmp / "redis", persist=False).start()
         redis_url = redis.url
-    db_url = _database_url(tmp, worker_id)
+    pg_base = os.environ.get("SMA_TEST_DATABASE_URL")
+    # a database per test run and xdist worker, so runs side by side never meet
+    pg_name = f"sma_test_{testrun_uid[:12]}_{worker_id.replace('-', '_')}"
+    db_url = (_postgres(pg_base, pg_name, create=True) if pg_base
+              else f"sqlite:///{tmp / 'sma-test.db'}")
     env = {
         "SMA_DATABASE_URL": db_url,
         "SMA_REDIS_URL": redis_url,
@@ -80,6 +82,8 @@ def services(tmp_path_factory, worker_id):
     upgrade(db_url)
     yield {"database_url": db_url, "redis_url": redis_url, "env": env, "tmp": tmp}
     dispose_engines()
+    if pg_base:
+        _postgres(pg_base, pg_name, create=False)
     if redis is not None:
         redis.stop()
 

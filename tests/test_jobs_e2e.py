@@ -241,7 +241,8 @@ def test_child_that_outlives_runbook_is_ended(api, worker, tmp_path):
 
 def test_worker_serves_next_job_after_failures(api, worker):
     assert api.run("raise SystemExit(3)\n")["status"] == "Failed"
-    assert api.run("import os\nos.kill(os.getpid(), 9)\n")["status"] == "Failed"
+    killed = api.run("import os\nos.kill(os.getpid(), 9)\n")
+    assert killed["status"] == "Failed" and "killed by SIGKILL" in killed["status_reason"]
     assert api.run("print('still here')\n")["status"] == "Completed"
 
 
@@ -321,3 +322,22 @@ def test_powershell_job_runs(api, worker):
     recs = [(r["stream"], r["text"]) for r in api.records(job["id"])]
     assert ("Output", "hello ps 1") in recs and ("Output", "hello ps 2") in recs
     assert ("Warning", "careful") in recs
+
+
+def test_new_records_are_announced_on_redis(api, worker, services):
+    import redis
+
+    client = redis.Redis.from_url(services["redis_url"])
+    pubsub = client.pubsub()
+    pubsub.psubscribe("sma:job:*:streams")
+    pubsub.get_message(timeout=5)  # the subscribe confirmation
+    job = api.run("for i in range(5):\n    print(i)\n")
+    channel = f"sma:job:{job['id']}:streams".encode()
+    seqs = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and 5 not in seqs:
+        message = pubsub.get_message(timeout=1)
+        if message and message["type"] == "pmessage" and message["channel"] == channel:
+            seqs.append(int(message["data"]))
+    pubsub.close()
+    assert seqs and seqs[-1] == 5
