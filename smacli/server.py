@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from smacommon.embedded_redis import EmbeddedRedis
+from smacommon.process import tied_to_parent
 from smacommon.settings import load_settings
 
 STOP_SECONDS = 15.0
@@ -95,9 +96,13 @@ class Stack:
                      "-s", str(self.data_dir / "celerybeat-schedule")],
         }
         for name, argv in commands.items():
+            # each in its own session (Ctrl-C reaches only `sma up`, which stops them in
+            # order), and each ended by SIGTERM should `sma up` itself be killed
+            argv, options = tied_to_parent(argv, signal.SIGTERM)
             self.procs[name] = subprocess.Popen(
                 argv, env=env, stdin=subprocess.DEVNULL, stdout=self.output,
-                stderr=subprocess.STDOUT if self.output else None, start_new_session=True)
+                stderr=subprocess.STDOUT if self.output else None, start_new_session=True,
+                **options)
         self._wait_healthy()
         return self
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from smacommon.errors import ConfigurationError
+from smacommon.process import tied_to_parent
 
 
 def free_port() -> int:
@@ -53,8 +54,9 @@ class EmbeddedRedis:
                 "--dir", str(self.folder), "--save", "", "--daemonize", "no",
                 "--logfile", str(self.folder / "redis.log"),
                 "--appendonly", "yes" if self.persist else "no"]
+        args, options = tied_to_parent(args, signal.SIGTERM)
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, **options)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -121,6 +121,14 @@ def test_sma_up_runs_jobs_and_stops_cleanly(tmp_path):
         second = s.post(f"{again.url}/api/v1/runbooks/hello/start",
                         json={"parameters": {"name": "again"}, "wait": 60}).json()
         assert second["status"] == "Completed"
-        assert again.interrupt() == 0
+        # `sma up` killed outright: what it started ends with it, nothing is left behind
+        again.proc.send_signal(signal.SIGKILL)
+        again.proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while _processes_using(data) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_using(data) == []
     finally:
         again.kill()
+        for pid in _processes_using(data):
+            os.kill(pid, signal.SIGKILL)
