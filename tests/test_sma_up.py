@@ -84,6 +84,13 @@ def _processes_using(data_dir: Path) -> list[int]:
     return found
 
 
+def _assert_all_gone(data_dir: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while _processes_using(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_using(data_dir) == []
+
+
 def test_sma_up_runs_jobs_and_stops_cleanly(tmp_path):
     data = tmp_path / "data"
     up = Up(data)
@@ -102,10 +109,7 @@ def test_sma_up_runs_jobs_and_stops_cleanly(tmp_path):
         assert job["status"] == "Completed", job
         assert s.get(f"{up.url}/api/v1/jobs/{job['id']}/output").text == "hello up\n"
         assert up.interrupt() == 0
-        deadline = time.monotonic() + 20
-        while _processes_using(data) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert _processes_using(data) == []
+        _assert_all_gone(data)
     finally:
         up.kill()
 
@@ -124,10 +128,7 @@ def test_sma_up_runs_jobs_and_stops_cleanly(tmp_path):
         # `sma up` killed outright: what it started ends with it, nothing is left behind
         again.proc.send_signal(signal.SIGKILL)
         again.proc.wait(timeout=10)
-        deadline = time.monotonic() + 30
-        while _processes_using(data) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert _processes_using(data) == []
+        _assert_all_gone(data)
     finally:
         again.kill()
         for pid in _processes_using(data):
