@@ -30,6 +30,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "worker_hijack_root_logger": False,
         "task_serializer": "json",
+        # a broker that does not answer must not hang an API request: the job is in the
+        # database and the reaper sends it again
+        "broker_connection_timeout": 3,
+        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0,
+                                      "interval_step": 0.2, "interval_max": 0.5},
         "accept_content": ["json"],
         "timezone": "UTC",
         "enable_utc": True,

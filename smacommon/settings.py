@@ -44,7 +44,12 @@ class Settings(BaseSettings):
     stream_batch_lines: int = Field(default=1000, ge=1, le=100_000)
     stream_batch_ms: int = Field(default=100, ge=1, le=60_000)
     max_line_bytes: int = Field(default=64 * 1024, ge=256)
-    kill_grace_seconds: float = Field(default=5.0, ge=0, le=300)
+    kill_grace_seconds: float = Field(default=3.0, ge=0, le=300)
+    job_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    worker_heartbeat_seconds: float = Field(default=15.0, ge=0.2, le=3600)
+    reaper_interval_seconds: float = Field(default=10.0, ge=0.2, le=3600)
+    requeue_new_after_seconds: float = Field(default=60.0, ge=1, le=86400)
+    max_attempts: int = Field(default=3, ge=1, le=100)
 
     @field_validator("database_url")
     @classmethod

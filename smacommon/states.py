@@ -22,15 +22,19 @@ S = JobStatus
 
 # target status -> the statuses it may be reached from
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    S.ACTIVATING: frozenset({S.NEW, S.RESUMING}),
+    S.ACTIVATING: frozenset({S.NEW, S.RESUMING}),           # a worker claims the job
     S.RUNNING: frozenset({S.ACTIVATING}),
-    S.COMPLETED: frozenset({S.RUNNING, S.STOPPING, S.SUSPENDING}),
-    S.FAILED: frozenset({S.ACTIVATING, S.RUNNING, S.STOPPING, S.SUSPENDING}),
-    S.STOPPING: frozenset({S.RUNNING, S.ACTIVATING}),
-    S.STOPPED: frozenset({S.STOPPING, S.NEW, S.SUSPENDED, S.RUNNING, S.ACTIVATING}),
+    # a runbook that ends on its own while being suspended has finished: it completes
+    S.COMPLETED: frozenset({S.RUNNING, S.SUSPENDING}),
+    S.FAILED: frozenset({S.ACTIVATING, S.RUNNING, S.SUSPENDING}),
+    S.STOPPING: frozenset({S.ACTIVATING, S.RUNNING}),
+    # stopped by its worker, or stopped before it ran (again)
+    S.STOPPED: frozenset({S.STOPPING, S.NEW, S.SUSPENDED, S.RESUMING}),
     S.SUSPENDING: frozenset({S.RUNNING}),
-    S.SUSPENDED: frozenset({S.SUSPENDING, S.RUNNING}),
-    S.RESUMING: frozenset({S.SUSPENDED}),
+    # suspended by its worker, or by the reaper after too many lost attempts
+    S.SUSPENDED: frozenset({S.SUSPENDING, S.ACTIVATING, S.RUNNING}),
+    # resumed by a user, or by the reaper when the process running it was lost
+    S.RESUMING: frozenset({S.SUSPENDED, S.ACTIVATING, S.RUNNING}),
 }
 
 FINAL_STATUSES = frozenset({S.COMPLETED, S.FAILED, S.STOPPED})

@@ -1,7 +1,14 @@
-"""Runs one job: claim it, start its process, capture what it writes, record how it ended."""
+"""Runs one job: claim it, start its process, capture what it writes, record how it ended.
+
+Liveness is per job: while the runbook runs, this process renews the job's lease and
+checks its status about once a second, so a stop or suspend asked through the API ends the
+process group within seconds, and a job taken over by another worker (the reaper found its
+lease expired) is ended here instead of running twice.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import selectors
@@ -12,18 +19,19 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
-from smacommon.db import get_engine
+from smacommon.db import get_engine, utcnow, write_transaction
 from smacommon.models import Job, JobStream, Runbook, RunbookVersion
 from smacommon.process import tied_to_parent
-from smacommon.services.jobs import transition
+from smacommon.services.jobs import current_status, transition
 from smacommon.settings import Settings
-from smacommon.states import JobStatus
+from smacommon.states import ACTIVE_STATUSES, JobStatus
 from smacommon.streams import DEBUG, ERROR, OUTPUT, PROGRESS, VERBOSE
 from smaworker.capture import LineSplitter, StreamWriter, parse_record
 from smaworker.engines import JobContext
@@ -31,38 +39,41 @@ from smaworker.engines import get_engine as get_runbook_engine
 
 log = logging.getLogger(__name__)
 
+S = JobStatus
 _READ = 65536
 _EXIT_DRAIN_SECONDS = 0.5
+_CONTROL_SECONDS = 1.0
 _CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_jobs = Job.__table__
+_runbooks = Runbook.__table__
+_ACTIVE = [s.value for s in ACTIVE_STATUSES]
 
 
 @dataclass
-class Outcome:
-    exit_code: int | None
-    reason: str | None = None      # why the worker ended it (timeout, output limit)
-    killed: bool = False
+class Ending:
+    """Why the worker is ending the runbook's process group, and the status that follows."""
+
+    status: JobStatus | None       # None: the job is no longer ours; record nothing
+    reason: str
+    kill_at: float                 # SIGKILL follows SIGTERM at this time
 
 
 class JobRunner:
     """Everything the worker does for one `sma.run_job` message."""
 
-    def __init__(self, job_id: str, settings: Settings, worker_name: str, publish=None) -> None:
+    def __init__(self, job_id: str, settings: Settings, worker_name: str, publish=None,
+                 enqueue=None) -> None:
         self.job_id = uuid.UUID(job_id)
         self.settings = settings
         self.worker_name = worker_name
+        self.actor = f"worker:{worker_name}"
         self.publish = publish
+        self.enqueue = enqueue
         self.engine = get_engine(settings.effective_database_url)
-
-    def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+        self.attempt = 1
 
     def run(self) -> None:
-        with self.engine.begin() as conn:
-            claimed = transition(conn, self.job_id, JobStatus.ACTIVATING,
-                                 sources=frozenset({JobStatus.NEW, JobStatus.RESUMING}),
-                                 worker=self.worker_name, status_reason=None)
-        if not claimed:
-            log.info("job %s: already claimed or no longer runnable; message dropped", self.job_id)
+        if not self._claim():
             return
         workdir = None
         try:
@@ -71,14 +82,60 @@ class JobRunner:
         except Exception as exc:
             log.exception("job %s: worker error", self.job_id)
             with self.engine.begin() as conn:
-                transition(conn, self.job_id, JobStatus.FAILED, exception=f"{exc}",
+                transition(conn, self.job_id, S.FAILED, actor=self.actor,
+                           expect={"attempt": self.attempt}, exception=f"{exc}",
                            status_reason=f"The worker failed to run the job: {exc}")
         finally:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
 
+    # --- claim -------------------------------------------------------------------------
+
+    def _claim(self) -> bool:
+        """Take the job with one conditional UPDATE; respect the runbook's concurrency limit."""
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                select(_jobs.c.runbook_id, _jobs.c.attempt, _runbooks.c.max_concurrent_jobs,
+                       _runbooks.c.name)
+                .join(_runbooks, _runbooks.c.id == _jobs.c.runbook_id)
+                .where(_jobs.c.id == self.job_id)).first()
+            if row is None:
+                log.info("job %s: no such job; message dropped", self.job_id)
+                return False
+            self.attempt = row.attempt
+            if row.max_concurrent_jobs and not self._slot_free(conn, row):
+                return False
+            lease = utcnow() + timedelta(seconds=self.settings.job_lease_seconds)
+            claimed = transition(conn, self.job_id, S.ACTIVATING, actor=self.actor,
+                                 sources=frozenset({S.NEW, S.RESUMING}),
+                                 worker=self.worker_name, status_reason=None,
+                                 lease_expires_at=lease)
+        if not claimed:
+            log.info("job %s: already claimed or no longer runnable; message dropped",
+                     self.job_id)
+        return claimed
+
+    def _slot_free(self, conn: Connection, row: Any) -> bool:
+        # lock the runbook row (PostgreSQL; SQLite's write transaction is already exclusive)
+        # so two workers cannot both take the last slot
+        conn.execute(select(_runbooks.c.id).where(_runbooks.c.id == row.runbook_id)
+                     .with_for_update())
+        running = conn.execute(select(func.count()).select_from(_jobs).where(
+            _jobs.c.runbook_id == row.runbook_id, _jobs.c.status.in_(_ACTIVE))).scalar()
+        if running < row.max_concurrent_jobs:
+            return True
+        conn.execute(update(_jobs).where(
+            _jobs.c.id == self.job_id, _jobs.c.status.in_([S.NEW.value, S.RESUMING.value]))
+            .values(status_reason=(
+                f"Waiting for a free slot: runbook {row.name!r} already runs {running} "
+                f"job(s), its max_concurrent_jobs.")))
+        log.info("job %s: runbook at its concurrency limit; the job waits", self.job_id)
+        return False
+
+    # --- run ---------------------------------------------------------------------------
+
     def _load(self) -> tuple[Job, Runbook, str, list[dict[str, Any]], int]:
-        with self._session() as s:
+        with Session(self.engine, expire_on_commit=False) as s:
             job, runbook, version = s.execute(
                 select(Job, Runbook, RunbookVersion)
                 .join(Runbook, Runbook.id == Job.runbook_id)
@@ -103,6 +160,8 @@ class JobRunner:
 
     def _run_claimed(self, workdir: Path) -> None:
         job, runbook, content, declared, last_seq = self._load()
+        if job.pid:
+            _end_previous_run(job.pid, self.job_id)
         engine = get_runbook_engine(runbook.runbook_type)
         writer = StreamWriter(
             self.engine, self.job_id, next_seq=last_seq + 1,
@@ -114,18 +173,23 @@ class JobRunner:
             reason = (f"Worker {self.worker_name} cannot run {runbook.runbook_type} runbooks: "
                       f"{engine.executable or runbook.runbook_type} is not installed there.")
             writer.add(ERROR, reason)
-            self._finish(writer, JobStatus.FAILED, exit_code=None, reason=reason,
-                         exception=reason)
+            self._finish(writer, S.FAILED, exit_code=None, reason=reason, exception=reason)
             return
         script = workdir / f"runbook{engine.suffix}"
         script.write_text(content, encoding="utf-8")
+        env = self._base_env(workdir, runbook)
+        if job.checkpoint is not None:
+            restored = workdir / "checkpoint.json"
+            restored.write_text(json.dumps(job.checkpoint), encoding="utf-8")
+            env["SMA_CHECKPOINT_FILE"] = str(restored)
         record_r, record_w = os.pipe()
+        env["SMA_RECORD_FD"] = str(record_w)
         try:
             ctx = JobContext(
                 job_id=str(self.job_id), workdir=workdir, script_path=script,
                 parameters=dict(job.parameters or {}), declared=list(declared or []),
                 log_verbose=runbook.log_verbose, log_progress=runbook.log_progress,
-                log_debug=runbook.log_debug, env=self._base_env(workdir, record_w, runbook))
+                log_debug=runbook.log_debug, env=env)
             argv, extra = engine.command(ctx)
             argv, options = tied_to_parent(argv)
             proc = subprocess.Popen(
@@ -136,24 +200,32 @@ class JobRunner:
             os.close(record_w)
         try:
             with self.engine.begin() as conn:
-                running = transition(conn, self.job_id, JobStatus.RUNNING, pid=proc.pid)
-            if not running:  # stopped while activating: end it before it does anything
-                _kill_group(proc, signal.SIGKILL)
-            outcome = self._capture(proc, record_r, writer, runbook.timeout_seconds)
+                running = transition(conn, self.job_id, S.RUNNING, actor=self.actor,
+                                     expect={"attempt": self.attempt}, pid=proc.pid)
+            capture = _Capture(self, proc, record_r, writer, runbook.timeout_seconds)
+            if not running:  # stopped (or taken over) while activating
+                capture.control()
+            outcome, ending = capture.run()
         finally:
             os.close(record_r)
             _kill_group(proc, signal.SIGKILL)
             if proc.poll() is None:
                 proc.wait(timeout=10)
-        if outcome.exit_code == 0 and not outcome.reason:
-            self._finish(writer, JobStatus.COMPLETED, exit_code=0)
+        if ending is not None and ending.status is None:
+            log.warning("job %s: %s", self.job_id, ending.reason)
+            return
+        if ending is not None:
+            self._finish(writer, ending.status, exit_code=outcome, reason=ending.reason,
+                         exception=ending.reason if ending.status == S.FAILED else None)
+        elif outcome == 0:
+            self._finish(writer, S.COMPLETED, exit_code=0)
         else:
             tail = "\n".join(writer.error_tail)[-4000:]
-            reason = outcome.reason or _exit_reason(outcome.exit_code)
-            self._finish(writer, JobStatus.FAILED, exit_code=outcome.exit_code, reason=reason,
+            reason = _exit_reason(outcome)
+            self._finish(writer, S.FAILED, exit_code=outcome, reason=reason,
                          exception=tail or reason)
 
-    def _base_env(self, workdir: Path, record_fd: int, runbook: Runbook) -> dict[str, str]:
+    def _base_env(self, workdir: Path, runbook: Runbook) -> dict[str, str]:
         return {
             "PATH": os.environ.get("SMA_JOB_PATH") or _CLEAN_PATH,
             "HOME": str(workdir),
@@ -163,142 +235,242 @@ class JobRunner:
             "SMA_JOB_ID": str(self.job_id),
             "SMA_RUNBOOK_NAME": runbook.name,
             "SMA_API_URL": self.settings.api_url,
-            "SMA_RECORD_FD": str(record_fd),
             "SMA_LOG_VERBOSE": "1" if runbook.log_verbose else "0",
             "SMA_LOG_PROGRESS": "1" if runbook.log_progress else "0",
             "SMA_LOG_DEBUG": "1" if runbook.log_debug else "0",
         }
 
-    def _capture(self, proc: subprocess.Popen, record_fd: int, writer: StreamWriter,
-                 timeout_seconds: int | None) -> Outcome:
-        limit = self.settings.job_output_limit
-        max_line = self.settings.max_line_bytes
-        sel = selectors.DefaultSelector()
-        pipes: dict[int, tuple[str, LineSplitter]] = {}
-        for fd, kind in ((proc.stdout.fileno(), OUTPUT), (proc.stderr.fileno(), ERROR),
-                         (record_fd, "record")):
-            os.set_blocking(fd, False)
-            sel.register(fd, selectors.EVENT_READ, kind)
-            pipes[fd] = (kind, LineSplitter(max_line))
-        pidfd = os.pidfd_open(proc.pid)
-        sel.register(pidfd, selectors.EVENT_READ, "exit")
-        started = time.monotonic()
-        deadline = started + timeout_seconds if timeout_seconds else None
-        drain_until: float | None = None
-        total = 0
-        outcome: Outcome | None = None
-        try:
-            while pipes or drain_until is None:
-                now = time.monotonic()
-                waits = [w for w in (writer.due_in(),
-                                     None if deadline is None else deadline - now,
-                                     None if drain_until is None else drain_until - now)
-                         if w is not None]
-                events = sel.select(max(0.0, min(waits)) if waits else None)
-                for key, _ in events:
-                    fd = key.fd
-                    if key.data == "exit":
-                        sel.unregister(pidfd)
-                        drain_until = time.monotonic() + _EXIT_DRAIN_SECONDS
-                        continue
-                    kind, splitter = pipes[fd]
-                    try:
-                        data = os.read(fd, _READ)
-                    except BlockingIOError:
-                        continue
-                    if not data:
-                        self._deliver(writer, kind, splitter.rest())
-                        sel.unregister(fd)
-                        del pipes[fd]
-                        continue
-                    total += len(data)
-                    self._deliver(writer, kind, splitter.feed(data))
-                    if total > limit and outcome is None:
-                        _kill_group(proc, signal.SIGKILL)
-                        reason = (f"The job wrote more than the output limit of {limit} bytes "
-                                  "(SMA_JOB_OUTPUT_LIMIT); it was stopped.")
-                        writer.add(ERROR, reason)
-                        outcome = Outcome(None, reason, killed=True)
-                        _close_all(sel, pipes)
-                        break
-                writer.flush_if_due()
-                now = time.monotonic()
-                if deadline is not None and now >= deadline and outcome is None:
-                    reason = f"The job ran longer than its timeout of {timeout_seconds} s; " \
-                             "it was stopped."
-                    self._terminate(proc)
-                    writer.add(ERROR, reason)
-                    outcome = Outcome(None, reason, killed=True)
-                    deadline = None
-                if drain_until is not None and now >= drain_until and pipes:
-                    # the runbook exited but something it started still holds its pipes
-                    _kill_group(proc, signal.SIGKILL)
-                    for fd, (kind, splitter) in list(pipes.items()):
-                        self._drain(fd, kind, splitter, writer)
-                    _close_all(sel, pipes)
-                if outcome is not None and outcome.killed and proc.poll() is not None:
-                    for fd, (kind, splitter) in list(pipes.items()):
-                        self._drain(fd, kind, splitter, writer)
-                    _close_all(sel, pipes)
-                    break
-        finally:
-            sel.close()
-            os.close(pidfd)
-        _kill_group(proc, signal.SIGKILL)  # children that outlive the runbook end with it
-        code = proc.wait(timeout=30)
-        if outcome is not None:
-            outcome.exit_code = code
-            return outcome
-        return Outcome(code)
+    # --- while it runs -----------------------------------------------------------------
 
-    def _drain(self, fd: int, kind: str, splitter: LineSplitter, writer: StreamWriter) -> None:
-        while True:
-            try:
-                data = os.read(fd, _READ)
-            except (BlockingIOError, OSError):
-                break
-            if not data:
-                break
-            self._deliver(writer, kind, splitter.feed(data))
-        self._deliver(writer, kind, splitter.rest())
-
-    def _deliver(self, writer: StreamWriter, kind: str, lines: list[bytes]) -> None:
-        if kind != "record":
-            writer.add_lines(kind, lines)
-            return
-        for line in lines:
-            if not line.strip():
-                continue
-            record = parse_record(line)
-            if record.get("type") == "checkpoint":
-                self._checkpoint(record.get("data"))
-                continue
-            writer.add(record["stream"], record["text"], record.get("value"),
-                       has_value="value" in record)
-
-    def _checkpoint(self, data: Any) -> None:
-        table = Job.__table__
+    def check_status(self, renew: bool) -> str | None:
+        """The job's status as seen by this attempt (None: it is no longer ours); renews
+        the lease when asked."""
         with self.engine.begin() as conn:
-            conn.execute(update(table).where(table.c.id == self.job_id).values(checkpoint=data))
+            if renew:
+                lease = utcnow() + timedelta(seconds=self.settings.job_lease_seconds)
+                conn.execute(update(_jobs).where(
+                    _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt,
+                    _jobs.c.status.in_(_ACTIVE)).values(lease_expires_at=lease))
+            row = conn.execute(select(_jobs.c.status, _jobs.c.attempt, _jobs.c.worker)
+                               .where(_jobs.c.id == self.job_id)).first()
+        if row is None or row.attempt != self.attempt or row.worker != self.worker_name:
+            return None
+        return row.status
 
-    def _terminate(self, proc: subprocess.Popen) -> None:
-        _kill_group(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=self.settings.kill_grace_seconds)
-        except subprocess.TimeoutExpired:
-            pass
-        _kill_group(proc, signal.SIGKILL)
+    def checkpoint(self, writer: StreamWriter, data: Any) -> None:
+        """Keep the runbook's checkpoint with every record written before it."""
+        with self.engine.begin() as conn:
+            writer.flush(conn)
+            conn.execute(update(_jobs).where(
+                _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt)
+                .values(checkpoint=data))
+        writer.announce()
 
     def _finish(self, writer: StreamWriter, status: JobStatus, *, exit_code: int | None,
                 reason: str | None = None, exception: str | None = None) -> None:
         """The last records and the final status, in one transaction."""
         with self.engine.begin() as conn:
             writer.flush(conn)
-            done = transition(conn, self.job_id, status, exit_code=exit_code,
-                              status_reason=reason, exception=exception, pid=None)
+            fields = {"exit_code": exit_code, "status_reason": reason, "exception": exception,
+                      "pid": None}
+            done = transition(conn, self.job_id, status, actor=self.actor,
+                              expect={"attempt": self.attempt}, **fields)
+            if not done and current_status(conn, self.job_id) == S.STOPPING.value:
+                # asked to stop just as it ended: the stop won the race
+                done = transition(conn, self.job_id, S.STOPPED, actor=self.actor,
+                                  expect={"attempt": self.attempt}, exit_code=exit_code,
+                                  pid=None)
         writer.announce()
         if not done:
             log.info("job %s: not moved to %s; its status changed meanwhile", self.job_id, status)
+        self._wake_waiting()
+
+    def _wake_waiting(self) -> None:
+        """A slot of the runbook is free: send its oldest waiting jobs again."""
+        if self.enqueue is None:
+            return
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_runbooks.c.id, _runbooks.c.max_concurrent_jobs)
+                               .join(_jobs, _jobs.c.runbook_id == _runbooks.c.id)
+                               .where(_jobs.c.id == self.job_id)).first()
+            if row is None or not row.max_concurrent_jobs:
+                return
+            waiting = conn.execute(
+                select(_jobs.c.id, _jobs.c.worker_group)
+                .where(_jobs.c.runbook_id == row.id,
+                       _jobs.c.status.in_([S.NEW.value, S.RESUMING.value]))
+                .order_by(_jobs.c.created_at).limit(row.max_concurrent_jobs)).all()
+        for job_id, group in waiting:
+            self.enqueue(str(job_id), group)
+
+
+class _Capture:
+    """The select loop over the runbook's stdout, stderr, record channel and exit."""
+
+    def __init__(self, runner: JobRunner, proc: subprocess.Popen, record_fd: int,
+                 writer: StreamWriter, timeout_seconds: int | None) -> None:
+        self.runner = runner
+        self.settings = runner.settings
+        self.proc = proc
+        self.writer = writer
+        self.sel = selectors.DefaultSelector()
+        self.pipes: dict[int, tuple[str, LineSplitter]] = {}
+        for fd, kind in ((proc.stdout.fileno(), OUTPUT), (proc.stderr.fileno(), ERROR),
+                         (record_fd, "record")):
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, kind)
+            self.pipes[fd] = (kind, LineSplitter(self.settings.max_line_bytes))
+        now = time.monotonic()
+        self.timeout_seconds = timeout_seconds
+        self.deadline = now + timeout_seconds if timeout_seconds else None
+        self.next_control = now + _CONTROL_SECONDS
+        self.lease_every = self.settings.job_lease_seconds / 3
+        self.next_lease = now + self.lease_every
+        self.ending: Ending | None = None
+        self.exited = False  # seen through a pidfd, so the pid is not reaped (nor reused) yet
+        self.total = 0
+
+    def run(self) -> tuple[int, Ending | None]:
+        pidfd = os.pidfd_open(self.proc.pid)
+        self.sel.register(pidfd, selectors.EVENT_READ, "exit")
+        drain_until: float | None = None
+        try:
+            while self.pipes or drain_until is None:
+                self.sel_once(drain_until)
+                now = time.monotonic()
+                if drain_until is None and self.exited:
+                    drain_until = now + _EXIT_DRAIN_SECONDS
+                    self.sel.unregister(pidfd)
+                if self.deadline is not None and now >= self.deadline:
+                    self.deadline = None
+                    self.end(S.FAILED, f"The job ran longer than its timeout of "
+                                       f"{self.timeout_seconds} s; it was stopped.")
+                if now >= self.next_control and drain_until is None:
+                    self.control()
+                if self.ending is not None and now >= self.ending.kill_at:
+                    _kill_group(self.proc, signal.SIGKILL)
+                if drain_until is not None and now >= drain_until and self.pipes:
+                    # the runbook exited but something it started still holds its pipes
+                    _kill_group(self.proc, signal.SIGKILL)
+                    self.drain_all()
+        finally:
+            self.sel.close()
+            os.close(pidfd)
+        _kill_group(self.proc, signal.SIGKILL)  # children that outlive the runbook end with it
+        return self.proc.wait(timeout=30), self.ending
+
+    def sel_once(self, drain_until: float | None) -> None:
+        now = time.monotonic()
+        waits = [self.writer.due_in(), self.next_control - now]
+        for at in (self.deadline, drain_until, self.ending and self.ending.kill_at):
+            if at:
+                waits.append(at - now)
+        timeout = max(0.0, min(w for w in waits if w is not None))
+        for key, _ in self.sel.select(timeout):
+            if key.data == "exit":
+                self.exited = True
+                continue
+            if key.fd not in self.pipes:
+                continue
+            kind, splitter = self.pipes[key.fd]
+            try:
+                data = os.read(key.fd, _READ)
+            except BlockingIOError:
+                continue
+            if not data:
+                self.deliver(kind, splitter.rest())
+                self.sel.unregister(key.fd)
+                del self.pipes[key.fd]
+                continue
+            self.total += len(data)
+            self.deliver(kind, splitter.feed(data))
+            if self.total > self.settings.job_output_limit and self.ending is None:
+                self.end(S.FAILED, f"The job wrote more than the output limit of "
+                                   f"{self.settings.job_output_limit} bytes "
+                                   "(SMA_JOB_OUTPUT_LIMIT); it was stopped.", grace=0)
+                for fd in list(self.pipes):  # read no more of it
+                    self.sel.unregister(fd)
+                self.pipes.clear()
+                return
+        self.writer.flush_if_due()
+
+    def control(self) -> None:
+        """Renew the lease and act on a stop, suspend or takeover asked meanwhile."""
+        now = time.monotonic()
+        self.next_control = now + _CONTROL_SECONDS
+        renew = now >= self.next_lease
+        if renew:
+            self.next_lease = now + self.lease_every
+        try:
+            status = self.runner.check_status(renew)
+        except Exception:  # the database is unreachable: keep running, try again
+            log.warning("job %s: status check failed", self.runner.job_id, exc_info=True)
+            return
+        if self.ending is not None and self.ending.status is None:
+            return
+        if status is None:
+            self.end(None, "The job was taken over after its lease expired; this run ended.",
+                     grace=0)
+        elif status == S.STOPPING.value and (self.ending is None
+                                              or self.ending.status != S.STOPPED):
+            self.end(S.STOPPED, "Stopped on request.")
+        elif status == S.SUSPENDING.value and self.ending is None:
+            self.end(S.SUSPENDED, "Suspended on request; resume continues from the last "
+                                  "checkpoint.")
+
+    def end(self, status: JobStatus | None, reason: str, grace: float | None = None) -> None:
+        """Ask the process group to end (SIGTERM), and kill it after the grace period."""
+        grace = self.settings.kill_grace_seconds if grace is None else grace
+        kill_at = time.monotonic() + grace
+        if self.ending is not None:
+            kill_at = min(kill_at, self.ending.kill_at)
+        self.ending = Ending(status, reason, kill_at)
+        if status is not None:
+            self.writer.add(ERROR if status == S.FAILED else "Warning", reason)
+        _kill_group(self.proc, signal.SIGKILL if grace <= 0 else signal.SIGTERM)
+
+    def drain_all(self) -> None:
+        for fd, (kind, splitter) in list(self.pipes.items()):
+            while True:
+                try:
+                    data = os.read(fd, _READ)
+                except (BlockingIOError, OSError):
+                    break
+                if not data:
+                    break
+                self.deliver(kind, splitter.feed(data))
+            self.deliver(kind, splitter.rest())
+            self.sel.unregister(fd)
+        self.pipes.clear()
+
+    def deliver(self, kind: str, lines: list[bytes]) -> None:
+        if kind != "record":
+            self.writer.add_lines(kind, lines)
+            return
+        for line in lines:
+            if not line.strip():
+                continue
+            record = parse_record(line)
+            if record.get("type") == "checkpoint":
+                self.runner.checkpoint(self.writer, record.get("data"))
+                continue
+            self.writer.add(record["stream"], record["text"], record.get("value"),
+                            has_value="value" in record)
+
+
+def _end_previous_run(pid: int, job_id: uuid.UUID) -> None:
+    """A lost earlier run of this job on this host may still live: end its process group.
+
+    Only a process whose environment names this job is touched, so a reused pid is safe.
+    """
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            if f"SMA_JOB_ID={job_id}".encode() not in fh.read().split(b"\0"):
+                return
+        os.killpg(pid, signal.SIGKILL)
+        log.warning("job %s: ended the process group %s of its lost earlier run", job_id, pid)
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
 
 
 def _exit_reason(code: int | None) -> str:
@@ -309,12 +481,6 @@ def _exit_reason(code: int | None) -> str:
             name = f"signal {-code}"
         return f"The runbook was killed by {name}."
     return f"The runbook exited with code {code}."
-
-
-def _close_all(sel: selectors.BaseSelector, pipes: dict) -> None:
-    for fd in list(pipes):
-        sel.unregister(fd)
-    pipes.clear()
 
 
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:

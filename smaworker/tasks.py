@@ -6,6 +6,7 @@ import logging
 
 import redis
 
+from smacommon.queue import enqueue_job
 from smaworker.celery_app import app, settings, worker_name
 from smaworker.runner import JobRunner
 
@@ -23,4 +24,4 @@ def _publish(channel: str, last_seq: int) -> None:
 @app.task(name="sma.run_job", ignore_result=True)
 def run_job(job_id: str) -> None:
     """Claim and run one job; a message for a job already claimed runs nothing."""
-    JobRunner(job_id, settings, worker_name(), publish=_publish).run()
+    JobRunner(job_id, settings, worker_name(), publish=_publish, enqueue=enqueue_job).run()

@@ -2,8 +2,9 @@
 
 from smacommon.db import Base
 from smacommon.models.auth import ApiToken
-from smacommon.models.job import Job, JobStream
+from smacommon.models.job import Job, JobStatusEvent, JobStream
 from smacommon.models.runbook import Runbook, RunbookVersion
 from smacommon.models.worker import Worker
 
-__all__ = ["ApiToken", "Base", "Job", "JobStream", "Runbook", "RunbookVersion", "Worker"]
+__all__ = ["ApiToken", "Base", "Job", "JobStatusEvent", "JobStream", "Runbook", "RunbookVersion",
+           "Worker"]

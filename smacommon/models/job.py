@@ -44,6 +44,8 @@ class Job(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
     pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    # the process running the job renews this; past it, the job is lost (see the reaper)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -67,3 +69,20 @@ class JobStream(Base):
 
     def __repr__(self) -> str:
         return f"<JobStream {self.job_id}#{self.seq} {self.stream}>"
+
+
+class JobStatusEvent(Base):
+    """One transition of a job: its status history."""
+
+    __tablename__ = "job_status_events"
+    __table_args__ = (Index("ix_job_status_events_job", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+    def __repr__(self) -> str:
+        return f"<JobStatusEvent {self.job_id} {self.status}>"

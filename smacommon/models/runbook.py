@@ -26,6 +26,7 @@ class Runbook(Base):
     log_debug: Mapped[bool] = mapped_column(default=False)
     timeout_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
     worker_group: Mapped[str] = mapped_column(String(64), default="default")
+    max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer, default=None)
     # explicit parameter declarations; when null they are read from the content at publish
     declared_parameters: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, default=None)
     draft_content: Mapped[str | None] = mapped_column(Text, default=None)

@@ -1,28 +1,38 @@
-"""Job services: start a job and move it from one status to the next."""
+"""Job services: start, stop, suspend, resume, and move a job from one status to the next."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from smacommon.db import on_commit, utcnow
 from smacommon.errors import IllegalTransition, JobNotFound, NotPublished, ValidationFailed
-from smacommon.models import Job, Runbook
+from smacommon.models import Job, JobStatusEvent, Runbook, Worker
 from smacommon.parameters import validate
 from smacommon.services.runbooks import GROUP_RE, draft_parameters
 from smacommon.states import FINAL_STATUSES, JobStatus, allowed_sources
 
 Enqueue = Callable[[str, str], None]
+log = logging.getLogger(__name__)
+S = JobStatus
+_jobs = Job.__table__
+_events = JobStatusEvent.__table__
 
 
 def _default_enqueue(job_id: str, group: str) -> None:
     from smacommon.queue import enqueue_job
 
-    enqueue_job(job_id, group)
+    try:
+        enqueue_job(job_id, group)
+    except Exception:  # the job is committed; the reaper sends it again (broker down?)
+        log.warning("could not queue job %s to %s now; it will be sent again", job_id, group,
+                    exc_info=True)
 
 
 def get_job(session: Session, job_id: Any) -> Job:
@@ -37,10 +47,22 @@ def get_job(session: Session, job_id: Any) -> Job:
     return job
 
 
+def no_worker_reason(session: Session | Connection, group: str,
+                     heartbeat_seconds: float) -> str | None:
+    """Why a job of `group` would wait: no worker of the group has a fresh heartbeat."""
+    fresh = utcnow() - timedelta(seconds=heartbeat_seconds * 3)
+    online = session.execute(select(func.count()).select_from(Worker.__table__).where(
+        Worker.worker_group == group, Worker.heartbeat_at >= fresh)).scalar()
+    if online:
+        return None
+    return (f"No worker of group {group!r} is online; the job starts as soon as one joins "
+            f"(sma worker --group {group}).")
+
+
 def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | None = None, *,
               worker_group: str | None = None, started_by: str = "",
               parent_job_id: uuid.UUID | None = None, test: bool = False,
-              enqueue: Enqueue | None = None) -> Job:
+              enqueue: Enqueue | None = None, heartbeat_seconds: float = 15.0) -> Job:
     """Insert a `New` job for the published version (or the draft, for a test) and queue it
     once the caller's transaction commits."""
     if test:
@@ -62,11 +84,13 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
                                {"worker_group": ["Invalid worker group."]})
     job = Job(
         runbook_id=runbook.id, runbook_version_id=version_id, is_test=test,
-        test_content=content, status=JobStatus.NEW.value, parameters=values,
-        worker_group=group, started_by=started_by, parent_job_id=parent_job_id,
+        test_content=content, status=S.NEW.value, parameters=values, worker_group=group,
+        started_by=started_by, parent_job_id=parent_job_id,
+        status_reason=no_worker_reason(session, group, heartbeat_seconds),
     )
     session.add(job)
     session.flush()
+    session.add(JobStatusEvent(job_id=job.id, status=S.NEW.value, actor=started_by))
     job_id = str(job.id)
     send = enqueue or _default_enqueue
     on_commit(session, lambda: send(job_id, group))
@@ -74,36 +98,81 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
 
 
 def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStatus, *,
-               sources: frozenset[JobStatus] | None = None, **fields: Any) -> bool:
+               sources: frozenset[JobStatus] | None = None, actor: str = "",
+               expect: dict[str, Any] | None = None, **fields: Any) -> bool:
     """Move a job to `target` with one conditional UPDATE; False if its status forbids it.
 
-    `sources` narrows the legal predecessors (e.g. a claim only from `New`). The caller
-    commits. Two actors racing for the same job cannot both win: the UPDATE matches once.
-    A Core UPDATE on the table: this runs several times for every job.
+    `sources` narrows the legal predecessors (e.g. a claim only from `New`); `expect` adds
+    column values the row must still have (e.g. the attempt a worker runs). The move is
+    recorded in the status history in the same transaction; the caller commits. Two actors
+    racing for the same job cannot both win: the UPDATE matches once. Core statements on
+    the tables: this runs several times for every job.
     """
     allowed = allowed_sources(target)
     if sources is not None:
         allowed = allowed & sources
     now = utcnow()
     values: dict[str, Any] = {"status": target.value, "modified_at": now, **fields}
-    if target in FINAL_STATUSES or target == JobStatus.SUSPENDED:
+    if target in FINAL_STATUSES or target == S.SUSPENDED:
         values.setdefault("end_time", now)
-    if target == JobStatus.RUNNING:
+        values.setdefault("lease_expires_at", None)
+    if target in FINAL_STATUSES:  # a suspended job keeps its checkpoint; a finished one not
+        values.setdefault("checkpoint", None)
+    if target == S.RUNNING:
         values.setdefault("start_time", now)
-    table = Job.__table__
-    result = session.execute(
-        update(table)
-        .where(table.c.id == job_id, table.c.status.in_([s.value for s in allowed]))
-        .values(**values)
-    )
-    return result.rowcount == 1
+    stmt = (update(_jobs)
+            .where(_jobs.c.id == job_id, _jobs.c.status.in_([s.value for s in allowed]))
+            .values(**values))
+    for column, value in (expect or {}).items():
+        stmt = stmt.where(_jobs.c[column] == value)
+    if session.execute(stmt).rowcount != 1:
+        return False
+    session.execute(insert(_events).values(job_id=job_id, status=target.value, time=now,
+                                           actor=actor, reason=fields.get("status_reason")))
+    return True
 
 
-def require_transition(session: Session, job_id: uuid.UUID, target: JobStatus,
-                       **fields: Any) -> None:
+def require_transition(session: Session | Connection, job_id: uuid.UUID, target: JobStatus,
+                       **kwargs: Any) -> None:
     """Like `transition`, but a refusal is IllegalTransition naming the current status."""
-    if not transition(session, job_id, target, **fields):
-        current = session.scalar(select(Job.status).where(Job.id == job_id))
-        if current is None:
-            raise JobNotFound(f"Job {job_id} not found.")
-        raise IllegalTransition(job_id, current, target.value)
+    if not transition(session, job_id, target, **kwargs):
+        raise IllegalTransition(job_id, current_status(session, job_id), target.value)
+
+
+def current_status(session: Session | Connection, job_id: uuid.UUID) -> str:
+    status = session.execute(select(_jobs.c.status).where(_jobs.c.id == job_id)).scalar()
+    if status is None:
+        raise JobNotFound(f"Job {job_id} not found.")
+    return status
+
+
+def stop_job(session: Session, job: Job, actor: str) -> None:
+    """Stop a job: at once if it is not running (New, Suspended, Resuming), else ask its
+    worker to end its process group (Stopping, then Stopped)."""
+    reason = f"Stopped by {actor}."
+    if transition(session, job.id, S.STOPPED, actor=actor, status_reason=reason,
+                  sources=frozenset({S.NEW, S.SUSPENDED, S.RESUMING})):
+        return
+    if transition(session, job.id, S.STOPPING, actor=actor, status_reason=reason):
+        return
+    raise IllegalTransition(job.id, current_status(session, job.id), S.STOPPED.value)
+
+
+def suspend_job(session: Session, job: Job, actor: str) -> None:
+    """Ask the worker to suspend a running job; it keeps its last checkpoint."""
+    require_transition(session, job.id, S.SUSPENDING, actor=actor,
+                       status_reason=f"Suspended by {actor}.")
+
+
+def resume_job(session: Session, job: Job, actor: str, enqueue: Enqueue | None = None) -> None:
+    """Send a suspended job back through the queue; it continues from its last checkpoint."""
+    require_transition(session, job.id, S.RESUMING, actor=actor,
+                       status_reason=f"Resumed by {actor}.", end_time=None)
+    job_id, group = str(job.id), job.worker_group
+    send = enqueue or _default_enqueue
+    on_commit(session, lambda: send(job_id, group))
+
+
+def status_history(session: Session, job_id: uuid.UUID) -> list[JobStatusEvent]:
+    return list(session.scalars(select(JobStatusEvent).where(JobStatusEvent.job_id == job_id)
+                                .order_by(JobStatusEvent.id)))
