@@ -52,21 +52,19 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def _sqlite_begin(conn) -> None:
-    # pysqlite's own transaction handling is off (isolation_level=None). A transaction that
-    # reads and then writes must start IMMEDIATE (see `for_write`): in WAL mode a deferred
-    # one that upgrades to a write fails at once when another writer got in between, and
-    # busy_timeout does not help. Read-only transactions stay deferred, so a long read never
-    # holds the write lock.
-    immediate = conn.get_execution_options().get("sqlite_immediate")
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    # pysqlite's own transaction handling is off (isolation_level=None), so we say how each
+    # transaction starts. In WAL mode a deferred transaction that writes can fail at once
+    # with "database is locked" (SQLITE_BUSY_SNAPSHOT: another writer committed after it
+    # began reading; busy_timeout does not help), even for a single UPDATE. So every
+    # transaction starts IMMEDIATE, and waits its turn, unless it is marked read-only
+    # (`reading`), which starts deferred and never holds the write lock.
+    deferred = conn.get_execution_options().get("sqlite_deferred")
+    conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
-def for_write(session: Session) -> Session:
-    """Start the session's transaction as a write (BEGIN IMMEDIATE on SQLite).
-
-    Call it before the first statement of a transaction that reads and then writes.
-    """
-    session.connection(execution_options={"sqlite_immediate": True})
+def reading(session: Session) -> Session:
+    """Mark the session's next transaction read-only: on SQLite it starts deferred."""
+    session.connection(execution_options={"sqlite_deferred": True})
     return session
 
 
@@ -100,13 +98,10 @@ def dispose_engines() -> None:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A Core transaction that starts as a write (BEGIN IMMEDIATE on SQLite), for
-    read-then-write work outside an ORM session."""
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A Core connection for reads only (deferred transactions on SQLite)."""
     with engine.connect() as conn:
-        conn = conn.execution_options(sqlite_immediate=True)
-        with conn.begin():
-            yield conn
+        yield conn.execution_options(sqlite_deferred=True)
 
 
 def session_factory(url: str) -> sessionmaker[Session]:

@@ -37,10 +37,10 @@ def find_redis_server() -> str:
 class EmbeddedRedis:
     """A redis-server child bound to 127.0.0.1 on a free port, keeping its data in `folder`."""
 
-    def __init__(self, folder: Path, persist: bool = True) -> None:
+    def __init__(self, folder: Path, persist: bool = True, port: int = 0) -> None:
         self.folder = Path(folder)
         self.persist = persist
-        self.port = 0
+        self.port = port
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -49,7 +49,7 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = self.port or free_port()
         args = [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.folder), "--save", "", "--daemonize", "no",
                 "--logfile", str(self.folder / "redis.log"),

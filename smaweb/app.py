@@ -48,10 +48,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     auth.init_app(app)
 
-    from smaweb.api import health, jobs, runbooks
+    from smaweb.api import admin, health, jobs, runbooks, workers
 
-    api.register_blueprint(runbooks.blp)
-    api.register_blueprint(jobs.blp)
+    for module in (runbooks, jobs, workers, admin):
+        api.register_blueprint(module.blp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs_assets)
     return app

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from sqlalchemy.orm import Session, sessionmaker
 from webargs.flaskparser import FlaskParser
 
-from smacommon.db import for_write, session_factory
+from smacommon.db import reading, session_factory
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -25,11 +25,11 @@ class Database:
 
     @property
     def session(self) -> Session:
-        """The request's session; a request that changes things starts as a write."""
+        """The request's session; a request that only reads never takes the write lock."""
         if "sma_session" not in g:
             session = current_app.extensions["sma_db"].factory()
-            if request.method not in _READ_METHODS:
-                for_write(session)
+            if request.method in _READ_METHODS:
+                reading(session)
             g.sma_session = session
         return g.sma_session
 

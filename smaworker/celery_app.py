@@ -19,8 +19,8 @@ settings = get_settings()
 app = Celery("smaworker", include=["smaworker.tasks"])
 app.conf.update(celery_config(settings))
 app.conf.task_default_queue = settings.worker_group
+app.conf.beat_scheduler = "smaworker.beat:SmaScheduler"
 
-HEARTBEAT_SECONDS = 15.0
 
 
 # computed once in the main process, so its forked pool processes share it
@@ -49,8 +49,12 @@ def _register(sender=None, **_: object) -> None:
     from smaworker.registry import heartbeat_forever, register
 
     concurrency = getattr(getattr(sender, "controller", None), "concurrency", None) or 1
+    # the group is the queue it consumes (`-Q linux` or SMA_WORKER_GROUP)
+    queues = list(sender.app.amqp.queues.consume_from or []) if sender else []
+    group = queues[0] if queues else settings.worker_group
     engine = get_engine(settings.effective_database_url)
-    register(engine, worker_name(), settings.worker_group, concurrency)
-    thread = threading.Thread(target=heartbeat_forever, args=(engine, worker_name(),
-                              HEARTBEAT_SECONDS), name="sma-heartbeat", daemon=True)
+    register(engine, worker_name(), group, concurrency)
+    thread = threading.Thread(target=heartbeat_forever, args=(
+        engine, worker_name(), group, concurrency, settings.worker_heartbeat_seconds),
+        name="sma-heartbeat", daemon=True)
     thread.start()

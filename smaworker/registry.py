@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from smacommon.db import for_write, utcnow
+from smacommon.db import utcnow
 from smacommon.models import Worker
 from smaworker.engines import available_engines
 
@@ -26,7 +26,6 @@ def _version() -> str:
 def register(engine: Engine, name: str, group: str, concurrency: int) -> None:
     """Insert or refresh this worker's row."""
     with Session(engine) as s, s.begin():
-        for_write(s)
         worker = s.get(Worker, name) or Worker(name=name)
         worker.worker_group = group
         worker.engines = available_engines()
@@ -37,11 +36,16 @@ def register(engine: Engine, name: str, group: str, concurrency: int) -> None:
     log.info("worker %s registered in group %s with engines %s", name, group, available_engines())
 
 
-def heartbeat_forever(engine: Engine, name: str, every: float) -> None:
+def heartbeat_forever(engine: Engine, name: str, group: str, concurrency: int,
+                      every: float) -> None:
+    """Refresh the heartbeat; a row removed meanwhile (purged as lost) is written again."""
     while True:
         time.sleep(every)
         try:
-            with Session(engine) as s, s.begin():
-                s.execute(update(Worker).where(Worker.name == name).values(heartbeat_at=utcnow()))
+            with engine.begin() as conn:
+                found = conn.execute(update(Worker.__table__).where(Worker.name == name)
+                                     .values(heartbeat_at=utcnow())).rowcount
+            if not found:
+                register(engine, name, group, concurrency)
         except Exception:
             log.warning("heartbeat of worker %s failed", name, exc_info=True)

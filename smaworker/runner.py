@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
-from smacommon.db import get_engine, utcnow, write_transaction
+from smacommon.db import get_engine, read_connection, reading, utcnow
 from smacommon.models import Job, JobStream, Runbook, RunbookVersion
 from smacommon.process import tied_to_parent
 from smacommon.services.jobs import current_status, transition
@@ -93,7 +93,7 @@ class JobRunner:
 
     def _claim(self) -> bool:
         """Take the job with one conditional UPDATE; respect the runbook's concurrency limit."""
-        with write_transaction(self.engine) as conn:
+        with self.engine.begin() as conn:
             row = conn.execute(
                 select(_jobs.c.runbook_id, _jobs.c.attempt, _runbooks.c.max_concurrent_jobs,
                        _runbooks.c.name)
@@ -136,6 +136,7 @@ class JobRunner:
 
     def _load(self) -> tuple[Job, Runbook, str, list[dict[str, Any]], int]:
         with Session(self.engine, expire_on_commit=False) as s:
+            reading(s)
             job, runbook, version = s.execute(
                 select(Job, Runbook, RunbookVersion)
                 .join(Runbook, Runbook.id == Job.runbook_id)
@@ -283,13 +284,17 @@ class JobRunner:
         writer.announce()
         if not done:
             log.info("job %s: not moved to %s; its status changed meanwhile", self.job_id, status)
-        self._wake_waiting()
+        try:
+            self._wake_waiting()
+        except Exception:  # the reaper sends waiting jobs again in any case
+            log.warning("job %s: could not wake the jobs waiting for its slot", self.job_id,
+                        exc_info=True)
 
     def _wake_waiting(self) -> None:
         """A slot of the runbook is free: send its oldest waiting jobs again."""
         if self.enqueue is None:
             return
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             row = conn.execute(select(_runbooks.c.id, _runbooks.c.max_concurrent_jobs)
                                .join(_jobs, _jobs.c.runbook_id == _runbooks.c.id)
                                .where(_jobs.c.id == self.job_id)).first()

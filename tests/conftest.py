@@ -71,6 +71,11 @@ def services(tmp_path_factory, worker_id, testrun_uid):
         "SMA_JOB_OUTPUT_LIMIT": str(OUTPUT_LIMIT),
         "SMA_WORKER_GROUP": "default",
         "SMA_KILL_GRACE_SECONDS": "2",
+        # short enough that lost jobs and lost messages are found within the tests
+        "SMA_JOB_LEASE_SECONDS": "3",
+        "SMA_WORKER_HEARTBEAT_SECONDS": "1",
+        "SMA_REAPER_INTERVAL_SECONDS": "0.5",
+        "SMA_REQUEUE_NEW_AFTER_SECONDS": "2",
     }
     os.environ.update(env)
     _reset_settings()
@@ -202,7 +207,59 @@ def api(client):
     return Api(client)
 
 
-class WorkerProcess:
+class _Process:
+    """A real child process in its own process group, ended (with the group) by stop()."""
+
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    def spawn(self) -> None:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self) -> None:
+        """kill -9 of the whole process group, as when its host dies."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=15)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=timeout)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=timeout)
+        self._log.close()
+        self.proc = None
+
+
+class BeatProcess(_Process):
+    """A real `celery -A smaworker beat` process: the scheduler and the reaper."""
+
+    def __init__(self, env: dict[str, str], folder: Path, name: str = "beat") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.log_path = folder / f"{name}.log"
+        self.env = {**os.environ, **env}
+        self.argv = [sys.executable, "-m", "celery", "-A", "smaworker", "beat", "-l", "INFO",
+                     "-s", str(folder / f"{name}-schedule")]
+
+    def start(self) -> BeatProcess:
+        self.spawn()
+        return self
+
+
+class WorkerProcess(_Process):
     """A real `celery -A smaworker worker` process in its own process group."""
 
     def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = 2,
@@ -219,9 +276,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, database_url: str, timeout: float = 30.0) -> WorkerProcess:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.spawn()
         engine = get_engine(database_url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -236,25 +291,6 @@ class WorkerProcess:
         self.stop()
         raise RuntimeError(f"worker did not register: {self.log_path.read_text()[-3000:]}")
 
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-            except ProcessLookupError:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait(timeout=timeout)
-        self._log.close()
-
 
 @pytest.fixture(scope="session")
 def worker_process(services):
@@ -266,13 +302,41 @@ def worker_process(services):
 
 
 @pytest.fixture
-def worker(worker_process, clean_db):
-    """Use in a test that needs its jobs run; re-registers the worker row the clean removed."""
-    from sqlalchemy.orm import Session
-
-    from smacommon.models import Worker
-
-    with Session(get_engine(os.environ["SMA_DATABASE_URL"])) as s, s.begin():
-        s.merge(Worker(name=worker_process.name, worker_group=worker_process.group))
+def worker(worker_process, clean_db, services):
+    """Use in a test that needs its jobs run: waits until the worker has registered again
+    after the clean (its heartbeat does that within a second)."""
     assert worker_process.proc.poll() is None, worker_process.log_path.read_text()[-3000:]
-    return worker_process
+    engine = get_engine(services["database_url"])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM workers WHERE name = :n"),
+                            {"n": worker_process.name}).first():
+                return worker_process
+        time.sleep(0.05)
+    raise AssertionError("the session worker did not register again")
+
+
+@pytest.fixture
+def processes(services):
+    """Start more workers and beats in a test; all of them end with it."""
+    started: list[_Process] = []
+
+    class Starter:
+        def worker(self, group: str, concurrency: int = 2, env: dict | None = None,
+                   name: str | None = None) -> WorkerProcess:
+            proc = WorkerProcess({**services["env"], **(env or {})},
+                                 services["tmp"] / f"worker-{uuid.uuid4().hex[:6]}.log",
+                                 concurrency=concurrency, group=group, name=name)
+            started.append(proc)
+            return proc.start(services["database_url"])
+
+        def beat(self, env: dict | None = None) -> BeatProcess:
+            proc = BeatProcess({**services["env"], **(env or {})},
+                               services["tmp"] / f"beat-{uuid.uuid4().hex[:6]}")
+            started.append(proc)
+            return proc.start()
+
+    yield Starter()
+    for proc in reversed(started):
+        proc.stop()

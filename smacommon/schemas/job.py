@@ -43,6 +43,18 @@ class JobSchema(ma.Schema):
     modified_at = ma.fields.DateTime(dump_only=True)
 
 
+class JobStatusEventSchema(ma.Schema):
+    status = ma.fields.String(dump_only=True)
+    time = ma.fields.DateTime(dump_only=True)
+    actor = ma.fields.String(dump_only=True)
+    reason = ma.fields.String(dump_only=True, allow_none=True)
+
+
+class JobDetailSchema(JobSchema):
+    status_history = ma.fields.List(ma.fields.Nested(JobStatusEventSchema), dump_only=True)
+    has_checkpoint = ma.fields.Function(lambda j: j.checkpoint is not None, dump_only=True)
+
+
 class JobPageSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(JobSchema))
     next_cursor = ma.fields.String(allow_none=True)

@@ -24,6 +24,9 @@ class RunbookSettingsSchema(StrictSchema):
     log_debug = ma.fields.Boolean()
     timeout_seconds = _timeout
     worker_group = ma.fields.String(allow_none=True)
+    max_concurrent_jobs = ma.fields.Integer(
+        allow_none=True, validate=ma.validate.Range(min=1, max=10000),
+        metadata={"description": "Jobs of this runbook that may run at once (null: no limit)."})
     parameters = _parameters
 
 
@@ -58,6 +61,7 @@ class RunbookSchema(ma.Schema):
     log_debug = ma.fields.Boolean(dump_only=True)
     timeout_seconds = ma.fields.Integer(dump_only=True, allow_none=True)
     worker_group = ma.fields.String(dump_only=True)
+    max_concurrent_jobs = ma.fields.Integer(dump_only=True, allow_none=True)
     declared_parameters = ma.fields.List(ma.fields.Dict(), dump_only=True, allow_none=True)
     has_draft = ma.fields.Function(lambda r: r.draft_content is not None, dump_only=True)
     draft_edited_at = ma.fields.DateTime(dump_only=True, allow_none=True)

@@ -166,7 +166,9 @@ def suspend_job(session: Session, job: Job, actor: str) -> None:
 
 def resume_job(session: Session, job: Job, actor: str, enqueue: Enqueue | None = None) -> None:
     """Send a suspended job back through the queue; it continues from its last checkpoint."""
+    # only from Suspended: Running -> Resuming is the reaper's move for a lost job
     require_transition(session, job.id, S.RESUMING, actor=actor,
+                       sources=frozenset({S.SUSPENDED}),
                        status_reason=f"Resumed by {actor}.", end_time=None)
     job_id, group = str(job.id), job.worker_group
     send = enqueue or _default_enqueue

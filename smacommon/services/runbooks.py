@@ -28,7 +28,7 @@ from smacommon.settings import WORKER_GROUP_PATTERN
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 GROUP_RE = re.compile(WORKER_GROUP_PATTERN)
 UPDATABLE = ("description", "tags", "log_verbose", "log_progress", "log_debug",
-             "timeout_seconds", "worker_group")
+             "timeout_seconds", "worker_group", "max_concurrent_jobs")
 
 
 def get_runbook(session: Session, ref: str, *, for_update: bool = False) -> Runbook:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from smacommon.models import Job, JobStream, Runbook, RunbookVersion
 from smacommon.schemas.job import (
+    JobDetailSchema,
     JobPageSchema,
     JobQueryArgsSchema,
     JobSchema,
@@ -18,7 +19,14 @@ from smacommon.schemas.job import (
     JobStreamPageSchema,
     JobStreamQueryArgsSchema,
 )
-from smacommon.services.jobs import get_job, start_job
+from smacommon.services.jobs import (
+    get_job,
+    resume_job,
+    start_job,
+    status_history,
+    stop_job,
+    suspend_job,
+)
 from smacommon.services.runbooks import get_runbook
 from smacommon.states import FINAL_STATUSES, JobStatus
 from smacommon.streams import OUTPUT
@@ -51,7 +59,8 @@ def _start(runbook_ref: str, data: dict, test: bool):
     session = db.session
     runbook = get_runbook(session, runbook_ref)
     job = start_job(session, runbook, data.get("parameters"), worker_group=data.get("worker_group"),
-                    started_by=f"user:{current_principal()}", test=test)
+                    started_by=f"user:{current_principal()}", test=test,
+                    heartbeat_seconds=current_app.config["SMA_SETTINGS"].worker_heartbeat_seconds)
     session.commit()
     if data.get("wait"):
         job = _wait(session, job, data["wait"])
@@ -114,12 +123,48 @@ class Jobs(MethodView):
         return {"items": _with_names(session, items), "next_cursor": cursor}
 
 
+def _detail(session: Session, job: Job) -> Job:
+    job.status_history = status_history(session, job.id)
+    return _with_names(session, [job])[0]
+
+
 @blp.route("/jobs/<job_id>", methods=["GET"])
-@blp.response(200, JobSchema)
+@blp.response(200, JobDetailSchema)
 def get(job_id):
-    """Get a job."""
+    """Get a job with its status history."""
     session = db.session
-    return _with_names(session, [get_job(session, job_id)])[0]
+    return _detail(session, get_job(session, job_id))
+
+
+def _control(job_id: str, action) -> Job:
+    session = db.session
+    job = get_job(session, job_id)
+    action(session, job, f"user:{current_principal()}")
+    session.commit()
+    session.refresh(job)
+    return _detail(session, job)
+
+
+@blp.route("/jobs/<job_id>/stop", methods=["POST"])
+@blp.response(202, JobDetailSchema)
+def stop(job_id):
+    """Stop a job: its whole process group ends (Stopping, then Stopped); a job that is
+    not running (New, Suspended) is stopped at once. 409 when it has finished."""
+    return _control(job_id, stop_job)
+
+
+@blp.route("/jobs/<job_id>/suspend", methods=["POST"])
+@blp.response(202, JobDetailSchema)
+def suspend(job_id):
+    """Suspend a running job; resume continues from its last checkpoint."""
+    return _control(job_id, suspend_job)
+
+
+@blp.route("/jobs/<job_id>/resume", methods=["POST"])
+@blp.response(202, JobDetailSchema)
+def resume(job_id):
+    """Resume a suspended job from its last checkpoint (or from the start without one)."""
+    return _control(job_id, resume_job)
 
 
 @blp.route("/jobs/<job_id>/streams", methods=["GET"])

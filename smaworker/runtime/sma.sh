@@ -50,3 +50,18 @@ write_output_json() {
     printf '%s\n' "$1"
   fi
 }
+
+# checkpoint JSON: save the job's checkpoint (any JSON value); a resumed job reads it back
+checkpoint() {
+  local data=${1:-null}
+  if [ -n "${SMA_RECORD_FD:-}" ]; then
+    printf '{"type":"checkpoint","data":%s}\n' "$data" >&"$SMA_RECORD_FD"
+  fi
+}
+
+# last_checkpoint: print the data of the last checkpoint (nothing on a first run)
+last_checkpoint() {
+  if [ -n "${SMA_CHECKPOINT_FILE:-}" ] && [ -f "$SMA_CHECKPOINT_FILE" ]; then
+    cat "$SMA_CHECKPOINT_FILE"
+  fi
+}

@@ -4,7 +4,7 @@
 # object per line to the pipe whose file descriptor number is in $env:SMA_RECORD_FD (the
 # worker's record channel); without it (a runbook run by hand) they are printed for people.
 #
-# Public: Checkpoint-Workflow, Write-Progress (replaces the cmdlet so progress becomes records),
+# Public: Checkpoint-Workflow, Get-SmaCheckpoint, Write-Progress (replaces the cmdlet so progress becomes records),
 # and InlineScript / Parallel / Sequence, which let SMA workflows run as functions on
 # PowerShell 7 (it has no workflows): their blocks run in order, in the runbook's process.
 # Internal (the host reaches them through the module): Write-SmaRecord, ConvertTo-SmaData,
@@ -233,5 +233,17 @@ Set-Alias -Name InlineScript -Value Invoke-SmaInlineScript
 Set-Alias -Name Parallel -Value Invoke-SmaParallel
 Set-Alias -Name Sequence -Value Invoke-SmaSequence
 
-Export-ModuleMember -Function Checkpoint-Workflow, Write-Progress, Invoke-SmaInlineScript,
+function Get-SmaCheckpoint {
+    <#
+    .SYNOPSIS
+    The -Data of the job's last Checkpoint-Workflow, or $null on a first run.
+    #>
+    [CmdletBinding()]
+    param()
+    $path = $env:SMA_CHECKPOINT_FILE
+    if (-not $path -or -not (Test-Path -LiteralPath $path)) { return $null }
+    return (Get-Content -LiteralPath $path -Raw -Encoding utf8 | ConvertFrom-Json)
+}
+
+Export-ModuleMember -Function Checkpoint-Workflow, Get-SmaCheckpoint, Write-Progress, Invoke-SmaInlineScript,
     Invoke-SmaParallel, Invoke-SmaSequence -Alias InlineScript, Parallel, Sequence

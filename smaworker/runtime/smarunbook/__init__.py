@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 __all__ = [
-    "output", "write_debug", "write_error", "write_output", "write_progress", "write_verbose",
-    "write_warning",
+    "checkpoint", "last_checkpoint", "output", "write_debug", "write_error", "write_output",
+    "write_progress", "write_verbose", "write_warning",
 ]
 
 _channel = None
@@ -79,3 +79,27 @@ def output(value: Any) -> None:
     """A typed output object (any JSON value), kept with its structure."""
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     _record({"stream": "Output", "text": text, "value": value})
+
+
+_MISSING = object()
+_restored: Any = _MISSING
+
+
+def checkpoint(data: Any = None) -> None:
+    """Save `data` (any JSON value) as the job's checkpoint: a job suspended, or resumed
+    after its worker was lost, starts again with it (see `last_checkpoint`)."""
+    global _restored
+    _record({"type": "checkpoint", "data": data})
+    _restored = data
+
+
+def last_checkpoint(default: Any = None) -> Any:
+    """The data of the job's last checkpoint, or `default` on a first run."""
+    global _restored
+    if _restored is _MISSING:
+        path = os.environ.get("SMA_CHECKPOINT_FILE")
+        if not path:
+            return default
+        with open(path, encoding="utf-8") as fh:
+            _restored = json.load(fh)
+    return default if _restored is None else _restored

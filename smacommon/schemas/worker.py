@@ -1,0 +1,44 @@
+"""Runbook worker schemas."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from smacommon.schemas.common import PageArgsSchema
+
+
+class WorkerSchema(ma.Schema):
+    name = ma.fields.String(dump_only=True)
+    worker_group = ma.fields.String(dump_only=True)
+    engines = ma.fields.List(ma.fields.String(), dump_only=True)
+    concurrency = ma.fields.Integer(dump_only=True)
+    version = ma.fields.String(dump_only=True)
+    started_at = ma.fields.DateTime(dump_only=True)
+    heartbeat_at = ma.fields.DateTime(dump_only=True)
+    state = ma.fields.String(dump_only=True, metadata={
+        "description": "online, or lost when its heartbeat is older than three intervals"})
+    running_jobs = ma.fields.List(ma.fields.UUID(), dump_only=True)
+
+
+class WorkerListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(WorkerSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class WorkerQueryArgsSchema(PageArgsSchema):
+    group = ma.fields.String()
+    state = ma.fields.String(validate=ma.validate.OneOf(["online", "lost"]))
+
+
+class PurgeSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    older_than_days = ma.fields.Integer(load_default=None,
+                                        validate=ma.validate.Range(min=0, max=36500))
+
+
+class PurgeResultSchema(ma.Schema):
+    jobs_deleted = ma.fields.Integer()
+    records_deleted = ma.fields.Integer()
+    cutoff = ma.fields.DateTime()

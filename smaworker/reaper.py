@@ -1,0 +1,103 @@
+"""The reaper: finds lost jobs and jobs whose message went missing, and sets them right.
+
+Runs in beat (see `smaworker.beat`). Every change is one conditional UPDATE, so two beats
+reaping at once, or a reaper racing a worker, cannot both act on the same job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import Engine, select, update
+
+from smacommon.db import read_connection, utcnow
+from smacommon.models import Job
+from smacommon.services.jobs import no_worker_reason, transition
+from smacommon.settings import Settings
+from smacommon.states import ACTIVE_STATUSES, JobStatus
+
+log = logging.getLogger(__name__)
+S = JobStatus
+ACTOR = "reaper"
+_jobs = Job.__table__
+
+
+def reap(engine: Engine, settings: Settings, enqueue: Callable[[str, str], None]) -> dict:
+    """One pass; returns what it did, by kind."""
+    done = {"resumed": 0, "suspended": 0, "stopped": 0, "requeued": 0}
+    now = utcnow()
+    with read_connection(engine) as conn:
+        lost = conn.execute(select(_jobs.c.id, _jobs.c.status, _jobs.c.attempt,
+                                   _jobs.c.worker_group, _jobs.c.worker)
+                            .where(_jobs.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+                                   _jobs.c.lease_expires_at < now)).all()
+    for job_id, status, attempt, group, worker in lost:
+        kind, send = _settle_lost(engine, settings, job_id, status, attempt, worker)
+        if kind:
+            done[kind] += 1
+            log.warning("job %s: lost by worker %s while %s; %s", job_id, worker, status, kind)
+        if send:
+            enqueue(str(job_id), group)
+    done["requeued"] = _requeue_waiting(engine, settings, enqueue)
+    return done
+
+
+def _settle_lost(engine: Engine, settings: Settings, job_id, status: str, attempt: int,
+                 worker: str | None) -> tuple[str | None, bool]:
+    expect = {"attempt": attempt, "status": status}
+    with engine.begin() as conn:
+        if status == S.STOPPING.value:
+            ok = transition(conn, job_id, S.STOPPED, actor=ACTOR, expect=expect,
+                            status_reason=f"Stopped: its worker {worker} was lost while "
+                                          "stopping it.")
+            return ("stopped" if ok else None), False
+        if status == S.SUSPENDING.value:
+            ok = transition(conn, job_id, S.SUSPENDED, actor=ACTOR, expect=expect,
+                            status_reason=f"Suspended: its worker {worker} was lost while "
+                                          "suspending it.")
+            return ("suspended" if ok else None), False
+        if attempt < settings.max_attempts:
+            ok = transition(conn, job_id, S.RESUMING, actor=ACTOR, expect=expect,
+                            attempt=attempt + 1, lease_expires_at=None, end_time=None,
+                            status_reason=(
+                                f"Its worker {worker} was lost; resumed from its last "
+                                f"checkpoint (attempt {attempt + 1} of "
+                                f"{settings.max_attempts})."))
+            return ("resumed" if ok else None), ok
+        ok = transition(conn, job_id, S.SUSPENDED, actor=ACTOR, expect=expect,
+                        status_reason=(
+                            f"Suspended: its worker was lost {attempt} times "
+                            f"(max_attempts {settings.max_attempts}); resume it to try again."))
+        return ("suspended" if ok else None), False
+
+
+def _requeue_waiting(engine: Engine, settings: Settings,
+                     enqueue: Callable[[str, str], None]) -> int:
+    """Send again jobs that have waited too long to be claimed: the message may be lost
+    (Redis restarted) or the job waited for a slot or a worker. A claim makes duplicates
+    harmless."""
+    now = utcnow()
+    stale = now - timedelta(seconds=settings.requeue_new_after_seconds)
+    with read_connection(engine) as conn:
+        rows = conn.execute(select(_jobs.c.id, _jobs.c.worker_group, _jobs.c.status_reason)
+                            .where(_jobs.c.status.in_([S.NEW.value, S.RESUMING.value]),
+                                   _jobs.c.modified_at < stale)
+                            .order_by(_jobs.c.created_at).limit(1000)).all()
+    count = 0
+    reasons: dict[str, str | None] = {}
+    for job_id, group, reason in rows:
+        with engine.begin() as conn:
+            if group not in reasons:
+                reasons[group] = no_worker_reason(conn, group, settings.worker_heartbeat_seconds)
+            values = {"modified_at": now}
+            if reasons[group] or (reason or "").startswith("No worker of group"):
+                values["status_reason"] = reasons[group]
+            touched = conn.execute(update(_jobs).where(
+                _jobs.c.id == job_id, _jobs.c.status.in_([S.NEW.value, S.RESUMING.value]),
+                _jobs.c.modified_at < stale).values(**values)).rowcount
+        if touched:  # another beat did not take it first
+            enqueue(str(job_id), group)
+            count += 1
+    return count
