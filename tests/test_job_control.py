@@ -468,3 +468,45 @@ def test_environment_has_no_checkpoint_on_first_run(api, worker):
     job = api.run("import os\nprint(os.environ.get('SMA_CHECKPOINT_FILE', 'none'))\n")
     assert _output(api, job["id"]) == ["none"]
     assert os.environ.get("SMA_CHECKPOINT_FILE") is None
+
+
+def test_stopping_job_whose_worker_is_lost_ends_stopped(api, services, processes):
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    lost = processes.worker(group, concurrency=1)
+    rb = api.create_runbook(content="import time\nprint('x', flush=True)\ntime.sleep(60)\n",
+                            worker_group=group)
+    job = api.start(rb["name"])
+    _running_with(api, job["id"], "x")
+    lost.kill()
+    assert api.post(f"/api/v1/jobs/{job['id']}/stop").get_json()["status"] == "Stopping"
+    processes.beat()
+    done = api.wait(job["id"], timeout=30)
+    assert done["status"] == "Stopped"
+    assert "was lost while stopping" in done["status_reason"]
+
+
+def test_sma_worker_command_serves_its_group(api, services, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    rb = api.create_runbook(content="print('served')\n", worker_group=group)
+    job = api.start(rb["name"])
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "smacli.main", "worker", "--group", group,
+                             "--concurrency", "1"], env={**os.environ, **services["env"]},
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        done = api.wait(job["id"], timeout=60)
+        assert done["status"] == "Completed"
+        workers = api.get(f"/api/v1/workers?group={group}").get_json()["items"]
+        assert len(workers) == 1 and workers[0]["concurrency"] == 1
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
