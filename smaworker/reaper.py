@@ -10,10 +10,10 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 
 from smacommon.db import read_connection, utcnow
-from smacommon.models import Job
+from smacommon.models import Job, Worker
 from smacommon.services.jobs import no_worker_reason, transition
 from smacommon.settings import Settings
 from smacommon.states import ACTIVE_STATUSES, JobStatus
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 S = JobStatus
 ACTOR = "reaper"
 _jobs = Job.__table__
+WORKER_FORGOTTEN_AFTER = timedelta(days=1)
 
 
 def reap(engine: Engine, settings: Settings, enqueue: Callable[[str, str], None]) -> dict:
@@ -41,7 +42,15 @@ def reap(engine: Engine, settings: Settings, enqueue: Callable[[str, str], None]
         if send:
             enqueue(str(job_id), group)
     done["requeued"] = _requeue_waiting(engine, settings, enqueue)
+    done["workers_forgotten"] = _forget_workers(engine)
     return done
+
+
+def _forget_workers(engine: Engine) -> int:
+    """Workers silent for a day are gone for good (a restarted worker registers anew)."""
+    with engine.begin() as conn:
+        return conn.execute(delete(Worker.__table__).where(
+            Worker.heartbeat_at < utcnow() - WORKER_FORGOTTEN_AFTER)).rowcount
 
 
 def _settle_lost(engine: Engine, settings: Settings, job_id, status: str, attempt: int,

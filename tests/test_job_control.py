@@ -9,6 +9,7 @@ import os
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
@@ -403,13 +404,9 @@ def test_max_concurrent_jobs_holds_extra_jobs(api, worker, tmp_path):
 
 
 def test_workers_list(api, worker, services):
-    engine = get_engine(services["database_url"])
-    with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO workers (name, worker_group, engines, concurrency, version, started_at, "
-            "heartbeat_at) VALUES ('old-one', 'linux', '[]', 1, 'x', :t, :t)"),
-            {"t": "2020-01-01 00:00:00.000000" if engine.dialect.name == "sqlite"
-             else "2020-01-01"})
+    from smacommon.db import utcnow
+
+    _add_worker(get_engine(services["database_url"]), "old-one", utcnow() - timedelta(hours=1))
     body = api.get("/api/v1/workers").get_json()
     by_name = {w["name"]: w for w in body["items"]}
     mine = by_name[worker.name]
@@ -510,3 +507,26 @@ def test_sma_worker_command_serves_its_group(api, services, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         log.close()
+
+
+def _add_worker(engine, name, heartbeat):
+    from smacommon.models import Worker
+
+    with engine.begin() as conn:
+        conn.execute(Worker.__table__.insert().values(
+            name=name, worker_group="linux", engines=[], concurrency=1, version="x",
+            started_at=heartbeat, heartbeat_at=heartbeat))
+
+
+def test_reaper_forgets_workers_silent_for_a_day(api, services):
+    from smacommon.db import utcnow
+    from smacommon.settings import get_settings
+    from smaworker.reaper import reap
+
+    engine = get_engine(services["database_url"])
+    _add_worker(engine, "ancient", utcnow() - timedelta(days=2))
+    _add_worker(engine, "recent", utcnow())
+    done = reap(engine, get_settings(), lambda job_id, group: None)
+    assert done["workers_forgotten"] == 1
+    names = [w["name"] for w in api.get("/api/v1/workers").get_json()["items"]]
+    assert "ancient" not in names and "recent" in names

@@ -83,14 +83,15 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
         raise ValidationFailed(f"Invalid worker group {group!r}.",
                                {"worker_group": ["Invalid worker group."]})
     job = Job(
-        runbook_id=runbook.id, runbook_version_id=version_id, is_test=test,
+        id=uuid.uuid4(), runbook_id=runbook.id, runbook_version_id=version_id, is_test=test,
         test_content=content, status=S.NEW.value, parameters=values, worker_group=group,
-        started_by=started_by, parent_job_id=parent_job_id,
+        started_by=started_by, parent_job_id=parent_job_id, created_at=utcnow(),
         status_reason=no_worker_reason(session, group, heartbeat_seconds),
     )
     session.add(job)
     session.flush()
-    session.add(JobStatusEvent(job_id=job.id, status=S.NEW.value, actor=started_by))
+    session.execute(insert(_events).values(job_id=job.id, status=S.NEW.value,
+                                           time=job.created_at, actor=started_by))
     job_id = str(job.id)
     send = enqueue or _default_enqueue
     on_commit(session, lambda: send(job_id, group))
