@@ -48,10 +48,23 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     auth.init_app(app)
 
-    from smaweb.api import admin, health, jobs, runbooks, workers
+    from smaweb.api import (
+        admin,
+        certificates,
+        connections,
+        credentials,
+        health,
+        jobs,
+        runbooks,
+        runtime,
+        variables,
+        workers,
+    )
 
-    for module in (runbooks, jobs, workers, admin):
-        api.register_blueprint(module.blp)
+    for blueprint in (runbooks.blp, jobs.blp, variables.blp, credentials.blp,
+                      connections.types_blp, connections.blp, certificates.blp, runtime.blp,
+                      workers.blp, admin.blp):
+        api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs_assets)
     return app

@@ -7,10 +7,10 @@ import hmac
 from flask import Flask, current_app, g, request
 from flask_smorest import abort
 
-from smacommon.services.tokens import find_token
+from smacommon.services.tokens import JOB_ROLE, find_running_job, find_token
 from smaweb.extensions import db
 
-PUBLIC_PREFIXES = ("/health", "/api/openapi.json", "/api/docs")
+RUNTIME_PREFIX = "/api/v1/runtime/"
 
 
 def _authenticate() -> None:
@@ -25,13 +25,28 @@ def _authenticate() -> None:
     configured = current_app.config["SMA_SETTINGS"].admin_token
     if configured and hmac.compare_digest(secret.encode(), configured.encode()):
         g.principal, g.role = "admin", "admin"
+        _check_scope()
         return
     token = find_token(db.session, secret)
-    if token is None:
-        abort(401, message="Invalid, expired or revoked token.",
-              headers={"WWW-Authenticate": 'Bearer realm="sma", error="invalid_token"'})
-    g.principal = f"token:{token.name}"
-    g.role = token.role
+    if token is not None:
+        g.principal, g.role = f"token:{token.name}", token.role
+    else:
+        job_id = find_running_job(db.session, secret)
+        if job_id is None:
+            abort(401, message="Invalid, expired or revoked token.",
+                  headers={"WWW-Authenticate": 'Bearer realm="sma", error="invalid_token"'})
+        g.principal, g.role, g.job_id = f"job:{job_id}", JOB_ROLE, job_id
+    _check_scope()
+
+
+def _check_scope() -> None:
+    runtime = request.path.startswith(RUNTIME_PREFIX)
+    if g.role == JOB_ROLE and not runtime:
+        abort(403, message="A job token may only read assets and set variables "
+                           f"({RUNTIME_PREFIX}...).")
+    if g.role != JOB_ROLE and runtime:
+        abort(403, message="Secret values are given only to a running job, with its own token "
+                           "(SMA_JOB_TOKEN); use the asset endpoints to manage assets.")
 
 
 def current_principal() -> str:

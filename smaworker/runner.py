@@ -30,6 +30,7 @@ from smacommon.db import get_engine, read_connection, reading, utcnow
 from smacommon.models import Job, JobStream, Runbook, RunbookVersion
 from smacommon.process import tied_to_parent
 from smacommon.services.jobs import current_status, transition
+from smacommon.services.tokens import hash_token, new_job_secret
 from smacommon.settings import Settings
 from smacommon.states import ACTIVE_STATUSES, JobStatus
 from smacommon.streams import DEBUG, ERROR, OUTPUT, PROGRESS, VERBOSE
@@ -71,6 +72,7 @@ class JobRunner:
         self.enqueue = enqueue
         self.engine = get_engine(settings.effective_database_url)
         self.attempt = 1
+        self.token = new_job_secret()  # the job's own API token, for assets and child jobs
 
     def run(self) -> None:
         if not self._claim():
@@ -109,7 +111,7 @@ class JobRunner:
             claimed = transition(conn, self.job_id, S.ACTIVATING, actor=self.actor,
                                  sources=frozenset({S.NEW, S.RESUMING}),
                                  worker=self.worker_name, status_reason=None,
-                                 lease_expires_at=lease)
+                                 lease_expires_at=lease, token_hash=hash_token(self.token))
         if not claimed:
             log.info("job %s: already claimed or no longer runnable; message dropped",
                      self.job_id)
@@ -236,6 +238,7 @@ class JobRunner:
             "SMA_JOB_ID": str(self.job_id),
             "SMA_RUNBOOK_NAME": runbook.name,
             "SMA_API_URL": self.settings.api_url,
+            "SMA_JOB_TOKEN": self.token,
             "SMA_LOG_VERBOSE": "1" if runbook.log_verbose else "0",
             "SMA_LOG_PROGRESS": "1" if runbook.log_progress else "0",
             "SMA_LOG_DEBUG": "1" if runbook.log_debug else "0",

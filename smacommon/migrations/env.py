@@ -6,6 +6,7 @@ from alembic import context
 
 import smacommon.models  # noqa: F401  (registers every table)
 from smacommon.db import Base, get_engine
+from smacommon.models.types import JSONType
 
 config = context.config
 target_metadata = Base.metadata
@@ -22,10 +23,19 @@ def run_migrations_online() -> None:
         conn.commit()
 
 
+def _render_item(type_, obj, autogen_context):
+    # write our JSON column type by name, not as its PostgreSQL variant spelled out
+    if type_ == "type" and obj is JSONType:
+        autogen_context.imports.add("import smacommon.models.types")
+        return "smacommon.models.types.JSONType"
+    return False
+
+
 def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        render_item=_render_item,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

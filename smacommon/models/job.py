@@ -46,6 +46,8 @@ class Job(Base):
     pid: Mapped[int | None] = mapped_column(Integer, default=None)
     # the process running the job renews this; past it, the job is lost (see the reaper)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # hash of the job's own API token, valid only while the job is active
+    token_hash: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

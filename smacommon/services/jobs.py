@@ -117,6 +117,7 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
     if target in FINAL_STATUSES or target == S.SUSPENDED:
         values.setdefault("end_time", now)
         values.setdefault("lease_expires_at", None)
+        values.setdefault("token_hash", None)  # the job's token dies with the run
     if target in FINAL_STATUSES:  # a suspended job keeps its checkpoint; a finished one not
         values.setdefault("checkpoint", None)
     if target == S.RUNNING:

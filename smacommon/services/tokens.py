@@ -9,9 +9,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from smacommon.db import utcnow
-from smacommon.models import ApiToken
+from smacommon.models import ApiToken, Job
+from smacommon.states import ACTIVE_STATUSES
 
 TOKEN_PREFIX = "sma_"
+JOB_TOKEN_PREFIX = "smajob_"
+JOB_ROLE = "job"
 
 
 def hash_token(secret: str) -> str:
@@ -30,6 +33,19 @@ def find_token(session: Session, secret: str) -> ApiToken | None:
     if token.expires_at is not None and token.expires_at <= utcnow():
         return None
     return token
+
+
+def new_job_secret() -> str:
+    return JOB_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def find_running_job(session: Session, secret: str):
+    """The id of the active job whose token this is (a job's token dies with the job)."""
+    if not secret.startswith(JOB_TOKEN_PREFIX):
+        return None
+    return session.scalar(select(Job.id).where(
+        Job.token_hash == hash_token(secret),
+        Job.status.in_([s.value for s in ACTIVE_STATUSES])))
 
 
 def ensure_admin_token(session: Session, configured: str = "") -> str | None:
