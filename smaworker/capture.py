@@ -22,6 +22,7 @@ from smacommon.streams import ERROR, OPTIONAL_STREAMS, OUTPUT, STREAMS
 log = logging.getLogger(__name__)
 
 _MAX_BATCH_BYTES = 1 << 20
+MIN_MASK = 4
 _SQLITE_INSERT = ("INSERT INTO job_streams (job_id, seq, stream, time, text, value) "
                   "VALUES (?, ?, ?, ?, ?, ?)")
 _PG_COPY = "COPY job_streams (job_id, seq, stream, time, text, value) FROM STDIN"
@@ -54,6 +55,7 @@ class StreamWriter:
         self._stamp: Any = None
         self.error_tail: deque[str] = deque(maxlen=20)
         self.written = 0
+        self.masks: list[str] = []  # secrets the job fetched, longest first
 
     def _time(self) -> Any:
         # one timestamp per millisecond is plenty, and formatting it once saves the hot path
@@ -68,6 +70,10 @@ class StreamWriter:
         """Queue one record; writes a batch when it is full."""
         if stream in OPTIONAL_STREAMS and not self.keep.get(stream, False):
             return
+        if self.masks:
+            text = self.mask(text)
+            if has_value:
+                value = json.loads(self.mask(json.dumps(value, default=str)))
         if "\x00" in text:
             text = text.replace("\x00", "\ufffd")
         if has_value:
@@ -85,6 +91,23 @@ class StreamWriter:
         self._pending_bytes += len(text)
         if len(self._pending) >= self.batch_lines or self._pending_bytes >= _MAX_BATCH_BYTES:
             self.flush()
+
+    def add_mask(self, secret: str) -> None:
+        """From now on, write `***` wherever `secret` appears (too short a secret would mask
+        ordinary text, so fewer than MIN_MASK characters are left alone)."""
+        if len(secret) >= MIN_MASK and secret not in self.masks:
+            self.masks.append(secret)
+            self.masks.sort(key=len, reverse=True)
+            encoded = json.dumps(secret)[1:-1]  # the same secret inside JSON text
+            if encoded != secret and encoded not in self.masks:
+                self.masks.append(encoded)
+                self.masks.sort(key=len, reverse=True)
+
+    def mask(self, text: str) -> str:
+        for secret in self.masks:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
 
     def add_lines(self, stream: str, lines: list[bytes]) -> None:
         """Queue raw lines from a pipe, decoded as UTF-8 (invalid bytes become U+FFFD)."""
@@ -177,7 +200,7 @@ def parse_record(line: bytes) -> dict[str, Any]:
     if not isinstance(record, dict):
         text = line.decode("utf-8", "replace")
         return {"stream": ERROR, "text": f"Malformed record on the record channel: {text}"}
-    if record.get("type") == "checkpoint":
+    if record.get("type") in ("checkpoint", "mask"):
         return record
     stream = record.get("stream", OUTPUT)
     if stream not in STREAMS:

@@ -374,7 +374,9 @@ class _Capture:
             if at:
                 waits.append(at - now)
         timeout = max(0.0, min(w for w in waits if w is not None))
-        for key, _ in self.sel.select(timeout):
+        # the record channel first: a secret's mask record, written before the runbook could
+        # print the secret, is then always applied before that output is
+        for key, _ in sorted(self.sel.select(timeout), key=lambda e: e[0].data != "record"):
             if key.data == "exit":
                 self.exited = True
                 continue
@@ -461,6 +463,10 @@ class _Capture:
             record = parse_record(line)
             if record.get("type") == "checkpoint":
                 self.runner.checkpoint(self.writer, record.get("data"))
+                continue
+            if record.get("type") == "mask":
+                if isinstance(record.get("value"), str):
+                    self.writer.add_mask(record["value"])
                 continue
             self.writer.add(record["stream"], record["text"], record.get("value"),
                             has_value="value" in record)

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from smacommon.db import Base, dispose_engines, get_engine
-from smacommon.embedded_redis import EmbeddedRedis
+from smacommon.embedded_redis import EmbeddedRedis, free_port
 
 ADMIN_TOKEN = "sma_test_admin_token"
 OUTPUT_LIMIT = 10 * 1024 * 1024
@@ -63,6 +64,7 @@ def services(tmp_path_factory, worker_id, testrun_uid):
     pg_name = f"sma_test_{testrun_uid[:12]}_{worker_id.replace('-', '_')}"
     db_url = (_postgres(pg_base, pg_name, create=True) if pg_base
               else f"sqlite:///{tmp / 'sma-test.db'}")
+    api_port = free_port()
     env = {
         "SMA_DATABASE_URL": db_url,
         "SMA_REDIS_URL": redis_url,
@@ -76,6 +78,8 @@ def services(tmp_path_factory, worker_id, testrun_uid):
         "SMA_WORKER_HEARTBEAT_SECONDS": "1",
         "SMA_REAPER_INTERVAL_SECONDS": "0.5",
         "SMA_REQUEUE_NEW_AFTER_SECONDS": "2",
+        # jobs call back into a real HTTP server of the web app (started below)
+        "SMA_API_URL": f"http://127.0.0.1:{api_port}",
     }
     os.environ.update(env)
     _reset_settings()
@@ -85,7 +89,15 @@ def services(tmp_path_factory, worker_id, testrun_uid):
     from smacommon.migrate import upgrade
 
     upgrade(db_url)
-    yield {"database_url": db_url, "redis_url": redis_url, "env": env, "tmp": tmp}
+    from werkzeug.serving import make_server
+
+    from smaweb import create_app
+
+    server = make_server("127.0.0.1", api_port, create_app(), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"database_url": db_url, "redis_url": redis_url, "env": env, "tmp": tmp,
+           "api_url": env["SMA_API_URL"]}
+    server.shutdown()
     dispose_engines()
     if pg_base:
         _postgres(pg_base, pg_name, create=False)

@@ -144,6 +144,7 @@ CertificatePageSchema = _page(CertificateSchema)
 # --- what a running job gets ---
 class RuntimeVariableSchema(ma.Schema):
     name = ma.fields.String()
+    is_encrypted = ma.fields.Boolean()
     value = ma.fields.Raw(allow_none=True)
 
 
@@ -161,6 +162,7 @@ class RuntimeConnectionSchema(ma.Schema):
     name = ma.fields.String()
     connection_type = ma.fields.String()
     values = ma.fields.Dict()
+    encrypted_fields = ma.fields.List(ma.fields.String())
 
 
 class RuntimeCertificateSchema(ma.Schema):

@@ -29,7 +29,8 @@ blp = SmaBlueprint("runtime", __name__, url_prefix="/api/v1/runtime",
 def get_variable(name):
     """A variable's value (decrypted) for the running job."""
     var = svc.get_asset(db.session, Variable, name)
-    return {"name": var.name, "value": svc.variable_value(crypto(), var)}
+    return {"name": var.name, "is_encrypted": var.is_encrypted,
+            "value": svc.variable_value(crypto(), var)}
 
 
 @blp.route("/variables/<name>", methods=["PUT"])
@@ -40,7 +41,7 @@ def set_variable(data, name):
     var = svc.get_asset(db.session, Variable, name)
     svc.update_variable(db.session, crypto(), var, {"value": data["value"]})
     db.session.commit()
-    return {"name": var.name, "value": data["value"]}
+    return {"name": var.name, "is_encrypted": var.is_encrypted, "value": data["value"]}
 
 
 @blp.route("/credentials/<name>", methods=["GET"])
@@ -58,7 +59,9 @@ def get_connection(name):
     """A connection's fields, encrypted ones included, for the running job."""
     conn = svc.get_asset(db.session, Connection, name)
     return {"name": conn.name, "connection_type": conn.connection_type.name,
-            "values": svc.connection_fields(crypto(), conn)}
+            "values": svc.connection_fields(crypto(), conn),
+            "encrypted_fields": [f["name"] for f in conn.connection_type.fields
+                                 if f["is_encrypted"]]}
 
 
 @blp.route("/certificates/<name>", methods=["GET"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from smaworker.engines.base import RUNTIME_DIR, Engine, JobContext, ordered
@@ -29,7 +30,8 @@ class BashEngine(Engine):
         values.update(ctx.parameters)
         values = ordered(values, ctx.declared)
         argv = ["bash", "--noprofile", "--norc", str(ctx.script_path)]
-        env = {"BASH_ENV": str(RUNTIME_DIR / "sma.sh")}
+        env = {"BASH_ENV": str(RUNTIME_DIR / "sma.sh"), "SMA_RUNTIME": str(RUNTIME_DIR),
+               "SMA_PYTHON": sys.executable}
         for name, value in values.items():
             text = shell_value(value)
             argv += [f"--{name}", text]

@@ -65,3 +65,16 @@ last_checkpoint() {
     cat "$SMA_CHECKPOINT_FILE"
   fi
 }
+
+# Assets, through the job's token (a secret fetched is masked in the job's output):
+#   get_automation_variable NAME            the value (strings as they are, else JSON)
+#   set_automation_variable NAME JSON       set it
+#   get_automation_credential NAME [username|password]
+#   get_automation_connection NAME [FIELD]
+#   get_automation_certificate NAME         base64
+__sma_assets() { "${SMA_PYTHON:-python3}" -I "$SMA_RUNTIME/sma_assets_cli.py" "$@"; }
+get_automation_variable()    { __sma_assets variable "$@"; }
+set_automation_variable()    { __sma_assets set-variable "$@"; }
+get_automation_credential()  { __sma_assets credential "$@"; }
+get_automation_connection()  { __sma_assets connection "$@"; }
+get_automation_certificate() { __sma_assets certificate "$@"; }

@@ -245,5 +245,103 @@ function Get-SmaCheckpoint {
     return (Get-Content -LiteralPath $path -Raw -Encoding utf8 | ConvertFrom-Json)
 }
 
-Export-ModuleMember -Function Checkpoint-Workflow, Get-SmaCheckpoint, Write-Progress, Invoke-SmaInlineScript,
+# --- assets, through the job's token (SMA_JOB_TOKEN) ------------------------------------
+
+function Invoke-SmaRuntime {
+    param([string]$Method, [string]$Path, $Body)
+    if (-not $env:SMA_API_URL -or -not $env:SMA_JOB_TOKEN) {
+        throw "Assets are available only inside an sma job (SMA_API_URL and SMA_JOB_TOKEN are not set)."
+    }
+    $uri = $env:SMA_API_URL.TrimEnd('/') + '/api/v1/runtime/' + $Path
+    $params = @{
+        Method = $Method; Uri = $uri; ContentType = 'application/json'
+        Headers = @{ Authorization = "Bearer $($env:SMA_JOB_TOKEN)" }
+    }
+    if ($PSBoundParameters.ContainsKey('Body')) {
+        $params.Body = ConvertTo-Json -InputObject @{ value = $Body } -Compress -Depth 100
+    }
+    try {
+        return Invoke-RestMethod @params
+    } catch {
+        $status = $_.Exception.Response.StatusCode.value__
+        $message = $_.ErrorDetails.Message
+        try { $message = ($message | ConvertFrom-Json).message } catch { }
+        if ($status -eq 404) { throw "AutomationAssetNotFound: $message" }
+        throw "AutomationAssetError: $status $message"
+    }
+}
+
+function Write-SmaMask {
+    # tell the worker to write *** for this secret from now on
+    param($Value)
+    if ($null -eq $Value) { return }
+    if ($Value -isnot [string]) { $Value = ConvertTo-Json -InputObject $Value -Compress -Depth 100 }
+    if ($Value.Length -gt 0) { Write-SmaRecord ([ordered]@{ type = 'mask'; value = $Value }) }
+}
+
+function Get-AutomationVariable {
+    <#
+    .SYNOPSIS
+    The value of a variable asset.
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)][string]$Name)
+    $body = Invoke-SmaRuntime GET "variables/$([uri]::EscapeDataString($Name))"
+    if ($body.is_encrypted) { Write-SmaMask $body.value }
+    return $body.value
+}
+
+function Set-AutomationVariable {
+    <#
+    .SYNOPSIS
+    Sets the value of an existing variable asset.
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)][string]$Name,
+          [Parameter(Mandatory, Position = 1)][AllowNull()]$Value)
+    $null = Invoke-SmaRuntime PUT "variables/$([uri]::EscapeDataString($Name))" $Value
+}
+
+function Get-AutomationPSCredential {
+    <#
+    .SYNOPSIS
+    A credential asset as a PSCredential.
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)][string]$Name)
+    $body = Invoke-SmaRuntime GET "credentials/$([uri]::EscapeDataString($Name))"
+    Write-SmaMask $body.password
+    $secure = ConvertTo-SecureString -String $body.password -AsPlainText -Force
+    return [System.Management.Automation.PSCredential]::new($body.username, $secure)
+}
+
+function Get-AutomationConnection {
+    <#
+    .SYNOPSIS
+    A connection asset's fields, as a hashtable.
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)][string]$Name)
+    $body = Invoke-SmaRuntime GET "connections/$([uri]::EscapeDataString($Name))"
+    $fields = @{}
+    foreach ($p in $body.values.PSObject.Properties) { $fields[$p.Name] = $p.Value }
+    foreach ($f in $body.encrypted_fields) { Write-SmaMask $fields[$f] }
+    return $fields
+}
+
+function Get-AutomationCertificate {
+    <#
+    .SYNOPSIS
+    A certificate asset as an X509Certificate2 (with its private key when exportable).
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)][string]$Name)
+    $body = Invoke-SmaRuntime GET "certificates/$([uri]::EscapeDataString($Name))"
+    $bytes = [Convert]::FromBase64String($body.data)
+    return [System.Security.Cryptography.X509Certificates.X509Certificate2]::new($bytes)
+}
+
+Export-ModuleMember -Function Checkpoint-Workflow, Get-SmaCheckpoint,
+    Get-AutomationVariable, Set-AutomationVariable, Get-AutomationPSCredential,
+    Get-AutomationConnection, Get-AutomationCertificate, Write-Progress, Invoke-SmaInlineScript,
     Invoke-SmaParallel, Invoke-SmaSequence -Alias InlineScript, Parallel, Sequence

@@ -103,3 +103,19 @@ def last_checkpoint(default: Any = None) -> Any:
         with open(path, encoding="utf-8") as fh:
             _restored = json.load(fh)
     return default if _restored is None else _restored
+
+
+def __getattr__(name: str) -> Any:
+    # the asset functions load urllib only when a runbook uses them
+    if name in _ASSET_NAMES:
+        from smarunbook import assets
+
+        return getattr(assets, name)
+    raise AttributeError(name)
+
+
+_ASSET_NAMES = {
+    "get_automation_variable", "set_automation_variable", "get_automation_credential",
+    "get_automation_connection", "get_automation_certificate", "AutomationAssetNotFound",
+    "AutomationAssetError",
+}
