@@ -26,6 +26,19 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--group", help="worker group to serve (SMA_WORKER_GROUP, default)")
     worker.add_argument("--concurrency", type=int, help="jobs run at once")
 
+    token = sub.add_parser("token", help="API tokens, made in the database (first admin)")
+    tsub = token.add_subparsers(dest="token_command", metavar="TOKEN_COMMAND")
+    tcreate = tsub.add_parser("create", help="create a token and print its secret once")
+    tcreate.add_argument("--name", required=True)
+    tcreate.add_argument("--role", required=True,
+                         choices=("reader", "operator", "author", "admin"))
+    tcreate.add_argument("--expires-in-days", type=int, default=None)
+
+    keys = sub.add_parser("keys", help="encryption keys of the secrets")
+    ksub = keys.add_subparsers(dest="keys_command", metavar="KEYS_COMMAND")
+    ksub.add_parser("rotate", help="re-encrypt every secret under the first key of "
+                                   "SMA_ENCRYPTION_KEYS")
+
     dbp = sub.add_parser("db", help="database maintenance")
     dbsub = dbp.add_subparsers(dest="db_command", metavar="DB_COMMAND")
     dbsub.add_parser("upgrade", help="apply the schema migrations")
@@ -46,6 +59,14 @@ def main(argv: list[str] | None = None) -> int:
             from smacli.server import worker
 
             return worker(args)
+        if args.command == "token" and args.token_command == "create":
+            from smacli.server import token_create
+
+            return token_create(args)
+        if args.command == "keys" and args.keys_command == "rotate":
+            from smacli.server import keys_rotate
+
+            return keys_rotate(args)
         if args.command == "db" and args.db_command == "upgrade":
             from smacli.server import db_upgrade
 

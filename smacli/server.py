@@ -27,6 +27,37 @@ def db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def token_create(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from smacommon.db import get_engine
+    from smacommon.migrate import upgrade
+    from smacommon.services.tokens import create_token
+
+    settings = load_settings()
+    upgrade(settings.effective_database_url)
+    if args.expires_in_days is not None and args.expires_in_days < 1:
+        print("sma: --expires-in-days must be 1 or more", file=sys.stderr)
+        return 2
+    with Session(get_engine(settings.effective_database_url)) as s, s.begin():
+        token, secret = create_token(s, args.name, args.role, args.expires_in_days)
+        name, role = token.name, token.role
+    print(f"Token {name!r} ({role}), shown once: {secret}")
+    return 0
+
+
+def keys_rotate(args: argparse.Namespace) -> int:
+    from smacommon.crypto import get_crypto
+    from smacommon.db import get_engine
+    from smacommon.services.assets import rotate_secrets
+
+    settings = load_settings()
+    count = rotate_secrets(get_engine(settings.effective_database_url), get_crypto(settings))
+    print(f"Re-encrypted {count} secret(s) under the first key. The other keys can be removed "
+          "from SMA_ENCRYPTION_KEYS now.")
+    return 0
+
+
 def worker(args: argparse.Namespace) -> int:
     settings = load_settings()
     group = args.group or settings.worker_group

@@ -50,6 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from smaweb.api import (
         admin,
+        audit,
         certificates,
         connections,
         credentials,
@@ -57,13 +58,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         jobs,
         runbooks,
         runtime,
+        tokens,
         variables,
         workers,
     )
 
     for blueprint in (runbooks.blp, jobs.blp, variables.blp, credentials.blp,
                       connections.types_blp, connections.blp, certificates.blp, runtime.blp,
-                      workers.blp, admin.blp):
+                      workers.blp, tokens.blp, audit.blp, admin.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs_assets)

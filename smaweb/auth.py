@@ -1,58 +1,155 @@
-"""Bearer-token authentication of every /api/v1 request."""
+"""Who is calling (bearer tokens), what their role lets them do, and the audit of changes.
+
+Roles, from least to most: reader (GET), operator (+ start, stop, suspend, resume jobs),
+author (+ create and change runbooks, assets, schedules, webhooks), admin (+ tokens,
+workers, audit, maintenance). A job's own token reaches only /api/v1/runtime.
+"""
 
 from __future__ import annotations
 
 import hmac
+import logging
+import threading
+import time
+from collections import deque
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_smorest import abort
 
+from smacommon.models import AuditEvent
 from smacommon.services.tokens import JOB_ROLE, find_running_job, find_token
 from smaweb.extensions import db
 
+log = logging.getLogger(__name__)
+
+ROLES = ("reader", "operator", "author", "admin")
 RUNTIME_PREFIX = "/api/v1/runtime/"
+_RANK = {role: i for i, role in enumerate(ROLES)}
+_OPERATOR_ACTIONS = ("/start", "/stop", "/suspend", "/resume")
+_ADMIN_PREFIXES = ("/api/v1/tokens", "/api/v1/audit", "/api/v1/admin", "/api/v1/workers")
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# brute force of tokens: after this many 401s from one address in the window, 429s
+FAILURES_ALLOWED = 20
+FAILURE_WINDOW_SECONDS = 60.0
+
+
+def required_role(method: str, path: str) -> str:
+    """The least role that may make this request."""
+    if path.startswith(_ADMIN_PREFIXES):
+        return "admin"
+    if method in _READ_METHODS:
+        return "reader"
+    if method == "POST" and (path.endswith(_OPERATOR_ACTIONS) or path == "/api/v1/jobs/batch"):
+        return "operator"
+    return "author"
+
+
+class _Failures:
+    """401s per client address in a sliding window (per process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, deque[float]] = {}
+
+    def blocked(self, address: str) -> float:
+        """Seconds the address must wait (0: not blocked)."""
+        with self._lock:
+            times = self._prune(address)
+            if len(times) < FAILURES_ALLOWED:
+                return 0.0
+            return max(0.0, times[0] + FAILURE_WINDOW_SECONDS - time.monotonic())
+
+    def add(self, address: str) -> None:
+        with self._lock:
+            self._prune(address).append(time.monotonic())
+            if len(self._seen) > 10000:  # forget quiet addresses
+                for key in [k for k, v in self._seen.items() if not v][:5000]:
+                    del self._seen[key]
+
+    def _prune(self, address: str) -> deque[float]:
+        times = self._seen.setdefault(address, deque())
+        cutoff = time.monotonic() - FAILURE_WINDOW_SECONDS
+        while times and times[0] < cutoff:
+            times.popleft()
+        return times
+
+
+def _client() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _unauthorized(message: str, error: str | None = None) -> None:
+    current_app.extensions["sma_auth_failures"].add(_client())
+    challenge = 'Bearer realm="sma"' + (f', error="{error}"' if error else "")
+    abort(401, message=message, headers={"WWW-Authenticate": challenge})
 
 
 def _authenticate() -> None:
     if not request.path.startswith("/api/v1"):
         return
+    wait = current_app.extensions["sma_auth_failures"].blocked(_client())
+    if wait:
+        abort(429, message=f"Too many requests with a wrong token from {_client()}; "
+                           f"try again in {int(wait) + 1} s.",
+              headers={"Retry-After": str(int(wait) + 1)})
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        abort(401, message="Missing token: send the header 'Authorization: Bearer <token>'.",
-              headers={"WWW-Authenticate": 'Bearer realm="sma"'})
     secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        _unauthorized("Missing token: send the header 'Authorization: Bearer <token>'.")
     configured = current_app.config["SMA_SETTINGS"].admin_token
     if configured and hmac.compare_digest(secret.encode(), configured.encode()):
         g.principal, g.role = "admin", "admin"
-        _check_scope()
-        return
-    token = find_token(db.session, secret)
-    if token is not None:
+    elif (token := find_token(db.session, secret)) is not None:
         g.principal, g.role = f"token:{token.name}", token.role
-    else:
-        job_id = find_running_job(db.session, secret)
-        if job_id is None:
-            abort(401, message="Invalid, expired or revoked token.",
-                  headers={"WWW-Authenticate": 'Bearer realm="sma", error="invalid_token"'})
+    elif (job_id := find_running_job(db.session, secret)) is not None:
         g.principal, g.role, g.job_id = f"job:{job_id}", JOB_ROLE, job_id
-    _check_scope()
+    else:
+        _unauthorized("Invalid, expired or revoked token.", "invalid_token")
+    _authorize()
 
 
-def _check_scope() -> None:
+def _authorize() -> None:
     runtime = request.path.startswith(RUNTIME_PREFIX)
-    if g.role == JOB_ROLE and not runtime:
-        abort(403, message="A job token may only read assets and set variables "
-                           f"({RUNTIME_PREFIX}...).")
-    if g.role != JOB_ROLE and runtime:
+    if g.role == JOB_ROLE:
+        if not runtime:
+            abort(403, message="A job token may only read assets and set variables "
+                               f"({RUNTIME_PREFIX}...).")
+        return
+    if runtime:
         abort(403, message="Secret values are given only to a running job, with its own token "
                            "(SMA_JOB_TOKEN); use the asset endpoints to manage assets.")
+    needed = required_role(request.method, request.path)
+    if _RANK.get(g.role, -1) < _RANK[needed]:
+        abort(403, message=f"This needs the {needed} role; your token has the {g.role} role.")
+
+
+def _audit(response: Response) -> Response:
+    """Every change made through the API is an audit event (never with its body)."""
+    if (request.method in _READ_METHODS or not request.path.startswith("/api/v1")
+            or "principal" not in g or response.status_code >= 400):
+        return response
+    endpoint = (request.url_rule.rule if request.url_rule else request.path)
+    session = db.session  # the request's own: a second connection would wait on its lock
+    try:
+        session.add(AuditEvent(actor=g.principal, action=f"{request.method} {endpoint}",
+                               target=request.path, status_code=response.status_code,
+                               client_address=_client()))
+        session.commit()
+    except Exception:  # the change is made; losing its audit line must not turn it into a 500
+        session.rollback()
+        log.exception("could not write the audit event for %s %s", request.method,
+                      request.path)
+    return response
 
 
 def current_principal() -> str:
-    """Who is acting, as recorded in started_by and published_by."""
+    """Who is acting, as recorded in started_by, published_by and the audit."""
     return g.get("principal", "anonymous")
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["sma_auth_failures"] = _Failures()
     app.before_request(_authenticate)
+    app.after_request(_audit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smacommon.db import Base, UTCDateTime, utcnow
@@ -25,3 +25,25 @@ class ApiToken(Base):
 
     def __repr__(self) -> str:
         return f"<ApiToken {self.name} ({self.role})>"
+
+
+class AuditEvent(Base):
+    """One change made through the API: who, what, on what, when, from where."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_time", "time", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(Text, default="")
+    status_code: Mapped[int] = mapped_column(Integer, default=0)
+    client_address: Mapped[str] = mapped_column(String(64), default="")
+
+    @property
+    def created_at(self) -> datetime:  # for keyset paging
+        return self.time
+
+    def __repr__(self) -> str:
+        return f"<AuditEvent {self.actor} {self.action} {self.target}>"

@@ -249,3 +249,24 @@ def certificate_bytes(crypto: Crypto, cert: Certificate) -> bytes:
         _key, x509_cert, _ = pkcs12.load_key_and_certificates(data, None)
         return x509_cert.public_bytes(serialization.Encoding.DER)
     return data
+
+
+_SECRET_COLUMNS = ((Variable, "value_encrypted"), (Credential, "password_encrypted"),
+                   (Connection, "values_encrypted"), (Certificate, "data_encrypted"))
+
+
+def rotate_secrets(engine, crypto: Crypto) -> int:
+    """Re-encrypt every secret under the first key, one table at a time."""
+    from sqlalchemy import update
+
+    count = 0
+    for model, column in _SECRET_COLUMNS:
+        table = model.__table__
+        with engine.begin() as conn:
+            rows = conn.execute(select(table.c.id, table.c[column])
+                                .where(table.c[column].is_not(None))).all()
+            for row_id, token in rows:
+                conn.execute(update(table).where(table.c.id == row_id)
+                             .values({column: crypto.rotate(token)}))
+                count += 1
+    return count

@@ -35,6 +35,35 @@ def find_token(session: Session, secret: str) -> ApiToken | None:
     return token
 
 
+def create_token(session: Session, name: str, role: str,
+                 expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """A new API token and its secret (the caller shows it once; only its hash is kept)."""
+    from datetime import timedelta
+
+    secret = new_secret()
+    token = ApiToken(name=name, role=role, token_hash=hash_token(secret),
+                     expires_at=(utcnow() + timedelta(days=expires_in_days))
+                     if expires_in_days else None)
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def revoke_token(session: Session, token_id) -> ApiToken:
+    import uuid
+
+    from smacommon.errors import NotFound
+
+    try:
+        token = session.get(ApiToken, uuid.UUID(str(token_id)))
+    except ValueError:
+        token = None
+    if token is None:
+        raise NotFound(f"Token {token_id} not found.")
+    token.revoked = True
+    return token
+
+
 def new_job_secret() -> str:
     return JOB_TOKEN_PREFIX + secrets.token_urlsafe(32)
 

@@ -1,0 +1,59 @@
+"""Token and audit schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import marshmallow as ma
+
+from smacommon.schemas.common import PageArgsSchema, StrictSchema
+
+ROLES = ("reader", "operator", "author", "admin")
+
+
+class TokenCreateSchema(StrictSchema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=128))
+    role = ma.fields.String(required=True, validate=ma.validate.OneOf(ROLES))
+    expires_in_days = ma.fields.Integer(load_default=None, allow_none=True,
+                                        validate=ma.validate.Range(min=1, max=3650))
+
+
+class TokenSchema(ma.Schema):
+    id = ma.fields.UUID(dump_only=True)
+    name = ma.fields.String(dump_only=True)
+    role = ma.fields.String(dump_only=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+    last_used_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    expires_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    revoked = ma.fields.Boolean(dump_only=True)
+
+
+class NewTokenSchema(TokenSchema):
+    token = ma.fields.String(dump_only=True, metadata={
+        "description": "The secret: shown this once, stored only as a hash."})
+
+
+class TokenPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(TokenSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class AuditEventSchema(ma.Schema):
+    id = ma.fields.UUID(dump_only=True)
+    time = ma.fields.DateTime(dump_only=True)
+    actor = ma.fields.String(dump_only=True)
+    action = ma.fields.String(dump_only=True)
+    target = ma.fields.String(dump_only=True)
+    status_code = ma.fields.Integer(dump_only=True)
+    client_address = ma.fields.String(dump_only=True)
+
+
+class AuditPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(AuditEventSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class AuditQueryArgsSchema(PageArgsSchema):
+    actor = ma.fields.String()
+    target = ma.fields.String(metadata={"description": "Paths starting with this."})
+    since = ma.fields.AwareDateTime(default_timezone=dt.UTC)
