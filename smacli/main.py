@@ -21,6 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", help="data folder (SMA_DATA_DIR, ~/.local/share/sma)")
     up.add_argument("--workers", type=int, default=None,
                     help="jobs the worker runs at once (default: number of CPUs, at least 2)")
+    up.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    up.add_argument("--tls-key", help="the certificate's private key (PEM)")
 
     worker = sub.add_parser("worker", help="run a runbook worker (a Celery worker)")
     worker.add_argument("--group", help="worker group to serve (SMA_WORKER_GROUP, default)")

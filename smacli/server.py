@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -82,7 +83,14 @@ class Stack:
 
     def __init__(self, data_dir: Path | None = None, host: str = "127.0.0.1", port: int = 8080,
                  concurrency: int | None = None, env: dict[str, str] | None = None,
-                 output=None) -> None:
+                 output=None, tls_cert: str | None = None, tls_key: str | None = None) -> None:
+        if bool(tls_cert) != bool(tls_key):
+            raise SystemExit("sma: --tls-cert and --tls-key go together")
+        for path in (tls_cert, tls_key):
+            if path and not Path(path).is_file():
+                raise SystemExit(f"sma: {path} is not a readable file")
+        self.tls = (str(Path(tls_cert).resolve()), str(Path(tls_key).resolve())) \
+            if tls_cert else None
         self.overrides = {"data_dir": Path(data_dir)} if data_dir else {}
         self.host = host
         self.port = port
@@ -112,14 +120,19 @@ class Stack:
         upgrade(db_url)
         self.new_token = _bootstrap_token(settings)
         api_host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        self.api_url = os.environ.get("SMA_API_URL") or f"http://{api_host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        self.api_url = os.environ.get("SMA_API_URL") or f"{scheme}://{api_host}:{self.port}"
         env = dict(os.environ, SMA_DATA_DIR=str(self.data_dir), SMA_REDIS_URL=redis_url,
                    SMA_DATABASE_URL=db_url, SMA_API_URL=self.api_url, PYTHONUNBUFFERED="1")
+        if self.tls and not env.get("SMA_API_CA_FILE"):
+            env["SMA_API_CA_FILE"] = self.tls[0]  # jobs trust the service's own certificate
         py = sys.executable
         commands = {
             "web": [py, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1",
                     "-b", f"{self.host}:{self.port}", "--graceful-timeout", "5",
-                    "--access-logfile", "-", "smaweb.wsgi:app"],
+                    "--access-logfile", "-",
+                    *(["--certfile", self.tls[0], "--keyfile", self.tls[1]] if self.tls else []),
+                    "smaweb.wsgi:app"],
             "worker": [py, "-m", "celery", "-A", "smaworker", "worker",
                        "-c", str(self.concurrency), "-Q", settings.worker_group,
                        "--without-gossip", "--without-mingle", "-l", "INFO"],
@@ -142,7 +155,9 @@ class Stack:
         while time.monotonic() < deadline:
             self.check()
             try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=1) as resp:
+                context = ssl._create_unverified_context() if self.tls else None  # our own cert
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=1,
+                                            context=context) as resp:
                     if resp.status == 200:
                         return
             except OSError:
@@ -185,7 +200,8 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 
 def up(args: argparse.Namespace) -> int:
-    stack = Stack(args.data_dir, args.host, args.port, args.workers)
+    stack = Stack(args.data_dir, args.host, args.port, args.workers,
+                  tls_cert=args.tls_cert, tls_key=args.tls_key)
     stopping = False
 
     def _stop(_signum, _frame):

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     redis_url: str = ""
     api_url: str = "http://127.0.0.1:8080"
+    api_ca_file: str = ""  # CA bundle jobs trust for SMA_API_URL (a self-signed cert)
     secret_key: str = ""
     encryption_keys: str = ""
     admin_token: str = ""

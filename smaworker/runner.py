@@ -239,6 +239,8 @@ class JobRunner:
             "SMA_RUNBOOK_NAME": runbook.name,
             "SMA_API_URL": self.settings.api_url,
             "SMA_JOB_TOKEN": self.token,
+            **({"SMA_API_CA_FILE": self.settings.api_ca_file}
+               if self.settings.api_ca_file else {}),
             "SMA_LOG_VERBOSE": "1" if runbook.log_verbose else "0",
             "SMA_LOG_PROGRESS": "1" if runbook.log_progress else "0",
             "SMA_LOG_DEBUG": "1" if runbook.log_debug else "0",

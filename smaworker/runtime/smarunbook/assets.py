@@ -36,8 +36,13 @@ def _call(method: str, path: str, body: Any = None) -> Any:
     request = urllib.request.Request(
         f"{url}/api/v1/runtime/{path}", data=data, method=method,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    context = None
+    if os.environ.get("SMA_API_CA_FILE"):
+        import ssl
+
+        context = ssl.create_default_context(cafile=os.environ["SMA_API_CA_FILE"])
     try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
+        with urllib.request.urlopen(request, timeout=30, context=context) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as exc:
         try:
