@@ -6,6 +6,7 @@ there is one). Types are a small vocabulary shared by every engine.
 
 from __future__ import annotations
 
+import json
 import keyword
 import math
 import re
@@ -23,6 +24,9 @@ RESERVED_NAMES = frozenset(
      "PYTHONPATH", "LD_PRELOAD", "LD_LIBRARY_PATH"}
 )
 MAX_PARAMETERS = 100
+# parameters reach Bash runbooks as environment variables and arguments, which the kernel
+# caps (128 KiB a string, about 2 MiB in all): 64 KiB of JSON in all stays well inside
+MAX_PARAMETERS_BYTES = 64 * 1024
 
 _TRUE = {"true", "1", "yes", "$true", "on"}
 _FALSE = {"false", "0", "no", "$false", "off"}
@@ -175,6 +179,11 @@ def validate(declared: list[dict[str, Any]], given: Any) -> dict[str, Any]:
     if not isinstance(given, dict):
         raise ValidationFailed("parameters must be an object of name: value.",
                                {"parameters": ["Must be an object."]})
+    size = len(json.dumps(given, default=str))
+    if size > MAX_PARAMETERS_BYTES:
+        raise ValidationFailed(f"parameters are {size} bytes of JSON; the limit is "
+                               f"{MAX_PARAMETERS_BYTES}. Pass large data through a variable "
+                               "asset or a file instead.", {"parameters": ["Too large."]})
     by_lower = {d["name"].lower(): d for d in declared}
     result: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}

@@ -153,3 +153,11 @@ def test_delete_runbook_with_unfinished_job_is_409(api):
     resp = api.delete("/api/v1/runbooks/busy")
     assert resp.status_code == 409
     assert "stop them first" in resp.get_json()["message"]
+
+
+def test_parameters_over_the_size_limit_are_400(api):
+    api.create_runbook("big", content=PY)
+    resp = api.post("/api/v1/runbooks/big/start",
+                    json={"parameters": {"name": "x" * 70000}})
+    assert resp.status_code == 400
+    assert "limit" in resp.get_json()["message"] and "bytes" in resp.get_json()["message"]
