@@ -61,6 +61,7 @@ def test_secret_masked_in_every_stream_and_the_exception(api, worker, assets):
     assert ("Warning", "warn ***") in _records(api, job["id"])
     typed = [r for r in records if r["value"] is not None]
     assert typed[0]["value"] == {"secret": "***"}
+    assert SECRET not in worker.log_path.read_text(errors="replace")  # nor in the worker's log
 
 
 def test_missing_asset_is_a_clear_error(api, worker):
