@@ -48,6 +48,7 @@ _CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _jobs = Job.__table__
 _runbooks = Runbook.__table__
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
+_DELIVERY_ORDER = {OUTPUT: 0, ERROR: 1, "record": 2}
 
 
 @dataclass
@@ -376,9 +377,13 @@ class _Capture:
             if at:
                 waits.append(at - now)
         timeout = max(0.0, min(w for w in waits if w is not None))
-        # the record channel first: a secret's mask record, written before the runbook could
-        # print the secret, is then always applied before that output is
-        for key, _ in sorted(self.sel.select(timeout), key=lambda e: e[0].data != "record"):
+        # Read everything that is ready first, then deliver stdout, stderr and records in
+        # that order: a record is written after the runbook flushed what it printed before
+        # it, so this keeps print-then-output order. Mask records are applied before any of
+        # it: one is written before the runbook could print the secret, so it is ready in
+        # this round (or was in an earlier one) whenever output holding the secret is.
+        ready: list[tuple[str, list[bytes]]] = []
+        for key, _ in self.sel.select(timeout):
             if key.data == "exit":
                 self.exited = True
                 continue
@@ -390,21 +395,34 @@ class _Capture:
             except BlockingIOError:
                 continue
             if not data:
-                self.deliver(kind, splitter.rest())
+                ready.append((kind, splitter.rest()))
                 self.sel.unregister(key.fd)
                 del self.pipes[key.fd]
                 continue
             self.total += len(data)
-            self.deliver(kind, splitter.feed(data))
-            if self.total > self.settings.job_output_limit and self.ending is None:
-                self.end(S.FAILED, f"The job wrote more than the output limit of "
-                                   f"{self.settings.job_output_limit} bytes "
-                                   "(SMA_JOB_OUTPUT_LIMIT); it was stopped.", grace=0)
-                for fd in list(self.pipes):  # read no more of it
-                    self.sel.unregister(fd)
-                self.pipes.clear()
-                return
+            ready.append((kind, splitter.feed(data)))
+        ready.sort(key=lambda item: _DELIVERY_ORDER[item[0]])
+        for kind, lines in ready:
+            if kind == "record":
+                self.apply_masks(lines)
+        for kind, lines in ready:
+            self.deliver(kind, lines)
+        if self.total > self.settings.job_output_limit and self.ending is None:
+            self.end(S.FAILED, f"The job wrote more than the output limit of "
+                               f"{self.settings.job_output_limit} bytes "
+                               "(SMA_JOB_OUTPUT_LIMIT); it was stopped.", grace=0)
+            for fd in list(self.pipes):  # read no more of it
+                self.sel.unregister(fd)
+            self.pipes.clear()
+            return
         self.writer.flush_if_due()
+
+    def apply_masks(self, lines: list[bytes]) -> None:
+        for line in lines:
+            if b'"mask"' in line:
+                record = parse_record(line)
+                if record.get("type") == "mask" and isinstance(record.get("value"), str):
+                    self.writer.add_mask(record["value"])
 
     def control(self) -> None:
         """Renew the lease and act on a stop, suspend or takeover asked meanwhile."""
@@ -442,18 +460,27 @@ class _Capture:
         _kill_group(self.proc, signal.SIGKILL if grace <= 0 else signal.SIGTERM)
 
     def drain_all(self) -> None:
-        for fd, (kind, splitter) in list(self.pipes.items()):
-            while True:
+        """Read what is left in every pipe (in the order of `sel_once`) and close them."""
+        ready: list[tuple[str, list[bytes]]] = []
+        for fd, (kind, splitter) in self.pipes.items():
+            lines: list[bytes] = []
+            for _ in range(64):  # what the pipe holds, not what a writer keeps adding
                 try:
                     data = os.read(fd, _READ)
                 except (BlockingIOError, OSError):
                     break
                 if not data:
                     break
-                self.deliver(kind, splitter.feed(data))
-            self.deliver(kind, splitter.rest())
+                lines += splitter.feed(data)
+            ready.append((kind, lines + splitter.rest()))
             self.sel.unregister(fd)
         self.pipes.clear()
+        ready.sort(key=lambda item: _DELIVERY_ORDER[item[0]])
+        for kind, lines in ready:
+            if kind == "record":
+                self.apply_masks(lines)
+        for kind, lines in ready:
+            self.deliver(kind, lines)
 
     def deliver(self, kind: str, lines: list[bytes]) -> None:
         if kind != "record":
@@ -466,9 +493,7 @@ class _Capture:
             if record.get("type") == "checkpoint":
                 self.runner.checkpoint(self.writer, record.get("data"))
                 continue
-            if record.get("type") == "mask":
-                if isinstance(record.get("value"), str):
-                    self.writer.add_mask(record["value"])
+            if record.get("type") == "mask":  # applied before this round's output
                 continue
             self.writer.add(record["stream"], record["text"], record.get("value"),
                             has_value="value" in record)

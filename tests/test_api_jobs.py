@@ -161,3 +161,27 @@ def test_parameters_over_the_size_limit_are_400(api):
                     json={"parameters": {"name": "x" * 70000}})
     assert resp.status_code == 400
     assert "limit" in resp.get_json()["message"] and "bytes" in resp.get_json()["message"]
+
+
+def test_batch_starts_all_or_none(api):
+    api.create_runbook("b1", content=PY)
+    api.create_runbook("b2", content="print(1)\n")
+    resp = api.post("/api/v1/jobs/batch", json={"jobs": [
+        {"runbook": "b1", "parameters": {"name": "x"}},
+        {"runbook": "b2", "worker_group": "linux"},
+        {"runbook": "b1", "parameters": {"name": "y", "count": 2}}]})
+    assert resp.status_code == 201, resp.get_json()
+    items = resp.get_json()["items"]
+    assert [(j["runbook_name"], j["status"]) for j in items] == [
+        ("b1", "New"), ("b2", "New"), ("b1", "New")]
+    assert items[1]["worker_group"] == "linux"
+    before = len(api.get("/api/v1/jobs").get_json()["items"])
+    bad = api.post("/api/v1/jobs/batch", json={"jobs": [
+        {"runbook": "b1", "parameters": {"name": "ok"}},
+        {"runbook": "b1", "parameters": {}}]})
+    assert bad.status_code == 400
+    assert bad.get_json()["message"].startswith("jobs[1]: Missing mandatory parameter name")
+    missing = api.post("/api/v1/jobs/batch", json={"jobs": [{"runbook": "ghost"}]})
+    assert missing.status_code == 404
+    assert len(api.get("/api/v1/jobs").get_json()["items"]) == before  # none started
+    assert api.post("/api/v1/jobs/batch", json={"jobs": []}).status_code == 400

@@ -21,6 +21,17 @@ class JobStartSchema(StrictSchema):
                                      "before answering (at most 300)."})
 
 
+class BatchItemSchema(StrictSchema):
+    runbook = ma.fields.String(required=True, metadata={"description": "Runbook id or name."})
+    parameters = ma.fields.Raw(load_default=None)
+    worker_group = ma.fields.String(load_default=None)
+
+
+class JobBatchSchema(StrictSchema):
+    jobs = ma.fields.List(ma.fields.Nested(BatchItemSchema), required=True,
+                          validate=ma.validate.Length(min=1, max=1000))
+
+
 class JobSchema(ma.Schema):
     id = ma.fields.UUID(dump_only=True)
     runbook_id = ma.fields.UUID(dump_only=True)
@@ -53,6 +64,10 @@ class JobStatusEventSchema(ma.Schema):
 class JobDetailSchema(JobSchema):
     status_history = ma.fields.List(ma.fields.Nested(JobStatusEventSchema), dump_only=True)
     has_checkpoint = ma.fields.Function(lambda j: j.checkpoint is not None, dump_only=True)
+
+
+class JobBatchResultSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(JobSchema))
 
 
 class JobPageSchema(ma.Schema):

@@ -9,8 +9,11 @@ from flask.views import MethodView
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from smacommon.errors import SmaError
 from smacommon.models import Job, JobStream, Runbook, RunbookVersion
 from smacommon.schemas.job import (
+    JobBatchResultSchema,
+    JobBatchSchema,
     JobDetailSchema,
     JobPageSchema,
     JobQueryArgsSchema,
@@ -96,6 +99,34 @@ def start(data, runbook):
 def test_draft(data, runbook):
     """Run the draft as a test job (SMA's Test action)."""
     return _start(runbook, data, test=True)
+
+
+@blp.route("/jobs/batch", methods=["POST"])
+@blp.arguments(JobBatchSchema)
+@blp.response(201, JobBatchResultSchema)
+def batch(data):
+    """Start many jobs in one request: all of them, or (on any bad item) none."""
+    session = db.session
+    settings = current_app.config["SMA_SETTINGS"]
+    runbooks: dict[str, Runbook] = {}
+    jobs = []
+    for index, item in enumerate(data["jobs"]):
+        try:
+            runbook = runbooks.get(item["runbook"]) or get_runbook(session, item["runbook"])
+            runbooks[item["runbook"]] = runbook
+            job = start_job(session, runbook, item["parameters"],
+                            worker_group=item["worker_group"],
+                            started_by=f"user:{current_principal()}",
+                            heartbeat_seconds=settings.worker_heartbeat_seconds)
+        except SmaError as exc:
+            session.rollback()
+            exc.message = f"jobs[{index}]: {exc.message} No job was started."
+            raise
+        job.runbook_name = runbook.name
+        job.runbook_version = runbook.published_version.number
+        jobs.append(job)
+    session.commit()
+    return {"items": jobs}
 
 
 @blp.route("/jobs")
