@@ -223,3 +223,24 @@ def test_unknown_route_is_json_404(api):
     resp = api.get("/api/v1/nothing-here")
     assert resp.status_code == 404
     assert resp.get_json()["code"] == 404
+
+
+@pytest.mark.parametrize("request_args", [
+    ("POST", "/api/v1/runbooks", {"name": "nul", "runbook_type": "python", "content": "x\x00"}),
+    ("POST", "/api/v1/variables", {"name": "v", "value": {"k": ["ok", "bad\x00"]}}),
+    ("GET", "/api/v1/jobs?runbook=a%00b", None),
+    ("GET", "/api/v1/runbooks/a%00b", None),
+])
+def test_unstorable_text_is_400(api, request_args):
+    method, path, body = request_args
+    resp = api.client.open(path, method=method, json=body, headers=api.headers)
+    assert resp.status_code == 400, resp.get_json()
+    assert "NUL" in resp.get_json()["message"]
+
+
+def test_lone_surrogate_is_400(api):
+    raw = '{"name": "s", "runbook_type": "python", "content": "x = \\ud8ce"}'
+    resp = api.client.post("/api/v1/runbooks", data=raw,
+                           headers={**api.headers, "Content-Type": "application/json"})
+    assert resp.status_code == 400
+    assert "invalid Unicode" in resp.get_json()["message"]
