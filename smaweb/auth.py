@@ -13,8 +13,10 @@ import threading
 import time
 from collections import deque
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask_smorest import abort
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from smacommon.models import AuditEvent
 from smacommon.services.tokens import JOB_ROLE, find_running_job, find_token
@@ -125,23 +127,18 @@ def _authorize() -> None:
         abort(403, message=f"This needs the {needed} role; your token has the {g.role} role.")
 
 
-def _audit(response: Response) -> Response:
-    """Every change made through the API is an audit event (never with its body)."""
-    if (request.method in _READ_METHODS or not request.path.startswith("/api/v1")
-            or "principal" not in g or response.status_code >= 400):
-        return response
-    endpoint = (request.url_rule.rule if request.url_rule else request.path)
-    session = db.session  # the request's own: a second connection would wait on its lock
-    try:
-        session.add(AuditEvent(actor=g.principal, action=f"{request.method} {endpoint}",
-                               target=request.path, status_code=response.status_code,
-                               client_address=_client()))
-        session.commit()
-    except Exception:  # the change is made; losing its audit line must not turn it into a 500
-        session.rollback()
-        log.exception("could not write the audit event for %s %s", request.method,
-                      request.path)
-    return response
+@event.listens_for(Session, "before_commit")
+def _audit(session: Session) -> None:
+    """Every change made through the API writes an audit event in the same transaction as
+    the change itself (never with the request body): no change without its audit line."""
+    if not has_request_context() or request.method in _READ_METHODS:
+        return
+    if not request.path.startswith("/api/v1") or "principal" not in g or g.get("sma_audited"):
+        return
+    g.sma_audited = True
+    endpoint = request.url_rule.rule if request.url_rule else request.path
+    session.add(AuditEvent(actor=g.principal, action=f"{request.method} {endpoint}",
+                           target=request.path, client_address=_client()))
 
 
 def current_principal() -> str:
@@ -152,4 +149,3 @@ def current_principal() -> str:
 def init_app(app: Flask) -> None:
     app.extensions["sma_auth_failures"] = _Failures()
     app.before_request(_authenticate)
-    app.after_request(_audit)

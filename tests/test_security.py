@@ -105,11 +105,15 @@ def test_every_change_is_audited_without_secrets(api, world):
     api.post("/api/v1/runbooks", json={"name": "bad name", "runbook_type": "python",
                                        "content": "x"})  # refused: not audited
     events = api.get("/api/v1/audit?limit=100").get_json()["items"]
+    assert len(events) == len({e["id"] for e in events})
     actions = [e["action"] for e in events]
     assert "POST /api/v1/credentials" in actions
     assert "PATCH /api/v1/runbooks/<runbook>" in actions
     assert "POST /api/v1/jobs/<job_id>/stop" in actions
     assert "POST /api/v1/runbooks/<runbook>/start" in actions
+    api.post("/api/v1/admin/purge-jobs", json={})
+    latest = api.get("/api/v1/audit?limit=1").get_json()["items"][0]
+    assert latest["action"] == "POST /api/v1/admin/purge-jobs"
     assert all(e["actor"] == "admin" and e["client_address"] for e in events)
     assert actions.count("POST /api/v1/runbooks") == 1  # the refused create is not there
     assert "pw-123456" not in api.get("/api/v1/audit?limit=100").get_data(as_text=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smacommon.db import Base, UTCDateTime, utcnow
@@ -38,7 +38,6 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(200))
     target: Mapped[str] = mapped_column(Text, default="")
-    status_code: Mapped[int] = mapped_column(Integer, default=0)
     client_address: Mapped[str] = mapped_column(String(64), default="")
 
     @property

@@ -44,7 +44,6 @@ class AuditEventSchema(ma.Schema):
     actor = ma.fields.String(dump_only=True)
     action = ma.fields.String(dump_only=True)
     target = ma.fields.String(dump_only=True)
-    status_code = ma.fields.Integer(dump_only=True)
     client_address = ma.fields.String(dump_only=True)
 
 

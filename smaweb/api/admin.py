@@ -22,4 +22,6 @@ def purge(data):
     days = data["older_than_days"]
     engine = db.session.get_bind()
     db.session.close()  # the purge runs its own short transactions
-    return purge_jobs(engine, settings.job_retention_days if days is None else days)
+    result = purge_jobs(engine, settings.job_retention_days if days is None else days)
+    db.session.commit()  # the audit event of the purge
+    return result

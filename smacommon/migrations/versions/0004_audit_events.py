@@ -24,13 +24,11 @@ def upgrade() -> None:
     sa.Column('actor', sa.String(length=200), nullable=False),
     sa.Column('action', sa.String(length=200), nullable=False),
     sa.Column('target', sa.Text(), nullable=False),
-    sa.Column('status_code', sa.Integer(), nullable=False),
     sa.Column('client_address', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.create_index('ix_audit_events_time', ['time', 'id'], unique=False)
-
 
 
 def downgrade() -> None:
