@@ -21,12 +21,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
-from sqlalchemy.orm import Session
 
-from smacommon.db import get_engine, read_connection, reading, utcnow
+from smacommon.db import get_engine, read_connection, utcnow
 from smacommon.models import Job, JobStream, Runbook, RunbookVersion
 from smacommon.process import tied_to_parent
 from smacommon.services.jobs import current_status, transition
@@ -49,6 +49,11 @@ _jobs = Job.__table__
 _runbooks = Runbook.__table__
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
 _DELIVERY_ORDER = {OUTPUT: 0, ERROR: 1, "record": 2}
+_CLAIM_JOB_COLUMNS = [_jobs.c[n] for n in (
+    "attempt", "parameters", "checkpoint", "pid", "is_test", "test_content", "start_time")]
+_CLAIM_RUNBOOK_COLUMNS = [_runbooks.c[n] for n in (
+    "id", "name", "runbook_type", "log_verbose", "log_progress", "log_debug",
+    "timeout_seconds", "max_concurrent_jobs", "declared_parameters")]
 
 
 @dataclass
@@ -95,18 +100,29 @@ class JobRunner:
     # --- claim -------------------------------------------------------------------------
 
     def _claim(self) -> bool:
-        """Take the job with one conditional UPDATE; respect the runbook's concurrency limit."""
+        """Take the job with one conditional UPDATE, in the transaction that also reads all
+        it needs to run it; respect the runbook's concurrency limit."""
+        _versions = RunbookVersion.__table__
         with self.engine.begin() as conn:
             row = conn.execute(
-                select(_jobs.c.runbook_id, _jobs.c.attempt, _runbooks.c.max_concurrent_jobs,
-                       _runbooks.c.name)
+                select(*[c.label(f"job_{c.name}") for c in _CLAIM_JOB_COLUMNS],
+                       *[c.label(f"runbook_{c.name}") for c in _CLAIM_RUNBOOK_COLUMNS],
+                       _versions.c.content.label("version_content"),
+                       _versions.c.parameters.label("version_parameters"))
                 .join(_runbooks, _runbooks.c.id == _jobs.c.runbook_id)
+                .outerjoin(_versions, _versions.c.id == _jobs.c.runbook_version_id)
                 .where(_jobs.c.id == self.job_id)).first()
             if row is None:
                 log.info("job %s: no such job; message dropped", self.job_id)
                 return False
-            self.attempt = row.attempt
-            if row.max_concurrent_jobs and not self._slot_free(conn, row):
+            self.job = SimpleNamespace(**{c.name: getattr(row, f"job_{c.name}")
+                                          for c in _CLAIM_JOB_COLUMNS})
+            self.runbook = SimpleNamespace(**{c.name: getattr(row, f"runbook_{c.name}")
+                                              for c in _CLAIM_RUNBOOK_COLUMNS})
+            self.version = SimpleNamespace(content=row.version_content,
+                                           parameters=row.version_parameters)
+            self.attempt = self.job.attempt
+            if self.runbook.max_concurrent_jobs and not self._slot_free(conn, self.runbook):
                 return False
             lease = utcnow() + timedelta(seconds=self.settings.job_lease_seconds)
             claimed = transition(conn, self.job_id, S.ACTIVATING, actor=self.actor,
@@ -121,10 +137,10 @@ class JobRunner:
     def _slot_free(self, conn: Connection, row: Any) -> bool:
         # lock the runbook row (PostgreSQL; SQLite's write transaction is already exclusive)
         # so two workers cannot both take the last slot
-        conn.execute(select(_runbooks.c.id).where(_runbooks.c.id == row.runbook_id)
+        conn.execute(select(_runbooks.c.id).where(_runbooks.c.id == row.id)
                      .with_for_update())
         running = conn.execute(select(func.count()).select_from(_jobs).where(
-            _jobs.c.runbook_id == row.runbook_id, _jobs.c.status.in_(_ACTIVE))).scalar()
+            _jobs.c.runbook_id == row.id, _jobs.c.status.in_(_ACTIVE))).scalar()
         if running < row.max_concurrent_jobs:
             return True
         conn.execute(update(_jobs).where(
@@ -137,33 +153,29 @@ class JobRunner:
 
     # --- run ---------------------------------------------------------------------------
 
-    def _load(self) -> tuple[Job, Runbook, str, list[dict[str, Any]], int]:
-        with Session(self.engine, expire_on_commit=False) as s:
-            reading(s)
-            job, runbook, version = s.execute(
-                select(Job, Runbook, RunbookVersion)
-                .join(Runbook, Runbook.id == Job.runbook_id)
-                .outerjoin(RunbookVersion, RunbookVersion.id == Job.runbook_version_id)
-                .where(Job.id == self.job_id)).one()
-            if job.is_test:
-                from smacommon.services.runbooks import draft_parameters
+    def _prepare(self) -> tuple[str, list[dict[str, Any]], int]:
+        """The content to run, its declared parameters, and the last record number so far."""
+        job, runbook = self.job, self.runbook
+        if job.is_test:
+            from smacommon.services.runbooks import draft_parameters
 
-                content = job.test_content or ""
-                try:
-                    declared = draft_parameters(runbook, content)
-                except Exception:
-                    declared = []
-            else:
-                content, declared = version.content, version.parameters
-            last_seq = 0
-            if job.start_time is not None:  # it ran before: go on numbering after its records
-                last_seq = s.scalar(select(func.max(JobStream.seq))
-                                    .where(JobStream.job_id == self.job_id)) or 0
-            s.expunge_all()
-            return job, runbook, content, declared, last_seq
+            content = job.test_content or ""
+            try:
+                declared = draft_parameters(runbook, content)
+            except Exception:  # a broken draft: let the interpreter say what is wrong
+                declared = []
+        else:
+            content, declared = self.version.content, self.version.parameters
+        last_seq = 0
+        if job.start_time is not None:  # it ran before: go on numbering after its records
+            with read_connection(self.engine) as conn:
+                last_seq = conn.execute(select(func.max(JobStream.seq))
+                                        .where(JobStream.job_id == self.job_id)).scalar() or 0
+        return content, declared, last_seq
 
     def _run_claimed(self, workdir: Path) -> None:
-        job, runbook, content, declared, last_seq = self._load()
+        job, runbook = self.job, self.runbook
+        content, declared, last_seq = self._prepare()
         if job.pid:
             _end_previous_run(job.pid, self.job_id)
         engine = get_runbook_engine(runbook.runbook_type)
@@ -229,7 +241,7 @@ class JobRunner:
             self._finish(writer, S.FAILED, exit_code=outcome, reason=reason,
                          exception=tail or reason)
 
-    def _base_env(self, workdir: Path, runbook: Runbook) -> dict[str, str]:
+    def _base_env(self, workdir: Path, runbook: Any) -> dict[str, str]:
         return {
             "PATH": os.environ.get("SMA_JOB_PATH") or _CLEAN_PATH,
             "HOME": str(workdir),
