@@ -56,6 +56,7 @@ class StreamWriter:
         self.error_tail: deque[str] = deque(maxlen=20)
         self.written = 0
         self.masks: list[str] = []  # secrets the job fetched, longest first
+        self.before_write = None  # called in the transaction of each batch, before its rows
 
     def _time(self) -> Any:
         # one timestamp per millisecond is plenty, and formatting it once saves the hot path
@@ -137,6 +138,8 @@ class StreamWriter:
             self._insert(conn, rows)
             return
         with self.engine.begin() as own:
+            if self.before_write is not None:
+                self.before_write(own)
             self._insert(own, rows)
         self.announce()
 

@@ -78,6 +78,8 @@ class JobRunner:
         self.enqueue = enqueue
         self.engine = get_engine(settings.effective_database_url)
         self.attempt = 1
+        self.started: tuple[int, Any] | None = None  # (pid, time) until Running is written
+        self.running_refused = False
         self.token = new_job_secret()  # the job's own API token, for assets and child jobs
 
     def run(self) -> None:
@@ -214,13 +216,12 @@ class JobRunner:
                 start_new_session=True, close_fds=True, **options)
         finally:
             os.close(record_w)
+        # Running is written with the first records, or the final status of a job that ends
+        # at once, or after a batch interval at the latest: one commit less for short jobs
+        self.started = (proc.pid, utcnow())
+        writer.before_write = self.record_running
         try:
-            with self.engine.begin() as conn:
-                running = transition(conn, self.job_id, S.RUNNING, actor=self.actor,
-                                     expect={"attempt": self.attempt}, pid=proc.pid)
             capture = _Capture(self, proc, record_r, writer, runbook.timeout_seconds)
-            if not running:  # stopped (or taken over) while activating
-                capture.control()
             outcome, ending = capture.run()
         finally:
             os.close(record_r)
@@ -240,6 +241,16 @@ class JobRunner:
             reason = _exit_reason(outcome)
             self._finish(writer, S.FAILED, exit_code=outcome, reason=reason,
                          exception=tail or reason)
+
+    def record_running(self, conn: Connection) -> None:
+        """Write Running (with the time the process started) in `conn`'s transaction, once."""
+        if self.started is None:
+            return
+        pid, at = self.started
+        self.started = None
+        if not transition(conn, self.job_id, S.RUNNING, actor=self.actor,
+                          expect={"attempt": self.attempt}, pid=pid, start_time=at):
+            self.running_refused = True  # stopped or taken over while activating
 
     def _base_env(self, workdir: Path, runbook: Any) -> dict[str, str]:
         return {
@@ -279,6 +290,7 @@ class JobRunner:
     def checkpoint(self, writer: StreamWriter, data: Any) -> None:
         """Keep the runbook's checkpoint with every record written before it."""
         with self.engine.begin() as conn:
+            self.record_running(conn)
             writer.flush(conn)
             conn.execute(update(_jobs).where(
                 _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt)
@@ -289,6 +301,7 @@ class JobRunner:
                 reason: str | None = None, exception: str | None = None) -> None:
         """The last records and the final status, in one transaction."""
         with self.engine.begin() as conn:
+            self.record_running(conn)
             writer.flush(conn)
             fields = {"exit_code": exit_code, "status_reason": reason, "exception": exception,
                       "pid": None}
@@ -349,6 +362,7 @@ class _Capture:
         self.next_control = now + _CONTROL_SECONDS
         self.lease_every = self.settings.job_lease_seconds / 3
         self.next_lease = now + self.lease_every
+        self.running_due = now + self.settings.stream_batch_ms / 1000.0
         self.ending: Ending | None = None
         self.exited = False  # seen through a pidfd, so the pid is not reaped (nor reused) yet
         self.total = 0
@@ -361,6 +375,11 @@ class _Capture:
             while self.pipes or drain_until is None:
                 self.sel_once(drain_until)
                 now = time.monotonic()
+                if self.runner.started is not None and now >= self.running_due:
+                    with self.runner.engine.begin() as conn:
+                        self.runner.record_running(conn)
+                if self.runner.running_refused and self.ending is None:
+                    self.control()
                 if drain_until is None and self.exited:
                     drain_until = now + _EXIT_DRAIN_SECONDS
                     self.sel.unregister(pidfd)
@@ -385,6 +404,8 @@ class _Capture:
     def sel_once(self, drain_until: float | None) -> None:
         now = time.monotonic()
         waits = [self.writer.due_in(), self.next_control - now]
+        if self.runner.started is not None:
+            waits.append(self.running_due - now)
         for at in (self.deadline, drain_until, self.ending and self.ending.kill_at):
             if at:
                 waits.append(at - now)

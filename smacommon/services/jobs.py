@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -47,9 +48,30 @@ def get_job(session: Session, job_id: Any) -> Job:
     return job
 
 
+_REASON_TTL = 1.0
+_reasons: dict[str, tuple[float, str | None]] = {}
+
+
 def no_worker_reason(session: Session | Connection, group: str,
                      heartbeat_seconds: float) -> str | None:
-    """Why a job of `group` would wait: no worker of the group has a fresh heartbeat."""
+    """Why a job of `group` would wait: no worker of the group has a fresh heartbeat.
+
+    Remembered for a second per group (per process): a burst of starts asks once, and a
+    stale answer only leaves a reason on a job its worker clears when it claims it.
+    """
+    now = time.monotonic()
+    cached = _reasons.get(group)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    reason = _no_worker_reason(session, group, heartbeat_seconds)
+    if len(_reasons) > 1000:
+        _reasons.clear()
+    _reasons[group] = (now + _REASON_TTL, reason)
+    return reason
+
+
+def _no_worker_reason(session: Session | Connection, group: str,
+                      heartbeat_seconds: float) -> str | None:
     fresh = utcnow() - timedelta(seconds=heartbeat_seconds * 3)
     online = session.execute(select(func.count()).select_from(Worker.__table__).where(
         Worker.worker_group == group, Worker.heartbeat_at >= fresh)).scalar()
