@@ -19,7 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from smacommon.models import AuditEvent
-from smacommon.services.tokens import JOB_ROLE, find_running_job, find_token
+from smacommon.services.tokens import JOB_ROLE, JOB_TOKEN_PREFIX, find_running_job, find_token
+from smaweb.extensions import READ_METHODS as _READ_METHODS
 from smaweb.extensions import db
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,6 @@ RUNTIME_PREFIX = "/api/v1/runtime/"
 _RANK = {role: i for i, role in enumerate(ROLES)}
 _OPERATOR_ACTIONS = ("/start", "/stop", "/suspend", "/resume")
 _ADMIN_PREFIXES = ("/api/v1/tokens", "/api/v1/audit", "/api/v1/admin", "/api/v1/workers")
-_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # brute force of tokens: after this many 401s from one address in the window, 429s
 FAILURES_ALLOWED = 20
@@ -103,10 +103,14 @@ def _authenticate() -> None:
     configured = current_app.config["SMA_SETTINGS"].admin_token
     if configured and hmac.compare_digest(secret.encode(), configured.encode()):
         g.principal, g.role = "admin", "admin"
+    elif secret.startswith(JOB_TOKEN_PREFIX):  # a job's token is never an API token
+        job_id = find_running_job(db.session, secret)
+        if job_id is None:
+            _unauthorized("Invalid job token: the job has ended, or never was.",
+                          "invalid_token")
+        g.principal, g.role, g.job_id = f"job:{job_id}", JOB_ROLE, job_id
     elif (token := find_token(db.session, secret)) is not None:
         g.principal, g.role = f"token:{token.name}", token.role
-    elif (job_id := find_running_job(db.session, secret)) is not None:
-        g.principal, g.role, g.job_id = f"job:{job_id}", JOB_ROLE, job_id
     else:
         _unauthorized("Invalid, expired or revoked token.", "invalid_token")
     _authorize()

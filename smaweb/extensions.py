@@ -9,7 +9,7 @@ from webargs.flaskparser import FlaskParser
 
 from smacommon.db import reading, session_factory
 
-_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Database:
@@ -28,7 +28,7 @@ class Database:
         """The request's session; a request that only reads never takes the write lock."""
         if "sma_session" not in g:
             session = current_app.extensions["sma_db"].factory()
-            if request.method in _READ_METHODS:
+            if request.method in READ_METHODS:
                 reading(session)
             g.sma_session = session
         return g.sma_session

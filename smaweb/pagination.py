@@ -29,7 +29,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 def keyset_page(stmt: Select, created_col, id_col, limit: int, cursor: str | None,
                 scalars, newest_first: bool = True):
-    """Apply the cursor and order to `stmt`; return (rows, next_cursor)."""
+    """Apply the cursor and order to `stmt` (a select of one model, run with `scalars`);
+    return (items, next_cursor)."""
     if cursor:
         stamp, last_id = decode_cursor(cursor)
         if newest_first:
@@ -43,7 +44,5 @@ def keyset_page(stmt: Select, created_col, id_col, limit: int, cursor: str | Non
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last = rows[-1]
-        obj = last[0] if isinstance(last, tuple | list) or hasattr(last, "_mapping") else last
-        next_cursor = encode_cursor(obj.created_at, obj.id)
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
     return rows, next_cursor

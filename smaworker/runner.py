@@ -78,6 +78,7 @@ class JobRunner:
         self.enqueue = enqueue
         self.engine = get_engine(settings.effective_database_url)
         self.attempt = 1
+        self.runbook: Any = None  # what the claim read of the runbook
         self.started: tuple[int, Any] | None = None  # (pid, time) until Running is written
         self.running_refused = False
         self.token = new_job_secret()  # the job's own API token, for assets and child jobs
@@ -322,20 +323,17 @@ class JobRunner:
                         exc_info=True)
 
     def _wake_waiting(self) -> None:
-        """A slot of the runbook is free: send its oldest waiting jobs again."""
-        if self.enqueue is None:
+        """A slot of the runbook is free: send its oldest waiting jobs again (only for a
+        runbook with max_concurrent_jobs: the limit was read at claim, so others pay nothing)."""
+        limit = self.runbook.max_concurrent_jobs if self.runbook is not None else None
+        if self.enqueue is None or not limit:
             return
         with read_connection(self.engine) as conn:
-            row = conn.execute(select(_runbooks.c.id, _runbooks.c.max_concurrent_jobs)
-                               .join(_jobs, _jobs.c.runbook_id == _runbooks.c.id)
-                               .where(_jobs.c.id == self.job_id)).first()
-            if row is None or not row.max_concurrent_jobs:
-                return
             waiting = conn.execute(
                 select(_jobs.c.id, _jobs.c.worker_group)
-                .where(_jobs.c.runbook_id == row.id,
+                .where(_jobs.c.runbook_id == self.runbook.id,
                        _jobs.c.status.in_([S.NEW.value, S.RESUMING.value]))
-                .order_by(_jobs.c.created_at).limit(row.max_concurrent_jobs)).all()
+                .order_by(_jobs.c.created_at).limit(limit)).all()
         for job_id, group in waiting:
             self.enqueue(str(job_id), group)
 
@@ -434,12 +432,7 @@ class _Capture:
                 continue
             self.total += len(data)
             ready.append((kind, splitter.feed(data)))
-        ready.sort(key=lambda item: _DELIVERY_ORDER[item[0]])
-        for kind, lines in ready:
-            if kind == "record":
-                self.apply_masks(lines)
-        for kind, lines in ready:
-            self.deliver(kind, lines)
+        self.deliver_all(ready)
         if self.total > self.settings.job_output_limit and self.ending is None:
             self.end(S.FAILED, f"The job wrote more than the output limit of "
                                f"{self.settings.job_output_limit} bytes "
@@ -508,6 +501,10 @@ class _Capture:
             ready.append((kind, lines + splitter.rest()))
             self.sel.unregister(fd)
         self.pipes.clear()
+        self.deliver_all(ready)
+
+    def deliver_all(self, ready: list[tuple[str, list[bytes]]]) -> None:
+        """Masks first, then stdout, stderr and records, in that order (see `sel_once`)."""
         ready.sort(key=lambda item: _DELIVERY_ORDER[item[0]])
         for kind, lines in ready:
             if kind == "record":

@@ -67,6 +67,11 @@ def _start(runbook_ref: str, data: dict, test: bool):
     session.commit()
     if data.get("wait"):
         job = _wait(session, job, data["wait"])
+    return _named(job, runbook, test)
+
+
+def _named(job: Job, runbook: Runbook, test: bool = False) -> Job:
+    """What `_with_names` attaches, from the runbook already at hand (no query)."""
     job.runbook_name = runbook.name
     job.runbook_version = None if test else runbook.published_version.number
     return job
@@ -122,9 +127,7 @@ def batch(data):
             session.rollback()
             exc.message = f"jobs[{index}]: {exc.message} No job was started."
             raise
-        job.runbook_name = runbook.name
-        job.runbook_version = runbook.published_version.number
-        jobs.append(job)
+        jobs.append(_named(job, runbook))
     session.commit()
     return {"items": jobs}
 
