@@ -15,12 +15,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]" --config-settings editable_mode=compat
 	@touch $(STAMP)
 
-# redis-server for the embedded Redis of `sma up` and the tests, when nothing else provides one
+# redis-server for the embedded Redis of `sma up` and the tests, when nothing else provides one;
+# as root: bubblewrap (a PID namespace per job) and the unprivileged user jobs run as
+# (SMA_JOB_USER, default sma-job)
+JOB_USER := $(if $(filter undefined,$(origin SMA_JOB_USER)),sma-job,$(SMA_JOB_USER))
 deps: $(STAMP)
-	@if [ -z "$$SMA_REDIS_URL" ] && ! command -v redis-server >/dev/null; then \
+	@missing=""; \
+	if [ -z "$$SMA_REDIS_URL" ] && ! command -v redis-server >/dev/null; then missing="redis-server"; fi; \
+	if [ "$$(id -u)" = 0 ] && ! command -v bwrap >/dev/null; then missing="$$missing bubblewrap"; fi; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
-	  else echo "sma needs redis-server on PATH (or SMA_REDIS_URL); install it first" >&2; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  elif echo "$$missing" | grep -q redis; then \
+	    echo "sma needs redis-server on PATH (or SMA_REDIS_URL); install it first" >&2; exit 1; \
+	  fi; \
+	fi
+	@if [ "$$(id -u)" = 0 ] && [ -n "$(JOB_USER)" ] && ! id -u "$(JOB_USER)" >/dev/null 2>&1; then \
+	  echo "creating the job user $(JOB_USER)"; \
+	  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$(JOB_USER)"; \
 	fi
 
 run: deps

@@ -61,6 +61,7 @@ def keys_rotate(args: argparse.Namespace) -> int:
 
 def worker(args: argparse.Namespace) -> int:
     settings = load_settings()
+    _check_job_user(settings)
     group = args.group or settings.worker_group
     env = dict(os.environ, SMA_WORKER_GROUP=group)
     argv = [sys.executable, "-m", "celery", "-A", "smaworker", "worker", "-Q", group,
@@ -69,6 +70,14 @@ def worker(args: argparse.Namespace) -> int:
         argv += ["-c", str(args.concurrency)]
     os.execve(sys.executable, argv, env)
     return 0  # pragma: no cover - execve does not return
+
+
+def _check_job_user(settings) -> None:
+    """Who jobs will run as; a missing SMA_JOB_USER is a ConfigurationError, before any
+    process starts."""
+    from smaworker.sandbox import build_sandbox
+
+    build_sandbox(settings)
 
 
 def _safe_url(url: str) -> str:
@@ -106,8 +115,11 @@ class Stack:
     def start(self) -> Stack:
         os.environ.update(self.extra_env)
         settings = load_settings(**self.overrides)
+        _check_job_user(settings)
         self.data_dir = settings.data_dir.expanduser().resolve()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.data_dir.stat().st_uid == os.geteuid():
+            self.data_dir.chmod(0o700)  # the key file and the database: for sma's eyes only
         redis_url = settings.redis_url
         if not redis_url:
             self.redis = EmbeddedRedis(self.data_dir / "redis").start()

@@ -31,7 +31,7 @@ def load_keys(settings: Settings, create: bool = True) -> list[bytes]:
             if not create:
                 raise ConfigurationError(f"No encryption key: set SMA_ENCRYPTION_KEYS or "
                                          f"create {path} (sma up makes one).")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(Fernet.generate_key() + b"\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
@@ -19,6 +20,9 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` up to `revision`."""
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    path = Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     command.upgrade(alembic_config(url), revision)
+    if path is not None and path.is_file() and path.stat().st_uid == os.geteuid():
+        path.chmod(0o600)  # SQLite gives its -wal and -shm files the database's mode

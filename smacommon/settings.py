@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     worker_group: str = Field(default="default", pattern=WORKER_GROUP_PATTERN)
     worker_name: str = ""
     python: str = ""
+    job_user: str = Field(default="sma-job", pattern=r"^([a-z_][a-z0-9_.-]{0,31})?$")
     job_output_limit: int = Field(default=100 * 1024 * 1024, ge=1024)
     job_retention_days: int = Field(default=90, ge=1)
     max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)

@@ -38,6 +38,21 @@ def _check_settings(**_: object) -> None:
     require_broker(settings)
 
 
+@signals.worker_init.connect
+def _check_sandbox(**_: object) -> None:
+    # who jobs run as, checked before the first job (a missing SMA_JOB_USER stops the
+    # worker here); the forked pool processes inherit the result
+    from smacommon.errors import ConfigurationError
+    from smaworker.sandbox import current_sandbox
+
+    try:
+        sandbox = current_sandbox(settings)
+    except ConfigurationError as exc:
+        raise SystemExit(f"sma worker: {exc.message}") from None  # Celery logs and goes on
+    log.info("jobs run as %s%s", sandbox.user or "the worker's user",
+             ", each in its own PID namespace" if sandbox.bwrap else "")
+
+
 @signals.worker_process_init.connect
 def _pool_process_init(**_: object) -> None:
     # a forked pool process must not share its parent's database connections

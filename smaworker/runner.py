@@ -15,7 +15,6 @@ import selectors
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from sqlalchemy import Connection, func, select, update
 
 from smacommon.db import get_engine, read_connection, utcnow
 from smacommon.models import Job, JobStream, Runbook, RunbookVersion
-from smacommon.process import tied_to_parent
 from smacommon.services.jobs import current_status, transition
 from smacommon.services.tokens import hash_token, new_job_secret
 from smacommon.settings import Settings
@@ -37,6 +35,7 @@ from smacommon.streams import DEBUG, ERROR, OUTPUT, PROGRESS, VERBOSE
 from smaworker.capture import LineSplitter, StreamWriter, parse_record
 from smaworker.engines import JobContext
 from smaworker.engines import get_engine as get_runbook_engine
+from smaworker.sandbox import CLEAN_PATH, current_sandbox
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,6 @@ S = JobStatus
 _READ = 65536
 _EXIT_DRAIN_SECONDS = 0.5
 _CONTROL_SECONDS = 1.0
-_CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _jobs = Job.__table__
 _runbooks = Runbook.__table__
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
@@ -82,13 +80,14 @@ class JobRunner:
         self.started: tuple[int, Any] | None = None  # (pid, time) until Running is written
         self.running_refused = False
         self.token = new_job_secret()  # the job's own API token, for assets and child jobs
+        self.sandbox = current_sandbox(settings)
 
     def run(self) -> None:
         if not self._claim():
             return
         workdir = None
         try:
-            workdir = Path(tempfile.mkdtemp(prefix=f"sma-job-{self.job_id.hex[:8]}-"))
+            workdir = self.sandbox.make_workdir(self.job_id.hex)
             self._run_claimed(workdir)
         except Exception as exc:
             log.exception("job %s: worker error", self.job_id)
@@ -208,9 +207,10 @@ class JobRunner:
                 job_id=str(self.job_id), workdir=workdir, script_path=script,
                 parameters=dict(job.parameters or {}), declared=list(declared or []),
                 log_verbose=runbook.log_verbose, log_progress=runbook.log_progress,
-                log_debug=runbook.log_debug, env=env)
+                log_debug=runbook.log_debug, env=env, runtime_dir=self.sandbox.runtime_dir,
+                python=self.sandbox.python)
             argv, extra = engine.command(ctx)
-            argv, options = tied_to_parent(argv)
+            argv, options = self.sandbox.command(argv, workdir)
             proc = subprocess.Popen(
                 argv, cwd=workdir, env={**ctx.env, **extra}, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(record_w,),
@@ -226,7 +226,7 @@ class JobRunner:
             outcome, ending = capture.run()
         finally:
             os.close(record_r)
-            _kill_group(proc, signal.SIGKILL)
+            self.sandbox.signal(proc, signal.SIGKILL)
             if proc.poll() is None:
                 proc.wait(timeout=10)
         if ending is not None and ending.status is None:
@@ -254,8 +254,8 @@ class JobRunner:
             self.running_refused = True  # stopped or taken over while activating
 
     def _base_env(self, workdir: Path, runbook: Any) -> dict[str, str]:
-        return {
-            "PATH": os.environ.get("SMA_JOB_PATH") or _CLEAN_PATH,
+        return self.sandbox.env({
+            "PATH": os.environ.get("SMA_JOB_PATH") or CLEAN_PATH,
             "HOME": str(workdir),
             "TMPDIR": str(workdir),
             "LANG": "C.UTF-8",
@@ -264,12 +264,12 @@ class JobRunner:
             "SMA_RUNBOOK_NAME": runbook.name,
             "SMA_API_URL": self.settings.api_url,
             "SMA_JOB_TOKEN": self.token,
-            **({"SMA_API_CA_FILE": self.settings.api_ca_file}
+            **({"SMA_API_CA_FILE": self.sandbox.readable_copy(self.settings.api_ca_file)}
                if self.settings.api_ca_file else {}),
             "SMA_LOG_VERBOSE": "1" if runbook.log_verbose else "0",
             "SMA_LOG_PROGRESS": "1" if runbook.log_progress else "0",
             "SMA_LOG_DEBUG": "1" if runbook.log_debug else "0",
-        }
+        })
 
     # --- while it runs -----------------------------------------------------------------
 
@@ -388,16 +388,19 @@ class _Capture:
                 if now >= self.next_control and drain_until is None:
                     self.control()
                 if self.ending is not None and now >= self.ending.kill_at:
-                    _kill_group(self.proc, signal.SIGKILL)
+                    self.kill(signal.SIGKILL)
                 if drain_until is not None and now >= drain_until and self.pipes:
                     # the runbook exited but something it started still holds its pipes
-                    _kill_group(self.proc, signal.SIGKILL)
+                    self.kill(signal.SIGKILL)
                     self.drain_all()
         finally:
             self.sel.close()
             os.close(pidfd)
-        _kill_group(self.proc, signal.SIGKILL)  # children that outlive the runbook end with it
-        return self.proc.wait(timeout=30), self.ending
+        self.kill(signal.SIGKILL)  # children that outlive the runbook end with it
+        return self.runner.sandbox.exit_status(self.proc.wait(timeout=30)), self.ending
+
+    def kill(self, sig: int) -> None:
+        self.runner.sandbox.signal(self.proc, sig)
 
     def sel_once(self, drain_until: float | None) -> None:
         now = time.monotonic()
@@ -483,7 +486,7 @@ class _Capture:
         self.ending = Ending(status, reason, kill_at)
         if status is not None:
             self.writer.add(ERROR if status == S.FAILED else "Warning", reason)
-        _kill_group(self.proc, signal.SIGKILL if grace <= 0 else signal.SIGTERM)
+        self.kill(signal.SIGKILL if grace <= 0 else signal.SIGTERM)
 
     def drain_all(self) -> None:
         """Read what is left in every pipe (in the order of `sel_once`) and close them."""
@@ -552,11 +555,3 @@ def _exit_reason(code: int | None) -> str:
             name = f"signal {-code}"
         return f"The runbook was killed by {name}."
     return f"The runbook exited with code {code}."
-
-
-def _kill_group(proc: subprocess.Popen, sig: int) -> None:
-    """Signal the job's whole process group (the runbook and everything it started)."""
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -352,3 +352,42 @@ def processes(services):
     yield Starter()
     for proc in reversed(started):
         proc.stop()
+
+
+@pytest.fixture
+def job_tmp():
+    """A folder both the tests and jobs can write (jobs may run as an unprivileged user)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="sma-test-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def processes_with_arg(arg: str) -> list[int]:
+    """Live (not zombie) processes whose command line has `arg`: pids a job writes are its own
+    namespace's, so tests find its processes by a unique argument instead."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if arg.encode() in argv and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def wait_gone(arg: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while processes_with_arg(arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"processes with {arg!r} still run: {processes_with_arg(arg)}")
+        time.sleep(0.1)

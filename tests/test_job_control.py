@@ -20,6 +20,7 @@ from smacommon.errors import IllegalTransition
 from smacommon.models import Job
 from smacommon.services.jobs import stop_job, transition
 from smacommon.states import JobStatus
+from tests.conftest import wait_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -50,20 +51,12 @@ def _running_with(api, job_id, line):
     return _wait_for(lambda: line in _output(api, job_id), what=f"{line!r} in the output")
 
 
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 # --- stop ---------------------------------------------------------------------------------
 
-def test_stop_ends_the_whole_process_group(api, worker, tmp_path):
-    pids = tmp_path / "pids"
-    content = (f"sleep 1000 & echo $! >> {pids}\n"
-               f"(sleep 1000 & echo $! >> {pids}; wait) &\n"
+def test_stop_ends_the_whole_process_group(api, worker, job_tmp):
+    pids, nap = job_tmp / "pids", f"1000.{uuid.uuid4().int % 10**9:09d}"
+    content = (f"sleep {nap} & echo $! >> {pids}\n"
+               f"(sleep {nap} & echo $! >> {pids}; wait) &\n"
                "trap '' TERM\n"  # the runbook itself ignores SIGTERM: SIGKILL follows
                "echo started\n"
                "wait\n")
@@ -78,8 +71,7 @@ def test_stop_ends_the_whole_process_group(api, worker, tmp_path):
     done = api.wait(job["id"], timeout=15)
     assert done["status"] == "Stopped"
     assert time.monotonic() - began < 5.0
-    for pid in map(int, pids.read_text().split()):
-        _wait_for(lambda pid=pid: _gone(pid), timeout=5, what=f"process {pid} gone")
+    wait_gone(nap, timeout=5)
     history = [(e["status"], e["actor"]) for e in api.get(
         f"/api/v1/jobs/{job['id']}").get_json()["status_history"]]
     assert [s for s, _ in history] == ["New", "Activating", "Running", "Stopping", "Stopped"]
@@ -347,7 +339,7 @@ def test_two_beats_resume_a_lost_job_once(api, services, processes):
 
 
 def test_redis_restart_loses_no_job_and_runs_none_twice(api, services, processes, tmp_path,
-                                                         monkeypatch):
+                                                         job_tmp, monkeypatch):
     from smacommon.embedded_redis import EmbeddedRedis, free_port
     from tests.conftest import _reset_settings
 
@@ -360,7 +352,7 @@ def test_redis_restart_loses_no_job_and_runs_none_twice(api, services, processes
         env = {"SMA_REDIS_URL": url}
         processes.worker(group, concurrency=2, env=env)
         processes.beat(env=env)
-        marker = tmp_path / "runs"
+        marker = job_tmp / "runs"
         content = ("import os, time\n"
                    f"open({str(marker)!r}, 'a').write(os.environ['SMA_JOB_ID'] + '\\n')\n"
                    "time.sleep(2)\nprint('done')\n")
@@ -384,8 +376,8 @@ def test_redis_restart_loses_no_job_and_runs_none_twice(api, services, processes
 
 # --- concurrency, workers, retention -----------------------------------------------------
 
-def test_max_concurrent_jobs_holds_extra_jobs(api, worker, tmp_path):
-    log = tmp_path / "spans"
+def test_max_concurrent_jobs_holds_extra_jobs(api, worker, job_tmp):
+    log = job_tmp / "spans"
     content = ("import time\n"
                "start = time.time()\ntime.sleep(0.8)\n"
                f"open({str(log)!r}, 'a').write(f'{{start}} {{time.time()}}\\n')\n")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
+import uuid
 
 import pytest
+
+from tests.conftest import wait_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -210,33 +212,41 @@ def test_output_limit_ends_job_with_clear_record(api, worker):
     assert follow["status"] == "Completed"
 
 
-def test_timeout_kills_the_process_group(api, worker, tmp_path):
-    marker = tmp_path / "child.pid"
+def test_timeout_kills_the_process_group(api, worker, job_tmp):
+    marker, nap = job_tmp / "child.started", _unique_nap()
     content = ("import subprocess, time\n"
-               f"p = subprocess.Popen(['sleep', '1000'])\n"
-               f"open({str(marker)!r}, 'w').write(str(p.pid))\n"
+               f"p = subprocess.Popen(['sleep', '{nap}'])\n"
+               f"open({str(marker)!r}, 'w').write('yes')\n"
                "print('waiting', flush=True)\n"
                "time.sleep(1000)\n")
     job = api.run(content, timeout_seconds=2, timeout=60)
     assert job["status"] == "Failed"
     assert "timeout of 2 s" in job["status_reason"]
-    child = int(marker.read_text())
-    _assert_gone(child)
+    assert marker.read_text() == "yes"
+    wait_gone(nap)
 
 
-def test_child_that_outlives_runbook_is_ended(api, worker, tmp_path):
-    marker = tmp_path / "orphan.pid"
+def test_child_that_outlives_runbook_is_ended(api, worker, job_tmp):
+    marker, nap = job_tmp / "orphan.started", _unique_nap()
     content = ("import subprocess\n"
-               "p = subprocess.Popen(['sleep', '1000'])\n"
-               f"open({str(marker)!r}, 'w').write(str(p.pid))\n"
+               f"p = subprocess.Popen(['sleep', '{nap}'])\n"
+               f"open({str(marker)!r}, 'w').write('yes')\n"
                "print('leaving my child behind')\n")
     job = api.run(content, timeout=30)
     assert job["status"] == "Completed", job
-    _assert_gone(int(marker.read_text()))
-    bash_job = api.run(f"sleep 1000 &\necho $! > {tmp_path}/bg.pid\necho done\n",
+    assert marker.read_text() == "yes"
+    wait_gone(nap)
+    nap = _unique_nap()
+    bash_job = api.run(f"sleep {nap} &\necho $! > {job_tmp}/bg.pid\necho done\n",
                        runbook_type="bash", timeout=30)
     assert bash_job["status"] == "Completed"
-    _assert_gone(int((tmp_path / "bg.pid").read_text()))
+    assert (job_tmp / "bg.pid").read_text().strip().isdigit()
+    wait_gone(nap)
+
+
+def _unique_nap() -> str:
+    """A sleep length no other process has, to find the process by its command line."""
+    return f"1000.{uuid.uuid4().int % 10**9:09d}"
 
 
 def test_worker_serves_next_job_after_failures(api, worker):
@@ -255,10 +265,10 @@ def test_job_environment_is_clean(api, worker):
     assert "SMA_ADMIN_TOKEN" not in names
 
 
-def test_duplicate_delivery_runs_once(api, worker, tmp_path):
+def test_duplicate_delivery_runs_once(api, worker, job_tmp):
     from smacommon.queue import enqueue_job
 
-    marker = tmp_path / "runs"
+    marker = job_tmp / "runs"
     rb = api.create_runbook(content=f"open({str(marker)!r}, 'a').write('x')\n")
     job = api.start(rb["name"])
     enqueue_job(job["id"], "default")
@@ -266,24 +276,6 @@ def test_duplicate_delivery_runs_once(api, worker, tmp_path):
     assert api.wait(job["id"])["status"] == "Completed"
     time.sleep(1.0)
     assert marker.read_text() == "x"
-
-
-def _assert_gone(pid: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        # a zombie still answers kill(0); it is gone for our purpose once it is reaped or Z
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().split(")")[-1].split()[0] == "Z":
-                    return
-        except FileNotFoundError:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"process {pid} is still running")
 
 
 PS = ("param(\n    [Parameter(Mandatory=$true)][string]$Name,\n    [int]$Count = 2\n)\n"

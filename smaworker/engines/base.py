@@ -29,6 +29,8 @@ class JobContext:
     log_progress: bool = False
     log_debug: bool = False
     env: dict[str, str] = field(default_factory=dict)  # base environment, already clean
+    runtime_dir: Path = RUNTIME_DIR    # sma's runbook-side helpers, as the job can read them
+    python: str = ""                   # the interpreter of Python runbooks and helpers
 
 
 def ordered(values: dict[str, Any], declared: list[dict[str, Any]]) -> dict[str, Any]:

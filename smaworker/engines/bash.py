@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from smaworker.engines.base import RUNTIME_DIR, Engine, JobContext, ordered
+from smaworker.engines.base import Engine, JobContext, ordered
 
 
 def shell_value(value: Any) -> str:
@@ -30,8 +30,8 @@ class BashEngine(Engine):
         values.update(ctx.parameters)
         values = ordered(values, ctx.declared)
         argv = ["bash", "--noprofile", "--norc", str(ctx.script_path)]
-        env = {"BASH_ENV": str(RUNTIME_DIR / "sma.sh"), "SMA_RUNTIME": str(RUNTIME_DIR),
-               "SMA_PYTHON": sys.executable}
+        env = {"BASH_ENV": str(ctx.runtime_dir / "sma.sh"), "SMA_RUNTIME": str(ctx.runtime_dir),
+               "SMA_PYTHON": ctx.python or sys.executable}
         for name, value in values.items():
             text = shell_value(value)
             argv += [f"--{name}", text]

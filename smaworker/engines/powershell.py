@@ -6,9 +6,7 @@ import json
 import os
 import shutil
 
-from smaworker.engines.base import RUNTIME_DIR, Engine, JobContext
-
-HOST_SCRIPT = RUNTIME_DIR / "SmaHost.ps1"
+from smaworker.engines.base import Engine, JobContext
 
 
 class PowerShellEngine(Engine):
@@ -24,12 +22,12 @@ class PowerShellEngine(Engine):
                 "-NoLogo", "-NoProfile", "-NonInteractive"]
         if os.name == "nt":  # execution policy exists only on Windows
             argv += ["-ExecutionPolicy", "Bypass"]
-        argv += ["-File", str(HOST_SCRIPT),
+        argv += ["-File", str(ctx.runtime_dir / "SmaHost.ps1"),
                  "-ScriptPath", str(ctx.script_path),
                  "-ParametersPath", str(parameters_path)]
         module_path = ctx.env.get("PSModulePath")
         env = {
-            "PSModulePath": os.pathsep.join(p for p in (str(RUNTIME_DIR), module_path) if p),
+            "PSModulePath": os.pathsep.join(p for p in (str(ctx.runtime_dir), module_path) if p),
             "SMA_LOG_VERBOSE": "1" if ctx.log_verbose else "0",
             "SMA_LOG_PROGRESS": "1" if ctx.log_progress else "0",
             "SMA_LOG_DEBUG": "1" if ctx.log_debug else "0",

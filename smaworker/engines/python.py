@@ -7,7 +7,7 @@ import marshal
 import os
 import sys
 
-from smaworker.engines.base import RUNTIME_DIR, Engine, JobContext, ordered
+from smaworker.engines.base import Engine, JobContext, ordered
 
 
 class PythonEngine(Engine):
@@ -32,6 +32,7 @@ class PythonEngine(Engine):
         spec_path.write_bytes(marshal.dumps(
             {"parameters": ordered(ctx.parameters, ctx.declared), "has_main": has_main}, 4))
         # -I: ignore PYTHON* variables and the user site; -u: unbuffered, so lines arrive live
-        argv = [self.executable, "-I", "-u", str(RUNTIME_DIR / "sma_python_host.py"),
+        argv = [ctx.python or self.executable, "-I", "-u",
+                str(ctx.runtime_dir / "sma_python_host.py"),
                 str(ctx.script_path), str(spec_path)]
         return argv, {"PYTHONUTF8": "1"}

@@ -1,0 +1,258 @@
+"""Who a job's processes run as, and what they can see.
+
+A worker started as root runs every job as the unprivileged SMA_JOB_USER (as SMA's workers
+run runbooks under a service account), with no supplementary groups, in a private folder
+(mode 0700) whose random name sits in a root-owned folder nobody can list. Where bubblewrap
+is installed, each job also gets its own PID namespace with a fresh /proc: a job cannot see,
+signal or trace another job's processes, nor read their environment (which holds their
+tokens) or learn their folders' names; when the runbook ends, the kernel ends everything it
+left behind, even processes that left its process group.
+
+A worker started as any other user runs jobs as itself, in a private temporary folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smacommon.errors import ConfigurationError
+from smacommon.process import tied_to_parent
+from smacommon.settings import Settings
+from smaworker.engines.base import RUNTIME_DIR
+
+log = logging.getLogger(__name__)
+
+CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_SETPRIV = shutil.which("setpriv")
+_BWRAP = shutil.which("bwrap")
+
+
+def accessible(path: str | Path, uid: int, gids: set[int], mode: int) -> bool:
+    """Whether a process with `uid` and `gids` may use `path` in `mode` (os.R_OK, os.X_OK...),
+    judged from permission bits along the path, as written and resolved."""
+    path = Path(path)
+    for candidate in {path.absolute(), path.resolve()}:
+        parts = [candidate, *candidate.parents]
+        for i, part in enumerate(parts):
+            try:
+                st = part.stat()
+            except OSError:
+                return False
+            want = mode if i == 0 else os.X_OK
+            if st.st_uid == uid:
+                bits = (st.st_mode >> 6) & 7
+            elif st.st_gid in gids:
+                bits = (st.st_mode >> 3) & 7
+            else:
+                bits = st.st_mode & 7
+            if bits & want != want:
+                return False
+    return True
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How this worker starts job processes."""
+
+    user: str | None          # None: jobs run as the worker's own user
+    uid: int | None
+    gid: int | None
+    bwrap: str | None         # bubblewrap, for a PID namespace per job
+    jobs_root: Path | None    # root-owned: run/ holds the job folders, shared/ copies of
+                              # files jobs must read (None: jobs use the temp folder)
+    runtime_dir: Path         # sma's runbook-side helpers, readable by the job's user
+    python: str               # the interpreter of Python runbooks and helpers
+
+    def make_workdir(self, job_hex: str) -> Path:
+        """A new private folder for one job, owned by the user it runs as."""
+        if self.jobs_root is None:
+            return Path(tempfile.mkdtemp(prefix=f"sma-job-{job_hex[:8]}-"))
+        # 128 random bits: the name cannot be guessed, and the parent cannot be listed
+        path = self.jobs_root / "run" / f"{job_hex[:8]}-{secrets.token_hex(16)}"
+        os.mkdir(path, 0o700)
+        os.chown(path, self.uid, self.gid)
+        return path
+
+    def readable_copy(self, path: str) -> str:
+        """`path`, or a copy the job's user can read (for public files such as a CA bundle)."""
+        if self.uid is None or accessible(path, self.uid, {self.gid}, os.R_OK):
+            return path
+        data = Path(path).read_bytes()
+        shared = self.jobs_root / "shared"
+        target = shared / f"file-{hashlib.sha256(data).hexdigest()[:16]}{Path(path).suffix}"
+        if not target.is_file():
+            staging = shared / f".{target.name}.{secrets.token_hex(4)}"
+            staging.write_bytes(data)
+            os.chmod(staging, 0o644)
+            os.replace(staging, target)
+        return str(target)
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        if self.user is None:
+            return base
+        return {**base, "USER": self.user, "LOGNAME": self.user}
+
+    def command(self, argv: list[str], workdir: Path) -> tuple[list[str], dict[str, Any]]:
+        """argv and Popen options that run `argv` as the job's user, in its namespaces, and
+        end it when the worker dies."""
+        if self.uid is None:
+            return tied_to_parent(argv)
+        # setpriv changes the ids first and sets the parent-death signal after (a change of
+        # ids clears it), so the runbook still dies with the process above it
+        argv = [_SETPRIV, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+                "--pdeathsig=KILL", "--", *argv]
+        if self.bwrap is None:
+            return tied_to_parent(argv)
+        # bwrap's own init is process 1 of the namespace and reaps orphans; with
+        # --new-session it and the runbook form a process group without the outer bwrap,
+        # which a SIGTERM would end at once, and the namespace with it
+        # which, with an empty folder over run/, sees no job folder but its own
+        run = str(self.jobs_root / "run")
+        return [self.bwrap, "--dev-bind", "/", "/", "--proc", "/proc", "--tmpfs", run,
+                "--bind", str(workdir), str(workdir), "--unshare-pid", "--die-with-parent",
+                "--new-session", "--", *argv], {}
+
+    def signal(self, proc: subprocess.Popen, sig: int) -> None:
+        """Signal the job's processes: SIGKILL ends all of them; another signal goes to the
+        runbook's process group, so the runbook can handle it."""
+        target = proc.pid
+        if self.bwrap is not None and sig != signal.SIGKILL:
+            # the group of bwrap's init (process 1 inside, which ignores it) and the runbook
+            target = next(iter(_children(proc.pid)), target)
+        try:
+            os.killpg(target, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def exit_status(self, code: int | None) -> int | None:
+        """The runbook's exit status as Popen gives it (negative: killed by that signal)."""
+        if self.bwrap is not None and code is not None and 128 < code <= 128 + 64:
+            return 128 - code  # bwrap reports a death by signal N as 128 + N
+        return code
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _bwrap_works(bwrap: str) -> bool:
+    try:
+        return subprocess.run([bwrap, "--dev-bind", "/", "/", "--proc", "/proc",
+                               "--unshare-pid", "--die-with-parent", "--", "true"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _jobs_root() -> Path:
+    root = Path(tempfile.gettempdir()) / "sma-jobs"
+    for path, mode in ((root, 0o711), (root / "run", 0o711), (root / "shared", 0o755)):
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            raise ConfigurationError(
+                f"{path} must be a folder owned by root (it holds the jobs' private "
+                "folders); remove it and start the worker again")
+        os.chmod(path, mode)  # nobody may list run/: the job folders' names are secret
+    return root
+
+
+def _shared_runtime(root: Path, uid: int, gids: set[int]) -> Path:
+    """RUNTIME_DIR where the job's user can read it, else a copy of it in `root`/shared."""
+    if accessible(RUNTIME_DIR, uid, gids, os.R_OK | os.X_OK):
+        return RUNTIME_DIR
+    digest = hashlib.sha256()
+    for path in sorted(RUNTIME_DIR.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(RUNTIME_DIR)).encode() + path.read_bytes())
+    target = root / "shared" / f"runtime-{digest.hexdigest()[:16]}"
+    if not target.is_dir():
+        staging = Path(tempfile.mkdtemp(dir=root / "shared", prefix=".runtime-"))
+        shutil.copytree(RUNTIME_DIR, staging / "runtime",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for path in [staging / "runtime", *(staging / "runtime").rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        try:
+            os.rename(staging / "runtime", target)
+        except OSError:  # another worker on this machine was quicker
+            pass
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _python_for(uid: int, gids: set[int], configured: str) -> str:
+    if configured:
+        if not accessible(configured, uid, gids, os.X_OK):
+            raise ConfigurationError(
+                f"SMA_PYTHON: {configured} cannot be run by the job user (uid {uid}); "
+                "choose an interpreter outside private folders such as /root")
+        return configured
+    for candidate in (sys.executable, shutil.which("python3", path=CLEAN_PATH)):
+        if candidate and accessible(candidate, uid, gids, os.X_OK):
+            return candidate
+    raise ConfigurationError(
+        f"No Python interpreter the job user (uid {uid}) can run: {sys.executable} is in a "
+        "private folder and there is no python3 on the system PATH; set SMA_PYTHON")
+
+
+def build_sandbox(settings: Settings) -> Sandbox:
+    """The sandbox the settings and this process's privileges call for."""
+    if os.geteuid() != 0 or not settings.job_user:
+        if os.geteuid() == 0:
+            log.warning("SMA_JOB_USER is empty: jobs run as root, with the worker's rights")
+        return Sandbox(None, None, None, False, None, RUNTIME_DIR,
+                       settings.python or sys.executable)
+    try:
+        entry = pwd.getpwnam(settings.job_user)
+    except KeyError:
+        raise ConfigurationError(
+            f"SMA_JOB_USER: there is no user {settings.job_user!r} on this machine; create "
+            f"it (useradd --system --no-create-home --shell /usr/sbin/nologin "
+            f"{settings.job_user}) or set SMA_JOB_USER to another unprivileged user") from None
+    if entry.pw_uid == 0 or entry.pw_gid == 0:
+        raise ConfigurationError(f"SMA_JOB_USER: {settings.job_user!r} is root or in group "
+                                 "root; jobs must run as an unprivileged user")
+    if _SETPRIV is None:
+        raise ConfigurationError("setpriv (util-linux) is needed to run jobs as SMA_JOB_USER")
+    uid, gid = entry.pw_uid, entry.pw_gid
+    gids = {gid}
+    root = _jobs_root()
+    bwrap = _BWRAP if _BWRAP and _bwrap_works(_BWRAP) else None
+    if bwrap is None:
+        log.warning("bubblewrap (bwrap) is %s: jobs run as %s but can see each other's "
+                    "processes; install it for a PID namespace per job",
+                    "not usable here" if _BWRAP else "not installed", settings.job_user)
+    return Sandbox(settings.job_user, uid, gid, bwrap, root,
+                   _shared_runtime(root, uid, gids), _python_for(uid, gids, settings.python))
+
+
+_current: Sandbox | None = None
+
+
+def current_sandbox(settings: Settings) -> Sandbox:
+    """This process's sandbox, built once."""
+    global _current
+    if _current is None:
+        _current = build_sandbox(settings)
+    return _current

@@ -1,0 +1,207 @@
+"""Jobs run as the unprivileged SMA_JOB_USER, each in its own folder and PID namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from smacommon.crypto import key_file, load_keys
+from smacommon.errors import ConfigurationError
+from smacommon.migrate import upgrade
+from smacommon.settings import load_settings
+from smaworker.sandbox import accessible, build_sandbox
+
+JOB_USER = os.environ.get("SMA_JOB_USER", "sma-job")
+
+def _has_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+needs_job_user = pytest.mark.skipif(
+    os.geteuid() != 0 or not _has_user(JOB_USER),
+    reason=f"jobs change user only under a worker started as root, with the user {JOB_USER} "
+           "(make deps creates it)")
+needs_bwrap = pytest.mark.skipif(
+    shutil.which("bwrap") is None,
+    reason="bubblewrap is not installed: no PID namespace per job (make deps installs it)")
+
+
+def _output(api, job) -> list[str]:
+    return api.get(f"/api/v1/jobs/{job['id']}/output").get_data(as_text=True).splitlines()
+
+
+@needs_job_user
+def test_job_runs_as_the_job_user_without_groups(api, worker):
+    job = api.run("import os, pwd, json\n"
+                  "print(json.dumps([pwd.getpwuid(os.getuid()).pw_name, os.geteuid(),\n"
+                  "                  sorted(os.getgroups()), os.environ['USER'],\n"
+                  "                  oct(os.stat(os.environ['HOME']).st_mode & 0o777)]))\n")
+    assert job["status"] == "Completed", job
+    name, euid, groups, user, mode = json.loads(_output(api, job)[0])
+    entry = pwd.getpwnam(JOB_USER)
+    assert (name, euid, user, mode) == (JOB_USER, entry.pw_uid, JOB_USER, "0o700")
+    assert groups in ([], [entry.pw_gid])
+    bash = api.run("id -un; touch \"$HOME/x\" && echo wrote", runbook_type="bash")
+    assert _output(api, bash) == [JOB_USER, "wrote"]
+
+
+@needs_job_user
+@needs_bwrap
+def test_job_cannot_read_key_file_database_or_another_jobs_folder(api, worker, job_tmp):
+    # a data folder as sma makes it: the SQLite database and the generated key file
+    data = job_tmp / "data"
+    upgrade(f"sqlite:///{data / 'sma.db'}")
+    settings = load_settings(data_dir=data, encryption_keys="")
+    load_keys(settings, create=True)
+    key, db = key_file(settings), data / "sma.db"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    # even with the folder opened up, the files themselves stay closed
+    opened = job_tmp / "opened"
+    opened.mkdir(mode=0o755)
+    opened.chmod(0o755)
+    shutil.copy2(key, opened / "encryption.key")
+    shutil.copy2(db, opened / "sma.db")
+
+    release = job_tmp / "release"
+    holder = api.create_runbook(runbook_type="bash", content=(
+        "echo \"the secret of job $SMA_JOB_ID\" > \"$HOME/secret.txt\"\n"
+        "echo \"$HOME\"\n"
+        f"while [ ! -e {release} ]; do sleep 0.1; done\n"))
+    first = api.start(holder["name"])
+    deadline = time.monotonic() + 30
+    while not _output(api, first):
+        assert time.monotonic() < deadline, api.get(f"/api/v1/jobs/{first['id']}").get_json()
+        time.sleep(0.1)
+    folder = _output(api, first)[0]
+    assert Path(folder).is_dir()  # the worker sees it; the next job must not
+
+    probe = (
+        "import json, os\n"
+        "def attempt(path):\n"
+        "    try:\n"
+        "        with open(path, 'rb') as fh:\n"
+        "            return 'READ ' + fh.read(40).decode(errors='replace')\n"
+        "    except OSError as exc:\n"
+        "        return type(exc).__name__\n"
+        "def listing(path):\n"
+        "    try:\n"
+        "        return sorted(os.listdir(path))\n"
+        "    except OSError as exc:\n"
+        "        return type(exc).__name__\n"
+        "def environs():\n"
+        "    found = []\n"
+        "    for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+        "        try:\n"
+        "            found.append(open(f'/proc/{pid}/environ', 'rb').read())\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return found\n"
+        "paths = json.loads(PATHS)\n"
+        "home = os.environ['HOME']\n"
+        "print(json.dumps({\n"
+        "    'files': {name: attempt(path) for name, path in paths['files'].items()},\n"
+        "    'run': listing(os.path.dirname(home)),\n"
+        "    'other_home': listing(paths['folder']),\n"
+        "    'procs': len([p for p in os.listdir('/proc') if p.isdigit()]),\n"
+        "    'seen_tokens': sum(paths['first'].encode() in e for e in environs()),\n"
+        "}))\n")
+    files = {"key": str(key), "db": str(db), "opened_key": str(opened / "encryption.key"),
+             "opened_db": str(opened / "sma.db"), "secret": f"{folder}/secret.txt"}
+    paths = json.dumps({"files": files, "folder": folder, "first": first["id"]})
+    second = api.run(f"PATHS = {paths!r}\n" + probe)
+    (release).touch()
+    assert second["status"] == "Completed", second
+    seen = json.loads(_output(api, second)[0])
+    assert seen["files"] == {"key": "PermissionError", "db": "PermissionError",
+                             "opened_key": "PermissionError", "opened_db": "PermissionError",
+                             "secret": "FileNotFoundError"}, seen
+    # its own folder is the only one in sight, the first job's folder does not exist for it
+    assert len(seen["run"]) == 1 and seen["other_home"] == "FileNotFoundError"
+    # its own namespace: bwrap's init and itself, nothing of the first job
+    assert seen["procs"] <= 3 and seen["seen_tokens"] == 0
+    assert api.wait(first["id"])["status"] == "Completed"
+    assert not Path(folder).exists()  # removed after the job
+
+
+@needs_job_user
+@needs_bwrap
+def test_stop_lets_the_runbook_clean_up_then_ends_what_left_the_group(api, worker, job_tmp):
+    content = (f"setsid sleep 1000.{os.getpid()}1 &\n"  # leaves the process group
+               f"trap 'echo cleaning; echo cleaned > {job_tmp}/trap; exit 0' TERM\n"
+               "echo started\n"
+               "while true; do sleep 0.1; done\n")
+    rb = api.create_runbook(content=content, runbook_type="bash")
+    job = api.start(rb["name"])
+    deadline = time.monotonic() + 30
+    while "started" not in _output(api, job):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert api.post(f"/api/v1/jobs/{job['id']}/stop").status_code == 202
+    done = api.wait(job["id"], timeout=15)
+    assert done["status"] == "Stopped"
+    assert (job_tmp / "trap").read_text() == "cleaned\n"
+    from tests.conftest import wait_gone
+
+    wait_gone(f"1000.{os.getpid()}1")
+
+
+def test_accessible_follows_the_permission_bits(job_tmp):
+    private = job_tmp / "private"
+    private.mkdir(mode=0o700)
+    (private / "tool").write_text("#!/bin/sh\n")
+    (private / "tool").chmod(0o755)
+    other, gids = 54321, {54321}
+    assert not accessible(private / "tool", other, gids, os.X_OK)
+    private.chmod(0o711)
+    assert accessible(private / "tool", other, gids, os.X_OK)
+    assert not accessible(private, other, gids, os.R_OK)
+    (private / "link").symlink_to(private / "tool")
+    assert accessible(private / "link", other, gids, os.X_OK)
+    private.chmod(0o700)
+    assert not accessible(private / "link", other, gids, os.X_OK)
+    assert not accessible(job_tmp / "missing", other, gids, os.R_OK)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the job user is checked only as root")
+def test_missing_job_user_is_a_clear_error():
+    settings = load_settings(job_user="no-such-user-here")
+    with pytest.raises(ConfigurationError, match="SMA_JOB_USER: there is no user "
+                                                 "'no-such-user-here'.*useradd"):
+        build_sandbox(settings)
+    with pytest.raises(ConfigurationError, match="SMA_JOB_USER: .*root"):
+        build_sandbox(load_settings(job_user="root"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the job user is checked only as root")
+@pytest.mark.parametrize("command", [["worker"], ["up", "--port", "0"]])
+def test_worker_and_up_refuse_a_missing_job_user(tmp_path, command):
+    env = {"PATH": "/usr/bin:/bin", "SMA_DATA_DIR": str(tmp_path / "data"),
+           "HOME": str(tmp_path), "SMA_JOB_USER": "no-such-user-here",
+           "SMA_REDIS_URL": "redis://127.0.0.1:1/0"}
+    proc = subprocess.run([sys.executable, "-m", "smacli.main", *command], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "SMA_JOB_USER: there is no user 'no-such-user-here'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists()  # nothing started, nothing made
+
+
+def test_job_user_setting_is_validated():
+    with pytest.raises(ConfigurationError, match="SMA_JOB_USER"):
+        load_settings(job_user="Bad User!")
+    assert load_settings(job_user="").job_user == ""
