@@ -59,6 +59,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         jobs,
         runbooks,
         runtime,
+        schedules,
         tokens,
         variables,
         workers,
@@ -66,7 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     for blueprint in (runbooks.blp, jobs.blp, variables.blp, credentials.blp,
                       connections.types_blp, connections.blp, certificates.blp, runtime.blp,
-                      workers.blp, tokens.blp, audit.blp, admin.blp):
+                      workers.blp, tokens.blp, audit.blp, admin.blp, schedules.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs_assets)

@@ -1,7 +1,9 @@
-"""Beat's scheduler: Celery's own, plus the reaper and the retention purge run in beat.
+"""Beat's scheduler: Celery's own, plus sma's schedules, the reaper and the retention purge.
 
 They run in the beat process rather than as tasks on a worker, so a worker whose every
-slot is busy with long jobs cannot delay the search for lost jobs.
+slot is busy with long jobs cannot delay a schedule or the search for lost jobs. Schedules
+live in the database: every check reads what is due, so a change made through the API
+counts from the next check, without restarting beat.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from celery.beat import PersistentScheduler
 from smacommon.db import get_engine
 from smacommon.queue import enqueue_job
 from smacommon.services.retention import purge_jobs
+from smacommon.services.schedules import fire_due
 from smacommon.settings import get_settings
 from smaworker.reaper import reap
 
@@ -28,12 +31,22 @@ class SmaScheduler(PersistentScheduler):
         super().__init__(*args, **kwargs)
         self.sma_settings = get_settings()
         self.next_reap = 0.0
+        self.next_fire_check = 0.0
         self.next_purge = time.monotonic() + 60.0
 
     def tick(self, *args, **kwargs) -> float:
         wait = super().tick(*args, **kwargs)
         now = time.monotonic()
         engine = get_engine(self.sma_settings.effective_database_url)
+        if now >= self.next_fire_check:
+            self.next_fire_check = now + self.sma_settings.schedule_check_seconds
+            try:
+                started = fire_due(engine, enqueue=_enqueue,
+                                   heartbeat_seconds=self.sma_settings.worker_heartbeat_seconds)
+                if started:
+                    log.info("schedules: started %d job(s)", started)
+            except Exception:
+                log.exception("schedule check failed; trying again next check")
         if now >= self.next_reap:
             self.next_reap = now + self.sma_settings.reaper_interval_seconds
             try:
@@ -50,7 +63,8 @@ class SmaScheduler(PersistentScheduler):
                     log.info("retention: %s", done)
             except Exception:
                 log.exception("retention purge failed")
-        return min(wait, max(0.05, self.next_reap - time.monotonic()))
+        return min(wait, max(0.05, min(self.next_reap, self.next_fire_check)
+                                 - time.monotonic()))
 
 
 def _enqueue(job_id: str, group: str) -> None:

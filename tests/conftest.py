@@ -77,6 +77,7 @@ def services(tmp_path_factory, worker_id, testrun_uid):
         "SMA_JOB_LEASE_SECONDS": "3",
         "SMA_WORKER_HEARTBEAT_SECONDS": "1",
         "SMA_REAPER_INTERVAL_SECONDS": "0.5",
+        "SMA_SCHEDULE_CHECK_SECONDS": "0.2",
         "SMA_REQUEUE_NEW_AFTER_SECONDS": "2",
         # jobs call back into a real HTTP server of the web app (started below)
         "SMA_API_URL": f"http://127.0.0.1:{api_port}",

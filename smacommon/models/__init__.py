@@ -5,9 +5,12 @@ from smacommon.models.asset import Certificate, Connection, ConnectionType, Cred
 from smacommon.models.auth import ApiToken, AuditEvent
 from smacommon.models.job import Job, JobStatusEvent, JobStream
 from smacommon.models.runbook import Runbook, RunbookVersion
+from smacommon.models.schedule import JobSchedule, Schedule, ScheduleFire
+from smacommon.models.webhook import Webhook
 from smacommon.models.worker import Worker
 
 __all__ = [
     "ApiToken", "AuditEvent", "Base", "Certificate", "Connection", "ConnectionType", "Credential",
-    "Job", "JobStatusEvent", "JobStream", "Runbook", "RunbookVersion", "Variable", "Worker",
+    "Job", "JobSchedule", "JobStatusEvent", "JobStream", "Runbook", "RunbookVersion", "Schedule",
+    "ScheduleFire", "Variable", "Webhook", "Worker",
 ]

@@ -40,6 +40,10 @@ class Job(Base):
     parent_job_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL"), default=None
     )
+    # 0 for a job started from outside; a child's is its parent's + 1 (cut off at a limit)
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    # a child whose parent waits for it: stopping the parent stops it
+    parent_waits: Mapped[bool] = mapped_column(default=False)
     checkpoint: Mapped[Any | None] = mapped_column(JSONType, default=None)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
