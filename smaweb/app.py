@@ -62,12 +62,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         schedules,
         tokens,
         variables,
+        webhooks,
         workers,
     )
 
     for blueprint in (runbooks.blp, jobs.blp, variables.blp, credentials.blp,
                       connections.types_blp, connections.blp, certificates.blp, runtime.blp,
-                      workers.blp, tokens.blp, audit.blp, admin.blp, schedules.blp):
+                      workers.blp, tokens.blp, audit.blp, admin.blp, schedules.blp,
+                      webhooks.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs_assets)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ROLES = ("reader", "operator", "author", "admin")
 RUNTIME_PREFIX = "/api/v1/runtime/"
+WEBHOOK_INVOKE = "/api/v1/webhooks/invoke/"
 _RANK = {role: i for i, role in enumerate(ROLES)}
 _OPERATOR_ACTIONS = ("/start", "/stop", "/suspend", "/resume")
 _ADMIN_PREFIXES = ("/api/v1/tokens", "/api/v1/audit", "/api/v1/admin", "/api/v1/workers")
@@ -82,19 +83,29 @@ def _client() -> str:
 
 
 def _unauthorized(message: str, error: str | None = None) -> None:
-    current_app.extensions["sma_auth_failures"].add(_client())
+    count_failure()
     challenge = 'Bearer realm="sma"' + (f', error="{error}"' if error else "")
     abort(401, message=message, headers={"WWW-Authenticate": challenge})
 
 
-def _authenticate() -> None:
-    if not request.path.startswith("/api/v1"):
-        return
+def check_not_blocked() -> None:
+    """429 for an address that sent too many wrong tokens lately."""
     wait = current_app.extensions["sma_auth_failures"].blocked(_client())
     if wait:
         abort(429, message=f"Too many requests with a wrong token from {_client()}; "
                            f"try again in {int(wait) + 1} s.",
               headers={"Retry-After": str(int(wait) + 1)})
+
+
+def count_failure() -> None:
+    """One more wrong token from this address (bearer or webhook)."""
+    current_app.extensions["sma_auth_failures"].add(_client())
+
+
+def _authenticate() -> None:
+    if not request.path.startswith("/api/v1") or request.path.startswith(WEBHOOK_INVOKE):
+        return  # a webhook's token is in its URL: the view checks it
+    check_not_blocked()
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     secret = secret.strip()
@@ -142,7 +153,8 @@ def _audit(session: Session) -> None:
     g.sma_audited = True
     endpoint = request.url_rule.rule if request.url_rule else request.path
     session.add(AuditEvent(actor=g.principal, action=f"{request.method} {endpoint}",
-                           target=request.path, client_address=_client()))
+                           target=g.get("sma_audit_target", request.path),
+                           client_address=_client()))
 
 
 def current_principal() -> str:

@@ -84,9 +84,14 @@ def _no_worker_reason(session: Session | Connection, group: str,
 def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | None = None, *,
               worker_group: str | None = None, started_by: str = "",
               parent_job_id: uuid.UUID | None = None, test: bool = False,
-              enqueue: Enqueue | None = None, heartbeat_seconds: float = 15.0) -> Job:
+              enqueue: Enqueue | None = None, heartbeat_seconds: float = 15.0,
+              extra_parameters: dict[str, Any] | None = None, depth: int = 0,
+              parent_waits: bool = False) -> Job:
     """Insert a `New` job for the published version (or the draft, for a test) and queue it
-    once the caller's transaction commits."""
+    once the caller's transaction commits.
+
+    `extra_parameters` are added after the check against the declarations (a webhook's
+    WEBHOOKDATA, which no limit on parameters should refuse)."""
     if test:
         if runbook.draft_content is None:
             raise NotPublished(f"Runbook {runbook.name!r} has no draft to test.")
@@ -99,7 +104,9 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
             raise NotPublished(f"Runbook {runbook.name!r} has no published version; "
                                "publish it first.")
         content, declared, version_id = None, version.parameters, version.id
-    values = validate(declared, parameters)
+    extra = extra_parameters or {}
+    values = validate([d for d in declared if d["name"] not in extra], parameters)
+    values.update(extra)
     group = worker_group or runbook.worker_group or "default"
     if not GROUP_RE.match(group):
         raise ValidationFailed(f"Invalid worker group {group!r}.",
@@ -108,6 +115,7 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
         id=uuid.uuid4(), runbook_id=runbook.id, runbook_version_id=version_id, is_test=test,
         test_content=content, status=S.NEW.value, parameters=values, worker_group=group,
         started_by=started_by, parent_job_id=parent_job_id, created_at=utcnow(),
+        depth=depth, parent_waits=parent_waits,
         status_reason=no_worker_reason(session, group, heartbeat_seconds),
     )
     session.add(job)

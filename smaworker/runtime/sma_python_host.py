@@ -26,7 +26,13 @@ def _run() -> int:
         sys.argv = [script]
         sys.modules["__sma_runbook__"] = module
         exec(code, module.__dict__)
-        result = module.main(**parameters)
+        main = module.main
+        fn = getattr(main, "__code__", None)
+        if fn is not None and not fn.co_flags & 0x08:  # no **kwargs: only what main takes
+            # (a webhook's WEBHOOKDATA goes to a main that does not ask for it otherwise)
+            names = fn.co_varnames[:fn.co_argcount + fn.co_kwonlyargcount]
+            parameters = {k: v for k, v in parameters.items() if k in names}
+        result = main(**parameters)
         if result is not None:
             import smarunbook
 

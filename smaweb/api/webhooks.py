@@ -1,0 +1,111 @@
+"""/api/v1/webhooks: secret URLs that start a runbook; /webhooks/invoke/{token} needs no login."""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+from flask.views import MethodView
+from sqlalchemy import select
+
+from smacommon.models import Webhook
+from smacommon.schemas.common import PageArgsSchema
+from smacommon.schemas.schedule import (
+    WebhookCreatedSchema,
+    WebhookCreateSchema,
+    WebhookInvokedSchema,
+    WebhookPageSchema,
+    WebhookSchema,
+    WebhookUpdateSchema,
+)
+from smacommon.services import webhooks as svc
+from smacommon.services.runbooks import get_runbook
+from smaweb.extensions import SmaBlueprint, db
+from smaweb.pagination import keyset_page
+
+blp = SmaBlueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
+                   description="Webhooks: start a runbook from any HTTP client.")
+INVOKE_PREFIX = "/api/v1/webhooks/invoke/"
+
+
+@blp.route("")
+class Webhooks(MethodView):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, WebhookPageSchema)
+    def get(self, args):
+        """List webhooks (never their tokens)."""
+        items, cursor = keyset_page(select(Webhook), Webhook.created_at, Webhook.id,
+                                    args["limit"], args["cursor"], db.session.scalars)
+        return {"items": items, "next_cursor": cursor}
+
+    @blp.arguments(WebhookCreateSchema)
+    @blp.response(201, WebhookCreatedSchema)
+    def post(self, data):
+        """Create a webhook; its URL (with the secret token) is in this answer only."""
+        runbook = get_runbook(db.session, data.pop("runbook"))
+        hook, token = svc.create_webhook(db.session, runbook=runbook, **data)
+        db.session.commit()
+        hook.uri = f"{request.url_root.rstrip('/')}{INVOKE_PREFIX}{token}"
+        return hook
+
+
+@blp.route("/<name>")
+class WebhookByName(MethodView):
+    @blp.response(200, WebhookSchema)
+    def get(self, name):
+        """Get a webhook (never its token)."""
+        return svc.get_webhook(db.session, name)
+
+    @blp.arguments(WebhookUpdateSchema)
+    @blp.response(200, WebhookSchema)
+    def patch(self, data, name):
+        """Enable, disable, extend or change a webhook's fixed parameters."""
+        hook = svc.update_webhook(db.session, svc.get_webhook(db.session, name), data)
+        db.session.commit()
+        return hook
+
+    @blp.response(204)
+    def delete(self, name):
+        """Delete a webhook: its URL stops working at once."""
+        db.session.delete(svc.get_webhook(db.session, name))
+        db.session.commit()
+
+
+@blp.route("/invoke/<token>")
+class WebhookInvoke(MethodView):
+    @blp.response(202, WebhookInvokedSchema)
+    @blp.alt_response(404, description="Unknown, disabled or expired webhook (no hint which).")
+    @blp.alt_response(413, description="The body is larger than 512 KiB.")
+    @blp.alt_response(429, description="Too many calls with wrong tokens from this address.")
+    @blp.doc(security=[])
+    def post(self, token):
+        """Start the webhook's runbook: WEBHOOKDATA = {WebhookName, RequestBody,
+        RequestHeader}; answers {"JobIds": [...]}, as Azure Automation does."""
+        from smaweb.auth import check_not_blocked, count_failure
+
+        check_not_blocked()
+        length = request.content_length
+        if length is not None and length > svc.MAX_BODY_BYTES:
+            _too_large()
+        body = request.get_data(cache=False)
+        if len(body) > svc.MAX_BODY_BYTES:
+            _too_large()
+        hook = svc.find_by_token(db.session, token)
+        if hook is None:
+            count_failure()
+            from flask_smorest import abort
+
+            abort(404, message="Webhook not found.")
+        # audited as the webhook, and never with the token that is in the path
+        g.principal = f"webhook:{hook.id}"
+        g.sma_audit_target = f"/api/v1/webhooks/{hook.name}"
+        headers = {k: v for k, v in request.headers.items()}
+        job = svc.invoke(db.session, hook, body, headers, heartbeat_seconds=current_app.config[
+            "SMA_SETTINGS"].worker_heartbeat_seconds)
+        db.session.commit()
+        return {"JobIds": [str(job.id)]}
+
+
+def _too_large() -> None:
+    from flask_smorest import abort
+
+    abort(413, message=f"The request body is larger than the webhook limit of "
+                       f"{svc.MAX_BODY_BYTES} bytes; pass large data through a variable asset.")
