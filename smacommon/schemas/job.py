@@ -105,3 +105,22 @@ class JobStreamQueryArgsSchema(StrictSchema):
     stream = DelimitedList(ma.fields.String(validate=ma.validate.OneOf(STREAMS)))
     after_seq = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0))
     limit = ma.fields.Integer(load_default=1000, validate=ma.validate.Range(min=1, max=10000))
+
+
+class RuntimeJobStartSchema(StrictSchema):
+    runbook = ma.fields.String(required=True, metadata={"description": "Runbook name or id."})
+    parameters = ma.fields.Dict(load_default=dict)
+    wait = ma.fields.Boolean(load_default=False, metadata={
+        "description": "The parent waits for this child: stopping the parent stops it."})
+    worker_group = ma.fields.String(allow_none=True)
+
+
+class RuntimeOutputItemSchema(ma.Schema):
+    seq = ma.fields.Integer()
+    text = ma.fields.String()
+    value = ma.fields.Raw(allow_none=True)
+
+
+class RuntimeOutputSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(RuntimeOutputItemSchema))
+    truncated = ma.fields.Boolean()

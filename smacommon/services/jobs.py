@@ -182,12 +182,19 @@ def stop_job(session: Session, job: Job, actor: str) -> None:
     """Stop a job: at once if it is not running (New, Suspended, Resuming), else ask its
     worker to end its process group (Stopping, then Stopped)."""
     reason = f"Stopped by {actor}."
-    if transition(session, job.id, S.STOPPED, actor=actor, status_reason=reason,
-                  sources=frozenset({S.NEW, S.SUSPENDED, S.RESUMING})):
-        return
-    if transition(session, job.id, S.STOPPING, actor=actor, status_reason=reason):
-        return
-    raise IllegalTransition(job.id, current_status(session, job.id), S.STOPPED.value)
+    if not (transition(session, job.id, S.STOPPED, actor=actor, status_reason=reason,
+                       sources=frozenset({S.NEW, S.SUSPENDED, S.RESUMING}))
+            or transition(session, job.id, S.STOPPING, actor=actor, status_reason=reason)):
+        raise IllegalTransition(job.id, current_status(session, job.id), S.STOPPED.value)
+    # the children it waits on stop with it (and theirs with them)
+    children = session.scalars(select(Job).where(
+        Job.parent_job_id == job.id, Job.parent_waits.is_(True),
+        Job.status.not_in([s.value for s in FINAL_STATUSES | {S.STOPPING}]))).all()
+    for child in children:
+        try:
+            stop_job(session, child, actor)
+        except IllegalTransition:
+            pass  # it ended meanwhile
 
 
 def suspend_job(session: Session, job: Job, actor: str) -> None:

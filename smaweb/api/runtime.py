@@ -7,8 +7,13 @@ runs; no user token is accepted here.
 from __future__ import annotations
 
 import base64
+import uuid
 
-from smacommon.models import Certificate, Connection, Credential, Variable
+from flask import current_app, g
+from sqlalchemy import select
+
+from smacommon.errors import JobNotFound, ValidationFailed
+from smacommon.models import Certificate, Connection, Credential, Job, JobStream, Variable
 from smacommon.schemas.asset import (
     RuntimeCertificateSchema,
     RuntimeConnectionSchema,
@@ -16,12 +21,22 @@ from smacommon.schemas.asset import (
     RuntimeVariableSchema,
     RuntimeVariableSetSchema,
 )
+from smacommon.schemas.job import (
+    JobSchema,
+    RuntimeJobStartSchema,
+    RuntimeOutputSchema,
+)
 from smacommon.services import assets as svc
+from smacommon.services.jobs import start_job
+from smacommon.services.runbooks import get_runbook
+from smacommon.streams import OUTPUT
 from smaweb.api._assets import crypto
 from smaweb.extensions import SmaBlueprint, db
 
 blp = SmaBlueprint("runtime", __name__, url_prefix="/api/v1/runtime",
-                   description="Assets as a running job reads them (job token only).")
+                   description="Assets and child jobs as a running job reaches them "
+                               "(job token only).")
+MAX_CHILD_OUTPUT = 10_000
 
 
 @blp.route("/variables/<name>", methods=["GET"])
@@ -72,3 +87,66 @@ def get_certificate(name):
     data = svc.certificate_bytes(crypto(), cert)
     return {"name": cert.name, "thumbprint": cert.thumbprint,
             "data": base64.b64encode(data).decode("ascii")}
+
+
+# --- child jobs --------------------------------------------------------------------------
+
+def _parent() -> Job:
+    return db.session.get(Job, uuid.UUID(str(g.job_id)))
+
+
+def _child(job_id: str) -> Job:
+    """A job this job started; any other is 404, as if it did not exist."""
+    try:
+        child = db.session.get(Job, uuid.UUID(job_id))
+    except ValueError:
+        child = None
+    if child is None or str(child.parent_job_id) != str(g.job_id):
+        raise JobNotFound(f"Job {job_id} not found among the jobs this job started.")
+    child.runbook_name = get_runbook(db.session, str(child.runbook_id)).name
+    return child
+
+
+@blp.route("/jobs", methods=["POST"])
+@blp.arguments(RuntimeJobStartSchema)
+@blp.response(201, JobSchema)
+def start_child(data):
+    """Start a published runbook as a child of this job (started_by job:<this job>)."""
+    settings = current_app.config["SMA_SETTINGS"]
+    parent = _parent()
+    runbook = get_runbook(db.session, data["runbook"])
+    if parent.depth + 1 > settings.max_job_depth:
+        raise ValidationFailed(
+            f"Job depth limit of {settings.max_job_depth} reached: job {parent.id} is "
+            f"{parent.depth} starts below the job that began the chain, so it cannot start "
+            f"{runbook.name!r}. A runbook that starts itself needs a condition that ends "
+            "the recursion (or raise SMA_MAX_JOB_DEPTH).", {"runbook": ["Too deep."]})
+    job = start_job(db.session, runbook, data["parameters"],
+                    worker_group=data.get("worker_group"), started_by=f"job:{parent.id}",
+                    parent_job_id=parent.id, depth=parent.depth + 1,
+                    parent_waits=data["wait"],
+                    heartbeat_seconds=settings.worker_heartbeat_seconds)
+    db.session.commit()
+    job.runbook_name = runbook.name
+    return job
+
+
+@blp.route("/jobs/<job_id>", methods=["GET"])
+@blp.response(200, JobSchema)
+def get_child(job_id):
+    """A child job of this job: its status, reason and exception."""
+    return _child(job_id)
+
+
+@blp.route("/jobs/<job_id>/output", methods=["GET"])
+@blp.response(200, RuntimeOutputSchema)
+def get_child_output(job_id):
+    """A child job's Output records (objects as their JSON value), first 10,000."""
+    child = _child(job_id)
+    rows = db.session.execute(
+        select(JobStream.seq, JobStream.text, JobStream.value)
+        .where(JobStream.job_id == child.id, JobStream.stream == OUTPUT)
+        .order_by(JobStream.seq).limit(MAX_CHILD_OUTPUT + 1)).all()
+    return {"items": [{"seq": r.seq, "text": r.text, "value": r.value}
+                      for r in rows[:MAX_CHILD_OUTPUT]],
+            "truncated": len(rows) > MAX_CHILD_OUTPUT}

@@ -72,9 +72,11 @@ last_checkpoint() {
 #   get_automation_credential NAME [username|password]
 #   get_automation_connection NAME [FIELD]
 #   get_automation_certificate NAME         base64
+#   start_runbook NAME [JSON] [--wait]      a child job: its id, or (--wait) its output
 __sma_assets() { "${SMA_PYTHON:-python3}" -I "$SMA_RUNTIME/sma_assets_cli.py" "$@"; }
 get_automation_variable()    { __sma_assets variable "$@"; }
 set_automation_variable()    { __sma_assets set-variable "$@"; }
 get_automation_credential()  { __sma_assets credential "$@"; }
 get_automation_connection()  { __sma_assets connection "$@"; }
 get_automation_certificate() { __sma_assets certificate "$@"; }
+start_runbook()              { __sma_assets start "$@"; }

@@ -5,6 +5,8 @@
     sma_assets_cli.py credential NAME [FIELD]       print {"username","password"} or a field
     sma_assets_cli.py connection NAME [FIELD]       print the fields as JSON, or one field
     sma_assets_cli.py certificate NAME              print the certificate, base64
+    sma_assets_cli.py start NAME [JSON] [--wait]    start a child runbook: print its job id,
+                                                    or (--wait) its output, a line each
 
 Errors go to stderr with exit code 1 (3 for an asset that does not exist).
 """
@@ -51,6 +53,8 @@ def main(argv: list[str]) -> int:
                 _show(found[rest[0]])
             else:
                 _show(found)
+        elif verb == "start":
+            return _start(name, rest)
         elif verb == "certificate":
             print(base64.b64encode(assets.get_automation_certificate(name)).decode())
         else:
@@ -62,6 +66,29 @@ def main(argv: list[str]) -> int:
     except assets.AutomationAssetError as exc:
         print(f"AutomationAssetError: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _start(name: str, rest: list[str]) -> int:
+    from smarunbook import jobs
+
+    wait = "--wait" in rest
+    given = [a for a in rest if a != "--wait"]
+    try:
+        parameters = json.loads(given[0]) if given else {}
+    except ValueError:
+        print(f"start: parameters must be a JSON object, not {given[0]!r}", file=sys.stderr)
+        return 2
+    if not isinstance(parameters, dict):
+        print("start: parameters must be a JSON object", file=sys.stderr)
+        return 2
+    try:
+        result = jobs.start_runbook(name, parameters, wait=wait)
+    except (RuntimeError, jobs.ChildJobFailed) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for item in (result if wait else [result]):
+        _show(item)
     return 0
 
 

@@ -248,7 +248,7 @@ function Get-SmaCheckpoint {
 # --- assets, through the job's token (SMA_JOB_TOKEN) ------------------------------------
 
 function Invoke-SmaRuntime {
-    param([string]$Method, [string]$Path, $Body)
+    param([string]$Method, [string]$Path, $Body, $RawBody)
     if (-not $env:SMA_API_URL -or -not $env:SMA_JOB_TOKEN) {
         throw "Assets are available only inside an sma job (SMA_API_URL and SMA_JOB_TOKEN are not set)."
     }
@@ -259,6 +259,9 @@ function Invoke-SmaRuntime {
     }
     if ($PSBoundParameters.ContainsKey('Body')) {
         $params.Body = ConvertTo-Json -InputObject @{ value = $Body } -Compress -Depth 100
+    }
+    if ($PSBoundParameters.ContainsKey('RawBody')) {
+        $params.Body = ConvertTo-Json -InputObject $RawBody -Compress -Depth 100
     }
     try {
         return Invoke-RestMethod @params
@@ -341,7 +344,46 @@ function Get-AutomationCertificate {
     return [System.Security.Cryptography.X509Certificates.X509Certificate2]::new($bytes)
 }
 
-Export-ModuleMember -Function Checkpoint-Workflow, Get-SmaCheckpoint,
+function Start-SmaRunbook {
+    <#
+    .SYNOPSIS
+    Starts a published runbook as a child of this job: its job id, or with -Wait its output.
+    .DESCRIPTION
+    A child waited on stops when this job is stopped. A child that ends other than
+    Completed is an error naming its status and reason.
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)][Alias('RunbookName')][string]$Name,
+          [Parameter(Position = 1)][hashtable]$Parameters = @{},
+          [switch]$Wait,
+          [string]$WorkerGroup,
+          [int]$TimeoutSeconds = 0)
+    $request = @{ runbook = $Name; parameters = $Parameters; wait = [bool]$Wait }
+    if ($WorkerGroup) { $request.worker_group = $WorkerGroup }
+    $job = Invoke-SmaRuntime POST 'jobs' -RawBody $request
+    if (-not $Wait) { return $job.id }
+    $deadline = if ($TimeoutSeconds -gt 0) { (Get-Date).AddSeconds($TimeoutSeconds) } else { $null }
+    $pause = 50
+    while ($true) {
+        $job = Invoke-SmaRuntime GET "jobs/$($job.id)"
+        if ($job.status -in 'Completed', 'Failed', 'Stopped', 'Suspended') { break }
+        if ($deadline -and (Get-Date) -gt $deadline) {
+            throw "Child job $($job.id) still $($job.status) after $TimeoutSeconds s."
+        }
+        Start-Sleep -Milliseconds $pause
+        $pause = [Math]::Min($pause * 2, 1000)
+    }
+    if ($job.status -ne 'Completed') {
+        $reason = if ($job.exception) { $job.exception } else { $job.status_reason }
+        throw "Child job $($job.id) ($Name) ended $($job.status): $reason"
+    }
+    $out = Invoke-SmaRuntime GET "jobs/$($job.id)/output"
+    foreach ($item in $out.items) {
+        if ($null -ne $item.value) { $item.value } else { $item.text }
+    }
+}
+
+Export-ModuleMember -Function Checkpoint-Workflow, Get-SmaCheckpoint, Start-SmaRunbook,
     Get-AutomationVariable, Set-AutomationVariable, Get-AutomationPSCredential,
     Get-AutomationConnection, Get-AutomationCertificate, Write-Progress, Invoke-SmaInlineScript,
     Invoke-SmaParallel, Invoke-SmaSequence -Alias InlineScript, Parallel, Sequence

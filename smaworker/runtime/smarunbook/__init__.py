@@ -13,7 +13,8 @@ from typing import Any
 
 __all__ = [
     "checkpoint", "last_checkpoint", "output", "write_debug", "write_error", "write_output",
-    "write_progress", "write_verbose", "write_warning",
+    "write_progress", "write_verbose", "write_warning", "start_runbook", "wait_for_job",
+    "ChildJobFailed",
 ]
 
 _channel = None
@@ -111,6 +112,10 @@ def __getattr__(name: str) -> Any:
         from smarunbook import assets
 
         return getattr(assets, name)
+    if name in ("start_runbook", "wait_for_job", "ChildJobFailed"):
+        from smarunbook import jobs
+
+        return getattr(jobs, name)
     raise AttributeError(name)
 
 
