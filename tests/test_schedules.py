@@ -98,6 +98,7 @@ def test_links(api):
                                  "worker_group": "nightly"})
     assert link.status_code == 201, link.get_json()
     assert link.get_json()["parameters"] == {"count": 3}
+    assert link.get_json()["next_run"].startswith("2030-01-01T06:00:00")
     assert api.post(links, json={"runbook": typed["name"]}).status_code == 409
     other = _schedule(api, start_time="2030-01-01T07:00:00Z")
     api.post(f"/api/v1/schedules/{other['name']}/runbooks",

@@ -93,8 +93,12 @@ class LinkSchema(ma.Schema):
     runbook_id = ma.fields.UUID(dump_only=True)
     parameters = ma.fields.Dict(dump_only=True)
     worker_group = ma.fields.String(dump_only=True, allow_none=True)
-    next_run = ma.fields.Function(lambda link: link.schedule.next_run, dump_only=True)
+    next_run = ma.fields.Method("_next_run", dump_only=True, allow_none=True)
     created_at = ma.fields.DateTime(dump_only=True)
+
+    def _next_run(self, link):
+        moment = link.schedule.next_run
+        return moment.isoformat() if moment else None
 
 
 class LinkListSchema(ma.Schema):
