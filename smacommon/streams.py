@@ -12,3 +12,8 @@ DEBUG = "Debug"
 STREAMS = (OUTPUT, ERROR, WARNING, VERBOSE, PROGRESS, DEBUG)
 # streams kept only when the runbook's matching log setting is on
 OPTIONAL_STREAMS = {VERBOSE: "log_verbose", PROGRESS: "log_progress", DEBUG: "log_debug"}
+
+
+def stream_channel(job_id: str) -> str:
+    """The Redis channel on which a job's new records (and its end) are announced."""
+    return f"sma:job:{job_id}:streams"

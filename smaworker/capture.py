@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from smacommon.streams import ERROR, OPTIONAL_STREAMS, OUTPUT, STREAMS
+from smacommon.streams import ERROR, OPTIONAL_STREAMS, OUTPUT, STREAMS, stream_channel
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,6 @@ MIN_MASK = 4
 _SQLITE_INSERT = ("INSERT INTO job_streams (job_id, seq, stream, time, text, value) "
                   "VALUES (?, ?, ?, ?, ?, ?)")
 _PG_COPY = "COPY job_streams (job_id, seq, stream, time, text, value) FROM STDIN"
-
-
-def stream_channel(job_id: str) -> str:
-    """The Redis channel on which a job's new records are announced."""
-    return f"sma:job:{job_id}:streams"
 
 
 class StreamWriter:

@@ -107,6 +107,14 @@ class JobStreamQueryArgsSchema(StrictSchema):
     limit = ma.fields.Integer(load_default=1000, validate=ma.validate.Range(min=1, max=10000))
 
 
+class JobEventsQueryArgsSchema(StrictSchema):
+    after_seq = ma.fields.Integer(validate=ma.validate.Range(min=0), metadata={
+        "description": "Send records after this seq (the Last-Event-ID header does the same)."})
+    timeout = ma.fields.Float(load_default=300.0, validate=ma.validate.Range(min=0, max=3600),
+                              metadata={"description": "End the stream after this many "
+                                        "seconds; the client reconnects with Last-Event-ID."})
+
+
 class RuntimeJobStartSchema(StrictSchema):
     runbook = ma.fields.String(required=True, metadata={"description": "Runbook name or id."})
     parameters = ma.fields.Dict(load_default=dict)

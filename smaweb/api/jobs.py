@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
+from flask_smorest import abort
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,7 @@ from smacommon.schemas.job import (
     JobBatchResultSchema,
     JobBatchSchema,
     JobDetailSchema,
+    JobEventsQueryArgsSchema,
     JobPageSchema,
     JobQueryArgsSchema,
     JobSchema,
@@ -34,6 +36,7 @@ from smacommon.services.runbooks import get_runbook
 from smacommon.states import FINAL_STATUSES, JobStatus
 from smacommon.streams import OUTPUT
 from smaweb.auth import current_principal
+from smaweb.events import job_events
 from smaweb.extensions import SmaBlueprint, db
 from smaweb.pagination import keyset_page
 
@@ -216,6 +219,26 @@ def streams(args, job_id):
     more = len(rows) > args["limit"]
     rows = rows[:args["limit"]]
     return {"items": rows, "next_after_seq": rows[-1].seq if more else None}
+
+
+@blp.route("/jobs/<job_id>/events", methods=["GET"])
+@blp.arguments(JobEventsQueryArgsSchema, location="query")
+@blp.response(200, {"type": "string"}, content_type="text/event-stream")
+def events(args, job_id):
+    """Live records as server-sent events (`record`, id = seq), then a `status` event."""
+    job = get_job(db.session, job_id)
+    after = args.get("after_seq")
+    if after is None:
+        header = request.headers.get("Last-Event-ID", "0").strip() or "0"
+        if not header.isdigit():
+            abort(400, message="Last-Event-ID must be the seq of the last record received.")
+        after = int(header)
+    stream = job_events(current_app.extensions["sma_db"].factory,
+                        current_app.config["SMA_SETTINGS"].redis_url, job.id, after,
+                        args["timeout"])
+    db.session.close()  # the stream uses its own short sessions
+    return Response(stream_with_context(stream), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @blp.route("/jobs/<job_id>/output", methods=["GET"])
