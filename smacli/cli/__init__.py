@@ -1,0 +1,1 @@
+"""The management commands of `sma`, one module per command group."""
