@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 3
 
-.PHONY: run test test-sqlite test-postgres bench lint deps clean
+.PHONY: run test test-sqlite test-postgres bench lint deps clean assets
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ bench: deps
 	@mkdir -p bench/results
 	$(PY) bench/jobs.py | tee bench/results/jobs.json
 	$(PY) bench/output.py | tee bench/results/output.json
+
+# the portal's front-end libraries from npm, bundled into smaweb/portal/static/vendor/ (the
+# output is committed, so `make run` needs no Node.js)
+assets:
+	cd assets && npm ci --no-audit --no-fund && node build.mjs
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
