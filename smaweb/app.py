@@ -73,4 +73,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs_assets)
+    from smaweb import portal
+
+    portal.init_app(app)
     return app

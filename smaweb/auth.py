@@ -107,6 +107,14 @@ def _authenticate() -> None:
         return  # a webhook's token is in its URL: the view checks it
     check_not_blocked()
     header = request.headers.get("Authorization", "")
+    if not header and request.method in _READ_METHODS and request.cookies:
+        # the portal's pages read the API (live output, downloads) with their session
+        # cookie; a cookie is never enough to change anything through the API
+        from smaweb.portal.session import load_user
+
+        if load_user():
+            _authorize()
+            return
     scheme, _, secret = header.partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:

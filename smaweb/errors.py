@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, has_request_context, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -36,7 +36,22 @@ def error_body(code: int, message: str, errors: object = None) -> dict:
     return body
 
 
+def _page(code: int, message: str, headers: dict | None = None):
+    """The portal's pages answer errors with a page, the API with JSON."""
+    from flask import render_template
+
+    return render_template("error.html", code=code, message=message), code, headers or {}
+
+
+def _for_portal() -> bool:
+    return has_request_context() and not request.path.startswith(("/api/", "/health"))
+
+
 def handle_http_exception(error: HTTPException):
+    if _for_portal() and not isinstance(error, InternalServerError):
+        if error.code in (301, 302, 303, 307, 308):
+            return error
+        return _page(error.code or 500, error.description or error.name)
     data = getattr(error, "data", None) or {}
     errors = data.get("errors") or data.get("messages")
     message = data.get("message")
@@ -60,11 +75,15 @@ def handle_sma_error(error: SmaError):
     code = error.status_code
     if code >= 500:
         log.error("service error: %s", error.message)
+    if _for_portal():
+        return _page(code, error.message)
     return error_body(code, error.message, error.errors), code
 
 
 def handle_unexpected(error: Exception):
     log.exception("unhandled error")
+    if _for_portal():
+        return _page(500, "Something went wrong on the server; it logged the details.")
     return error_body(500, "Internal server error; the service logged the details."), 500
 
 

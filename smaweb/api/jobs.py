@@ -227,12 +227,11 @@ def streams(args, job_id):
 def events(args, job_id):
     """Live records as server-sent events (`record`, id = seq), then a `status` event."""
     job = get_job(db.session, job_id)
-    after = args.get("after_seq")
-    if after is None:
-        header = request.headers.get("Last-Event-ID", "0").strip() or "0"
-        if not header.isdigit():
-            abort(400, message="Last-Event-ID must be the seq of the last record received.")
-        after = int(header)
+    header = request.headers.get("Last-Event-ID", "").strip()
+    if header and not header.isdigit():
+        abort(400, message="Last-Event-ID must be the seq of the last record received.")
+    # a reconnecting EventSource sends Last-Event-ID with its first URL: the later wins
+    after = max(args.get("after_seq") or 0, int(header or 0))
     stream = job_events(current_app.extensions["sma_db"].factory,
                         current_app.config["SMA_SETTINGS"].redis_url, job.id, after,
                         args["timeout"])

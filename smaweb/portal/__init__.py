@@ -1,0 +1,19 @@
+"""The web portal: server-rendered pages (Jinja, htmx) at `/`, in the same process as the API.
+
+Pages call the same services as the API, with the same role rules; nothing loads from
+outside the server (htmx and the editor are bundled under static/vendor by `make assets`).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("portal", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static")
+
+
+def init_app(app: Flask) -> None:
+    from smaweb.portal import assets, jobs, pages, runbooks, schedules, session  # noqa: F401
+
+    session.init_app(app)
+    app.register_blueprint(bp)

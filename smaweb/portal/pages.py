@@ -1,0 +1,121 @@
+"""Sign-in, sign-out, the dashboard and the workers page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from sqlalchemy import func, select
+
+from smacommon.db import utcnow
+from smacommon.models import Job, Runbook, Worker
+from smacommon.states import JobStatus
+from smaweb.extensions import db
+from smaweb.portal import bp
+from smaweb.portal.session import check_csrf, login_required, sign_in
+
+STATUS_ORDER = [s.value for s in JobStatus]
+STATUS_COLOURS = {"Completed": "#2e7d32", "Failed": "#c62828", "Stopped": "#6d4c41",
+                  "Suspended": "#ef6c00", "Running": "#1565c0", "New": "#546e7a"}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "POST":
+        check_csrf()
+        auth_failures = current_app.extensions["sma_auth_failures"]
+        address = request.remote_addr or "?"
+        if auth_failures.blocked(address):
+            flash("Too many wrong tokens from your address; wait a minute.", "error")
+            return render_template("login.html"), 429
+        if sign_in(request.form.get("token", "")):
+            target = request.args.get("next") or url_for("portal.dashboard")
+            if urlsplit(target).netloc or not target.startswith("/"):
+                target = url_for("portal.dashboard")  # only pages of this site
+            return redirect(target)
+        auth_failures.add(address)
+        flash("That token is not valid (wrong, expired or revoked).", "error")
+        return render_template("login.html"), 401
+    return render_template("login.html")
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    check_csrf()
+    session.clear()
+    return redirect(url_for("portal.login"))
+
+
+@bp.route("/")
+@login_required()
+def dashboard():
+    since = utcnow() - timedelta(hours=24)
+    counts = dict(db.session.execute(
+        select(Job.status, func.count()).where(Job.created_at >= since)
+        .group_by(Job.status)).all())
+    bars = [(s, counts.get(s, 0), STATUS_COLOURS.get(s, "#78909c"))
+            for s in STATUS_ORDER if counts.get(s)]
+    running = db.session.execute(
+        select(Job.id, Job.status, Job.start_time, Job.worker, Runbook.name)
+        .join(Runbook, Runbook.id == Job.runbook_id)
+        .where(Job.status.in_(["Activating", "Running", "Stopping", "Suspending"]))
+        .order_by(Job.created_at.desc()).limit(20)).all()
+    failures = db.session.execute(
+        select(Job.id, Job.end_time, Job.exception, Job.status_reason, Runbook.name)
+        .join(Runbook, Runbook.id == Job.runbook_id)
+        .where(Job.status == "Failed", Job.created_at >= since)
+        .order_by(Job.created_at.desc()).limit(10)).all()
+    online = db.session.scalar(select(func.count()).select_from(Worker).where(
+        Worker.heartbeat_at >= utcnow() - timedelta(
+            seconds=3 * current_app.config["SMA_SETTINGS"].worker_heartbeat_seconds)))
+    return render_template("dashboard.html", bars=bars, total=sum(counts.values()),
+                           running=running, failures=failures, online=online,
+                           first_line=first_line)
+
+
+@bp.route("/workers")
+@login_required()
+def workers():
+    from smacommon.services.workers import list_workers
+
+    now = utcnow()
+    items = list_workers(db.session,
+                         current_app.config["SMA_SETTINGS"].worker_heartbeat_seconds)
+    return render_template("workers.html", workers=items, now=now)
+
+
+def first_line(*texts: str | None) -> str:
+    """The first non-empty line of the first text that has one (an error's headline)."""
+    for text in texts:
+        for line in (text or "").splitlines():
+            if line.strip() and not line.startswith("Traceback"):
+                return line.strip()[:300]
+    return ""
+
+
+@bp.app_template_filter("age")
+def age(moment) -> str:
+    if moment is None:
+        return "-"
+    seconds = int((utcnow() - moment).total_seconds())
+    if seconds < 0:
+        return "in " + _span(-seconds)
+    return _span(seconds) + " ago"
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+@bp.app_template_filter("when")
+def when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+@bp.app_context_processor
+def _globals():
+    return {"principal": g.get("principal"), "role": g.get("role")}

@@ -1,0 +1,193 @@
+"""Schedule and webhook pages: create, link runbooks, next runs, enable and disable."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from smacommon.errors import SmaError, ValidationFailed
+from smacommon.models import Runbook, Schedule, Webhook
+from smacommon.recurrence import FREQUENCIES, WEEK_DAYS
+from smacommon.services import schedules as svc
+from smacommon.services import webhooks as hooks
+from smacommon.services.runbooks import get_runbook
+from smaweb.extensions import db
+from smaweb.portal import bp
+from smaweb.portal.session import login_required
+
+
+def _runbook_names() -> list[str]:
+    return list(db.session.scalars(select(Runbook.name).where(
+        Runbook.published_version_id.is_not(None)).order_by(Runbook.name).limit(2000)))
+
+
+def _pairs(text: str) -> dict:
+    """Parameters typed as name=value lines (JSON values are typed)."""
+    import json
+
+    out = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise ValidationFailed(f"Parameters go a line each as name=value, not {line!r}.")
+        try:
+            out[name.strip()] = json.loads(value)
+        except ValueError:
+            out[name.strip()] = value.strip()
+    return out
+
+
+def _time(text: str, zone: str, field: str) -> datetime | None:
+    """A datetime-local input, read in the schedule's time zone."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed(f"{field}: {text!r} is not a date and time.") from None
+    if moment.tzinfo is None:
+        try:
+            moment = moment.replace(tzinfo=ZoneInfo(zone or "UTC"))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationFailed(f"time zone {zone!r} is not an IANA time zone "
+                                   "(e.g. Europe/Paris).") from None
+    return moment
+
+
+@bp.route("/schedules", methods=["GET", "POST"])
+@login_required()
+def schedules():
+    if request.method == "POST":
+        from smaweb.portal.session import can
+
+        if not can("author"):
+            return render_template("error.html", code=403,
+                                   message="Creating schedules needs the author role."), 403
+        form = request.form
+        zone = form.get("time_zone", "UTC").strip() or "UTC"
+        try:
+            fields = {"frequency": form.get("frequency", ""),
+                      "interval": int(form.get("interval") or 1),
+                      "time_zone": zone,
+                      "start_time": _time(form.get("start_time", ""), zone, "start"),
+                      "expiry_time": _time(form.get("expiry_time", ""), zone, "expiry"),
+                      "week_days": form.getlist("week_days"),
+                      "month_days": [int(d) for d in form.get("month_days", "").replace(
+                          ",", " ").split()],
+                      "cron": form.get("cron", "").strip()}
+            if fields["frequency"] != "Week":
+                fields["week_days"] = []
+            if fields["frequency"] != "Month":
+                fields["month_days"] = []
+            svc.create_schedule(db.session, name=form.get("name", "").strip(),
+                                description=form.get("description", ""),
+                                missed=form.get("missed", "run_once"),
+                                **{k: v for k, v in fields.items() if v not in (None, "")})
+            db.session.commit()
+            flash("Schedule created.", "ok")
+        except ValueError:
+            db.session.rollback()
+            flash("Interval and month days are whole numbers.", "error")
+        except SmaError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        return redirect(url_for("portal.schedules"))
+    items = db.session.scalars(select(Schedule).order_by(Schedule.name).limit(1000)).all()
+    return render_template("schedules.html", schedules=items, frequencies=FREQUENCIES,
+                           week_days=WEEK_DAYS)
+
+
+@bp.route("/schedules/<name>")
+@login_required()
+def schedule(name: str):
+    item = svc.get_schedule(db.session, name)
+    return render_template("schedule.html", schedule=item, runbooks=_runbook_names())
+
+
+@bp.route("/schedules/<name>/<action>", methods=["POST"])
+@login_required("author")
+def schedule_action(name: str, action: str):
+    item = svc.get_schedule(db.session, name)
+    try:
+        if action in ("enable", "disable"):
+            svc.update_schedule(db.session, item, {"enabled": action == "enable"})
+        elif action == "link":
+            svc.link_runbook(db.session, item, get_runbook(db.session, request.form["runbook"]),
+                             _pairs(request.form.get("parameters", "")),
+                             request.form.get("worker_group") or None)
+        elif action == "unlink":
+            svc.unlink_runbook(db.session, item,
+                               get_runbook(db.session, request.form["runbook"]))
+        elif action == "delete":
+            db.session.delete(item)
+            db.session.commit()
+            flash(f"Deleted schedule {name}.", "ok")
+            return redirect(url_for("portal.schedules"))
+        else:
+            raise ValidationFailed(f"Unknown action {action}.")
+        db.session.commit()
+        flash("Saved.", "ok")
+    except SmaError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("portal.schedule", name=name))
+
+
+@bp.route("/webhooks", methods=["GET", "POST"])
+@login_required()
+def webhooks():
+    if request.method == "POST":
+        from smaweb.portal.session import can
+
+        if not can("author"):
+            return render_template("error.html", code=403,
+                                   message="Creating webhooks needs the author role."), 403
+        form = request.form
+        try:
+            hook, token = hooks.create_webhook(
+                db.session, name=form.get("name", "").strip(),
+                runbook=get_runbook(db.session, form.get("runbook", "")),
+                parameters=_pairs(form.get("parameters", "")),
+                worker_group=form.get("worker_group") or None,
+                description=form.get("description", ""))
+            db.session.commit()
+        except SmaError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return redirect(url_for("portal.webhooks"))
+        # shown once, in this answer only (never stored, not even in the session)
+        url = request.url_root.rstrip("/") + f"/api/v1/webhooks/invoke/{token}"
+        return _webhooks_page(new_url=url, new_name=hook.name)
+    return _webhooks_page()
+
+
+def _webhooks_page(**extra):
+    items = db.session.scalars(select(Webhook).order_by(Webhook.name).limit(1000)).all()
+    return render_template("webhooks.html", webhooks=items, runbooks=_runbook_names(),
+                           **extra)
+
+
+@bp.route("/webhooks/<name>/<action>", methods=["POST"])
+@login_required("author")
+def webhook_action(name: str, action: str):
+    hook = hooks.get_webhook(db.session, name)
+    try:
+        if action in ("enable", "disable"):
+            hooks.update_webhook(db.session, hook, {"enabled": action == "enable"})
+        elif action == "delete":
+            db.session.delete(hook)
+        else:
+            raise ValidationFailed(f"Unknown action {action}.")
+        db.session.commit()
+        flash("Saved.", "ok")
+    except SmaError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("portal.webhooks"))
+

@@ -1,0 +1,142 @@
+"""Who is signed in to the portal: a token typed once, then a signed HTTP-only cookie.
+
+The cookie holds the token's hash (never the token) and a CSRF secret. Every request looks
+the hash up again, so a revoked or expired token ends the session at once. Every form post
+carries the CSRF secret (htmx sends it as a header), compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from functools import wraps
+from pathlib import Path
+
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
+from sqlalchemy import select
+
+from smacommon.db import utcnow
+from smacommon.models import ApiToken
+from smacommon.services.tokens import JOB_TOKEN_PREFIX, hash_token
+from smaweb.extensions import db
+
+ROLES = ("reader", "operator", "author", "admin")
+RANK = {role: i for i, role in enumerate(ROLES)}
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def secret_key(settings) -> str:
+    """SMA_SECRET_KEY, else a key made once in the data folder (mode 0600)."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.data_dir).expanduser() / "secret.key"
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def principal_for(secret: str) -> tuple[str, str, str] | None:
+    """(principal, role, token hash) of a token a person typed, or None."""
+    secret = secret.strip()
+    if not secret or secret.startswith(JOB_TOKEN_PREFIX):
+        return None
+    return principal_by_hash(hash_token(secret))
+
+
+def principal_by_hash(token_hash: str) -> tuple[str, str, str] | None:
+    configured = current_app.config["SMA_SETTINGS"].admin_token
+    if configured and hmac.compare_digest(token_hash, hash_token(configured)):
+        return "admin", "admin", token_hash
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+    if token is None or token.revoked or (token.expires_at is not None
+                                          and token.expires_at <= utcnow()):
+        return None
+    return f"token:{token.name}", token.role, token_hash
+
+
+def sign_in(secret: str) -> bool:
+    found = principal_for(secret)
+    if found is None:
+        return False
+    session.clear()
+    session["token_hash"] = found[2]
+    session["csrf"] = secrets.token_urlsafe(32)
+    session.permanent = True
+    return True
+
+
+def load_user() -> bool:
+    """Set g.principal and g.role from the session cookie; False when signed out."""
+    token_hash = session.get("token_hash")
+    if not token_hash:
+        return False
+    found = principal_by_hash(token_hash)
+    if found is None:
+        session.clear()
+        return False
+    g.principal, g.role, _ = found
+    g.portal = True
+    return True
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def check_csrf() -> None:
+    sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+    if not hmac.compare_digest(sent.encode(), csrf_token().encode()):
+        abort(400, "The form expired or did not come from this site: reload the page and "
+                   "try again.")
+
+
+def can(role: str) -> bool:
+    """Whether the signed-in user has at least `role` (controls it may not use are hidden)."""
+    return RANK.get(g.get("role", ""), -1) >= RANK[role]
+
+
+def login_required(role: str = "reader"):
+    """A portal view for signed-in users with at least `role`; form posts need CSRF."""
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if not load_user():
+                if request.headers.get("HX-Request"):
+                    return "", 401, {"HX-Redirect": url_for("portal.login")}
+                return redirect(url_for("portal.login", next=request.full_path.rstrip("?")))
+            if request.method not in ("GET", "HEAD"):
+                check_csrf()
+            if not can(role):
+                abort(403, f"This needs the {role} role; you are signed in as {g.role}.")
+            return view(*args, **kwargs)
+        return wrapper
+    return decorate
+
+
+def init_app(app: Flask) -> None:
+    settings = app.config["SMA_SETTINGS"]
+    app.config.setdefault("SECRET_KEY", None)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = secret_key(settings)
+    app.config.update(
+        SESSION_COOKIE_NAME="sma_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.api_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
+    )
+    app.jinja_env.globals.update(csrf_token=csrf_token, can=can)
