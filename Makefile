@@ -16,13 +16,15 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # redis-server for the embedded Redis of `sma up` and the tests, when nothing else provides one;
-# as root: bubblewrap (a PID namespace per job) and the unprivileged user jobs run as
+# as root: bubblewrap (a PID namespace per job), Chromium (the portal's browser tests) and
+# the unprivileged user jobs run as
 # (SMA_JOB_USER, default sma-job)
 JOB_USER := $(if $(filter undefined,$(origin SMA_JOB_USER)),sma-job,$(SMA_JOB_USER))
 deps: $(STAMP)
 	@missing=""; \
 	if [ -z "$$SMA_REDIS_URL" ] && ! command -v redis-server >/dev/null; then missing="redis-server"; fi; \
 	if [ "$$(id -u)" = 0 ] && ! command -v bwrap >/dev/null; then missing="$$missing bubblewrap"; fi; \
+	if [ "$$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then missing="$$missing chromium"; fi; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -21,7 +21,7 @@ docs_assets = Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app; `config` may carry SMA_SETTINGS (a Settings) and Flask keys."""
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the portal serves its own static files
     config = dict(config or {})
     settings: Settings = config.pop("SMA_SETTINGS", None) or get_settings()
     app.config.update(

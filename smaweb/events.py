@@ -2,7 +2,8 @@
 
     GET /api/v1/jobs/{id}/events     (Last-Event-ID or ?after_seq= resumes after a seq)
 
-Each record is an event `record` whose id is its seq, so a client that lost the connection
+Each status the job passes through is an event `state`; each record is an event `record`
+whose id is its seq, so a client that lost the connection
 asks again with Last-Event-ID and misses nothing. Records are read from the database; the
 worker's announcement on Redis (one per batch) only wakes the reader, and without Redis the
 reader polls every second. The stream ends with an event `status` once the job is in a final
@@ -75,6 +76,7 @@ def job_events(factory, redis_url: str, job_id: uuid.UUID, after_seq: int,
     deadline = time.monotonic() + timeout
     last_sent = time.monotonic()
     yield "retry: 1000\n\n"
+    shown_status = None
     try:
         while True:
             with factory() as session:
@@ -88,6 +90,10 @@ def job_events(factory, redis_url: str, job_id: uuid.UUID, after_seq: int,
                     .order_by(JobStream.seq).limit(BATCH)).all()
             if status is None:
                 return  # purged meanwhile
+            if status.status != shown_status and status.status not in ENDS:
+                shown_status = status.status  # a page shows the status as it moves
+                yield _event("state", {"status": status.status,
+                                       "status_reason": status.status_reason})
             for row in rows:
                 yield _event("record", {"seq": row.seq, "stream": row.stream,
                                         "time": row.time.isoformat(), "text": row.text,

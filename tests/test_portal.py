@@ -58,6 +58,9 @@ def test_pages_need_sign_in_and_sign_in_needs_a_valid_token(client, api):
                  "/assets/connections", "/assets/certificates", "/schedules", "/webhooks",
                  "/workers", "/runbooks/new"):
         assert client.get(path).status_code == 200, path
+    for asset in ("portal.css", "portal.js", "vendor/htmx.min.js", "vendor/sma-editor.js",
+                  "vendor/LICENSES.txt"):
+        assert client.get(f"/static/{asset}").status_code == 200, asset
     out = client.post("/logout", data={"csrf_token": _csrf(client)})
     assert out.status_code == 302 and client.get("/").status_code == 302
 

@@ -114,6 +114,12 @@
       while (box.childElementCount > MAX_LIVE_LINES) box.firstElementChild.remove();
       toBottom();
     });
+    source.addEventListener("state", (event) => {
+      const state = JSON.parse(event.data);
+      const badge = document.getElementById("job-status");
+      badge.textContent = state.status;
+      badge.className = "status s-" + state.status;
+    });
     source.addEventListener("status", (event) => {
       const status = JSON.parse(event.data);
       source.close();

@@ -1,0 +1,156 @@
+"""The portal in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+Screenshots of the main pages go to test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, ROOT
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (make deps installs Debian's chromium)")
+
+COUNTER = ("import time\n"
+           "def main(count: int = 3):\n"
+           "    for i in range(count):\n"
+           "        print(f'tick {i}', flush=True)\n"
+           "        time.sleep(0.6)\n")
+
+
+@pytest.fixture
+def page(services):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
+        context = browser.new_context(base_url=services["api_url"],
+                                      viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(20_000)
+        tab = context.new_page()
+        tab.goto("/login")
+        tab.fill("#token", ADMIN_TOKEN)
+        tab.click("button[type=submit]")
+        tab.wait_for_url("**/")
+        yield tab
+        context.close()
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _type_into_editor(page, text: str) -> None:
+    editor = page.locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(text)  # as a paste: no auto-indent or closing brackets
+
+
+def test_write_publish_start_and_watch_it_live(page, worker):
+    shot(page, "dashboard")
+    page.click("text=Runbooks")
+    page.click("text=New runbook")
+    page.fill("input[name=name]", "from-browser")
+    _type_into_editor(page, COUNTER)
+    page.click("button:has-text('Create draft')")
+    page.wait_for_url("**/runbooks/from-browser/edit")
+    assert page.locator(".cm-editor").count() == 1  # the code editor, not a bare textarea
+    assert "tick" in page.locator(".cm-content").inner_text()
+    shot(page, "editor")
+    page.click("#publish")
+    page.wait_for_url("**/runbooks/from-browser")
+    assert "Published version 1" in page.content()
+    # the start form comes from the declared parameters; the browser checks it first
+    page.fill("#p_count", "1.5")
+    page.click("#start-form button[type=submit]")
+    assert page.locator("#err-p_count").inner_text() == "Must be a whole number."
+    assert "/runbooks/from-browser" in page.url  # nothing was sent
+    page.fill("#p_count", "5")
+    shot(page, "runbook")
+    page.click("#start-form button[type=submit]")
+    page.wait_for_url("**/jobs/*")
+    records = page.locator("#records .rec.st-Output")
+    records.first.wait_for()
+    seen_while_running = page.locator("#job-status").inner_text()
+    first_count = records.count()
+    assert first_count < 5 and seen_while_running in ("Running", "Activating")
+    page.wait_for_function("document.querySelectorAll('#records .rec.st-Output').length > "
+                           f"{first_count}")  # more lines arrive without a reload
+    page.wait_for_function("document.getElementById('job-status').textContent === "
+                           "'Completed'", timeout=30_000)
+    assert [r.strip() for r in records.all_inner_texts()] == [f"tick {i}" for i in range(5)]
+    shot(page, "job")
+    page.click("text=Jobs")
+    assert "from-browser" in page.content()
+    shot(page, "jobs")
+
+
+def test_stop_a_long_job(page, api, worker):
+    api.create_runbook(name="sleeper", content="import time\nprint('up', flush=True)\n"
+                                               "time.sleep(1000)\n")
+    job = api.start("sleeper")
+    page.goto(f"/jobs/{job['id']}")
+    page.locator("#records .rec").first.wait_for()
+    page.click("#stop-job")
+    page.wait_for_function("document.getElementById('job-status').textContent === 'Stopped'",
+                           timeout=30_000)
+    assert api.get(f"/api/v1/jobs/{job['id']}").get_json()["status"] == "Stopped"
+    assert page.locator("#stop-job").count() == 0
+
+
+def test_secret_field_stays_empty_after_save(page):
+    page.goto("/assets/credentials")
+    page.fill("input[name=name]", "Db")
+    page.fill("input[name=username]", "app")
+    page.fill("input[name=password]", "pw-123456")
+    page.click("button:has-text('Create')")
+    page.click("a:text-is('Db')")
+    assert page.input_value("#secret-password") == ""
+    page.fill("input[name=username]", "app2")
+    page.click("#save-asset")
+    page.wait_for_selector("text=Saved Db.")
+    assert page.input_value("#secret-password") == ""
+    assert page.input_value("input[name=username]") == "app2"
+    assert "pw-123456" not in page.content()
+    shot(page, "credential")
+    for path, name in (("/assets/variables", "assets"), ("/schedules", "schedules"),
+                       ("/webhooks", "webhooks"), ("/workers", "workers")):
+        page.goto(path)
+        shot(page, name)
+
+
+def test_phone_width_and_keyboard(page):
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/runbooks")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 400  # no sideways scrolling of the page itself
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.textContent")
+    assert "Skip to content" in focused
+    shot(page, "runbooks-phone")
+
+
+def test_nothing_loads_from_outside(page, services):
+    outside = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
+        services["api_url"]) and not r.url.startswith("data:") else None)
+    for path in ("/", "/runbooks", "/runbooks/new", "/jobs", "/assets/variables",
+                 "/schedules", "/webhooks", "/workers"):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+    time.sleep(0.2)
+    assert outside == []
+
+
