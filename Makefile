@@ -53,6 +53,7 @@ bench: deps
 	@mkdir -p bench/results
 	$(PY) bench/jobs.py | tee bench/results/jobs.json
 	$(PY) bench/output.py | tee bench/results/output.json
+	$(PY) bench/portal.py | tee bench/results/portal.json
 
 # the portal's front-end libraries from npm, bundled into smaweb/portal/static/vendor/ (the
 # output is committed, so `make run` needs no Node.js)
