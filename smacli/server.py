@@ -135,14 +135,15 @@ class Stack:
         scheme = "https" if self.tls else "http"
         self.api_url = os.environ.get("SMA_API_URL") or f"{scheme}://{api_host}:{self.port}"
         env = dict(os.environ, SMA_DATA_DIR=str(self.data_dir), SMA_REDIS_URL=redis_url,
-                   SMA_DATABASE_URL=db_url, SMA_API_URL=self.api_url, PYTHONUNBUFFERED="1")
+                   SMA_DATABASE_URL=db_url, SMA_API_URL=self.api_url, PYTHONUNBUFFERED="1",
+                   SMA_LOG_FORMAT=os.environ.get("SMA_LOG_FORMAT", "text"))  # for people
         if self.tls and not env.get("SMA_API_CA_FILE"):
             env["SMA_API_CA_FILE"] = self.tls[0]  # jobs trust the service's own certificate
         py = sys.executable
         commands = {
             "web": [py, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1",
                     "-b", f"{self.host}:{self.port}", "--graceful-timeout", "5",
-                    "--access-logfile", "-",
+                    # requests are logged by the app (sma.request), webhook tokens masked
                     *(["--certfile", self.tls[0], "--keyfile", self.tls[1]] if self.tls else []),
                     "smaweb.wsgi:app"],
             "worker": [py, "-m", "celery", "-A", "smaworker", "worker",

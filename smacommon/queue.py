@@ -38,6 +38,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "timezone": "UTC",
         "enable_utc": True,
+        # events, so Flower shows tasks and workers
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
     }
 
 

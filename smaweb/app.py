@@ -10,7 +10,7 @@ from flask import Blueprint, Flask
 from flask_smorest import Api
 
 from smacommon.settings import Settings, get_settings
-from smaweb import auth, errors, textcheck
+from smaweb import auth, errors, requestlog, textcheck
 from smaweb.extensions import db
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.update(config)
 
+    if not logging.getLogger().handlers:  # under gunicorn; tests and hosts keep their own
+        from smacommon import logs
+
+        logs.configure(fmt=settings.log_format)
     db.init_app(app)
     api = Api(app)
     errors.init_app(app)
+    requestlog.init_app(app)
     auth.init_app(app)
     textcheck.init_app(app)
 
@@ -72,6 +77,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                       webhooks.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
+    from smaweb import metrics
+
+    metrics.init_app(app)
     app.register_blueprint(docs_assets)
     from smaweb import portal
 

@@ -32,6 +32,15 @@ def worker_name() -> str:
     return WORKER_NAME
 
 
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _log_format(logger=None, **_: object) -> None:
+    from smacommon import logs
+
+    if logger is not None:
+        logs.configure(fmt=settings.log_format, handlers=list(logger.handlers))
+
+
 @signals.worker_init.connect
 @signals.beat_init.connect
 def _check_settings(**_: object) -> None:

@@ -48,7 +48,8 @@ _runbooks = Runbook.__table__
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
 _DELIVERY_ORDER = {OUTPUT: 0, ERROR: 1, "record": 2}
 _CLAIM_JOB_COLUMNS = [_jobs.c[n] for n in (
-    "attempt", "parameters", "checkpoint", "pid", "is_test", "test_content", "start_time")]
+    "attempt", "parameters", "checkpoint", "pid", "is_test", "test_content", "start_time",
+    "created_at")]
 _CLAIM_RUNBOOK_COLUMNS = [_runbooks.c[n] for n in (
     "id", "name", "runbook_type", "log_verbose", "log_progress", "log_debug",
     "timeout_seconds", "max_concurrent_jobs", "declared_parameters")]
@@ -67,13 +68,15 @@ class JobRunner:
     """Everything the worker does for one `sma.run_job` message."""
 
     def __init__(self, job_id: str, settings: Settings, worker_name: str, publish=None,
-                 enqueue=None) -> None:
+                 enqueue=None, metrics=None) -> None:
         self.job_id = uuid.UUID(job_id)
         self.settings = settings
         self.worker_name = worker_name
         self.actor = f"worker:{worker_name}"
         self.publish = publish
         self.enqueue = enqueue
+        self.metrics = metrics  # smacommon.metrics.RedisMetrics, or None
+        self.run_started: Any = None  # when this attempt's process started
         self.engine = get_engine(settings.effective_database_url)
         self.attempt = 1
         self.runbook: Any = None  # what the claim read of the runbook
@@ -220,6 +223,8 @@ class JobRunner:
         # Running is written with the first records, or the final status of a job that ends
         # at once, or after a batch interval at the latest: one commit less for short jobs
         self.started = (proc.pid, utcnow())
+        self.run_started = self.started[1]
+        self.first_seq = writer.seq
         writer.before_write = self.record_running
         try:
             capture = _Capture(self, proc, record_r, writer, runbook.timeout_seconds)
@@ -252,6 +257,9 @@ class JobRunner:
         if not transition(conn, self.job_id, S.RUNNING, actor=self.actor,
                           expect={"attempt": self.attempt}, pid=pid, start_time=at):
             self.running_refused = True  # stopped or taken over while activating
+        elif self.metrics is not None and self.attempt == 1 and self.job.created_at:
+            self.metrics.job_started(self.runbook.name,
+                                     (at - self.job.created_at).total_seconds())
 
     def _base_env(self, workdir: Path, runbook: Any) -> dict[str, str]:
         return self.sandbox.env({
@@ -310,12 +318,18 @@ class JobRunner:
                               expect={"attempt": self.attempt}, **fields)
             if not done and current_status(conn, self.job_id) == S.STOPPING.value:
                 # asked to stop just as it ended: the stop won the race
+                status = S.STOPPED
                 done = transition(conn, self.job_id, S.STOPPED, actor=self.actor,
                                   expect={"attempt": self.attempt}, exit_code=exit_code,
                                   pid=None)
         writer.announce()
         if not done:
             log.info("job %s: not moved to %s; its status changed meanwhile", self.job_id, status)
+        elif self.metrics is not None:
+            duration = (utcnow() - self.run_started).total_seconds() \
+                if self.run_started is not None else None
+            self.metrics.job_finished(self.runbook.name, status.value, duration,
+                                      writer.seq - getattr(self, "first_seq", writer.seq))
         try:
             self._wake_waiting()
         except Exception:  # the reaper sends waiting jobs again in any case

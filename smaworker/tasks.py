@@ -6,6 +6,7 @@ import logging
 
 import redis
 
+from smacommon.metrics import RedisMetrics
 from smacommon.queue import enqueue_job
 from smaworker.celery_app import app, settings, worker_name
 from smaworker.runner import JobRunner
@@ -14,14 +15,19 @@ log = logging.getLogger(__name__)
 _redis: redis.Redis | None = None
 
 
-def _publish(channel: str, last_seq: int) -> None:
+def _client() -> redis.Redis:
     global _redis
     if _redis is None:
         _redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
-    _redis.publish(channel, last_seq)
+    return _redis
+
+
+def _publish(channel: str, last_seq: int) -> None:
+    _client().publish(channel, last_seq)
 
 
 @app.task(name="sma.run_job", ignore_result=True)
 def run_job(job_id: str) -> None:
     """Claim and run one job; a message for a job already claimed runs nothing."""
-    JobRunner(job_id, settings, worker_name(), publish=_publish, enqueue=enqueue_job).run()
+    JobRunner(job_id, settings, worker_name(), publish=_publish, enqueue=enqueue_job,
+              metrics=RedisMetrics(_client())).run()

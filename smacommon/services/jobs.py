@@ -157,11 +157,31 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
             .values(**values))
     for column, value in (expect or {}).items():
         stmt = stmt.where(_jobs.c[column] == value)
-    if session.execute(stmt).rowcount != 1:
+    moved = session.execute(stmt.returning(_jobs.c.runbook_id)).first()
+    if moved is None:
         return False
     session.execute(insert(_events).values(job_id=job_id, status=target.value, time=now,
                                            actor=actor, reason=fields.get("status_reason")))
+    log.info("job %s %s", job_id, target.value, extra={
+        "event": "job_transition", "job_id": str(job_id), "status": target.value,
+        "runbook": _runbook_name(session, moved.runbook_id), "actor": actor})
     return True
+
+
+_names: dict[uuid.UUID, str] = {}
+
+
+def _runbook_name(session: Session | Connection, runbook_id: uuid.UUID) -> str | None:
+    """A runbook's name for the logs (names never change: cached per process)."""
+    name = _names.get(runbook_id)
+    if name is None:
+        name = session.execute(select(Runbook.__table__.c.name)
+                               .where(Runbook.__table__.c.id == runbook_id)).scalar()
+        if name is not None:
+            if len(_names) > 10_000:
+                _names.clear()
+            _names[runbook_id] = name
+    return name
 
 
 def require_transition(session: Session | Connection, job_id: uuid.UUID, target: JobStatus,

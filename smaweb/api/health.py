@@ -1,8 +1,17 @@
-"""/health: liveness, with no token."""
+"""/health (liveness) and /health/ready (database, Redis, a live worker), with no token."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import time
+from datetime import timedelta
+
+import redis
+from flask import Blueprint, current_app
+from sqlalchemy import func, select, text
+
+from smacommon.db import utcnow
+from smacommon.models import Worker
+from smaweb.extensions import db
 
 bp = Blueprint("health", __name__)
 
@@ -11,3 +20,52 @@ bp = Blueprint("health", __name__)
 def health():
     """The web service is up."""
     return {"status": "ok"}
+
+
+@bp.get("/health/ready")
+def ready():
+    """Ready to run jobs: the database answers, Redis answers, a worker sent a heartbeat.
+    503 with the failing checks otherwise (compose and load balancers use it)."""
+    settings = current_app.config["SMA_SETTINGS"]
+    checks: dict[str, dict] = {}
+
+    began = time.perf_counter()
+    try:
+        db.session.execute(text("SELECT 1"))
+        fresh = utcnow() - timedelta(seconds=3 * settings.worker_heartbeat_seconds)
+        online = db.session.scalar(select(func.count()).select_from(Worker)
+                                   .where(Worker.heartbeat_at >= fresh))
+        checks["database"] = {"ok": True, "ms": _ms(began)}
+        checks["workers"] = {"ok": online > 0, "online": online}
+        if not online:
+            checks["workers"]["error"] = "no worker sent a heartbeat lately"
+    except Exception as exc:  # noqa: BLE001 - any failure is "not ready", with its reason
+        db.session.rollback()
+        checks["database"] = {"ok": False, "error": _short(exc)}
+        checks["workers"] = {"ok": False, "error": "unknown: the database does not answer"}
+
+    began = time.perf_counter()
+    try:
+        if not settings.redis_url:
+            raise RuntimeError("SMA_REDIS_URL is not set")
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2,
+                                      socket_connect_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        checks["redis"] = {"ok": True, "ms": _ms(began)}
+    except Exception as exc:  # noqa: BLE001
+        checks["redis"] = {"ok": False, "error": _short(exc)}
+
+    ok = all(c["ok"] for c in checks.values())
+    return {"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503
+
+
+def _ms(began: float) -> float:
+    return round((time.perf_counter() - began) * 1000, 1)
+
+
+def _short(exc: Exception) -> str:
+    text_ = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text_[:200]

@@ -1,0 +1,49 @@
+"""/metrics: Prometheus text that parses, and counters that move when jobs run."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def _scrape(client) -> dict[tuple[str, tuple], float]:
+    resp = client.get("/metrics")
+    assert resp.status_code == 200 and resp.mimetype == "text/plain"
+    samples = {}
+    for family in text_string_to_metric_families(resp.get_data(as_text=True)):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def _value(samples, name, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_parse_and_move_when_jobs_run(client, api, worker, services):
+    import redis
+
+    redis.Redis.from_url(services["redis_url"]).delete("sma:metrics")
+    before = _scrape(client)
+    ok = api.create_runbook(name="counted", content="for i in range(5):\n    print(i)\n")
+    bad = api.create_runbook(name="counted-bad", content="raise SystemExit(2)\n")
+    for _ in range(2):
+        assert api.wait(api.start(ok["name"])["id"])["status"] == "Completed"
+    assert api.wait(api.start(bad["name"])["id"])["status"] == "Failed"
+    api.start(ok["name"], worker_group="nobody-serves")  # waits
+    time.sleep(0.3)
+    after = _scrape(client)
+    assert _value(after, "sma_jobs_finished_total", runbook="counted", status="Completed") \
+        - _value(before, "sma_jobs_finished_total", runbook="counted", status="Completed") == 2
+    assert _value(after, "sma_jobs_finished_total", runbook="counted-bad", status="Failed") == 1
+    assert _value(after, "sma_jobs_started_total", runbook="counted") == 2
+    assert _value(after, "sma_output_lines_total") >= 10
+    assert _value(after, "sma_job_duration_seconds_count") >= 3
+    assert _value(after, "sma_job_duration_seconds_bucket", le="+Inf") >= 3
+    assert _value(after, "sma_job_start_latency_seconds_count") >= 3
+    assert _value(after, "sma_workers_online", group="default") >= 1
+    assert _value(after, "sma_jobs_waiting", group="nobody-serves") == 1
+    assert ("sma_queue_depth", (("group", "nobody-serves"),)) in after
+    api_samples = [k for k in after if k[0] == "sma_api_request_duration_seconds_count"]
+    assert any(("endpoint", "/api/v1/runbooks/<runbook>/start") in k[1] for k in api_samples)
