@@ -15,6 +15,7 @@ from celery.beat import PersistentScheduler
 
 from smacommon.db import get_engine
 from smacommon.queue import enqueue_job
+from smacommon.services import configuration
 from smacommon.services.retention import purge_jobs
 from smacommon.services.schedules import fire_due
 from smacommon.settings import get_settings
@@ -58,7 +59,8 @@ class SmaScheduler(PersistentScheduler):
         if now >= self.next_purge:
             self.next_purge = now + PURGE_EVERY_SECONDS
             try:
-                done = purge_jobs(engine, self.sma_settings.job_retention_days)
+                days = configuration.current(engine, self.sma_settings)["job_retention_days"]
+                done = purge_jobs(engine, days)
                 if done["jobs_deleted"]:
                     log.info("retention: %s", done)
             except Exception:

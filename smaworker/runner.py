@@ -27,6 +27,7 @@ from sqlalchemy import Connection, func, select, update
 
 from smacommon.db import get_engine, read_connection, utcnow
 from smacommon.models import Job, JobStream, Runbook, RunbookVersion
+from smacommon.services import configuration
 from smacommon.services.jobs import current_status, transition
 from smacommon.services.tokens import hash_token, new_job_secret
 from smacommon.settings import Settings
@@ -378,6 +379,13 @@ class _Capture:
         self.ending: Ending | None = None
         self.exited = False  # seen through a pidfd, so the pid is not reaped (nor reused) yet
         self.total = 0
+        self.first_seq = writer.seq
+        try:
+            self.max_records = configuration.current(runner.engine,
+                                                     runner.settings)["max_job_records"]
+        except Exception:  # noqa: BLE001 - a table not there yet, a busy database: no limit
+            log.debug("configuration not read", exc_info=True)
+            self.max_records = None
 
     def run(self) -> tuple[int, Ending | None]:
         pidfd = os.pidfd_open(self.proc.pid)
@@ -450,10 +458,15 @@ class _Capture:
             self.total += len(data)
             ready.append((kind, splitter.feed(data)))
         self.deliver_all(ready)
-        if self.total > self.settings.job_output_limit and self.ending is None:
-            self.end(S.FAILED, f"The job wrote more than the output limit of "
-                               f"{self.settings.job_output_limit} bytes "
-                               "(SMA_JOB_OUTPUT_LIMIT); it was stopped.", grace=0)
+        too_many = self.max_records is not None and \
+            self.writer.seq - self.first_seq > self.max_records
+        if (self.total > self.settings.job_output_limit or too_many) and self.ending is None:
+            self.end(S.FAILED, (f"The job wrote more than the limit of {self.max_records} "
+                                "records (max_job_records in /api/v1/admin/configuration); "
+                                "it was stopped.") if too_many else
+                     (f"The job wrote more than the output limit of "
+                      f"{self.settings.job_output_limit} bytes "
+                      "(SMA_JOB_OUTPUT_LIMIT); it was stopped."), grace=0)
             for fd in list(self.pipes):  # read no more of it
                 self.sel.unregister(fd)
             self.pipes.clear()

@@ -522,3 +522,29 @@ def test_reaper_forgets_workers_silent_for_a_day(api, services):
     assert done["workers_forgotten"] == 1
     names = [w["name"] for w in api.get("/api/v1/workers").get_json()["items"]]
     assert "ancient" not in names and "recent" in names
+
+
+def test_admin_configuration(api, worker, client):
+    conf = api.get("/api/v1/admin/configuration").get_json()
+    assert conf == {"job_retention_days": 90, "max_job_records": None}
+    bad = api.put("/api/v1/admin/configuration", json={"job_retention_days": 0})
+    assert bad.status_code == 400 and "job_retention_days" in bad.get_json()["message"]
+    assert api.put("/api/v1/admin/configuration", json={"color": "red"}).status_code == 400
+    changed = api.put("/api/v1/admin/configuration",
+                      json={"job_retention_days": 30, "max_job_records": 50})
+    assert changed.get_json() == {"job_retention_days": 30, "max_job_records": 50}
+    audit = api.get("/api/v1/audit?limit=5").get_json()["items"]
+    assert audit[0]["action"] == "PUT /api/v1/admin/configuration"
+    # workers read it within seconds (SMA_CONFIG_CACHE_SECONDS, 10 s; 0.2 s in the tests)
+    deadline = time.monotonic() + 20
+    while True:
+        job = api.run("for i in range(500):\n    print(i)\n")
+        if job["status"] == "Failed" or time.monotonic() > deadline:
+            break
+    assert job["status"] == "Failed" and "limit of 50 records" in job["status_reason"]
+    assert api.run("print('short')\n")["status"] == "Completed"
+    reader = api.post("/api/v1/tokens", json={"name": "r", "role": "author"}).get_json()
+    denied = client.get("/api/v1/admin/configuration",
+                        headers={"Authorization": f"Bearer {reader['token']}"})
+    assert denied.status_code == 403
+    api.put("/api/v1/admin/configuration", json={"max_job_records": None})

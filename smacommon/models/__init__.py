@@ -3,6 +3,7 @@
 from smacommon.db import Base
 from smacommon.models.asset import Certificate, Connection, ConnectionType, Credential, Variable
 from smacommon.models.auth import ApiToken, AuditEvent
+from smacommon.models.config import ServiceSetting
 from smacommon.models.job import Job, JobStatusEvent, JobStream
 from smacommon.models.runbook import Runbook, RunbookVersion
 from smacommon.models.schedule import JobSchedule, Schedule, ScheduleFire
@@ -12,5 +13,5 @@ from smacommon.models.worker import Worker
 __all__ = [
     "ApiToken", "AuditEvent", "Base", "Certificate", "Connection", "ConnectionType", "Credential",
     "Job", "JobSchedule", "JobStatusEvent", "JobStream", "Runbook", "RunbookVersion", "Schedule",
-    "ScheduleFire", "Variable", "Webhook", "Worker",
+    "ScheduleFire", "ServiceSetting", "Variable", "Webhook", "Worker",
 ]

@@ -42,3 +42,20 @@ class PurgeResultSchema(ma.Schema):
     jobs_deleted = ma.fields.Integer()
     records_deleted = ma.fields.Integer()
     cutoff = ma.fields.DateTime()
+
+
+class ConfigurationSchema(ma.Schema):
+    job_retention_days = ma.fields.Integer(metadata={
+        "description": "Finished jobs older than this are purged (hourly, by beat)."})
+    max_job_records = ma.fields.Integer(allow_none=True, metadata={
+        "description": "Records a job may write before it is stopped as Failed (null: no "
+                       "limit but SMA_JOB_OUTPUT_LIMIT's bytes)."})
+
+
+class ConfigurationUpdateSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    job_retention_days = ma.fields.Integer(validate=ma.validate.Range(min=1, max=36500))
+    max_job_records = ma.fields.Integer(allow_none=True,
+                                        validate=ma.validate.Range(min=1, max=10**9))

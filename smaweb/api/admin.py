@@ -4,12 +4,37 @@ from __future__ import annotations
 
 from flask import current_app
 
-from smacommon.schemas.worker import PurgeResultSchema, PurgeSchema
+from smacommon.schemas.worker import (
+    ConfigurationSchema,
+    ConfigurationUpdateSchema,
+    PurgeResultSchema,
+    PurgeSchema,
+)
+from smacommon.services import configuration as config
 from smacommon.services.retention import purge_jobs
+from smaweb.auth import current_principal
 from smaweb.extensions import SmaBlueprint, db
 
 blp = SmaBlueprint("admin", __name__, url_prefix="/api/v1/admin",
-                   description="Maintenance: job retention.")
+                   description="Service configuration and maintenance.")
+
+
+@blp.route("/configuration", methods=["GET"])
+@blp.response(200, ConfigurationSchema)
+def get_configuration():
+    """Job retention and the record limit of jobs (Get-SmaAdminConfiguration)."""
+    return config.get_configuration(db.session, current_app.config["SMA_SETTINGS"])
+
+
+@blp.route("/configuration", methods=["PUT", "PATCH"])
+@blp.arguments(ConfigurationUpdateSchema)
+@blp.response(200, ConfigurationSchema)
+def set_configuration(data):
+    """Change them (Set-SmaAdminConfiguration); workers use a change within seconds."""
+    values = config.set_configuration(db.session, current_app.config["SMA_SETTINGS"], data,
+                                      current_principal())
+    db.session.commit()
+    return values
 
 
 @blp.route("/purge-jobs", methods=["POST"])
@@ -22,6 +47,8 @@ def purge(data):
     days = data["older_than_days"]
     engine = db.session.get_bind()
     db.session.close()  # the purge runs its own short transactions
-    result = purge_jobs(engine, settings.job_retention_days if days is None else days)
+    if days is None:
+        days = config.current(engine, settings)["job_retention_days"]
+    result = purge_jobs(engine, days)
     db.session.commit()  # the audit event of the purge
     return result
