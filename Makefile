@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 3
 
-.PHONY: run test test-sqlite test-postgres bench lint deps clean assets
+.PHONY: run test test-sqlite test-postgres bench lint deps clean assets compose-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ run: deps
 	$(VENV)/bin/sma up
 
 # The whole suite on SQLite, then again on PostgreSQL when SMA_TEST_DATABASE_URL is set.
-test: deps
+test: deps compose-check
 	$(VENV)/bin/ruff check .
 	env -u SMA_TEST_DATABASE_URL $(PY) -m pytest -n $(PYTEST_WORKERS) -q
 	@if [ -n "$$SMA_TEST_DATABASE_URL" ]; then \
@@ -54,6 +54,17 @@ bench: deps
 	$(PY) bench/jobs.py | tee bench/results/jobs.json
 	$(PY) bench/output.py | tee bench/results/output.json
 	$(PY) bench/portal.py | tee bench/results/portal.json
+
+# docker-compose.yml checked offline by Debian's docker-compose (no Docker engine needed),
+# with .env.example standing in for .env
+compose-check:
+	@if ! command -v docker-compose >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; \
+	  else echo "compose-check needs docker-compose (apt-get install docker-compose)" >&2; exit 1; fi; \
+	fi
+	@tmp=$$(mktemp -d) && cp docker-compose.yml $$tmp/ && cp .env.example $$tmp/.env && \
+	  (cd $$tmp && docker-compose config -q) && rm -rf $$tmp && echo "docker-compose.yml is valid"
 
 # the portal's front-end libraries from npm, bundled into smaweb/portal/static/vendor/ (the
 # output is committed, so `make run` needs no Node.js)

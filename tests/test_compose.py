@@ -1,0 +1,57 @@
+"""docker-compose.yml, validated offline by docker-compose (no Docker engine here)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from smacommon.settings import Settings
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def compose(tmp_path):
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (make compose-check installs it)")
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path)
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    proc = subprocess.run(["docker-compose", "config"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return yaml.safe_load(proc.stdout)
+
+
+def test_the_stack_has_every_service_with_health_and_restart(compose):
+    services = compose["services"]
+    assert set(services) == {"postgres", "redis", "web", "beat", "worker-default",
+                             "worker-linux", "flower"}
+    for name, service in services.items():
+        assert service.get("restart") == "unless-stopped", name
+        assert "healthcheck" in service, name
+    assert "--appendonly" in services["redis"]["command"]
+    assert "/health/ready" in " ".join(services["web"]["healthcheck"]["test"])
+    assert services["worker-default"]["command"][-1] == "default"
+    assert services["worker-linux"]["command"][-1] == "linux"
+    assert services["worker-default"]["build"]["target"] == "worker"
+    assert set(compose["volumes"]) == {"pgdata", "redisdata", "smadata"}
+    env = services["web"]["environment"]
+    assert env["SMA_DATABASE_URL"].startswith("postgresql://sma:")
+    assert env["SMA_REDIS_URL"] == "redis://redis:6379/0"
+
+
+def test_env_example_documents_every_setting():
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#? ?(SMA_[A-Z_]+)=", text, re.M))
+    expected = {f"SMA_{name.upper()}" for name in Settings.model_fields}
+    assert expected <= documented, expected - documented
+
+
+def test_worker_image_installs_powershell_the_documented_way():
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert "packages.microsoft.com/config/debian/12/packages-microsoft-prod.deb" in dockerfile
+    assert "install -y --no-install-recommends powershell" in dockerfile
+    assert "useradd --system" in dockerfile and "sma-job" in dockerfile
