@@ -154,3 +154,15 @@ def test_nothing_loads_from_outside(page, services):
     assert outside == []
 
 
+
+
+def test_jobs_list_refreshes_live_rows(page, api):
+    rb = api.create_runbook(name="waits-here")
+    job = api.start(rb["name"], worker_group="nobody-serves-this")
+    page.goto("/jobs")
+    row = page.locator(f"#job-{job['id']} .status")
+    assert row.inner_text() == "New"
+    api.post(f"/api/v1/jobs/{job['id']}/stop")
+    page.wait_for_function(
+        f"document.querySelector('#job-{job['id']} .status').textContent === 'Stopped'",
+        timeout=15_000)  # no reload: htmx polls the rows of live jobs

@@ -266,3 +266,31 @@ def test_schedules_and_webhooks_pages(portal, api):
     assert "/api/v1/webhooks/invoke/" in url and "not shown again" in body
     assert token not in client.get("/webhooks").get_data(as_text=True)
     assert client.post(f"/api/v1/webhooks/invoke/{token}", data="{}").status_code == 202
+
+
+def test_certificate_upload_page(portal, tmp_path):
+    import io
+
+    from tests.test_assets import _self_signed
+
+    client, csrf = portal
+    cert, pfx, _ = _self_signed(tmp_path, b"pfxpass")
+    wrong = client.post("/assets/certificates/new", data={
+        "csrf_token": csrf, "name": "Web", "password": "nope",
+        "file": (io.BytesIO(pfx), "web.pfx")}, content_type="multipart/form-data",
+        follow_redirects=True)
+    assert "flash error" in wrong.get_data(as_text=True)
+    made = client.post("/assets/certificates/new", data={
+        "csrf_token": csrf, "name": "Web", "password": "pfxpass", "exportable": "on",
+        "file": (io.BytesIO(pfx), "web.pfx")}, content_type="multipart/form-data",
+        follow_redirects=True)
+    page = made.get_data(as_text=True)
+    assert "Created Web." in page
+    from cryptography.hazmat.primitives import hashes
+
+    thumbprint = cert.fingerprint(hashes.SHA1()).hex().upper()
+    shown = client.get("/assets/certificates/Web").get_data(as_text=True)
+    assert thumbprint.lower() in shown.lower() and "pfxpass" not in shown
+    missing = client.post("/assets/certificates/new", data={"csrf_token": csrf, "name": "X"},
+                          follow_redirects=True)
+    assert "Choose a PFX or PEM file" in missing.get_data(as_text=True)
