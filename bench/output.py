@@ -41,7 +41,7 @@ def _kib(pid: int, field: str) -> int:
             for line in fh:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])
-    except FileNotFoundError:
+    except OSError:  # the process ended meanwhile
         pass
     return 0
 
@@ -52,7 +52,7 @@ def _pss_kib(pid: int) -> int:
             for line in fh:
                 if line.startswith("Pss:"):
                     return int(line.split()[1])
-    except (FileNotFoundError, PermissionError):
+    except OSError:  # ended meanwhile, or not ours to read
         pass
     return 0
 

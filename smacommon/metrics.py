@@ -10,6 +10,9 @@ PROMETHEUS_MULTIPROC_DIR set, across gunicorn's processes).
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
 from collections.abc import Iterable
 
 log = logging.getLogger(__name__)
@@ -30,23 +33,45 @@ def _le(bound: float) -> str:
 
 
 class RedisMetrics:
-    """What a worker records; every method is one pipelined round trip, and never raises
-    (metrics must not fail a job)."""
+    """What a worker records. A background thread sends the counts (merged, one pipelined
+    round trip at a time), so a job never waits for Redis, least of all inside a database
+    transaction; a failure loses counts, never a job."""
 
     def __init__(self, client) -> None:
         self.client = client
+        self._queue: queue.SimpleQueue[dict[str, float]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
 
     def _apply(self, counts: dict[str, float]) -> None:
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for field, amount in counts.items():
-                if isinstance(amount, float) and not amount.is_integer():
-                    pipe.hincrbyfloat(KEY, field, amount)
-                else:
-                    pipe.hincrby(KEY, field, int(amount))
-            pipe.execute()
-        except Exception:  # noqa: BLE001
-            log.debug("metrics not recorded", exc_info=True)
+        if self._thread is None or self._pid != os.getpid():  # (re)start after a fork
+            self._queue = queue.SimpleQueue()
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._send_forever, daemon=True,
+                                            name="sma-metrics")
+            self._thread.start()
+        self._queue.put(counts)
+
+    def _send_forever(self) -> None:
+        while True:
+            merged: dict[str, float] = dict(self._queue.get())
+            while True:  # everything else already waiting goes in the same round trip
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                for field, amount in more.items():
+                    merged[field] = merged.get(field, 0) + amount
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                for field, amount in merged.items():
+                    if isinstance(amount, float) and not amount.is_integer():
+                        pipe.hincrbyfloat(KEY, field, amount)
+                    else:
+                        pipe.hincrby(KEY, field, int(amount))
+                pipe.execute()
+            except Exception:  # noqa: BLE001
+                log.debug("metrics not recorded", exc_info=True)
 
     def job_started(self, runbook: str, latency_seconds: float) -> None:
         counts: dict[str, float] = {f"jobs_started{SEP}{runbook}": 1,

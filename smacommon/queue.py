@@ -38,9 +38,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "timezone": "UTC",
         "enable_utc": True,
-        # events, so Flower shows tasks and workers
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # events, so Flower shows tasks and workers (SMA_CELERY_EVENTS=false saves a few
+        # Redis messages per job)
+        "worker_send_task_events": settings.celery_events,
+        "task_send_sent_event": settings.celery_events,
     }
 
 

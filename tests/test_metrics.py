@@ -32,8 +32,13 @@ def test_metrics_parse_and_move_when_jobs_run(client, api, worker, services):
         assert api.wait(api.start(ok["name"])["id"])["status"] == "Completed"
     assert api.wait(api.start(bad["name"])["id"])["status"] == "Failed"
     api.start(ok["name"], worker_group="nobody-serves")  # waits
-    time.sleep(0.3)
-    after = _scrape(client)
+    deadline = time.monotonic() + 10  # workers send their counts in the background
+    while True:
+        after = _scrape(client)
+        if _value(after, "sma_jobs_finished_total", runbook="counted-bad",
+                  status="Failed") >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert _value(after, "sma_jobs_finished_total", runbook="counted", status="Completed") \
         - _value(before, "sma_jobs_finished_total", runbook="counted", status="Completed") == 2
     assert _value(after, "sma_jobs_finished_total", runbook="counted-bad", status="Failed") == 1

@@ -94,6 +94,9 @@ def test_roles_hide_controls_and_the_server_refuses_them(client, api):
     assert client.post("/runbooks/guarded/start", data={"csrf_token": csrf}).status_code == 403
     assert client.post("/runbooks/guarded/edit", data={"csrf_token": csrf,
                                                        "content": "x"}).status_code == 403
+    for path in ("/schedules", "/webhooks", "/assets/variables/new"):
+        refused = client.post(path, data={"csrf_token": csrf, "name": "x"})
+        assert refused.status_code == 403 and "author role" in refused.get_data(as_text=True)
     operator = _token(api, "operator")
     csrf = sign_in(client, operator)
     page = client.get("/runbooks/guarded").get_data(as_text=True)

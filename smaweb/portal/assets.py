@@ -14,7 +14,7 @@ from smacommon.models import Certificate, Connection, ConnectionType, Credential
 from smacommon.services import assets as svc
 from smaweb.extensions import db
 from smaweb.portal import bp
-from smaweb.portal.session import login_required
+from smaweb.portal.session import login_required, require
 
 KINDS = {"variables": Variable, "credentials": Credential, "connections": Connection,
          "certificates": Certificate}
@@ -99,11 +99,7 @@ def asset_edit(kind: str, name: str):
         return render_template("error.html", code=404, message="No such kind of asset."), 404
     item = svc.get_asset(db.session, KINDS[kind], name)
     if request.method == "POST":
-        from smaweb.portal.session import can
-
-        if not can("author"):
-            return render_template("error.html", code=403,
-                                   message="Changing assets needs the author role."), 403
+        require("author")
         form = request.form
         try:
             if kind == "variables":

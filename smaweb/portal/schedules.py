@@ -15,7 +15,7 @@ from smacommon.services import webhooks as hooks
 from smacommon.services.runbooks import get_runbook
 from smaweb.extensions import db
 from smaweb.portal import bp
-from smaweb.portal.session import login_required
+from smaweb.portal.session import login_required, require
 
 
 def _runbook_names() -> list[str]:
@@ -64,11 +64,7 @@ def _time(text: str, zone: str, field: str) -> datetime | None:
 @login_required()
 def schedules():
     if request.method == "POST":
-        from smaweb.portal.session import can
-
-        if not can("author"):
-            return render_template("error.html", code=403,
-                                   message="Creating schedules needs the author role."), 403
+        require("author")
         form = request.form
         zone = form.get("time_zone", "UTC").strip() or "UTC"
         try:
@@ -143,11 +139,7 @@ def schedule_action(name: str, action: str):
 @login_required()
 def webhooks():
     if request.method == "POST":
-        from smaweb.portal.session import can
-
-        if not can("author"):
-            return render_template("error.html", code=403,
-                                   message="Creating webhooks needs the author role."), 403
+        require("author")
         form = request.form
         try:
             hook, token = hooks.create_webhook(

@@ -109,6 +109,12 @@ def can(role: str) -> bool:
     return RANK.get(g.get("role", ""), -1) >= RANK[role]
 
 
+def require(role: str) -> None:
+    """403 (a page saying which role it needs) unless the user has at least `role`."""
+    if not can(role):
+        abort(403, f"This needs the {role} role; you are signed in as {g.role}.")
+
+
 def login_required(role: str = "reader"):
     """A portal view for signed-in users with at least `role`; form posts need CSRF."""
     def decorate(view):
@@ -120,8 +126,7 @@ def login_required(role: str = "reader"):
                 return redirect(url_for("portal.login", next=request.full_path.rstrip("?")))
             if request.method not in ("GET", "HEAD"):
                 check_csrf()
-            if not can(role):
-                abort(403, f"This needs the {role} role; you are signed in as {g.role}.")
+            require(role)
             return view(*args, **kwargs)
         return wrapper
     return decorate
