@@ -26,8 +26,19 @@ def _publish(channel: str, last_seq: int) -> None:
     _client().publish(channel, last_seq)
 
 
+_metrics: RedisMetrics | None = None
+
+
+def _metrics_sink() -> RedisMetrics:
+    """One per process: its sending thread serves every job the process runs."""
+    global _metrics
+    if _metrics is None:
+        _metrics = RedisMetrics(_client())
+    return _metrics
+
+
 @app.task(name="sma.run_job", ignore_result=True)
 def run_job(job_id: str) -> None:
     """Claim and run one job; a message for a job already claimed runs nothing."""
     JobRunner(job_id, settings, worker_name(), publish=_publish, enqueue=enqueue_job,
-              metrics=RedisMetrics(_client())).run()
+              metrics=_metrics_sink()).run()

@@ -52,3 +52,27 @@ def test_metrics_parse_and_move_when_jobs_run(client, api, worker, services):
     assert ("sma_queue_depth", (("group", "nobody-serves"),)) in after
     api_samples = [k for k in after if k[0] == "sma_api_request_duration_seconds_count"]
     assert any(("endpoint", "/api/v1/runbooks/<runbook>/start") in k[1] for k in api_samples)
+
+
+def test_a_process_sends_metrics_from_one_thread(services):
+    import threading
+
+    import redis
+
+    from smacommon.metrics import KEY, RedisMetrics, read_counters
+    from smaworker import tasks
+
+    client = redis.Redis.from_url(services["redis_url"])
+    client.delete(KEY)
+    before = threading.active_count()
+    sink = RedisMetrics(client)
+    for _ in range(50):
+        sink.job_finished("threads", "Completed", 0.2, 3)
+    deadline = time.monotonic() + 10
+    while read_counters(client).get("output_lines", 0) < 150:
+        assert time.monotonic() < deadline, read_counters(client)
+        time.sleep(0.05)
+    assert threading.active_count() <= before + 1
+    assert read_counters(client)["job_duration_count"] == 50
+    assert tasks._metrics_sink() is tasks._metrics_sink()  # one per worker process
+    client.delete(KEY)
