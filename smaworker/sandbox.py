@@ -80,8 +80,9 @@ class Sandbox:
         """A new private folder for one job, owned by the user it runs as."""
         if self.jobs_root is None:
             return Path(tempfile.mkdtemp(prefix=f"sma-job-{job_hex[:8]}-"))
-        # 128 random bits: the name cannot be guessed, and the parent cannot be listed
-        path = self.jobs_root / "run" / f"{job_hex[:8]}-{secrets.token_hex(16)}"
+        # 128 random bits: the name cannot be guessed, and the parent cannot be listed; the
+        # process that owns it leads the name, so a worker that died can be cleaned up after
+        path = self.jobs_root / "run" / f"{os.getpid()}-{job_hex[:8]}-{secrets.token_hex(16)}"
         os.mkdir(path, 0o700)
         os.chown(path, self.uid, self.gid)
         return path
@@ -178,6 +179,43 @@ def _jobs_root() -> Path:
     return root
 
 
+def _started_at(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), None if there is none."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def remove_orphans(run: Path) -> int:
+    """Remove job folders whose owning process is gone (killed with its job): what they
+    hold (scripts, checkpoints, files a job wrote) must not outlive it. A folder of a
+    process that runs is kept, unless that pid was reused by a process younger than it."""
+    removed = 0
+    try:
+        entries = list(os.scandir(run))
+    except OSError:
+        return 0
+    for entry in entries:
+        owner = entry.name.split("-", 1)[0]
+        if not owner.isdigit() or not entry.is_dir(follow_symlinks=False):
+            continue
+        started = _started_at(int(owner))
+        try:
+            made = entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if started is not None and started <= made + 1:
+            continue  # its process still runs
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 def _shared_runtime(root: Path, uid: int, gids: set[int]) -> Path:
     """RUNTIME_DIR where the job's user can read it, else a copy of it in `root`/shared."""
     if accessible(RUNTIME_DIR, uid, gids, os.R_OK | os.X_OK):
@@ -238,6 +276,9 @@ def build_sandbox(settings: Settings) -> Sandbox:
     uid, gid = entry.pw_uid, entry.pw_gid
     gids = {gid}
     root = _jobs_root()
+    removed = remove_orphans(root / "run")
+    if removed:
+        log.info("removed %d job folder(s) left by worker processes that died", removed)
     bwrap = _BWRAP if _BWRAP and _bwrap_works(_BWRAP) else None
     if bwrap is None:
         log.warning("bubblewrap (bwrap) is %s: jobs run as %s but can see each other's "

@@ -74,5 +74,10 @@ def test_a_process_sends_metrics_from_one_thread(services):
         time.sleep(0.05)
     assert threading.active_count() <= before + 1
     assert read_counters(client)["job_duration_count"] == 50
-    assert tasks._metrics_sink() is tasks._metrics_sink()  # one per worker process
+    saved = tasks._redis, tasks._metrics
+    tasks._redis, tasks._metrics = client, None  # as in a worker process, on this Redis
+    try:
+        assert tasks._metrics_sink() is tasks._metrics_sink()  # one per worker process
+    finally:
+        tasks._redis, tasks._metrics = saved
     client.delete(KEY)

@@ -205,3 +205,26 @@ def test_job_user_setting_is_validated():
     with pytest.raises(ConfigurationError, match="SMA_JOB_USER"):
         load_settings(job_user="Bad User!")
     assert load_settings(job_user="").job_user == ""
+
+
+def test_folders_of_dead_worker_processes_are_removed(tmp_path):
+    from smaworker.sandbox import remove_orphans
+
+    run = tmp_path / "run"
+    run.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "30"])
+    try:
+        time.sleep(0.05)
+        (run / f"{dead.pid}-abcd1234-{'0' * 32}").mkdir()
+        (run / f"{dead.pid}-abcd1234-{'0' * 32}" / "checkpoint.json").write_text("{}")
+        mine = run / f"{alive.pid}-abcd1234-{'1' * 32}"
+        mine.mkdir()
+        (run / "not-ours").mkdir()
+        assert remove_orphans(run) == 1
+        assert sorted(p.name for p in run.iterdir()) == sorted([mine.name, "not-ours"])
+    finally:
+        alive.kill()
+        alive.wait(timeout=10)
+    assert remove_orphans(run) == 1 and sorted(p.name for p in run.iterdir()) == ["not-ours"]
