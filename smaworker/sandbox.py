@@ -117,10 +117,10 @@ class Sandbox:
                 "--pdeathsig=KILL", "--", *argv]
         if self.bwrap is None:
             return tied_to_parent(argv)
-        # bwrap's own init is process 1 of the namespace and reaps orphans; with
-        # --new-session it and the runbook form a process group without the outer bwrap,
-        # which a SIGTERM would end at once, and the namespace with it
-        # which, with an empty folder over run/, sees no job folder but its own
+        # bwrap's own init is process 1 of the namespace and reaps orphans. With
+        # --new-session, init and the runbook form a process group without the outer bwrap
+        # (a SIGTERM to it would end the namespace at once). An empty folder mounted over
+        # run/, with the job's own folder bound back, hides every other job's folder.
         run = str(self.jobs_root / "run")
         return [self.bwrap, "--dev-bind", "/", "/", "--proc", "/proc", "--tmpfs", run,
                 "--bind", str(workdir), str(workdir), "--unshare-pid", "--die-with-parent",
