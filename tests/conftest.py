@@ -78,7 +78,7 @@ def services(tmp_path_factory, worker_id, testrun_uid):
         "SMA_WORKER_HEARTBEAT_SECONDS": "1",
         "SMA_REAPER_INTERVAL_SECONDS": "0.5",
         "SMA_SCHEDULE_CHECK_SECONDS": "0.2",
-        "SMA_CONFIG_CACHE_SECONDS": "0.2",
+        "SMA_CONFIG_CACHE_SECONDS": "0",  # a test never sees an earlier test's setting
         "SMA_REQUEUE_NEW_AFTER_SECONDS": "2",
         # jobs call back into a real HTTP server of the web app (started below)
         "SMA_API_URL": f"http://127.0.0.1:{api_port}",
