@@ -51,7 +51,9 @@ def handle_http_exception(error: HTTPException):
     if _for_portal() and not isinstance(error, InternalServerError):
         if error.code in (301, 302, 303, 307, 308):
             return error
-        return _page(error.code or 500, error.description or error.name)
+        data = getattr(error, "data", None) or {}  # flask-smorest's abort(message=...)
+        return _page(error.code or 500, data.get("message") or error.description or error.name,
+                     data.get("headers"))
     data = getattr(error, "data", None) or {}
     errors = data.get("errors") or data.get("messages")
     message = data.get("message")

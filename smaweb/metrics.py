@@ -113,12 +113,8 @@ def metrics():
     return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4")
 
 
-def _start() -> None:
-    g.sma_metrics_t0 = time.perf_counter()
-
-
 def _observe(response):
-    began = g.get("sma_metrics_t0")
+    began = g.get("sma_t0")  # set by smaweb.requestlog for every request
     if began is not None and request.path.startswith("/api/"):
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         REQUESTS.labels(request.method, endpoint).observe(time.perf_counter() - began)
@@ -135,6 +131,5 @@ def init_app(app: Flask) -> None:
         registry.register(REQUESTS)
     registry.register(ServiceCollector(app))
     app.extensions["sma_metrics_registry"] = registry
-    app.before_request(_start)
     app.after_request(_observe)
     app.register_blueprint(bp)

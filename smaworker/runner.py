@@ -78,6 +78,7 @@ class JobRunner:
         self.enqueue = enqueue
         self.metrics = metrics  # smacommon.metrics.RedisMetrics, or None
         self.run_started: Any = None  # when this attempt's process started
+        self.first_seq: int | None = None  # the last seq before this attempt's records
         self.engine = get_engine(settings.effective_database_url)
         self.attempt = 1
         self.runbook: Any = None  # what the claim read of the runbook
@@ -330,7 +331,8 @@ class JobRunner:
             duration = (utcnow() - self.run_started).total_seconds() \
                 if self.run_started is not None else None
             self.metrics.job_finished(self.runbook.name, status.value, duration,
-                                      writer.seq - getattr(self, "first_seq", writer.seq))
+                                      0 if self.first_seq is None
+                                      else writer.seq - self.first_seq)
         try:
             self._wake_waiting()
         except Exception:  # the reaper sends waiting jobs again in any case
@@ -379,7 +381,6 @@ class _Capture:
         self.ending: Ending | None = None
         self.exited = False  # seen through a pidfd, so the pid is not reaped (nor reused) yet
         self.total = 0
-        self.first_seq = writer.seq
         try:
             self.max_records = configuration.current(runner.engine,
                                                      runner.settings)["max_job_records"]
@@ -459,7 +460,7 @@ class _Capture:
             ready.append((kind, splitter.feed(data)))
         self.deliver_all(ready)
         too_many = self.max_records is not None and \
-            self.writer.seq - self.first_seq > self.max_records
+            self.writer.seq - self.runner.first_seq > self.max_records
         if (self.total > self.settings.job_output_limit or too_many) and self.ending is None:
             self.end(S.FAILED, (f"The job wrote more than the limit of {self.max_records} "
                                 "records (max_job_records in /api/v1/admin/configuration); "

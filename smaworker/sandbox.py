@@ -13,6 +13,7 @@ A worker started as any other user runs jobs as itself, in a private temporary f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -87,8 +88,10 @@ class Sandbox:
         os.chown(path, self.uid, self.gid)
         return path
 
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - a sandbox lives as long as its process
     def readable_copy(self, path: str) -> str:
-        """`path`, or a copy the job's user can read (for public files such as a CA bundle)."""
+        """`path`, or a copy the job's user can read (for public files such as a CA bundle);
+        worked out once per process, not per job."""
         if self.uid is None or accessible(path, self.uid, {self.gid}, os.R_OK):
             return path
         data = Path(path).read_bytes()

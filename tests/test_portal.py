@@ -297,3 +297,14 @@ def test_certificate_upload_page(portal, tmp_path):
     missing = client.post("/assets/certificates/new", data={"csrf_token": csrf, "name": "X"},
                           follow_redirects=True)
     assert "Choose a PFX or PEM file" in missing.get_data(as_text=True)
+
+
+def test_guessing_tokens_at_the_sign_in_page_is_slowed_down(client):
+    from smaweb.auth import FAILURES_ALLOWED
+
+    csrf = _csrf(client, "/login")
+    codes = [client.post("/login", data={"token": f"sma_guess{i}", "csrf_token": csrf})
+             .status_code for i in range(FAILURES_ALLOWED + 1)]
+    assert codes[:FAILURES_ALLOWED] == [401] * FAILURES_ALLOWED and codes[-1] == 429
+    page = client.post("/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf})
+    assert page.status_code == 429 and "Too many requests" in page.get_data(as_text=True)

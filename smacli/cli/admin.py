@@ -10,6 +10,7 @@ import sys
 from smacli.cli.common import (
     Output,
     UsageError,
+    act,
     add_common,
     client,
     config_path,
@@ -54,8 +55,7 @@ def register_api(worker_sub: argparse._SubParsersAction,
     add_common(p)
     p = token_sub.add_parser("revoke", help="revoke a token by id")
     p.add_argument("id")
-    p.set_defaults(func=lambda a, o: (client(a).revoke_token(a.id),
-                                      o.done(f"Revoked token {a.id}."))[1])
+    p.set_defaults(func=act(lambda sma, a: sma.revoke_token(a.id), "Revoked token {id}."))
     add_common(p)
 
     p = sub.add_parser("audit", help="who changed what (admin)")

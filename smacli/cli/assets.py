@@ -10,6 +10,7 @@ from pathlib import Path
 from smacli.cli.common import (
     Output,
     UsageError,
+    act,
     add_common,
     client,
     parse_pairs,
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     leaves.append(p)
     p = vsub.add_parser("delete", help="delete a variable")
     p.add_argument("name")
-    p.set_defaults(func=_delete, kind="variable")
+    p.set_defaults(func=_DELETE, kind="variable")
     leaves.append(p)
 
     cred = sub.add_parser("credential", help="credentials (Set-SmaCredential)")
@@ -61,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     leaves.append(p)
     p = csub.add_parser("delete", help="delete a credential")
     p.add_argument("name")
-    p.set_defaults(func=_delete, kind="credential")
+    p.set_defaults(func=_DELETE, kind="credential")
     leaves.append(p)
 
     conn = sub.add_parser("connection", help="connections and connection types")
@@ -99,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     leaves.append(p)
     p = nsub.add_parser("delete", help="delete a connection")
     p.add_argument("name")
-    p.set_defaults(func=_delete, kind="connection")
+    p.set_defaults(func=_DELETE, kind="connection")
     leaves.append(p)
 
     cert = sub.add_parser("certificate", help="certificates")
@@ -123,7 +124,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     leaves.append(p)
     p = tsub.add_parser("delete", help="delete a certificate")
     p.add_argument("name")
-    p.set_defaults(func=_delete, kind="certificate")
+    p.set_defaults(func=_DELETE, kind="certificate")
     leaves.append(p)
 
     for parser in leaves:
@@ -278,10 +279,8 @@ def certificate_import(args, out: Output):
         out.done(f"Imported certificate {args.name!r} ({cert.thumbprint}).")
 
 
-def _delete(args, out: Output):
-    sma = client(args)
-    getattr(sma, f"delete_{args.kind}")(args.name)
-    out.done(f"Deleted {args.kind} {args.name!r}.")
+_DELETE = act(lambda sma, a: getattr(sma, f"delete_{a.kind}")(a.name),
+              "Deleted {kind} {name!r}.")
 
 
 def _json_or_text(text: str):

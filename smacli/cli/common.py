@@ -204,6 +204,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def act(call: Callable[[SmaClient, argparse.Namespace], object], message: str):
+    """A command that makes one call and confirms it: `message` is formatted with the
+    arguments (`{name!r}`); nothing is printed on stdout, so scripts see only the exit code."""
+    def run(args: argparse.Namespace, out: Output) -> None:
+        call(client(args), args)
+        out.done(message.format(**vars(args)))
+    return run
+
+
 def job_exit_code(job: Job) -> int:
     return EXIT_BY_STATUS.get(job.status or "", 1)
 

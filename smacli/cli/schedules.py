@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from smacli.cli.common import Output, UsageError, add_common, client, parse_pairs
+from smacli.cli.common import Output, UsageError, act, add_common, client, parse_pairs
 
 FREQUENCIES = ("OneTime", "Minute", "Hour", "Day", "Week", "Month", "Cron")
 OCCURRENCES = ("First", "Second", "Third", "Fourth", "Last")
@@ -57,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     leaves.append(p)
     p = ssub.add_parser("delete", help="delete a schedule and its links")
     p.add_argument("name")
-    p.set_defaults(func=lambda a, o: (client(a).delete_schedule(a.name),
-                                      o.done(f"Deleted schedule {a.name!r}."))[1])
+    p.set_defaults(func=act(lambda sma, a: sma.delete_schedule(a.name),
+                            "Deleted schedule {name!r}."))
     leaves.append(p)
     p = ssub.add_parser("link", help="run a published runbook on this schedule")
     p.add_argument("name")
@@ -70,8 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = ssub.add_parser("unlink", help="stop running a runbook on this schedule")
     p.add_argument("name")
     p.add_argument("runbook")
-    p.set_defaults(func=lambda a, o: (client(a).unlink_schedule(a.name, a.runbook),
-                                      o.done(f"Unlinked {a.runbook!r} from {a.name!r}."))[1])
+    p.set_defaults(func=act(lambda sma, a: sma.unlink_schedule(a.name, a.runbook),
+                            "Unlinked {runbook!r} from {name!r}."))
     leaves.append(p)
 
     hook = sub.add_parser("webhook", help="webhooks")
@@ -109,8 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     leaves.append(p)
     p = wsub.add_parser("delete", help="delete a webhook: its URL stops working")
     p.add_argument("name")
-    p.set_defaults(func=lambda a, o: (client(a).delete_webhook(a.name),
-                                      o.done(f"Deleted webhook {a.name!r}."))[1])
+    p.set_defaults(func=act(lambda sma, a: sma.delete_webhook(a.name),
+                            "Deleted webhook {name!r}."))
     leaves.append(p)
     for parser in leaves:
         add_common(parser)

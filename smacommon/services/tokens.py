@@ -27,7 +27,12 @@ def new_secret() -> str:
 
 def find_token(session: Session, secret: str) -> ApiToken | None:
     """The live token whose secret this is (lookup by hash: no secret is stored)."""
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    return find_token_by_hash(session, hash_token(secret))
+
+
+def find_token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
+    """The live (not revoked, not expired) token with this hash."""
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
     if token is None or token.revoked:
         return None
     if token.expires_at is not None and token.expires_at <= utcnow():

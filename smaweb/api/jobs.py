@@ -142,22 +142,32 @@ class Jobs(MethodView):
     def get(self, args):
         """List jobs, newest first (filter by runbook, status, started_by, since, until)."""
         session = db.session
-        stmt = select(Job)
-        if args.get("runbook"):
-            stmt = stmt.where(Job.runbook_id == get_runbook(session, args["runbook"]).id)
-        if args.get("status"):
-            stmt = stmt.where(Job.status.in_(args["status"]))
-        if args.get("started_by"):
-            stmt = stmt.where(Job.started_by == args["started_by"])
-        if "is_test" in args:
-            stmt = stmt.where(Job.is_test == args["is_test"])
-        if args.get("since"):
-            stmt = stmt.where(Job.created_at >= args["since"])
-        if args.get("until"):
-            stmt = stmt.where(Job.created_at < args["until"])
+        runbook = get_runbook(session, args["runbook"]) if args.get("runbook") else None
+        stmt = jobs_statement(runbook.id if runbook else None, args.get("status"),
+                              args.get("started_by"), args.get("is_test"), args.get("since"),
+                              args.get("until"))
         items, cursor = keyset_page(stmt, Job.created_at, Job.id, args["limit"], args["cursor"],
                                     session.scalars)
         return {"items": _with_names(session, items), "next_cursor": cursor}
+
+
+def jobs_statement(runbook_id=None, statuses=None, started_by=None, is_test=None,
+                   since=None, until=None):
+    """The jobs list's filters (the API's and the portal's): every one optional."""
+    stmt = select(Job)
+    if runbook_id is not None:
+        stmt = stmt.where(Job.runbook_id == runbook_id)
+    if statuses:
+        stmt = stmt.where(Job.status.in_(statuses))
+    if started_by:
+        stmt = stmt.where(Job.started_by == started_by)
+    if is_test is not None:
+        stmt = stmt.where(Job.is_test == is_test)
+    if since is not None:
+        stmt = stmt.where(Job.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(Job.created_at < until)
+    return stmt
 
 
 def _detail(session: Session, job: Job) -> Job:

@@ -22,7 +22,7 @@ from smacommon.schemas.runbook import (
 from smacommon.services import runbooks as svc
 from smaweb.auth import current_principal
 from smaweb.extensions import SmaBlueprint, db
-from smaweb.pagination import keyset_page
+from smaweb.pagination import encode_cursor, keyset_page
 
 blp = SmaBlueprint("runbooks", __name__, url_prefix="/api/v1/runbooks",
                    description="Runbooks, their drafts and published versions.")
@@ -38,17 +38,8 @@ class Runbooks(MethodView):
     @blp.response(200, RunbookPageSchema)
     def get(self, args):
         """List runbooks, newest first (filter by name, tag, type)."""
-        stmt = select(Runbook)
-        if args.get("name"):
-            stmt = stmt.where(Runbook.name.contains(args["name"], autoescape=True))
-        if args.get("type"):
-            stmt = stmt.where(Runbook.runbook_type == args["type"])
-        if args.get("tag"):
-            # tags are few per runbook: filter in Python portably across SQLite and PostgreSQL
-            return _tag_page(stmt, args)
-        items, cursor = keyset_page(stmt, Runbook.created_at, Runbook.id, args["limit"],
-                                    args["cursor"], db.session.scalars)
-        return {"items": items, "next_cursor": cursor}
+        return runbook_page(args.get("name"), args.get("tag"), args.get("type"),
+                            args["limit"], args["cursor"])
 
     @blp.arguments(RunbookCreateSchema)
     @blp.response(201, RunbookSchema)
@@ -60,19 +51,28 @@ class Runbooks(MethodView):
         return runbook
 
 
-def _tag_page(stmt, args):
-    tag = args["tag"]
-    items, cursor = [], args["cursor"]
-    while len(items) < args["limit"]:
+def runbook_page(name: str | None, tag: str | None, runbook_type: str | None, limit: int,
+                 cursor: str | None) -> dict:
+    """A page of runbooks, newest first; the API's list and the portal's both use it."""
+    stmt = select(Runbook)
+    if name:
+        stmt = stmt.where(Runbook.name.contains(name, autoescape=True))
+    if runbook_type:
+        stmt = stmt.where(Runbook.runbook_type == runbook_type)
+    if not tag:
+        items, cursor = keyset_page(stmt, Runbook.created_at, Runbook.id, limit, cursor,
+                                    db.session.scalars)
+        return {"items": items, "next_cursor": cursor}
+    # tags are few per runbook: filter in Python portably across SQLite and PostgreSQL
+    items = []
+    while len(items) < limit:
         page, cursor = keyset_page(stmt, Runbook.created_at, Runbook.id, 200, cursor,
                                    db.session.scalars)
         items += [r for r in page if tag in (r.tags or [])]
         if cursor is None:
             break
-    if len(items) > args["limit"]:
-        from smaweb.pagination import encode_cursor
-
-        items = items[:args["limit"]]
+    if len(items) > limit:
+        items = items[:limit]
         cursor = encode_cursor(items[-1].created_at, items[-1].id)
     return {"items": items, "next_cursor": cursor}
 

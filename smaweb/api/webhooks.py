@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 from flask.views import MethodView
+from flask_smorest import abort
 from sqlalchemy import select
 
 from smacommon.models import Webhook
@@ -18,6 +19,7 @@ from smacommon.schemas.schedule import (
 )
 from smacommon.services import webhooks as svc
 from smacommon.services.runbooks import get_runbook
+from smaweb.auth import check_not_blocked, count_failure
 from smaweb.extensions import SmaBlueprint, db
 from smaweb.pagination import keyset_page
 
@@ -79,8 +81,6 @@ class WebhookInvoke(MethodView):
     def post(self, token):
         """Start the webhook's runbook: WEBHOOKDATA = {WebhookName, RequestBody,
         RequestHeader}; answers {"JobIds": [...]}, as Azure Automation does."""
-        from smaweb.auth import check_not_blocked, count_failure
-
         check_not_blocked()
         length = request.content_length
         if length is not None and length > svc.MAX_BODY_BYTES:
@@ -91,8 +91,6 @@ class WebhookInvoke(MethodView):
         hook = svc.find_by_token(db.session, token)
         if hook is None:
             count_failure()
-            from flask_smorest import abort
-
             abort(404, message="Webhook not found.")
         # audited as the webhook, and never with the token that is in the path
         g.principal = f"webhook:{hook.id}"
@@ -105,7 +103,5 @@ class WebhookInvoke(MethodView):
 
 
 def _too_large() -> None:
-    from flask_smorest import abort
-
     abort(413, message=f"The request body is larger than the webhook limit of "
                        f"{svc.MAX_BODY_BYTES} bytes; pass large data through a variable asset.")

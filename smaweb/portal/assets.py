@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from smacommon.crypto import get_crypto
@@ -14,7 +14,7 @@ from smacommon.models import Certificate, Connection, ConnectionType, Credential
 from smacommon.services import assets as svc
 from smaweb.extensions import db
 from smaweb.portal import bp
-from smaweb.portal.session import login_required, require
+from smaweb.portal.session import login_required, require, saving
 
 KINDS = {"variables": Variable, "credentials": Credential, "connections": Connection,
          "certificates": Certificate}
@@ -53,7 +53,7 @@ def asset_list(kind: str):
 def asset_create(kind: str):
     form = request.form
     name = form.get("name", "").strip()
-    try:
+    with saving(f"Created {name}."):
         if kind == "variables":
             svc.create_variable(db.session, _crypto(), name=name,
                                 value=_value(form.get("value", "")),
@@ -84,11 +84,6 @@ def asset_create(kind: str):
                                    description=form.get("description", ""))
         else:
             raise SmaError("No such kind of asset.")
-        db.session.commit()
-        flash(f"Created {name}.", "ok")
-    except SmaError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
     return redirect(url_for("portal.asset_list", kind=kind))
 
 
@@ -101,7 +96,7 @@ def asset_edit(kind: str, name: str):
     if request.method == "POST":
         require("author")
         form = request.form
-        try:
+        with saving(f"Saved {name}."):
             if kind == "variables":
                 changes = {"description": form.get("description", "")}
                 if not item.is_encrypted or form.get("value", "") != "":
@@ -122,11 +117,6 @@ def asset_edit(kind: str, name: str):
                 svc.update_connection(db.session, _crypto(), item,
                                       {"values": values,
                                        "description": form.get("description", "")})
-            db.session.commit()
-            flash(f"Saved {name}.", "ok")
-        except SmaError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
         return redirect(url_for("portal.asset_edit", kind=kind, name=name))
     return render_template("asset.html", kind=kind, title=TITLES[kind], item=item,
                            kinds=TITLES, json=json)
@@ -135,13 +125,10 @@ def asset_edit(kind: str, name: str):
 @bp.route("/assets/<kind>/<name>/delete", methods=["POST"])
 @login_required("author")
 def asset_delete(kind: str, name: str):
-    try:
+    with saving(f"Deleted {name}."):
+        if kind not in KINDS:
+            raise SmaError("No such kind of asset.")
         svc.delete_asset(db.session, KINDS[kind], name)
-        db.session.commit()
-        flash(f"Deleted {name}.", "ok")
-    except (SmaError, KeyError) as exc:
-        db.session.rollback()
-        flash(getattr(exc, "message", "No such kind of asset."), "error")
     return redirect(url_for("portal.asset_list", kind=kind))
 
 
@@ -154,15 +141,10 @@ def connection_type_create():
         if parts:
             fields.append({"name": parts[0], "is_encrypted": "encrypted" in parts[1:],
                            "is_optional": "optional" in parts[1:]})
-    try:
+    with saving("Connection type created."):
         if not fields:
             raise SmaError("Give at least one field, a line each: Name[:encrypted]"
                            "[:optional].")
         svc.create_connection_type(db.session, name=request.form.get("name", "").strip(),
                                    fields=fields)
-        db.session.commit()
-        flash("Connection type created.", "ok")
-    except SmaError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
     return redirect(url_for("portal.asset_list", kind="connections"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from flask import flash, g, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import false, select
 
 from smacommon.db import utcnow
 from smacommon.errors import SmaError
@@ -18,10 +18,11 @@ from smacommon.models import Job, JobStream, Runbook
 from smacommon.services.jobs import get_job, resume_job, status_history, stop_job, suspend_job
 from smacommon.states import FINAL_STATUSES, JobStatus, allowed_sources
 from smacommon.streams import STREAMS
+from smaweb.api.jobs import jobs_statement
 from smaweb.extensions import db
 from smaweb.pagination import keyset_page
 from smaweb.portal import bp
-from smaweb.portal.session import login_required
+from smaweb.portal.session import login_required, saving
 
 TAIL = 500
 PAGE = 50
@@ -41,17 +42,14 @@ def _names(jobs: list[Job]) -> dict:
 @bp.route("/jobs")
 @login_required()
 def jobs():
-    stmt = select(Job)
     runbook = request.args.get("runbook", "").strip()
     status = [s for s in request.args.getlist("status") if s in {x.value for x in JobStatus}]
     span = request.args.get("range", "")
-    if runbook:
-        rb = db.session.scalar(select(Runbook).where(Runbook.name == runbook))
-        stmt = stmt.where(Job.runbook_id == (rb.id if rb else None))
-    if status:
-        stmt = stmt.where(Job.status.in_(status))
-    if span in RANGES:
-        stmt = stmt.where(Job.created_at >= utcnow() - RANGES[span])
+    rb = db.session.scalar(select(Runbook).where(Runbook.name == runbook)) if runbook else None
+    stmt = jobs_statement(rb.id if rb else None, status,
+                          since=utcnow() - RANGES[span] if span in RANGES else None)
+    if runbook and rb is None:
+        stmt = stmt.where(false())  # no such runbook: no jobs
     items, cursor = keyset_page(stmt, Job.created_at, Job.id, PAGE,
                                 request.args.get("cursor") or None, db.session.scalars)
     return render_template("jobs.html", jobs=items, names=_names(items), next_cursor=cursor,
@@ -122,13 +120,8 @@ def job_action(job_id: str, action: str):
     if action not in actions:
         flash(f"Unknown action {action}.", "error")
         return redirect(url_for("portal.job", job_id=item.id))
-    try:
+    with saving(f"{action.capitalize()} requested."):
         actions[action](db.session, item, f"user:{g.principal}")
-        db.session.commit()
-        flash(f"{action.capitalize()} requested.", "ok")
-    except SmaError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
     return redirect(url_for("portal.job", job_id=item.id))
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from smacommon.db import utcnow
 from smacommon.models import Job, Runbook, Worker
 from smacommon.states import JobStatus
+from smaweb.auth import check_not_blocked, count_failure
 from smaweb.extensions import db
 from smaweb.portal import bp
 from smaweb.portal.session import check_csrf, login_required, sign_in
@@ -24,17 +25,13 @@ STATUS_COLOURS = {"Completed": "#2e7d32", "Failed": "#c62828", "Stopped": "#6d4c
 def login():
     if request.method == "POST":
         check_csrf()
-        auth_failures = current_app.extensions["sma_auth_failures"]
-        address = request.remote_addr or "?"
-        if auth_failures.blocked(address):
-            flash("Too many wrong tokens from your address; wait a minute.", "error")
-            return render_template("login.html"), 429
+        check_not_blocked()  # the API's limit on wrong tokens counts the portal's too
         if sign_in(request.form.get("token", "")):
             target = request.args.get("next") or url_for("portal.dashboard")
             if urlsplit(target).netloc or not target.startswith("/"):
                 target = url_for("portal.dashboard")  # only pages of this site
             return redirect(target)
-        auth_failures.add(address)
+        count_failure()
         flash("That token is not valid (wrong, expired or revoked).", "error")
         return render_template("login.html"), 401
     return render_template("login.html")

@@ -5,18 +5,18 @@ from __future__ import annotations
 import difflib
 import json
 
-from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask import current_app, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from smacommon.errors import SmaError, ValidationFailed
+from smacommon.errors import ValidationFailed
 from smacommon.models import Job, JobSchedule, Runbook, RunbookVersion
 from smacommon.scripts import RUNBOOK_TYPES
 from smacommon.services import runbooks as svc
 from smacommon.services.jobs import start_job
+from smaweb.api.runbooks import runbook_page
 from smaweb.extensions import db
-from smaweb.pagination import keyset_page
 from smaweb.portal import bp
-from smaweb.portal.session import login_required
+from smaweb.portal.session import login_required, saving
 
 PAGE = 25
 
@@ -31,20 +31,10 @@ def runbooks():
     q = request.args.get("q", "").strip()
     tag = request.args.get("tag", "").strip()
     rtype = request.args.get("type", "")
-    stmt = select(Runbook)
-    if q:
-        stmt = stmt.where(Runbook.name.contains(q, autoescape=True))
-    if rtype in RUNBOOK_TYPES:
-        stmt = stmt.where(Runbook.runbook_type == rtype)
-    cursor = request.args.get("cursor") or None
-    items: list[Runbook] = []
-    while True:  # a tag filter keeps paging until the page is full
-        page, cursor = keyset_page(stmt, Runbook.created_at, Runbook.id,
-                                   PAGE if not tag else 200, cursor, db.session.scalars)
-        items += [r for r in page if not tag or tag in (r.tags or [])]
-        if not tag or cursor is None or len(items) >= PAGE:
-            break
-    return render_template("runbooks.html", runbooks=items[:PAGE], next_cursor=cursor,
+    page = runbook_page(q, tag, rtype if rtype in RUNBOOK_TYPES else None, PAGE,
+                        request.args.get("cursor") or None)
+    return render_template("runbooks.html", runbooks=page["items"],
+                           next_cursor=page["next_cursor"],
                            q=q, tag=tag, rtype=rtype, types=RUNBOOK_TYPES)
 
 
@@ -55,19 +45,16 @@ def runbook_new():
             "content": "def main(name: str = 'world'):\n    print(f'hello {name}')\n"}
     if request.method == "POST":
         form.update({k: request.form.get(k, "") for k in form})
-        try:
+        with saving() as done:
             rb = svc.create_runbook(
                 db.session, name=form["name"].strip(), runbook_type=form["runbook_type"],
                 content=form["content"], content_limit=_limit(),
                 description=form["description"],
                 tags=[t.strip() for t in form["tags"].split(",") if t.strip()])
-            db.session.commit()
-        except SmaError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
+            done.message = f"Runbook {rb.name} created as a draft."
+        if done.error:
             return render_template("runbook_new.html", form=form, types=RUNBOOK_TYPES), \
-                exc.status_code
-        flash(f"Runbook {rb.name} created as a draft.", "ok")
+                done.error.status_code
         return redirect(url_for("portal.runbook_edit", name=rb.name))
     return render_template("runbook_new.html", form=form, types=RUNBOOK_TYPES)
 
@@ -75,7 +62,11 @@ def runbook_new():
 @bp.route("/runbooks/<name>")
 @login_required()
 def runbook(name: str):
-    rb = svc.get_runbook(db.session, name)
+    return _runbook_page(svc.get_runbook(db.session, name))
+
+
+def _runbook_page(rb: Runbook, errors: dict | None = None, values: dict | None = None):
+    """The runbook's page; after a refused start, with the start form's messages."""
     versions = db.session.scalars(select(RunbookVersion).where(
         RunbookVersion.runbook_id == rb.id).order_by(RunbookVersion.number.desc())
         .limit(10)).all()
@@ -85,7 +76,8 @@ def runbook(name: str):
                               .order_by(Job.created_at.desc()).limit(10)).all()
     declared = rb.published_version.parameters if rb.published_version else []
     return render_template("runbook.html", rb=rb, versions=versions, links=links, jobs=jobs,
-                           fields=_fields(declared), errors={}, values={})
+                           fields=_fields(declared), errors=errors or {},
+                           values=values or {})
 
 
 def _fields(declared: list[dict]) -> list[dict]:
@@ -126,25 +118,17 @@ def runbook_start(name: str):
             except ValueError:
                 pass
         values[field["name"]] = text
-    try:
+    with saving() as done:
         job = start_job(db.session, rb, values, worker_group=request.form.get("group") or None,
                         started_by=f"user:{g.principal}",
                         heartbeat_seconds=current_app.config["SMA_SETTINGS"]
                         .worker_heartbeat_seconds)
-        db.session.commit()
-    except SmaError as exc:
-        db.session.rollback()
+    if done.error:
         errors = {}
-        if isinstance(exc, ValidationFailed):
-            for pname, msgs in (exc.errors or {}).get("parameters", {}).items():
+        if isinstance(done.error, ValidationFailed):
+            for pname, msgs in (done.error.errors or {}).get("parameters", {}).items():
                 errors[pname] = "; ".join(msgs) if isinstance(msgs, list) else str(msgs)
-        flash(exc.message, "error")
-        versions = db.session.scalars(select(RunbookVersion).where(
-            RunbookVersion.runbook_id == rb.id).order_by(RunbookVersion.number.desc())
-            .limit(10)).all()
-        return render_template("runbook.html", rb=rb, versions=versions, links=[], jobs=[],
-                               fields=_fields(declared), errors=errors, values=raw), \
-            exc.status_code
+        return _runbook_page(rb, errors, raw), done.error.status_code
     return redirect(url_for("portal.job", job_id=job.id))
 
 
@@ -154,14 +138,11 @@ def runbook_edit(name: str):
     rb = svc.get_runbook(db.session, name)
     if request.method == "POST":
         content = request.form.get("content", "")
-        try:
+        with saving("Draft saved.") as done:
             svc.set_draft(db.session, rb, content, _limit())
-            db.session.commit()
-            flash("Draft saved.", "ok")
-        except SmaError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            return render_template("editor.html", rb=rb, content=content), exc.status_code
+        if done.error:
+            return render_template("editor.html", rb=rb, content=content), \
+                done.error.status_code
         return redirect(url_for("portal.runbook_edit", name=rb.name))
     content = rb.draft_content
     if content is None:
@@ -184,26 +165,17 @@ def runbook_diff(name: str):
 @login_required("author")
 def runbook_publish(name: str):
     rb = svc.get_runbook(db.session, name)
-    try:
+    with saving() as done:
         version = svc.publish_runbook(db.session, rb, published_by=g.principal)
-        db.session.commit()
-        flash(f"Published version {version.number}.", "ok")
-    except SmaError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("portal.runbook_edit", name=rb.name))
-    return redirect(url_for("portal.runbook", name=rb.name))
+        done.message = f"Published version {version.number}."
+    return redirect(url_for("portal.runbook" if done.ok else "portal.runbook_edit",
+                            name=rb.name))
 
 
 @bp.route("/runbooks/<name>/discard", methods=["POST"])
 @login_required("author")
 def runbook_discard(name: str):
     rb = svc.get_runbook(db.session, name)
-    try:
+    with saving("Draft discarded."):
         svc.discard_draft(db.session, rb)
-        db.session.commit()
-        flash("Draft discarded.", "ok")
-    except SmaError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
     return redirect(url_for("portal.runbook", name=rb.name))

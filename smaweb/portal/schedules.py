@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from smacommon.errors import SmaError, ValidationFailed
+from smacommon.errors import ValidationFailed
 from smacommon.models import Runbook, Schedule, Webhook
 from smacommon.recurrence import FREQUENCIES, WEEK_DAYS
 from smacommon.services import schedules as svc
@@ -15,7 +15,7 @@ from smacommon.services import webhooks as hooks
 from smacommon.services.runbooks import get_runbook
 from smaweb.extensions import db
 from smaweb.portal import bp
-from smaweb.portal.session import login_required, require
+from smaweb.portal.session import login_required, require, saving
 
 
 def _runbook_names() -> list[str]:
@@ -39,6 +39,13 @@ def _pairs(text: str) -> dict:
         except ValueError:
             out[name.strip()] = value.strip()
     return out
+
+
+def _whole(text: str, field: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValidationFailed(f"{field}: {text!r} is not a whole number.") from None
 
 
 def _time(text: str, zone: str, field: str) -> datetime | None:
@@ -67,15 +74,15 @@ def schedules():
         require("author")
         form = request.form
         zone = form.get("time_zone", "UTC").strip() or "UTC"
-        try:
+        with saving("Schedule created."):
             fields = {"frequency": form.get("frequency", ""),
-                      "interval": int(form.get("interval") or 1),
+                      "interval": _whole(form.get("interval") or "1", "Interval"),
                       "time_zone": zone,
                       "start_time": _time(form.get("start_time", ""), zone, "start"),
                       "expiry_time": _time(form.get("expiry_time", ""), zone, "expiry"),
                       "week_days": form.getlist("week_days"),
-                      "month_days": [int(d) for d in form.get("month_days", "").replace(
-                          ",", " ").split()],
+                      "month_days": [_whole(d, "Month days") for d in
+                                     form.get("month_days", "").replace(",", " ").split()],
                       "cron": form.get("cron", "").strip()}
             if fields["frequency"] != "Week":
                 fields["week_days"] = []
@@ -85,14 +92,6 @@ def schedules():
                                 description=form.get("description", ""),
                                 missed=form.get("missed", "run_once"),
                                 **{k: v for k, v in fields.items() if v not in (None, "")})
-            db.session.commit()
-            flash("Schedule created.", "ok")
-        except ValueError:
-            db.session.rollback()
-            flash("Interval and month days are whole numbers.", "error")
-        except SmaError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
         return redirect(url_for("portal.schedules"))
     items = db.session.scalars(select(Schedule).order_by(Schedule.name).limit(1000)).all()
     return render_template("schedules.html", schedules=items, frequencies=FREQUENCIES,
@@ -110,7 +109,7 @@ def schedule(name: str):
 @login_required("author")
 def schedule_action(name: str, action: str):
     item = svc.get_schedule(db.session, name)
-    try:
+    with saving("Saved.") as done:
         if action in ("enable", "disable"):
             svc.update_schedule(db.session, item, {"enabled": action == "enable"})
         elif action == "link":
@@ -122,16 +121,11 @@ def schedule_action(name: str, action: str):
                                get_runbook(db.session, request.form["runbook"]))
         elif action == "delete":
             db.session.delete(item)
-            db.session.commit()
-            flash(f"Deleted schedule {name}.", "ok")
-            return redirect(url_for("portal.schedules"))
+            done.message = f"Deleted schedule {name}."
         else:
             raise ValidationFailed(f"Unknown action {action}.")
-        db.session.commit()
-        flash("Saved.", "ok")
-    except SmaError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    if done.ok and action == "delete":
+        return redirect(url_for("portal.schedules"))
     return redirect(url_for("portal.schedule", name=name))
 
 
@@ -141,17 +135,14 @@ def webhooks():
     if request.method == "POST":
         require("author")
         form = request.form
-        try:
+        with saving() as done:
             hook, token = hooks.create_webhook(
                 db.session, name=form.get("name", "").strip(),
                 runbook=get_runbook(db.session, form.get("runbook", "")),
                 parameters=_pairs(form.get("parameters", "")),
                 worker_group=form.get("worker_group") or None,
                 description=form.get("description", ""))
-            db.session.commit()
-        except SmaError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
+        if done.error:
             return redirect(url_for("portal.webhooks"))
         # shown once, in this answer only (never stored, not even in the session)
         url = request.url_root.rstrip("/") + f"/api/v1/webhooks/invoke/{token}"
@@ -169,17 +160,12 @@ def _webhooks_page(**extra):
 @login_required("author")
 def webhook_action(name: str, action: str):
     hook = hooks.get_webhook(db.session, name)
-    try:
+    with saving("Saved."):
         if action in ("enable", "disable"):
             hooks.update_webhook(db.session, hook, {"enabled": action == "enable"})
         elif action == "delete":
             db.session.delete(hook)
         else:
             raise ValidationFailed(f"Unknown action {action}.")
-        db.session.commit()
-        flash("Saved.", "ok")
-    except SmaError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
     return redirect(url_for("portal.webhooks"))
 

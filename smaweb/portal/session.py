@@ -10,15 +10,14 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 
-from flask import Flask, abort, current_app, g, redirect, request, session, url_for
-from sqlalchemy import select
+from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
 
-from smacommon.db import utcnow
-from smacommon.models import ApiToken
-from smacommon.services.tokens import JOB_TOKEN_PREFIX, hash_token
+from smacommon.errors import SmaError
+from smacommon.services.tokens import JOB_TOKEN_PREFIX, find_token_by_hash, hash_token
 from smaweb.extensions import db
 
 ROLES = ("reader", "operator", "author", "admin")
@@ -59,9 +58,8 @@ def principal_by_hash(token_hash: str) -> tuple[str, str, str] | None:
     configured = current_app.config["SMA_SETTINGS"].admin_token
     if configured and hmac.compare_digest(token_hash, hash_token(configured)):
         return "admin", "admin", token_hash
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
-    if token is None or token.revoked or (token.expires_at is not None
-                                          and token.expires_at <= utcnow()):
+    token = find_token_by_hash(db.session, token_hash)
+    if token is None:
         return None
     return f"token:{token.name}", token.role, token_hash
 
@@ -130,6 +128,30 @@ def login_required(role: str = "reader"):
             return view(*args, **kwargs)
         return wrapper
     return decorate
+
+
+class Saving:
+    """What `saving` did: `ok` after a commit, else the refused change's `error`."""
+
+    def __init__(self, message: str | None) -> None:
+        self.message, self.ok, self.error = message, False, None
+
+
+@contextmanager
+def saving(message: str | None = None):
+    """Run a form's change: commit and flash `message` (or `.message` set inside), or on a
+    refusal (SmaError) roll back and flash what to fix. Every portal form goes through it."""
+    outcome = Saving(message)
+    try:
+        yield outcome
+        db.session.commit()
+        outcome.ok = True
+        if outcome.message:
+            flash(outcome.message, "ok")
+    except SmaError as exc:
+        db.session.rollback()
+        outcome.error = exc
+        flash(exc.message, "error")
 
 
 def init_app(app: Flask) -> None:
