@@ -119,11 +119,27 @@ def _reset_settings() -> None:
 def clean_db(request, services):
     """A fresh database for every test: every row of every table goes."""
     engine = get_engine(services["database_url"])
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-            conn.execute(text(f"TRUNCATE {names} CASCADE"))
-        else:
+    if engine.dialect.name == "postgresql":
+        # Session-wide workers and beats keep writing (heartbeats, reaper) while
+        # TRUNCATE takes its locks table by table, which can deadlock with them.
+        # A short lock_timeout makes TRUNCATE give way well before PostgreSQL's
+        # deadlock check (1 s) could pick a worker's transaction as the victim;
+        # it rolled back whole, so it simply tries again.
+        from sqlalchemy.exc import OperationalError
+
+        names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        for attempt in range(50):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                    conn.execute(text(f"TRUNCATE {names} CASCADE"))
+                break
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) not in ("40P01", "55P03") or attempt == 49:
+                    raise
+                time.sleep(0.05)
+    else:
+        with engine.begin() as conn:
             conn.execute(text("UPDATE runbooks SET published_version_id = NULL"))
             for table in reversed(Base.metadata.sorted_tables):
                 conn.execute(table.delete())
