@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, DateTime, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -40,6 +41,24 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_SQLITE_TRANSIENT = ("locked", "busy", "disk i/o error", "unable to open database file")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be reached or asked us to try again (a
+    lost connection, a server restarting, a failover, a deadlock victim, a busy SQLite
+    file), so the same transaction may succeed later; not a bad statement or bad data."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if exc.orig is not None and type(exc.orig).__module__.startswith("sqlite3"):
+        return any(word in str(exc.orig).lower() for word in _SQLITE_TRANSIENT)
+    return True  # PostgreSQL: connection failures, shutdowns, deadlocks, serialization
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

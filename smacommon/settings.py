@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     max_line_bytes: int = Field(default=64 * 1024, ge=256)
     kill_grace_seconds: float = Field(default=3.0, ge=0, le=300)
     job_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    db_retry_seconds: float = Field(default=300.0, ge=0, le=86400)
     worker_heartbeat_seconds: float = Field(default=15.0, ge=0.2, le=3600)
     config_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
     celery_events: bool = True

@@ -8,6 +8,7 @@ from flask import Flask, has_request_context, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
+from smacommon.db import is_transient
 from smacommon.errors import SmaError
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,16 @@ def handle_sma_error(error: SmaError):
     return error_body(code, error.message, error.errors), code
 
 
+_UNAVAILABLE = "The database is unreachable just now; try again in a few seconds."
+
+
 def handle_unexpected(error: Exception):
+    if is_transient(error):  # a restart or failover of the database: say so, and when
+        log.warning("database unreachable: %s", str(error).splitlines()[0])
+        headers = {"Retry-After": "5"}
+        if _for_portal():
+            return _page(503, _UNAVAILABLE, headers)
+        return error_body(503, _UNAVAILABLE), 503, headers
     log.exception("unhandled error")
     if _for_portal():
         return _page(500, "Something went wrong on the server; it logged the details.")

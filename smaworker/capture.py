@@ -3,6 +3,11 @@
 Memory stays bounded whatever the job writes: reads are fixed-size chunks, a line longer
 than `max_line_bytes` is cut into several records, and a batch is written as soon as it
 holds `batch_lines` records or `_MAX_BATCH_BYTES` of text, or is `batch_ms` old.
+
+When the database cannot be reached (a restart, a failover, a lost connection), a batch is
+kept and written again with backoff, with what came after it; nothing is lost or numbered
+twice. While more than `_MAX_HELD_ROWS` records or `_MAX_HELD_BYTES` wait, `backlogged` is
+true and the caller stops reading the job's pipes, so the runbook waits on its own writes.
 """
 
 from __future__ import annotations
@@ -17,11 +22,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from smacommon.db import is_transient
 from smacommon.streams import ERROR, OPTIONAL_STREAMS, OUTPUT, STREAMS, stream_channel
 
 log = logging.getLogger(__name__)
 
 _MAX_BATCH_BYTES = 1 << 20
+_MAX_HELD_ROWS = 50_000
+_MAX_HELD_BYTES = 32 << 20
+_MAX_BACKOFF = 5.0
 MIN_MASK = 4
 _SQLITE_INSERT = ("INSERT INTO job_streams (job_id, seq, stream, time, text, value) "
                   "VALUES (?, ?, ?, ?, ?, ?)")
@@ -33,8 +42,9 @@ class StreamWriter:
 
     def __init__(self, engine: Engine, job_id: uuid.UUID, *, next_seq: int = 1,
                  batch_lines: int = 1000, batch_ms: int = 100, publish=None,
-                 keep: dict[str, bool] | None = None) -> None:
+                 keep: dict[str, bool] | None = None, transaction=None) -> None:
         self.engine = engine
+        self.transaction = transaction or engine.begin  # () -> context manager -> Connection
         self.job_id = job_id
         self.seq = next_seq - 1
         self.batch_lines = batch_lines
@@ -52,6 +62,11 @@ class StreamWriter:
         self.written = 0
         self.masks: list[str] = []  # secrets the job fetched, longest first
         self.before_write = None  # called in the transaction of each batch, before its rows
+        self.dirty = False  # a write is due even with no records (before_write has work)
+        self._inflight: list[tuple] = []  # taken by a transaction not yet committed
+        self._inflight_bytes = 0
+        self._retry_at = 0.0
+        self.failures = 0  # writes failed in a row because the database was unreachable
 
     def _time(self) -> Any:
         # one timestamp per millisecond is plenty, and formatting it once saves the hot path
@@ -85,7 +100,8 @@ class StreamWriter:
             self._first_pending = time.monotonic()
         self._pending.append((self._job_key, self.seq, stream, self._time(), text, encoded))
         self._pending_bytes += len(text)
-        if len(self._pending) >= self.batch_lines or self._pending_bytes >= _MAX_BATCH_BYTES:
+        if (len(self._pending) >= self.batch_lines or self._pending_bytes >= _MAX_BATCH_BYTES) \
+                and not self.failures:
             self.flush()
 
     def add_mask(self, secret: str) -> None:
@@ -112,11 +128,17 @@ class StreamWriter:
                 raw = raw[:-1]
             self.add(stream, raw.decode("utf-8", "replace"))
 
+    @property
+    def backlogged(self) -> bool:
+        """Too much waits for the database: read no more of the job until some is written."""
+        return len(self._pending) >= _MAX_HELD_ROWS or self._pending_bytes >= _MAX_HELD_BYTES
+
     def due_in(self) -> float | None:
         """Seconds until the pending batch must be written (None when nothing is pending)."""
-        if not self._pending:
+        if not self._pending and not self.dirty:
             return None
-        return max(0.0, self._first_pending + self.batch_seconds - time.monotonic())
+        due = self._retry_at if self.failures else self._first_pending + self.batch_seconds
+        return max(0.0, due - time.monotonic())
 
     def flush_if_due(self) -> None:
         due = self.due_in()
@@ -124,19 +146,64 @@ class StreamWriter:
             self.flush()
 
     def flush(self, conn: Connection | None = None) -> None:
-        """Write the pending batch in one short transaction (or in `conn`'s), then announce it."""
-        if not self._pending:
+        """Write the pending batch in one short transaction, then announce it. When the
+        database is unreachable, keep the batch for the next try (after a backoff).
+
+        With `conn`, insert in the caller's transaction; the caller then calls `committed()`
+        once it commits, or `rolled_back()` when it did not."""
+        if conn is not None:
+            self._insert(conn, self._take())
             return
-        rows, self._pending, self._pending_bytes = self._pending, [], 0
-        self.written += len(rows)
-        if conn is not None:  # the caller commits, then calls announce()
-            self._insert(conn, rows)
+        if not self._pending and not self.dirty:
             return
-        with self.engine.begin() as own:
-            if self.before_write is not None:
-                self.before_write(own)
-            self._insert(own, rows)
+        if self.failures and time.monotonic() < self._retry_at:
+            return
+        try:
+            with self.transaction() as own:
+                if self.before_write is not None:
+                    self.before_write(own)
+                self._insert(own, self._take())
+        except Exception as exc:
+            self.rolled_back()
+            if not is_transient(exc):
+                raise
+            self.failed(exc)
+            return
+        self.committed()
+
+    def _take(self) -> list[tuple]:
+        rows = self._pending
+        self._inflight += rows
+        self._inflight_bytes += self._pending_bytes
+        self._pending, self._pending_bytes = [], 0
+        return rows
+
+    def committed(self) -> None:
+        """The rows taken are in the database: announce them."""
+        self.written += len(self._inflight)
+        self._inflight, self._inflight_bytes, self.dirty = [], 0, False
+        if self.failures:
+            log.warning("job %s: the database answers again; its held records are written",
+                        self.job_id)
+            self.failures = 0
         self.announce()
+
+    def rolled_back(self) -> None:
+        """The rows taken were not written: they go back in front of what came since."""
+        if self._inflight:
+            if not self._pending:
+                self._first_pending = time.monotonic()
+            self._pending = self._inflight + self._pending
+            self._pending_bytes += self._inflight_bytes
+            self._inflight, self._inflight_bytes = [], 0
+
+    def failed(self, exc: BaseException) -> None:
+        """The database could not be reached: try again after a backoff."""
+        self.failures += 1
+        self._retry_at = time.monotonic() + min(_MAX_BACKOFF, 0.1 * 2 ** self.failures)
+        if self.failures == 1:
+            log.warning("job %s: the database is unreachable (%s); holding its records and "
+                        "trying again", self.job_id, str(exc).splitlines()[0])
 
     def announce(self) -> None:
         """Tell live readers (over Redis) that records up to `seq` are in the database."""

@@ -4,6 +4,10 @@ Liveness is per job: while the runbook runs, this process renews the job's lease
 checks its status about once a second, so a stop or suspend asked through the API ends the
 process group within seconds, and a job taken over by another worker (the reaper found its
 lease expired) is ended here instead of running twice.
+
+A database that cannot be reached for a while (a restart, a failover) does not end a job:
+the runbook runs on, its records and its last checkpoint wait in memory and are written
+when the database answers again, and the final status is retried for SMA_DB_RETRY_SECONDS.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from smacommon.db import get_engine, read_connection, utcnow
+from smacommon.db import get_engine, is_transient, read_connection, utcnow
 from smacommon.models import Job, JobStream, Runbook, RunbookVersion
 from smacommon.services import configuration
 from smacommon.services.jobs import current_status, transition
@@ -82,19 +88,33 @@ class JobRunner:
         self.engine = get_engine(settings.effective_database_url)
         self.attempt = 1
         self.runbook: Any = None  # what the claim read of the runbook
+        self.pending_checkpoint: tuple[Any] | None = None  # (data,) until it is written
+        self._checkpoint_sent: tuple[Any] | None = None
         self.started: tuple[int, Any] | None = None  # (pid, time) until Running is written
         self.running_refused = False
         self.token = new_job_secret()  # the job's own API token, for assets and child jobs
         self.sandbox = current_sandbox(settings)
 
     def run(self) -> None:
-        if not self._claim():
+        try:
+            if not self._claim():
+                return
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("job %s: not claimed, the database is unreachable (%s); the reaper "
+                        "sends it again", self.job_id, str(exc).splitlines()[0])
             return
         workdir = None
         try:
             workdir = self.sandbox.make_workdir(self.job_id.hex)
             self._run_claimed(workdir)
         except Exception as exc:
+            if is_transient(exc):
+                log.error("job %s: the database stayed unreachable; the job is left to the "
+                          "reaper, which resumes it once its lease expires", self.job_id,
+                          exc_info=True)
+                return
             log.exception("job %s: worker error", self.job_id)
             with self.engine.begin() as conn:
                 transition(conn, self.job_id, S.FAILED, actor=self.actor,
@@ -103,6 +123,22 @@ class JobRunner:
         finally:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A transaction of this run. When it does not commit, what it would have recorded
+        (Running, a checkpoint) is still due and goes with the next one."""
+        started, refused = self.started, self.running_refused
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except BaseException:
+            self.started, self.running_refused = started, refused
+            raise
+        finally:
+            sent, self._checkpoint_sent = self._checkpoint_sent, None
+        if sent is not None and sent is self.pending_checkpoint:
+            self.pending_checkpoint = None
 
     # --- claim -------------------------------------------------------------------------
 
@@ -191,7 +227,7 @@ class JobRunner:
             batch_lines=self.settings.stream_batch_lines,
             batch_ms=self.settings.stream_batch_ms, publish=self.publish,
             keep={VERBOSE: runbook.log_verbose, PROGRESS: runbook.log_progress,
-                  DEBUG: runbook.log_debug})
+                  DEBUG: runbook.log_debug}, transaction=self.transaction)
         if not engine.available():
             reason = (f"Worker {self.worker_name} cannot run {runbook.runbook_type} runbooks: "
                       f"{engine.executable or runbook.runbook_type} is not installed there.")
@@ -227,7 +263,7 @@ class JobRunner:
         self.started = (proc.pid, utcnow())
         self.run_started = self.started[1]
         self.first_seq = writer.seq
-        writer.before_write = self.record_running
+        writer.before_write = self.in_batch
         try:
             capture = _Capture(self, proc, record_r, writer, runbook.timeout_seconds)
             outcome, ending = capture.run()
@@ -249,6 +285,16 @@ class JobRunner:
             reason = _exit_reason(outcome)
             self._finish(writer, S.FAILED, exit_code=outcome, reason=reason,
                          exception=tail or reason)
+
+    def in_batch(self, conn: Connection) -> None:
+        """What goes in the transaction of every batch of records: Running, once, and the
+        runbook's checkpoint when one is waiting."""
+        self.record_running(conn)
+        if self.pending_checkpoint is not None:
+            conn.execute(update(_jobs).where(
+                _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt)
+                .values(checkpoint=self.pending_checkpoint[0]))
+            self._checkpoint_sent = self.pending_checkpoint
 
     def record_running(self, conn: Connection) -> None:
         """Write Running (with the time the process started) in `conn`'s transaction, once."""
@@ -299,32 +345,47 @@ class JobRunner:
         return row.status
 
     def checkpoint(self, writer: StreamWriter, data: Any) -> None:
-        """Keep the runbook's checkpoint with every record written before it."""
-        with self.engine.begin() as conn:
-            self.record_running(conn)
-            writer.flush(conn)
-            conn.execute(update(_jobs).where(
-                _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt)
-                .values(checkpoint=data))
-        writer.announce()
+        """Keep the runbook's checkpoint with every record written before it (now, or with
+        the next batch the database takes)."""
+        self.pending_checkpoint = (data,)
+        writer.dirty = True
+        writer.flush()
 
     def _finish(self, writer: StreamWriter, status: JobStatus, *, exit_code: int | None,
                 reason: str | None = None, exception: str | None = None) -> None:
-        """The last records and the final status, in one transaction."""
-        with self.engine.begin() as conn:
-            self.record_running(conn)
-            writer.flush(conn)
-            fields = {"exit_code": exit_code, "status_reason": reason, "exception": exception,
-                      "pid": None}
-            done = transition(conn, self.job_id, status, actor=self.actor,
-                              expect={"attempt": self.attempt}, **fields)
-            if not done and current_status(conn, self.job_id) == S.STOPPING.value:
-                # asked to stop just as it ended: the stop won the race
-                status = S.STOPPED
-                done = transition(conn, self.job_id, S.STOPPED, actor=self.actor,
-                                  expect={"attempt": self.attempt}, exit_code=exit_code,
-                                  pid=None)
-        writer.announce()
+        """The last records and the final status, in one transaction; tried again for
+        SMA_DB_RETRY_SECONDS while the database cannot be reached."""
+        give_up = time.monotonic() + self.settings.db_retry_seconds
+        delay = 0.1
+        wanted = status
+        while True:
+            status = wanted
+            try:
+                with self.transaction() as conn:
+                    self.in_batch(conn)
+                    writer.flush(conn)
+                    fields = {"exit_code": exit_code, "status_reason": reason,
+                              "exception": exception, "pid": None}
+                    done = transition(conn, self.job_id, status, actor=self.actor,
+                                      expect={"attempt": self.attempt}, **fields)
+                    if not done and current_status(conn, self.job_id) == S.STOPPING.value:
+                        # asked to stop just as it ended: the stop won the race
+                        status = S.STOPPED
+                        done = transition(conn, self.job_id, S.STOPPED, actor=self.actor,
+                                          expect={"attempt": self.attempt},
+                                          exit_code=exit_code, pid=None)
+            except Exception as exc:
+                writer.rolled_back()
+                if not is_transient(exc) or time.monotonic() + delay > give_up:
+                    raise
+                if delay == 0.1:
+                    log.warning("job %s: the database is unreachable; trying again to record "
+                                "that it ended (%s)", self.job_id, status.value)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            break
+        writer.committed()
         if not done:
             log.info("job %s: not moved to %s; its status changed meanwhile", self.job_id, status)
         elif self.metrics is not None:
@@ -380,6 +441,7 @@ class _Capture:
         self.running_due = now + self.settings.stream_batch_ms / 1000.0
         self.ending: Ending | None = None
         self.exited = False  # seen through a pidfd, so the pid is not reaped (nor reused) yet
+        self.control_failing = False
         self.total = 0
         try:
             self.max_records = configuration.current(runner.engine,
@@ -397,8 +459,7 @@ class _Capture:
                 self.sel_once(drain_until)
                 now = time.monotonic()
                 if self.runner.started is not None and now >= self.running_due:
-                    with self.runner.engine.begin() as conn:
-                        self.runner.record_running(conn)
+                    self.record_running(now)
                 if self.runner.running_refused and self.ending is None:
                     self.control()
                 if drain_until is None and self.exited:
@@ -422,6 +483,15 @@ class _Capture:
         self.kill(signal.SIGKILL)  # children that outlive the runbook end with it
         return self.runner.sandbox.exit_status(self.proc.wait(timeout=30)), self.ending
 
+    def record_running(self, now: float) -> None:
+        try:
+            with self.runner.transaction() as conn:
+                self.runner.record_running(conn)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self.running_due = now + 1.0  # with the next batch, or in a second
+
     def kill(self, sig: int) -> None:
         self.runner.sandbox.signal(self.proc, sig)
 
@@ -434,6 +504,12 @@ class _Capture:
             if at:
                 waits.append(at - now)
         timeout = max(0.0, min(w for w in waits if w is not None))
+        if self.writer.backlogged:
+            # the database is away and holds up what it should have: read no more for now,
+            # so the runbook waits on its own writes instead of this process's memory growing
+            time.sleep(timeout)
+            self.writer.flush_if_due()
+            return
         # Read everything that is ready first, then deliver stdout, stderr and records in
         # that order: a record is written after the runbook flushed what it printed before
         # it, so this keeps print-then-output order. Mask records are applied before any of
@@ -490,9 +566,14 @@ class _Capture:
             self.next_lease = now + self.lease_every
         try:
             status = self.runner.check_status(renew)
-        except Exception:  # the database is unreachable: keep running, try again
-            log.warning("job %s: status check failed", self.runner.job_id, exc_info=True)
+        except Exception as exc:  # the database is unreachable: keep running, try again
+            if not self.control_failing:
+                log.warning("job %s: status check failed: %s", self.runner.job_id,
+                            str(exc).splitlines()[0], exc_info=not is_transient(exc))
+            self.control_failing = True
+            self.next_lease = now  # renew the lease as soon as the database answers
             return
+        self.control_failing = False
         if self.ending is not None and self.ending.status is None:
             return
         if status is None:

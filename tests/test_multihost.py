@@ -3,13 +3,11 @@ network goes) reaches the database, Redis and the web service over a virtual lin
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
@@ -17,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from tests.conftest import ROOT
+from tests.relay import Relay
 
 
 def _can_make_namespaces() -> bool:
@@ -31,50 +30,6 @@ def _can_make_namespaces() -> bool:
 
 pytestmark = pytest.mark.skipif(not _can_make_namespaces(),
                                 reason="network namespaces need root and iproute2 here")
-
-
-class Proxy:
-    """A TCP relay: listen on the host's end of the virtual link, forward to a local port."""
-
-    def __init__(self, listen_host: str, target_host: str, target_port: int) -> None:
-        self.listen_host, self.target = listen_host, (target_host, target_port)
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-
-        async def pipe(reader, writer):
-            try:
-                while data := await reader.read(65536):
-                    writer.write(data)
-                    await writer.drain()
-            except (ConnectionError, asyncio.CancelledError):
-                pass
-            finally:
-                writer.close()
-
-        async def handle(reader, writer):
-            try:
-                up_reader, up_writer = await asyncio.open_connection(*self.target)
-            except OSError:
-                writer.close()
-                return
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-        server = self.loop.run_until_complete(
-            asyncio.start_server(handle, self.listen_host, 0))
-        self.port = server.sockets[0].getsockname()[1]
-        ready.set()
-        self.loop.run_forever()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 @pytest.fixture
@@ -103,7 +58,7 @@ def netns():
         subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=10)
 
 
-def _through(url: str, proxy: Proxy, host_ip: str) -> str:
+def _through(url: str, proxy: Relay, host_ip: str) -> str:
     parts = urlsplit(url)
     netloc = f"{host_ip}:{proxy.port}"
     if parts.username:
@@ -116,9 +71,9 @@ def test_a_worker_on_another_host_runs_jobs(netns, services, api):
     proxies = []
     try:
         redis = urlsplit(services["redis_url"])
-        redis_proxy = Proxy(host, redis.hostname, redis.port)
+        redis_proxy = Relay(host, redis.hostname, redis.port)
         api_url = urlsplit(services["api_url"])
-        api_proxy = Proxy(host, api_url.hostname, api_url.port)
+        api_proxy = Relay(host, api_url.hostname, api_url.port)
         proxies += [redis_proxy, api_proxy]
         env = {**os.environ, **services["env"],
                "SMA_REDIS_URL": _through(services["redis_url"], redis_proxy, host),
@@ -126,7 +81,7 @@ def test_a_worker_on_another_host_runs_jobs(netns, services, api):
         db_url = services["database_url"]
         if not db_url.startswith("sqlite"):
             database = urlsplit(db_url)
-            db_proxy = Proxy(host, database.hostname, database.port or 5432)
+            db_proxy = Relay(host, database.hostname, database.port or 5432)
             proxies.append(db_proxy)
             env["SMA_DATABASE_URL"] = _through(db_url, db_proxy, host)
         group = f"remote-{uuid.uuid4().hex[:6]}"

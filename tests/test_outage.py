@@ -1,0 +1,174 @@
+"""The database goes away for a while (a restart, a failover, a cut link): jobs run on and
+lose nothing, and the web service says 503 instead of failing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from smacommon.embedded_redis import free_port
+from tests.relay import Relay
+
+_STEADY = """
+import time
+import smarunbook
+
+def main():
+    for i in range(60):
+        print(f"line {i}", flush=True)
+        if i == 15:
+            smarunbook.checkpoint({"at": i})
+        time.sleep(0.1)
+"""
+
+_ENDS_IN_OUTAGE = """
+import time
+
+def main():
+    print("before", flush=True)
+    time.sleep(1.5)
+    print("after", flush=True)
+"""
+
+_FLOOD = """
+import os, sys, time
+
+def main(flag):
+    print("waiting", flush=True)
+    deadline = time.time() + 60
+    while not os.path.exists(flag) and time.time() < deadline:
+        time.sleep(0.05)
+    out = sys.stdout
+    for i in range({n}):
+        out.write(f"flood {{i}}\\n")
+"""
+
+
+@pytest.fixture
+def cut_worker(services, processes):
+    """A worker whose only way to the database is a relay the test can cut."""
+    database = urlsplit(services["database_url"])
+    if not database.scheme.startswith("postgresql"):
+        pytest.skip("a database outage needs a database over the network (PostgreSQL: set "
+                    "SMA_TEST_DATABASE_URL); SQLite is a local file")
+    relay = Relay("127.0.0.1", database.hostname, database.port or 5432)
+    netloc = f"127.0.0.1:{relay.port}"
+    if database.username:
+        netloc = f"{database.username}@{netloc}"
+    url = urlunsplit(database._replace(netloc=netloc))
+    group = f"outage-{uuid.uuid4().hex[:6]}"
+    worker = processes.worker(group, concurrency=1, env={"SMA_DATABASE_URL": url,
+                                                         "SMA_DB_RETRY_SECONDS": "60"})
+    yield relay, group, worker
+    relay.restore()
+    relay.stop()
+
+
+def _wait_for_line(api, job_id, text, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(r["text"] == text for r in api.records(job_id)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never wrote {text!r}: {api.records(job_id)[-5:]}")
+
+
+def _assert_complete(api, job_id, texts):
+    records = api.records(job_id)
+    assert [r["text"] for r in records if r["stream"] == "Output"] == texts
+    seqs = [r["seq"] for r in records]
+    assert seqs == list(range(1, len(seqs) + 1)), "records numbered with gaps or twice"
+
+
+def test_a_job_runs_through_an_outage_and_loses_nothing(api, cut_worker):
+    relay, group, worker = cut_worker
+    rb = api.create_runbook(content=_STEADY, worker_group=group)
+    job = api.start(rb["name"])
+    _wait_for_line(api, job["id"], "line 5")
+    relay.cut()
+    time.sleep(2)
+    running = api.get(f"/api/v1/jobs/{job['id']}").get_json()
+    assert running["status"] == "Running" and not running["has_checkpoint"]
+    relay.restore()
+    # the checkpoint the runbook took during the outage is written once it is over
+    deadline = time.monotonic() + 10
+    while not api.get(f"/api/v1/jobs/{job['id']}").get_json()["has_checkpoint"]:
+        assert time.monotonic() < deadline, "the checkpoint taken in the outage was lost"
+        time.sleep(0.05)
+    done = api.wait(job["id"])
+    assert done["status"] == "Completed", done
+    assert done["attempt"] == 1  # it ran once, on this worker
+    _assert_complete(api, job["id"], [f"line {i}" for i in range(60)])
+    log = worker.log_path.read_text()
+    assert "the database is unreachable" in log
+    assert "the database answers again" in log
+
+
+def test_the_end_of_a_job_is_recorded_once_the_database_answers(api, cut_worker):
+    relay, group, worker = cut_worker
+    rb = api.create_runbook(content=_ENDS_IN_OUTAGE, worker_group=group)
+    job = api.start(rb["name"])
+    _wait_for_line(api, job["id"], "before")
+    relay.cut()
+    time.sleep(3)  # the runbook ends meanwhile
+    assert api.get(f"/api/v1/jobs/{job['id']}").get_json()["status"] == "Running"
+    relay.restore()
+    done = api.wait(job["id"])
+    assert done["status"] == "Completed", done
+    _assert_complete(api, job["id"], ["before", "after"])
+    assert "trying again to record that it ended (Completed)" in worker.log_path.read_text()
+
+
+def test_output_during_an_outage_waits_in_bounded_memory(api, cut_worker, job_tmp):
+    """More than the worker holds: it stops reading the runbook, which then waits on its
+    own writes; every line still arrives, in order."""
+    relay, group, worker = cut_worker
+    n = 120_000
+    flag = job_tmp / "go"
+    rb = api.create_runbook(content=_FLOOD.format(n=n), worker_group=group)
+    job = api.start(rb["name"], {"flag": str(flag)})
+    _wait_for_line(api, job["id"], "waiting")
+    relay.cut()
+    flag.touch()
+    time.sleep(3)
+    relay.restore()
+    done = api.wait(job["id"], timeout=120)
+    assert done["status"] == "Completed", done
+    _assert_complete(api, job["id"], ["waiting", *(f"flood {i}" for i in range(n))])
+
+
+def test_only_an_unreachable_database_counts_as_an_outage():
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    from smacommon.db import is_transient
+
+    assert is_transient(OperationalError("x", {}, sqlite3.OperationalError("database is locked")))
+    assert is_transient(OperationalError("x", {}, psycopg.OperationalError("server closed")))
+    assert not is_transient(OperationalError("x", {}, sqlite3.OperationalError("no such table")))
+    assert not is_transient(IntegrityError("x", {}, psycopg.IntegrityError("duplicate key")))
+    assert not is_transient(ProgrammingError("x", {}, psycopg.ProgrammingError("syntax")))
+    assert not is_transient(ValueError("database is locked"))
+
+
+@pytest.mark.parametrize("url", [
+    "sqlite:////nonexistent-folder-for-sma-tests/sma.db",
+    "postgresql+psycopg://postgres@127.0.0.1:{port}/sma",
+])
+def test_the_api_answers_503_while_the_database_is_unreachable(services, url):
+    from smacommon.settings import get_settings
+    from smaweb import create_app
+    from tests.conftest import ADMIN_TOKEN
+
+    settings = get_settings().model_copy(
+        update={"database_url": url.format(port=free_port())})
+    client = create_app({"TESTING": True, "SMA_SETTINGS": settings}).test_client()
+    resp = client.get("/api/v1/runbooks", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert resp.status_code == 503, resp.get_data(as_text=True)
+    assert resp.headers["Retry-After"] == "5"
+    assert "database is unreachable" in resp.get_json()["message"]
