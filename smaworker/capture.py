@@ -214,6 +214,8 @@ class StreamWriter:
                 log.warning("could not announce records of job %s", self.job_id, exc_info=True)
 
     def _insert(self, conn: Connection, rows: list[tuple]) -> None:
+        if not rows:
+            return
         if self.sqlite:
             conn.exec_driver_sql(_SQLITE_INSERT, rows)
             return
