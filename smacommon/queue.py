@@ -38,8 +38,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "timezone": "UTC",
         "enable_utc": True,
-        # events, so Flower shows tasks and workers (SMA_CELERY_EVENTS=false saves a few
-        # Redis messages per job)
+        # events, so Flower shows tasks as they run (off by default, as in Celery: three
+        # Redis messages per job that nobody reads without Flower)
         "worker_send_task_events": settings.celery_events,
         "task_send_sent_event": settings.celery_events,
     }

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     db_retry_seconds: float = Field(default=300.0, ge=0, le=86400)
     worker_heartbeat_seconds: float = Field(default=15.0, ge=0.2, le=3600)
     config_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
-    celery_events: bool = True
+    celery_events: bool = False
     log_format: str = Field(default="json", pattern=r"^(json|text)$")
     schedule_check_seconds: float = Field(default=1.0, ge=0.05, le=60)
     max_job_depth: int = Field(default=10, ge=1, le=100)

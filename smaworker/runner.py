@@ -251,9 +251,10 @@ class JobRunner:
                 log_debug=runbook.log_debug, env=env, runtime_dir=self.sandbox.runtime_dir,
                 python=self.sandbox.python)
             argv, extra = engine.command(ctx)
-            argv, options = self.sandbox.command(argv, workdir)
+            argv, options, env = self.sandbox.command(argv, workdir, {**ctx.env, **extra},
+                                                      drops_itself=engine.drops_privileges)
             proc = subprocess.Popen(
-                argv, cwd=workdir, env={**ctx.env, **extra}, stdin=subprocess.DEVNULL,
+                argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(record_w,),
                 start_new_session=True, close_fds=True, **options)
         finally:

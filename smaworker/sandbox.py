@@ -109,17 +109,24 @@ class Sandbox:
             return base
         return {**base, "USER": self.user, "LOGNAME": self.user}
 
-    def command(self, argv: list[str], workdir: Path) -> tuple[list[str], dict[str, Any]]:
-        """argv and Popen options that run `argv` as the job's user, in its namespaces, and
-        end it when the worker dies."""
+    def command(self, argv: list[str], workdir: Path, env: dict[str, str], *,
+                drops_itself: bool = False) -> tuple[list[str], dict[str, Any], dict[str, str]]:
+        """argv, Popen options and environment that run `argv` as the job's user, in its
+        namespaces, and end it when the worker dies. `drops_itself`: the program gives up
+        root itself, first thing, when SMA_RUN_AS says to (sma's Python host does: one exec
+        of setpriv less for every Python job)."""
         if self.uid is None:
-            return tied_to_parent(argv)
-        # setpriv changes the ids first and sets the parent-death signal after (a change of
-        # ids clears it), so the runbook still dies with the process above it
-        argv = [_SETPRIV, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
-                "--pdeathsig=KILL", "--", *argv]
+            return (*tied_to_parent(argv), env)
+        if self.bwrap is not None and drops_itself:
+            # bwrap --die-with-parent ends it with the worker (setpriv's --pdeathsig)
+            env = {**env, "SMA_RUN_AS": f"{self.uid}:{self.gid}"}
+        else:
+            # setpriv changes the ids first and sets the parent-death signal after (a change
+            # of ids clears it), so the runbook still dies with the process above it
+            argv = [_SETPRIV, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+                    "--pdeathsig=KILL", "--", *argv]
         if self.bwrap is None:
-            return tied_to_parent(argv)
+            return (*tied_to_parent(argv), env)
         # bwrap's own init is process 1 of the namespace and reaps orphans. With
         # --new-session, init and the runbook form a process group without the outer bwrap
         # (a SIGTERM to it would end the namespace at once). An empty folder mounted over
@@ -127,7 +134,7 @@ class Sandbox:
         run = str(self.jobs_root / "run")
         return [self.bwrap, "--dev-bind", "/", "/", "--proc", "/proc", "--tmpfs", run,
                 "--bind", str(workdir), str(workdir), "--unshare-pid", "--die-with-parent",
-                "--new-session", "--", *argv], {}
+                "--new-session", "--", *argv], {}, env
 
     def signal(self, proc: subprocess.Popen, sig: int) -> None:
         """Signal the job's processes: SIGKILL ends all of them; another signal goes to the

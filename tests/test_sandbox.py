@@ -18,7 +18,7 @@ from smacommon.crypto import key_file, load_keys
 from smacommon.errors import ConfigurationError
 from smacommon.migrate import upgrade
 from smacommon.settings import load_settings
-from smaworker.sandbox import accessible, build_sandbox
+from smaworker.sandbox import CLEAN_PATH, accessible, build_sandbox
 
 JOB_USER = os.environ.get("SMA_JOB_USER", "sma-job")
 
@@ -46,16 +46,24 @@ def _output(api, job) -> list[str]:
 @needs_job_user
 def test_job_runs_as_the_job_user_without_groups(api, worker):
     job = api.run("import os, pwd, json\n"
-                  "print(json.dumps([pwd.getpwuid(os.getuid()).pw_name, os.geteuid(),\n"
-                  "                  sorted(os.getgroups()), os.environ['USER'],\n"
-                  "                  oct(os.stat(os.environ['HOME']).st_mode & 0o777)]))\n")
+                  "caps = [l.split()[1] for l in open('/proc/self/status')\n"
+                  "        if l.startswith(('CapPrm', 'CapEff'))]\n"
+                  "print(json.dumps([pwd.getpwuid(os.getuid()).pw_name, os.getresuid(),\n"
+                  "                  os.getresgid(), sorted(os.getgroups()), os.environ['USER'],\n"
+                  "                  oct(os.stat(os.environ['HOME']).st_mode & 0o777), caps,\n"
+                  "                  'SMA_RUN_AS' in os.environ]))\n")
     assert job["status"] == "Completed", job
-    name, euid, groups, user, mode = json.loads(_output(api, job)[0])
+    name, uids, gids, groups, user, mode, caps, leaked = json.loads(_output(api, job)[0])
     entry = pwd.getpwnam(JOB_USER)
-    assert (name, euid, user, mode) == (JOB_USER, entry.pw_uid, JOB_USER, "0o700")
+    assert (name, user, mode) == (JOB_USER, JOB_USER, "0o700")
+    # real, effective and saved ids: no way back to root, and no capability left
+    assert uids == [entry.pw_uid] * 3 and gids == [entry.pw_gid] * 3
+    assert caps == ["0000000000000000"] * 2 and not leaked
     assert groups in ([], [entry.pw_gid])
-    bash = api.run("id -un; touch \"$HOME/x\" && echo wrote", runbook_type="bash")
-    assert _output(api, bash) == [JOB_USER, "wrote"]
+    bash = api.run("id -un; id -G; grep -E '^Cap(Prm|Eff)' /proc/self/status | cut -f2;"
+                   " touch \"$HOME/x\" && echo wrote", runbook_type="bash")
+    assert _output(api, bash) == [JOB_USER, str(entry.pw_gid), "0000000000000000",
+                                  "0000000000000000", "wrote"]
 
 
 @needs_job_user
@@ -228,3 +236,36 @@ def test_folders_of_dead_worker_processes_are_removed(tmp_path):
         alive.kill()
         alive.wait(timeout=10)
     assert remove_orphans(run) == 1 and sorted(p.name for p in run.iterdir()) == ["not-ours"]
+
+
+@needs_job_user
+def test_python_host_refuses_to_run_when_it_cannot_become_the_job_user(job_tmp):
+    """The host drops root itself when SMA_RUN_AS asks; if it cannot, the runbook never
+    runs (exit 125 and a message), rather than running with the wrong rights."""
+    from smaworker.engines.base import RUNTIME_DIR
+
+    script = job_tmp / "rb.py"
+    script.write_text("print('ran')\n")
+    spec = job_tmp / "spec.marshal"
+    import marshal
+
+    spec.write_bytes(marshal.dumps({"parameters": {}, "has_main": False}, 4))
+    for path in (script, spec):
+        path.chmod(0o644)
+    entry = pwd.getpwnam(JOB_USER)
+    python = sys.executable if accessible(sys.executable, entry.pw_uid, {entry.pw_gid},
+                                          os.X_OK) else shutil.which("python3", path=CLEAN_PATH)
+    host = [python, "-I", str(RUNTIME_DIR / "sma_python_host.py"), str(script), str(spec)]
+    bad = subprocess.run(host, env={"SMA_RUN_AS": "nobody"}, capture_output=True, text=True,
+                         timeout=30)
+    assert (bad.returncode, bad.stdout) == (125, "")
+    assert "could not run as the job user (nobody)" in bad.stderr
+    # an unprivileged process asked to become root: refused by the kernel, nothing runs
+    unprivileged = subprocess.run(
+        ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
+         "--", *host], env={"SMA_RUN_AS": "0:0"}, capture_output=True, text=True, timeout=30)
+    assert (unprivileged.returncode, unprivileged.stdout) == (125, "")
+    assert "could not run as the job user (0:0)" in unprivileged.stderr
+    good = subprocess.run(host, env={"SMA_RUN_AS": f"{entry.pw_uid}:{entry.pw_gid}"},
+                          capture_output=True, text=True, timeout=30)
+    assert (good.returncode, good.stdout) == (0, "ran\n"), good.stderr

@@ -45,6 +45,8 @@ class Engine(ABC):
     name: str = ""
     suffix: str = ""
     executable: str = ""
+    # its process drops root itself when SMA_RUN_AS="uid:gid" is set (no setpriv to exec)
+    drops_privileges: bool = False
 
     def available(self) -> bool:
         """Whether this host can run the engine's runbooks."""

@@ -13,6 +13,7 @@ from smaworker.engines.base import Engine, JobContext, ordered
 class PythonEngine(Engine):
     name = "python"
     suffix = ".py"
+    drops_privileges = True  # sma_python_host.py, first thing
 
     def __init__(self, interpreter: str | None = None) -> None:
         self.executable = interpreter or os.environ.get("SMA_PYTHON") or sys.executable

@@ -10,6 +10,25 @@ import os
 import sys
 
 
+def _drop_root() -> None:
+    """Become the job's user before anything else, when the worker asks (it runs this host
+    as root inside the job's namespaces instead of exec'ing setpriv first)."""
+    run_as = os.environ.pop("SMA_RUN_AS", None)
+    if not run_as:
+        return
+    try:
+        uid, gid = (int(part) for part in run_as.split(":"))
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        ok = os.getresuid() == (uid, uid, uid) and os.getresgid() == (gid, gid, gid)
+    except (ValueError, OSError) as exc:
+        sys.stderr.write(f"sma: could not run as the job user ({run_as}): {exc}\n")
+        ok = False
+    if not ok:
+        os._exit(125)
+
+
 def _run() -> int:
     script, spec_path = sys.argv[1], sys.argv[2]
     with open(spec_path, "rb") as fh:
@@ -63,6 +82,7 @@ def _report(exc: BaseException) -> None:
 
 
 if __name__ == "__main__":
+    _drop_root()
     try:
         code = _run()
     except SystemExit as exc:
