@@ -63,6 +63,14 @@ def is_transient(exc: BaseException) -> bool:
     return True  # PostgreSQL: connection failures, shutdowns, deadlocks, serialization
 
 
+# How long a writer waits between tries for SQLite's write lock before it leaves the waiting
+# to SQLite's busy handler: short at first, about 70 ms in all. SQLite's own handler sleeps
+# 1, 2, 5, 10, 15... ms between tries, so under steady contention (every job writes three
+# times) the lock often stood free while its waiters slept.
+_SQLITE_SPINS = (0.0002,) * 10 + (0.0005,) * 10 + (0.001,) * 20 + (0.002,) * 20
+_SQLITE_BUSY_MS = 30000
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -70,14 +78,6 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
     cur.close()
-
-
-# How long a writer waits between tries for SQLite's write lock before it leaves the waiting
-# to SQLite's busy handler: short at first, about 70 ms in all. SQLite's own handler sleeps
-# 1, 2, 5, 10, 15... ms between tries, so under steady contention (every job writes three
-# times) the lock often stood free while its waiters slept.
-_SQLITE_SPINS = (0.0002,) * 10 + (0.0005,) * 10 + (0.001,) * 20 + (0.002,) * 20
-_SQLITE_BUSY_MS = 30000
 
 
 def _sqlite_begin(conn) -> None:
