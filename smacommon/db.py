@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -121,8 +122,12 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    event.listen(engine, "begin", _forget_pending)
+    event.listen(engine, "commit", _run_pending)
+    event.listen(engine, "rollback", _forget_pending)
+    return engine
 
 
 def get_engine(url: str) -> Engine:
@@ -156,6 +161,30 @@ def session_factory(url: str) -> sessionmaker[Session]:
 def on_commit(session: Session, callback: Callable[[], None]) -> None:
     """Run `callback` once the session's current transaction has committed."""
     session.info.setdefault("sma_after_commit", []).append(callback)
+
+
+_PENDING = "sma_on_commit"
+
+
+def when_committed(target: Session | Connection, callback: Callable[[], None]) -> None:
+    """Run `callback` when the transaction `target` is in commits, never if it rolls back
+    (for a Connection: as COMMIT is sent; for a Session: once it has committed)."""
+    if isinstance(target, Session):
+        on_commit(target, callback)
+    else:
+        target.info.setdefault(_PENDING, []).append(callback)
+
+
+def _run_pending(conn: Connection) -> None:
+    for callback in conn.info.pop(_PENDING, ()):
+        try:
+            callback()
+        except Exception:  # a callback must never stand in the way of the commit
+            logging.getLogger(__name__).exception("after-commit callback failed")
+
+
+def _forget_pending(conn: Connection) -> None:
+    conn.info.pop(_PENDING, None)
 
 
 @event.listens_for(Session, "after_commit")

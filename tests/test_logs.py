@@ -45,3 +45,38 @@ def test_worker_logs_each_job_transition_as_json(api, worker):
         time.sleep(0.2)
     assert [x["status"] for x in mine] == ["Activating", "Running", "Completed"]
     assert all(x["runbook"] == "logged" and x["actor"].startswith("worker:") for x in mine)
+
+
+def test_a_transition_is_logged_only_when_its_transaction_commits(api, services, caplog):
+    """A rolled-back move (a worker that retries after an outage, a failed request) leaves
+    no line saying the job moved."""
+    import uuid
+
+    from sqlalchemy.orm import Session
+
+    from smacommon.db import get_engine
+    from smacommon.services.jobs import transition
+    from smacommon.states import JobStatus
+
+    rb = api.create_runbook()
+    job_id = uuid.UUID(api.start(rb["name"], worker_group="nobody-serves-this")["id"])
+    engine = get_engine(services["database_url"])
+    caplog.set_level(logging.INFO, logger="smacommon.services.jobs")
+
+    def logged():
+        return [r.status for r in caplog.records if getattr(r, "event", "") == "job_transition"
+                and r.job_id == str(job_id)]
+
+    with engine.connect() as conn:
+        with conn.begin() as tx:
+            assert transition(conn, job_id, JobStatus.STOPPED, actor="test")
+            tx.rollback()
+    with Session(engine) as session:
+        assert transition(session, job_id, JobStatus.STOPPED, actor="test")
+        session.rollback()
+    assert logged() == []
+    with Session(engine) as session, session.begin():
+        assert transition(session, job_id, JobStatus.STOPPED, actor="test")
+        assert logged() == []  # not before the commit
+    assert logged() == ["Stopped"]
+    assert api.get(f"/api/v1/jobs/{job_id}").get_json()["status"] == "Stopped"

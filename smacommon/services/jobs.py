@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from smacommon.db import on_commit, utcnow
+from smacommon.db import on_commit, utcnow, when_committed
 from smacommon.errors import IllegalTransition, JobNotFound, NotPublished, ValidationFailed
 from smacommon.models import Job, JobStatusEvent, Runbook, Worker
 from smacommon.parameters import validate
@@ -162,9 +162,9 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
         return False
     session.execute(insert(_events).values(job_id=job_id, status=target.value, time=now,
                                            actor=actor, reason=fields.get("status_reason")))
-    log.info("job %s %s", job_id, target.value, extra={
-        "event": "job_transition", "job_id": str(job_id), "status": target.value,
-        "runbook": _runbook_name(session, moved.runbook_id), "actor": actor})
+    extra = {"event": "job_transition", "job_id": str(job_id), "status": target.value,
+             "runbook": _runbook_name(session, moved.runbook_id), "actor": actor}
+    when_committed(session, lambda: log.info("job %s %s", job_id, target.value, extra=extra))
     return True
 
 
