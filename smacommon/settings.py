@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     secret_key: str = ""
     encryption_keys: str = ""
     admin_token: str = ""
+    metrics_token: str = ""  # when set, /metrics wants it as a bearer token
     worker_group: str = Field(default="default", pattern=WORKER_GROUP_PATTERN)
     worker_name: str = ""
     python: str = ""

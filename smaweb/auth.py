@@ -88,6 +88,18 @@ def _unauthorized(message: str, error: str | None = None) -> None:
     abort(401, message=message, headers={"WWW-Authenticate": challenge})
 
 
+def require_secret(expected: str, what: str) -> None:
+    """401 unless the request carries `expected` as its bearer token (for endpoints outside
+    /api/v1 with a token of their own, such as /metrics)."""
+    check_not_blocked()
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        _unauthorized(f"Missing token: send the header 'Authorization: Bearer <{what}>'.")
+    if not hmac.compare_digest(secret.encode(), expected.encode()):
+        _unauthorized(f"Wrong token: {what} is wanted here.", "invalid_token")
+
+
 def check_not_blocked() -> None:
     """429 for an address that sent too many wrong tokens lately."""
     wait = current_app.extensions["sma_auth_failures"].blocked(_client())

@@ -45,7 +45,8 @@ def _page(code: int, message: str, headers: dict | None = None):
 
 
 def _for_portal() -> bool:
-    return has_request_context() and not request.path.startswith(("/api/", "/health"))
+    return has_request_context() and not request.path.startswith(("/api/", "/health",
+                                                                    "/metrics"))
 
 
 def handle_http_exception(error: HTTPException):

@@ -109,6 +109,11 @@ def _histogram(name: str, doc: str, key: str, buckets, counters: dict[str, float
 
 @bp.get("/metrics")
 def metrics():
+    token = current_app.config["SMA_SETTINGS"].metrics_token
+    if token:
+        from smaweb.auth import require_secret
+
+        require_secret(token, "SMA_METRICS_TOKEN")
     registry = current_app.extensions["sma_metrics_registry"]
     return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4")
 

@@ -6,6 +6,8 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import ADMIN_TOKEN
+
 
 def _scrape(client) -> dict[tuple[str, tuple], float]:
     resp = client.get("/metrics")
@@ -81,3 +83,22 @@ def test_a_process_sends_metrics_from_one_thread(services):
     finally:
         tasks._redis, tasks._metrics = saved
     client.delete(KEY)
+
+
+def test_metrics_token_when_set(services, client):
+    from smacommon.settings import get_settings
+    from smaweb import create_app
+
+    assert client.get("/metrics").status_code == 200  # none set: open
+    settings = get_settings().model_copy(update={"metrics_token": "scrape-secret-1234"})
+    guarded = create_app({"TESTING": True, "SMA_SETTINGS": settings}).test_client()
+    missing = guarded.get("/metrics")
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "Authorization: Bearer <SMA_METRICS_TOKEN>" in missing.get_json()["message"]
+    wrong = guarded.get("/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "Wrong token" in wrong.get_json()["message"]
+    admin = guarded.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert admin.status_code == 401  # its own token, not an API token
+    good = guarded.get("/metrics", headers={"Authorization": "Bearer scrape-secret-1234"})
+    assert good.status_code == 200
+    assert list(text_string_to_metric_families(good.get_data(as_text=True)))
