@@ -13,7 +13,7 @@ import time
 
 from celery.beat import PersistentScheduler
 
-from smacommon.db import get_engine
+from smacommon.db import get_engine, is_transient
 from smacommon.queue import enqueue_job
 from smacommon.services import configuration
 from smacommon.services.retention import purge_jobs
@@ -34,6 +34,7 @@ class SmaScheduler(PersistentScheduler):
         self.next_reap = 0.0
         self.next_fire_check = 0.0
         self.next_purge = time.monotonic() + 60.0
+        self.unreachable = False  # the database did not answer the last pass
 
     def tick(self, *args, **kwargs) -> float:
         wait = super().tick(*args, **kwargs)
@@ -44,18 +45,19 @@ class SmaScheduler(PersistentScheduler):
             try:
                 started = fire_due(engine, enqueue=_enqueue,
                                    heartbeat_seconds=self.sma_settings.worker_heartbeat_seconds)
+                self._answered()
                 if started:
                     log.info("schedules: started %d job(s)", started)
-            except Exception:
-                log.exception("schedule check failed; trying again next check")
+            except Exception as exc:
+                self._failed("schedule check", exc)
         if now >= self.next_reap:
             self.next_reap = now + self.sma_settings.reaper_interval_seconds
             try:
                 done = reap(engine, self.sma_settings, _enqueue)
                 if any(done.values()):
                     log.info("reaper: %s", done)
-            except Exception:
-                log.exception("reaper pass failed; trying again next interval")
+            except Exception as exc:
+                self._failed("reaper pass", exc)
         if now >= self.next_purge:
             self.next_purge = now + PURGE_EVERY_SECONDS
             try:
@@ -63,10 +65,30 @@ class SmaScheduler(PersistentScheduler):
                 done = purge_jobs(engine, days)
                 if done["jobs_deleted"]:
                     log.info("retention: %s", done)
-            except Exception:
-                log.exception("retention purge failed")
+            except Exception as exc:
+                self._failed("retention purge", exc)
         return min(wait, max(0.05, min(self.next_reap, self.next_fire_check)
                                  - time.monotonic()))
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        """A pass that failed is tried again at its next time; an unreachable database is
+        said once per outage, not with a traceback every second."""
+        if not is_transient(exc):
+            log.exception("%s failed; trying again next time", what)
+        elif not self.unreachable:
+            self.unreachable = True
+            log.warning("%s: the database is unreachable (%s); trying again until it answers",
+                        what, str(exc).splitlines()[0])
+
+    def _answered(self) -> None:
+        if self.unreachable:
+            self.unreachable = False
+            # leases ran out while nobody could renew them: give the workers one lease
+            # period to renew theirs before judging any job lost (and running it twice)
+            self.next_reap = max(self.next_reap,
+                                 time.monotonic() + self.sma_settings.job_lease_seconds)
+            log.warning("the database answers again; the reaper waits %s s for workers to "
+                        "renew their leases", self.sma_settings.job_lease_seconds)
 
 
 def _enqueue(job_id: str, group: str) -> None:

@@ -62,7 +62,7 @@ def cut_worker(services, processes):
     group = f"outage-{uuid.uuid4().hex[:6]}"
     worker = processes.worker(group, concurrency=1, env={"SMA_DATABASE_URL": url,
                                                          "SMA_DB_RETRY_SECONDS": "60"})
-    yield relay, group, worker
+    yield relay, group, worker, url
     relay.restore()
     relay.stop()
 
@@ -84,7 +84,7 @@ def _assert_complete(api, job_id, texts):
 
 
 def test_a_job_runs_through_an_outage_and_loses_nothing(api, cut_worker):
-    relay, group, worker = cut_worker
+    relay, group, worker, _url = cut_worker
     rb = api.create_runbook(content=_STEADY, worker_group=group)
     job = api.start(rb["name"])
     _wait_for_line(api, job["id"], "line 5")
@@ -108,7 +108,7 @@ def test_a_job_runs_through_an_outage_and_loses_nothing(api, cut_worker):
 
 
 def test_the_end_of_a_job_is_recorded_once_the_database_answers(api, cut_worker):
-    relay, group, worker = cut_worker
+    relay, group, worker, _url = cut_worker
     rb = api.create_runbook(content=_ENDS_IN_OUTAGE, worker_group=group)
     job = api.start(rb["name"])
     _wait_for_line(api, job["id"], "before")
@@ -125,7 +125,7 @@ def test_the_end_of_a_job_is_recorded_once_the_database_answers(api, cut_worker)
 def test_output_during_an_outage_waits_in_bounded_memory(api, cut_worker, job_tmp):
     """More than the worker holds: it stops reading the runbook, which then waits on its
     own writes; every line still arrives, in order."""
-    relay, group, worker = cut_worker
+    relay, group, worker, _url = cut_worker
     n = 120_000
     flag = job_tmp / "go"
     rb = api.create_runbook(content=_FLOOD.format(n=n), worker_group=group)
@@ -154,6 +154,26 @@ def test_only_an_unreachable_database_counts_as_an_outage():
     assert not is_transient(IntegrityError("x", {}, psycopg.IntegrityError("duplicate key")))
     assert not is_transient(ProgrammingError("x", {}, psycopg.ProgrammingError("syntax")))
     assert not is_transient(ValueError("database is locked"))
+
+
+def test_leases_that_ran_out_in_an_outage_are_renewed_before_the_reaper_judges(
+        api, cut_worker, processes):
+    """The outage outlasts the job's lease (3 s here) and beat is cut off too: once the
+    database answers, the worker renews the lease before beat's reaper looks, so the job
+    is not resumed elsewhere and runs once."""
+    relay, group, worker, url = cut_worker
+    beat = processes.beat(env={"SMA_DATABASE_URL": url})
+    rb = api.create_runbook(content=_STEADY, worker_group=group)
+    job = api.start(rb["name"])
+    _wait_for_line(api, job["id"], "line 5")
+    relay.cut()
+    time.sleep(5)
+    relay.restore()
+    done = api.wait(job["id"])
+    assert done["status"] == "Completed" and done["attempt"] == 1, done
+    _assert_complete(api, job["id"], [f"line {i}" for i in range(60)])
+    beat_log = beat.log_path.read_text()
+    assert "the reaper waits" in beat_log, beat_log[-2000:]
 
 
 @pytest.mark.parametrize("url", [
