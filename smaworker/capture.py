@@ -37,6 +37,10 @@ _SQLITE_INSERT = ("INSERT INTO job_streams (job_id, seq, stream, time, text, val
 _PG_COPY = "COPY job_streams (job_id, seq, stream, time, text, value) FROM STDIN"
 
 
+class _Superseded(Exception):
+    """The job was taken over by another run: roll back and write nothing."""
+
+
 class StreamWriter:
     """Numbers records per job and writes them to `job_streams` in batches."""
 
@@ -67,6 +71,10 @@ class StreamWriter:
         self._inflight_bytes = 0
         self._retry_at = 0.0
         self.failures = 0  # writes failed in a row because the database was unreachable
+        # after failed writes: called in the next write's transaction; False means the job
+        # is no longer this run's (taken over meanwhile), so what it holds is dropped
+        self.still_ours = None
+        self.superseded = False
 
     def _time(self) -> Any:
         # one timestamp per millisecond is plenty, and formatting it once saves the hot path
@@ -158,11 +166,22 @@ class StreamWriter:
             return
         if self.failures and time.monotonic() < self._retry_at:
             return
+        if self.superseded:
+            self.drop()
+            return
         try:
             with self.transaction() as own:
+                if self.failures and self.still_ours is not None and not self.still_ours(own):
+                    raise _Superseded
                 if self.before_write is not None:
                     self.before_write(own)
                 self._insert(own, self._take())
+        except _Superseded:
+            log.warning("job %s was taken over while the database was unreachable; the "
+                        "records this run held are dropped", self.job_id)
+            self.superseded = True
+            self.drop()
+            return
         except Exception as exc:
             self.rolled_back()
             if not is_transient(exc):
@@ -170,6 +189,11 @@ class StreamWriter:
             self.failed(exc)
             return
         self.committed()
+
+    def drop(self) -> None:
+        """Forget what is held: the job is no longer this run's."""
+        self._pending, self._pending_bytes, self.dirty = [], 0, False
+        self._inflight, self._inflight_bytes, self.failures = [], 0, 0
 
     def _take(self) -> list[tuple]:
         rows = self._pending

@@ -265,6 +265,7 @@ class JobRunner:
         self.run_started = self.started[1]
         self.first_seq = writer.seq
         writer.before_write = self.in_batch
+        writer.still_ours = self.still_ours
         try:
             capture = _Capture(self, proc, record_r, writer, runbook.timeout_seconds)
             outcome, ending = capture.run()
@@ -345,6 +346,15 @@ class JobRunner:
             return None
         return row.status
 
+    def still_ours(self, conn: Connection) -> bool:
+        """Renew the lease, if this run still has the job (its row is locked until `conn`
+        commits, so a takeover cannot slip in between)."""
+        lease = utcnow() + timedelta(seconds=self.settings.job_lease_seconds)
+        return conn.execute(update(_jobs).where(
+            _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt,
+            _jobs.c.worker == self.worker_name, _jobs.c.status.in_(_ACTIVE))
+            .values(lease_expires_at=lease)).rowcount == 1
+
     def checkpoint(self, writer: StreamWriter, data: Any) -> None:
         """Keep the runbook's checkpoint with every record written before it (now, or with
         the next batch the database takes)."""
@@ -364,7 +374,6 @@ class JobRunner:
             try:
                 with self.transaction() as conn:
                     self.in_batch(conn)
-                    writer.flush(conn)
                     fields = {"exit_code": exit_code, "status_reason": reason,
                               "exception": exception, "pid": None}
                     done = transition(conn, self.job_id, status, actor=self.actor,
@@ -375,6 +384,8 @@ class JobRunner:
                         done = transition(conn, self.job_id, S.STOPPED, actor=self.actor,
                                           expect={"attempt": self.attempt},
                                           exit_code=exit_code, pid=None)
+                    if done or self._attempt_now(conn) == self.attempt:
+                        writer.flush(conn)  # a run that was taken over numbers nothing more
             except Exception as exc:
                 writer.rolled_back()
                 if not is_transient(exc) or time.monotonic() + delay > give_up:
@@ -400,6 +411,9 @@ class JobRunner:
         except Exception:  # the reaper sends waiting jobs again in any case
             log.warning("job %s: could not wake the jobs waiting for its slot", self.job_id,
                         exc_info=True)
+
+    def _attempt_now(self, conn: Connection) -> int | None:
+        return conn.execute(select(_jobs.c.attempt).where(_jobs.c.id == self.job_id)).scalar()
 
     def _wake_waiting(self) -> None:
         """A slot of the runbook is free: send its oldest waiting jobs again (only for a
@@ -463,6 +477,10 @@ class _Capture:
                     self.record_running(now)
                 if self.runner.running_refused and self.ending is None:
                     self.control()
+                if self.writer.superseded and (self.ending is None
+                                               or self.ending.status is not None):
+                    self.end(None, "The job was taken over while the database was "
+                                   "unreachable; this run ended.", grace=0)
                 if drain_until is None and self.exited:
                     drain_until = now + _EXIT_DRAIN_SECONDS
                     self.sel.unregister(pidfd)

@@ -1,6 +1,8 @@
-"""Output capture pieces: line splitting and record parsing."""
+"""Output capture pieces: line splitting, record parsing, the batch writer."""
 
 from __future__ import annotations
+
+import time
 
 from smaworker.capture import LineSplitter, parse_record
 
@@ -26,3 +28,46 @@ def test_parse_record_kinds():
     assert unknown["stream"] == "Error" and "unknown stream" in unknown["text"]
     assert parse_record(b'{"stream":"Verbose","text":5}')["text"] == "5"
     assert parse_record(b'[1,2]')["stream"] == "Error"
+
+
+def test_held_records_are_dropped_when_the_job_was_taken_over_meanwhile(api, services,
+                                                                        settings):
+    """After writes failed (the database was away), the next write first checks the job is
+    still this run's, with the row locked; a job taken over gets nothing more from it."""
+    import uuid
+
+    from sqlalchemy import update
+    from sqlalchemy.exc import OperationalError
+
+    from smacommon.db import get_engine
+    from smacommon.models import Job
+    from smaworker.capture import StreamWriter
+    from smaworker.runner import JobRunner
+
+    rb = api.create_runbook()
+    job_id = api.start(rb["name"], worker_group="nobody-serves-this")["id"]
+    engine = get_engine(services["database_url"])
+    with engine.begin() as conn:  # as a claim by worker w1 leaves it
+        conn.execute(update(Job.__table__).where(Job.__table__.c.id == uuid.UUID(job_id))
+                     .values(status="Running", worker="w1", attempt=1))
+    runner = JobRunner(job_id, settings, "w1")
+    outage = OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    writer = StreamWriter(engine, uuid.UUID(job_id), batch_lines=10_000)
+    writer.still_ours = runner.still_ours
+    writer.add("Output", "held while away")
+    writer.failed(outage)
+    time.sleep(0.25)  # the first try again is due 0.2 s after a failure
+    writer.flush()  # still w1's: written, lease renewed
+    assert [r["text"] for r in api.records(job_id)] == ["held while away"]
+    assert not writer.superseded
+
+    with engine.begin() as conn:  # the reaper resumed it elsewhere meanwhile
+        conn.execute(update(Job.__table__).where(Job.__table__.c.id == uuid.UUID(job_id))
+                     .values(attempt=2, worker="w2"))
+    writer.add("Output", "held again")
+    writer.failed(outage)
+    time.sleep(0.25)
+    writer.flush()
+    assert writer.superseded and writer.due_in() is None
+    assert [r["text"] for r in api.records(job_id)] == ["held while away"]

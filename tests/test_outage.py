@@ -176,6 +176,38 @@ def test_leases_that_ran_out_in_an_outage_are_renewed_before_the_reaper_judges(
     assert "the reaper waits" in beat_log, beat_log[-2000:]
 
 
+def test_a_worker_cut_off_longer_than_its_lease_gives_the_job_up_cleanly(
+        api, cut_worker, processes):
+    """Only the worker loses the database (a partition): beat finds its lease expired and
+    another worker runs the job again. When the link is back, the first run learns it is
+    no longer the job's and writes nothing more, so the second run's records stand alone,
+    numbered without a gap or a clash."""
+    relay, group, worker, _url = cut_worker
+    rb = api.create_runbook(content=_STEADY, worker_group=group)
+    job = api.start(rb["name"])
+    _wait_for_line(api, job["id"], "line 5")
+    relay.cut()
+    processes.worker(group, concurrency=1)
+    processes.beat()
+    deadline = time.monotonic() + 30
+    while api.get(f"/api/v1/jobs/{job['id']}").get_json()["attempt"] < 2:
+        assert time.monotonic() < deadline, "the lost job was not resumed"
+        time.sleep(0.1)
+    time.sleep(1)
+    relay.restore()  # the first run still holds lines the second run also writes
+    done = api.wait(job["id"])
+    assert done["status"] == "Completed" and done["attempt"] == 2, done
+    records = api.records(job["id"])
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    texts = [r["text"] for r in records if r["stream"] == "Output"]
+    assert texts[-60:] == [f"line {i}" for i in range(60)]  # the second run, whole
+    assert len(texts) - 60 < 15  # the first run's lines from before the cut, no more
+    deadline = time.monotonic() + 15
+    while "taken over" not in worker.log_path.read_text():
+        assert time.monotonic() < deadline, worker.log_path.read_text()[-3000:]
+        time.sleep(0.2)
+
+
 @pytest.mark.parametrize("url", [
     "sqlite:////nonexistent-folder-for-sma-tests/sma.db",
     "postgresql+psycopg://postgres@127.0.0.1:{port}/sma",
