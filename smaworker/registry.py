@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from smacommon.db import utcnow
+from smacommon.db import is_transient, utcnow
 from smacommon.models import Worker
 from smaworker.engines import available_engines
 
@@ -39,6 +39,7 @@ def register(engine: Engine, name: str, group: str, concurrency: int) -> None:
 def heartbeat_forever(engine: Engine, name: str, group: str, concurrency: int,
                       every: float) -> None:
     """Refresh the heartbeat; a row removed meanwhile (purged as lost) is written again."""
+    failing = False
     while True:
         time.sleep(every)
         try:
@@ -47,5 +48,10 @@ def heartbeat_forever(engine: Engine, name: str, group: str, concurrency: int,
                                      .values(heartbeat_at=utcnow())).rowcount
             if not found:
                 register(engine, name, group, concurrency)
-        except Exception:
-            log.warning("heartbeat of worker %s failed", name, exc_info=True)
+            failing = False
+        except Exception as exc:
+            transient = is_transient(exc)
+            if not (failing and transient):  # an outage is said once, not every beat
+                log.warning("heartbeat of worker %s failed: %s", name,
+                            str(exc).splitlines()[0], exc_info=not transient)
+            failing = True

@@ -370,7 +370,7 @@ class JobRunner:
         delay = 0.1
         wanted = status
         while True:
-            status = wanted
+            status, flushed = wanted, False
             try:
                 with self.transaction() as conn:
                     self.in_batch(conn)
@@ -386,6 +386,7 @@ class JobRunner:
                                           exit_code=exit_code, pid=None)
                     if done or self._attempt_now(conn) == self.attempt:
                         writer.flush(conn)  # a run that was taken over numbers nothing more
+                        flushed = True
             except Exception as exc:
                 writer.rolled_back()
                 if not is_transient(exc) or time.monotonic() + delay > give_up:
@@ -397,6 +398,11 @@ class JobRunner:
                 delay = min(delay * 2, 5.0)
                 continue
             break
+        if not flushed:
+            writer.drop()
+            log.warning("job %s was taken over by a later run while this one ended (%s); "
+                        "its last records are left out", self.job_id, status.value)
+            return
         writer.committed()
         if not done:
             log.info("job %s: not moved to %s; its status changed meanwhile", self.job_id, status)
