@@ -61,7 +61,12 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if exc.orig is not None and type(exc.orig).__module__.startswith("sqlite3"):
         return any(word in str(exc.orig).lower() for word in _SQLITE_TRANSIENT)
-    return True  # PostgreSQL: connection failures, shutdowns, deadlocks, serialization
+    state = getattr(exc.orig, "sqlstate", None)
+    # PostgreSQL: no answer at all (no SQLSTATE), a lost connection (08), a deadlock or
+    # serialization failure (40), out of resources (53), shutting down or starting (57P),
+    # a system error (58), a lock not granted in time (55P03)
+    return state is None or state[:2] in ("08", "40", "53", "58") \
+        or state in ("57P01", "57P02", "57P03", "55P03")
 
 
 # How long a writer waits between tries for SQLite's write lock before it leaves the waiting

@@ -154,6 +154,11 @@ def test_only_an_unreachable_database_counts_as_an_outage():
     assert not is_transient(IntegrityError("x", {}, psycopg.IntegrityError("duplicate key")))
     assert not is_transient(ProgrammingError("x", {}, psycopg.ProgrammingError("syntax")))
     assert not is_transient(ValueError("database is locked"))
+    assert is_transient(OperationalError("x", {}, psycopg.errors.AdminShutdown("restarting")))
+    assert is_transient(OperationalError("x", {}, psycopg.errors.DeadlockDetected("victim")))
+    # an OperationalError of PostgreSQL's that says the statement itself is at fault
+    too_big = psycopg.errors.ProgramLimitExceeded("index row size exceeds maximum")
+    assert not is_transient(OperationalError("x", {}, too_big))
 
 
 def test_leases_that_ran_out_in_an_outage_are_renewed_before_the_reaper_judges(
