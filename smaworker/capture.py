@@ -20,9 +20,10 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, func, select
 
 from smacommon.db import is_transient
+from smacommon.models import JobStream
 from smacommon.streams import ERROR, OPTIONAL_STREAMS, OUTPUT, STREAMS, stream_channel
 
 log = logging.getLogger(__name__)
@@ -153,13 +154,16 @@ class StreamWriter:
         if due is not None and due <= 0:
             self.flush()
 
-    def flush(self, conn: Connection | None = None) -> None:
+    def flush(self, conn: Connection | None = None, *, retry: bool = False) -> None:
         """Write the pending batch in one short transaction, then announce it. When the
         database is unreachable, keep the batch for the next try (after a backoff).
 
         With `conn`, insert in the caller's transaction; the caller then calls `committed()`
-        once it commits, or `rolled_back()` when it did not."""
+        once it commits, or `rolled_back()` when it did not. `retry`: an earlier try of
+        that transaction failed, and may have committed all the same."""
         if conn is not None:
+            if retry:
+                self._skip_written(conn)
             self._insert(conn, self._take())
             return
         if not self._pending and not self.dirty:
@@ -171,8 +175,10 @@ class StreamWriter:
             return
         try:
             with self.transaction() as own:
-                if self.failures and self.still_ours is not None and not self.still_ours(own):
-                    raise _Superseded
+                if self.failures:
+                    if self.still_ours is not None and not self.still_ours(own):
+                        raise _Superseded
+                    self._skip_written(own)
                 if self.before_write is not None:
                     self.before_write(own)
                 self._insert(own, self._take())
@@ -189,6 +195,16 @@ class StreamWriter:
             self.failed(exc)
             return
         self.committed()
+
+    def _skip_written(self, conn: Connection) -> None:
+        """Leave out what is already in the database: a connection lost while COMMIT was on
+        its way may have lost only the answer."""
+        last = conn.execute(select(func.max(JobStream.seq))
+                            .where(JobStream.job_id == self.job_id)).scalar() or 0
+        if self._pending and self._pending[0][1] <= last:
+            kept = [row for row in self._pending if row[1] > last]
+            self._pending_bytes = sum(len(row[4]) for row in kept)
+            self._pending = kept
 
     def drop(self) -> None:
         """Forget what is held: the job is no longer this run's."""

@@ -385,7 +385,8 @@ class JobRunner:
                                           expect={"attempt": self.attempt},
                                           exit_code=exit_code, pid=None)
                     if done or self._attempt_now(conn) == self.attempt:
-                        writer.flush(conn)  # a run that was taken over numbers nothing more
+                        # a run that was taken over numbers nothing more
+                        writer.flush(conn, retry=delay > 0.1)
                         flushed = True
             except Exception as exc:
                 writer.rolled_back()

@@ -71,3 +71,40 @@ def test_held_records_are_dropped_when_the_job_was_taken_over_meanwhile(api, ser
     writer.flush()
     assert writer.superseded and writer.due_in() is None
     assert [r["text"] for r in api.records(job_id)] == ["held while away"]
+
+
+def test_records_whose_commit_lost_only_its_answer_are_not_written_twice(api, services):
+    """A connection lost while COMMIT was on its way: the rows may be in the database even
+    though the writer heard an error. The next try leaves them out instead of failing on
+    their numbers."""
+    import uuid
+
+    from sqlalchemy.exc import OperationalError
+
+    from smacommon.db import get_engine
+    from smaworker.capture import StreamWriter
+
+    rb = api.create_runbook()
+    job_id = api.start(rb["name"], worker_group="nobody-serves-this")["id"]
+    engine = get_engine(services["database_url"])
+    writer = StreamWriter(engine, uuid.UUID(job_id), batch_lines=10_000)
+    writer.add("Output", "one")
+    writer.add("Output", "two")
+    with engine.begin() as conn:
+        writer.flush(conn)  # committed...
+    writer.rolled_back()  # ...but the caller only heard its connection was lost
+    writer.failed(OperationalError("COMMIT", {}, Exception("server closed the connection")))
+    writer.add("Output", "three")
+    time.sleep(0.25)
+    writer.flush()
+    assert writer.failures == 0
+    assert [(r["seq"], r["text"]) for r in api.records(job_id)] == [
+        (1, "one"), (2, "two"), (3, "three")]
+    writer.add("Output", "four")  # the same, in a caller's transaction tried again
+    with engine.begin() as conn:
+        writer.flush(conn)
+    writer.rolled_back()
+    with engine.begin() as conn:
+        writer.flush(conn, retry=True)
+    writer.committed()
+    assert [r["text"] for r in api.records(job_id)] == ["one", "two", "three", "four"]
