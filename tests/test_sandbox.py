@@ -269,3 +269,35 @@ def test_python_host_refuses_to_run_when_it_cannot_become_the_job_user(job_tmp):
     good = subprocess.run(host, env={"SMA_RUN_AS": f"{entry.pw_uid}:{entry.pw_gid}"},
                           capture_output=True, text=True, timeout=30)
     assert (good.returncode, good.stdout) == (0, "ran\n"), good.stderr
+
+
+@needs_job_user
+def test_python_jobs_drop_root_in_bwrap_and_use_setpriv_without_it(settings, job_tmp):
+    """With bubblewrap, sma's Python host gives up root itself (no setpriv exec); without
+    it, setpriv does. Either way the program runs as the job user and nothing else."""
+    import dataclasses
+
+    sandbox = build_sandbox(settings)
+    entry = pwd.getpwnam(JOB_USER)
+    probe = [sandbox.python, "-I", "-c",
+             "import os; print(os.getresuid(), 'SMA_RUN_AS' in os.environ)"]
+    workdir = Path(sandbox.make_workdir("0" * 32))
+    try:
+        variants = [dataclasses.replace(sandbox, bwrap=None)]
+        if sandbox.bwrap:
+            variants.append(sandbox)
+        for variant in variants:
+            argv, options, env = variant.command(probe, workdir, {"PATH": CLEAN_PATH},
+                                                 drops_itself=True)
+            if variant.bwrap:
+                assert Path(argv[0]).name == "bwrap" and "setpriv" not in " ".join(argv)
+                assert env["SMA_RUN_AS"] == f"{entry.pw_uid}:{entry.pw_gid}"
+                # a plain program does not drop root by itself: run sma's host instead
+                continue
+            assert any(Path(a).name == "setpriv" for a in argv) and "SMA_RUN_AS" not in env
+            out = subprocess.run(argv, env=env, cwd=workdir, capture_output=True, text=True,
+                                 timeout=30, **options)
+            uid = entry.pw_uid
+            assert out.stdout.strip() == f"({uid}, {uid}, {uid}) False", out.stderr
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
