@@ -163,6 +163,11 @@ def test_assets_schedules_webhooks_from_the_command_line(cli, services):
         + cli("connection", "show", "Prod").stdout
     assert "eu-west" in shown and "app" in shown and "https://x" in shown
     assert "s3cret-value" not in shown and "pw-123456" not in shown and "k3y" not in shown
+    # set again: the name is taken, so it changes what is there
+    again = cli("variable", "set", "Region", "us-east")
+    assert again.returncode == 0 and "Changed variable 'Region'." in again.stderr
+    again = cli("credential", "set", "Db", "-u", "app2", "-o", "json", stdin="pw-7890123\n")
+    assert again.returncode == 0 and json.loads(again.stdout)["username"] == "app2"
     _script(cli.tmp, "hello.sh", "echo hi\n")
     assert cli("runbook", "import", "hello.sh", "--publish").returncode == 0
     created = cli("schedule", "create", "nightly", "--frequency", "Week", "--week-day",

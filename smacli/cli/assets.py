@@ -11,8 +11,10 @@ from smacli.cli.common import (
     Output,
     UsageError,
     act,
-    add_common,
+    add_common_to,
     client,
+    command,
+    create_or_change,
     parse_pairs,
     read_secret,
 )
@@ -22,113 +24,71 @@ ASSET = [("NAME", "name"), ("DESCRIPTION", "description"), ("MODIFIED", "modifie
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    leaves = []
-
     var = sub.add_parser("variable", help="variables (Get-SmaVariable, Set-SmaVariable)")
     vsub = var.add_subparsers(dest="action", metavar="ACTION", required=True)
-    leaves.append(vsub.add_parser("list", help="list variables"))
-    leaves[-1].set_defaults(func=variable_list)
-    p = vsub.add_parser("show", help="a variable (an encrypted one's value never comes back)")
-    p.add_argument("name")
-    p.set_defaults(func=variable_show)
-    leaves.append(p)
-    p = vsub.add_parser("set", help="create or change a variable; --encrypted reads the "
-                                    "value from a prompt or standard input")
-    p.add_argument("name")
+    command(vsub, "list", "list variables", variable_list)
+    command(vsub, "show", "a variable (an encrypted one's value never comes back)",
+            variable_show, "name")
+    p = command(vsub, "set", "create or change a variable; --encrypted reads the value "
+                "from a prompt or standard input", variable_set, "name")
     p.add_argument("value", nargs="?", help="the value (JSON or text); not with --encrypted")
     p.add_argument("--encrypted", action="store_true", help="keep it encrypted, write-only")
     p.add_argument("--description")
-    p.set_defaults(func=variable_set)
-    leaves.append(p)
-    p = vsub.add_parser("delete", help="delete a variable")
-    p.add_argument("name")
-    p.set_defaults(func=_DELETE, kind="variable")
-    leaves.append(p)
+    command(vsub, "delete", "delete a variable", _DELETE, "name", kind="variable")
 
     cred = sub.add_parser("credential", help="credentials (Set-SmaCredential)")
     csub = cred.add_subparsers(dest="action", metavar="ACTION", required=True)
-    leaves.append(csub.add_parser("list", help="list credentials"))
-    leaves[-1].set_defaults(func=credential_list)
-    p = csub.add_parser("show", help="a credential's user name (never its password)")
-    p.add_argument("name")
-    p.set_defaults(func=lambda a, o: o.item(client(a).get_credential(a.name)))
-    leaves.append(p)
-    p = csub.add_parser("set", help="create or change a credential; the password is read "
-                                    "from a prompt or standard input")
-    p.add_argument("name")
+    command(csub, "list", "list credentials", credential_list)
+    command(csub, "show", "a credential's user name (never its password)",
+            _show("credential"), "name")
+    p = command(csub, "set", "create or change a credential; the password is read from a "
+                "prompt or standard input", credential_set, "name")
     p.add_argument("--username", "-u", required=True)
     p.add_argument("--description")
-    p.set_defaults(func=credential_set)
-    leaves.append(p)
-    p = csub.add_parser("delete", help="delete a credential")
-    p.add_argument("name")
-    p.set_defaults(func=_DELETE, kind="credential")
-    leaves.append(p)
+    command(csub, "delete", "delete a credential", _DELETE, "name", kind="credential")
 
     conn = sub.add_parser("connection", help="connections and connection types")
     nsub = conn.add_subparsers(dest="action", metavar="ACTION", required=True)
-    leaves.append(nsub.add_parser("list", help="list connections"))
-    leaves[-1].set_defaults(func=lambda a, o: o.table(
+    command(nsub, "list", "list connections", lambda a, o: o.table(
         client(a).connections(), [("NAME", "name"), ("TYPE", "connection_type"),
                                   ("MODIFIED", "modified_at")], empty="No connections."))
-    p = nsub.add_parser("show", help="a connection (encrypted fields left out)")
-    p.add_argument("name")
-    p.set_defaults(func=lambda a, o: o.item(client(a).get_connection(a.name)))
-    leaves.append(p)
-    p = nsub.add_parser("types", help="list connection types")
-    p.set_defaults(func=lambda a, o: o.table(
+    command(nsub, "show", "a connection (encrypted fields left out)", _show("connection"),
+            "name")
+    command(nsub, "types", "list connection types", lambda a, o: o.table(
         client(a).connection_types(),
         [("NAME", "name"), ("FIELDS", lambda t: [
             f["name"] + (" (encrypted)" if f.get("is_encrypted") else "")
             for f in t.fields or []])], empty="No connection types."))
-    leaves.append(p)
-    p = nsub.add_parser("create-type", help="create a connection type")
-    p.add_argument("name")
+    p = command(nsub, "create-type", "create a connection type", connection_type_create,
+                "name")
     p.add_argument("--field", action="append", required=True, metavar="NAME[:encrypted]"
                    "[:optional]", help="a field (repeatable)")
-    p.set_defaults(func=connection_type_create)
-    leaves.append(p)
-    p = nsub.add_parser("set", help="create or change a connection; encrypted fields are "
-                                    "asked for at a prompt (or read from standard input)")
-    p.add_argument("name")
+    p = command(nsub, "set", "create or change a connection; encrypted fields are asked for "
+                "at a prompt (or read from standard input)", connection_set, "name")
     p.add_argument("--type", dest="connection_type", help="its connection type (to create)")
     p.add_argument("--value", action="append", metavar="FIELD=VALUE",
                    help="a plain field (repeatable)")
     p.add_argument("--secret", action="append", metavar="FIELD",
                    help="change this encrypted field of an existing connection (asked for)")
-    p.set_defaults(func=connection_set)
-    leaves.append(p)
-    p = nsub.add_parser("delete", help="delete a connection")
-    p.add_argument("name")
-    p.set_defaults(func=_DELETE, kind="connection")
-    leaves.append(p)
+    command(nsub, "delete", "delete a connection", _DELETE, "name", kind="connection")
 
     cert = sub.add_parser("certificate", help="certificates")
     tsub = cert.add_subparsers(dest="action", metavar="ACTION", required=True)
-    leaves.append(tsub.add_parser("list", help="list certificates"))
-    leaves[-1].set_defaults(func=lambda a, o: o.table(
+    command(tsub, "list", "list certificates", lambda a, o: o.table(
         client(a).certificates(), [("NAME", "name"), ("THUMBPRINT", "thumbprint"),
                                    ("SUBJECT", "subject"), ("EXPIRES", "not_after")],
         empty="No certificates."))
-    p = tsub.add_parser("show", help="a certificate's thumbprint, subject and expiry")
-    p.add_argument("name")
-    p.set_defaults(func=lambda a, o: o.item(client(a).get_certificate(a.name)))
-    leaves.append(p)
-    p = tsub.add_parser("import", help="upload a PFX (password asked for) or PEM file")
-    p.add_argument("name")
+    command(tsub, "show", "a certificate's thumbprint, subject and expiry",
+            _show("certificate"), "name")
+    p = command(tsub, "import", "upload a PFX (password asked for) or PEM file",
+                certificate_import, "name")
     p.add_argument("file", type=Path)
     p.add_argument("--exportable", action="store_true",
                    help="runbooks get the private key too")
     p.add_argument("--no-password", action="store_true", help="the PFX has no password")
-    p.set_defaults(func=certificate_import)
-    leaves.append(p)
-    p = tsub.add_parser("delete", help="delete a certificate")
-    p.add_argument("name")
-    p.set_defaults(func=_DELETE, kind="certificate")
-    leaves.append(p)
+    command(tsub, "delete", "delete a certificate", _DELETE, "name", kind="certificate")
 
-    for parser in leaves:
-        add_common(parser)
+    add_common_to(vsub, csub, nsub, tsub)
 
 
 def variable_list(args, out: Output):
@@ -162,24 +122,17 @@ def variable_set(args, out: Output):
     else:
         value = _json_or_text(args.value)
     sma = client(args)
-    try:
-        var = sma.create_variable(args.name, value, encrypted=args.encrypted,
-                                  description=args.description or "")
-        verb = "Created"
-    except SmaApiError as exc:
-        if exc.status != 409:
-            raise
-        changes = {"value": value}
-        if args.encrypted:
-            changes["is_encrypted"] = True
-        if args.description is not None:
-            changes["description"] = args.description
-        var, verb = sma.update_variable(args.name, **changes), "Changed"
-    if out.json:
-        out.data(var)
-    else:
-        out.done(f"{verb} variable {args.name!r}" + (" (encrypted)." if var.is_encrypted
-                                                      else "."))
+    changes = {"value": value}
+    if args.encrypted:
+        changes["is_encrypted"] = True
+    if args.description is not None:
+        changes["description"] = args.description
+    var, verb = create_or_change(
+        lambda: sma.create_variable(args.name, value, encrypted=args.encrypted,
+                                    description=args.description or ""),
+        lambda: sma.update_variable(args.name, **changes))
+    out.result(var, f"{verb} variable {args.name!r}"
+               + (" (encrypted)." if var.is_encrypted else "."))
 
 
 def credential_list(args, out: Output):
@@ -191,21 +144,14 @@ def credential_list(args, out: Output):
 def credential_set(args, out: Output):
     password = read_secret("Password: ")
     sma = client(args)
-    try:
-        cred = sma.create_credential(args.name, args.username, password,
-                                     args.description or "")
-        verb = "Created"
-    except SmaApiError as exc:
-        if exc.status != 409:
-            raise
-        changes = {"username": args.username, "password": password}
-        if args.description is not None:
-            changes["description"] = args.description
-        cred, verb = sma.update_credential(args.name, **changes), "Changed"
-    if out.json:
-        out.data(cred)
-    else:
-        out.done(f"{verb} credential {args.name!r}.")
+    changes = {"username": args.username, "password": password}
+    if args.description is not None:
+        changes["description"] = args.description
+    cred, verb = create_or_change(
+        lambda: sma.create_credential(args.name, args.username, password,
+                                      args.description or ""),
+        lambda: sma.update_credential(args.name, **changes))
+    out.result(cred, f"{verb} credential {args.name!r}.")
 
 
 def connection_type_create(args, out: Output):
@@ -218,10 +164,7 @@ def connection_type_create(args, out: Output):
         fields.append({"name": name, "is_encrypted": "encrypted" in flags,
                        "is_optional": "optional" in flags})
     ctype = client(args).create_connection_type(args.name, fields)
-    if out.json:
-        out.data(ctype)
-    else:
-        out.done(f"Created connection type {args.name!r}.")
+    out.result(ctype, f"Created connection type {args.name!r}.")
 
 
 def connection_set(args, out: Output):
@@ -258,10 +201,7 @@ def connection_set(args, out: Output):
         verb = "Created"
     else:
         conn, verb = sma.update_connection(args.name, values), "Changed"
-    if out.json:
-        out.data(conn)
-    else:
-        out.done(f"{verb} connection {args.name!r}.")
+    out.result(conn, f"{verb} connection {args.name!r}.")
 
 
 def certificate_import(args, out: Output):
@@ -273,14 +213,15 @@ def certificate_import(args, out: Output):
     password = None if pem or args.no_password else read_secret("PFX password: ")
     cert = client(args).create_certificate(args.name, data, password,
                                            exportable=args.exportable)
-    if out.json:
-        out.data(cert)
-    else:
-        out.done(f"Imported certificate {args.name!r} ({cert.thumbprint}).")
+    out.result(cert, f"Imported certificate {args.name!r} ({cert.thumbprint}).")
 
 
 _DELETE = act(lambda sma, a: getattr(sma, f"delete_{a.kind}")(a.name),
               "Deleted {kind} {name!r}.")
+
+
+def _show(kind: str):
+    return lambda a, o: o.item(getattr(client(a), f"get_{kind}")(a.name))
 
 
 def _json_or_text(text: str):

@@ -163,6 +163,13 @@ class Output:
         if not self.json:
             self.err.print(message)
 
+    def result(self, value: Any, message: str) -> None:
+        """What a command made or changed: the object for scripts, a line for people."""
+        if self.json:
+            self.data(value)
+        else:
+            self.done(message)
+
     def waiting(self, message: str):
         """A spinner on standard error while waiting, when it is a terminal."""
         import contextlib
@@ -211,6 +218,33 @@ def act(call: Callable[[SmaClient, argparse.Namespace], object], message: str):
         call(client(args), args)
         out.done(message.format(**vars(args)))
     return run
+
+
+def create_or_change(create: Callable[[], Any], change: Callable[[], Any]) -> tuple[Any, str]:
+    """`create()`, or `change()` when the name is taken (409): the object and the verb."""
+    try:
+        return create(), "Created"
+    except SmaApiError as exc:
+        if exc.status != 409:
+            raise
+    return change(), "Changed"
+
+
+def command(sub: argparse._SubParsersAction, action: str, help: str, func: Callable,
+            *positional: str, **defaults: Any) -> argparse.ArgumentParser:
+    """A subcommand taking `positional` arguments, run by `func(args, out)`."""
+    p = sub.add_parser(action, help=help)
+    for name in positional:
+        p.add_argument(name)
+    p.set_defaults(func=func, **defaults)
+    return p
+
+
+def add_common_to(*subs: argparse._SubParsersAction) -> None:
+    """The common options on every subcommand of these groups."""
+    for sub in subs:
+        for parser in sub.choices.values():
+            add_common(parser)
 
 
 def job_exit_code(job: Job) -> int:

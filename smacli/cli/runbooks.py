@@ -16,6 +16,7 @@ from smacli.cli.common import (
     UsageError,
     add_common,
     client,
+    create_or_change,
     job_exit_code,
     parse_pairs,
 )
@@ -174,20 +175,19 @@ def runbook_import(args, out: Output):
     sma = client(args)
     settings = {k: v for k, v in (("description", args.description), ("tags", args.tags),
                                   ("worker_group", args.group)) if v is not None}
-    try:
-        rb = sma.create_runbook(name, runbook_type, content, **settings)
-        action = "Created"
-    except SmaApiError as exc:
-        if exc.status != 409:
-            raise
+    def update_draft():
         existing = sma.get_runbook(name)
         if existing.runbook_type != runbook_type:
             raise UsageError(f"runbook {name!r} exists as a {existing.runbook_type} runbook, "
-                             f"not {runbook_type}") from None
+                             f"not {runbook_type}")
         sma.set_draft(name, content)
         if settings:
             sma.update_runbook(name, **settings)
-        rb, action = sma.get_runbook(name), "Updated the draft of"
+        return sma.get_runbook(name)
+
+    rb, verb = create_or_change(
+        lambda: sma.create_runbook(name, runbook_type, content, **settings), update_draft)
+    action = "Created" if verb == "Created" else "Updated the draft of"
     if args.publish:
         version = sma.publish_runbook(name)
         out.done(f"{action} runbook {name!r} and published version {version.number}.")
@@ -234,10 +234,7 @@ def runbook_edit(args, out: Output):
 
 def runbook_publish(args, out: Output):
     version = client(args).publish_runbook(args.name)
-    if out.json:
-        out.data(version)
-    else:
-        out.done(f"Published {args.name!r} version {version.number}.")
+    out.result(version, f"Published {args.name!r} version {version.number}.")
 
 
 def runbook_versions(args, out: Output):
@@ -333,10 +330,7 @@ def job_control(args, out: Output):
     sma = client(args)
     job = {"stop": sma.stop_job, "suspend": sma.suspend_job,
            "resume": sma.resume_job}[args.verb](args.id)
-    if out.json:
-        out.data(job)
-    else:
-        out.done(f"Job {job.id} is {job.status}.")
+    out.result(job, f"Job {job.id} is {job.status}.")
 
 
 def job_wait(args, out: Output):

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from smacli.cli.common import Output, UsageError, act, add_common, client, parse_pairs
+from smacli.cli.common import (
+    Output,
+    UsageError,
+    act,
+    add_common_to,
+    client,
+    command,
+    parse_pairs,
+)
 
 FREQUENCIES = ("OneTime", "Minute", "Hour", "Day", "Week", "Month", "Cron")
 OCCURRENCES = ("First", "Second", "Third", "Fourth", "Last")
@@ -31,7 +39,6 @@ def _schedule_options(p: argparse.ArgumentParser, creating: bool) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    leaves = []
     sch = sub.add_parser("schedule", help="schedules (Get-SmaSchedule, Set-SmaSchedule)")
     ssub = sch.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = ssub.add_parser("list", help="list schedules with their next run")
@@ -40,39 +47,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         [("NAME", "name"), ("FREQUENCY", "frequency"), ("INTERVAL", "interval"),
          ("TIME ZONE", "time_zone"), ("ENABLED", "enabled"), ("NEXT RUN", "next_run")],
         empty="No schedules."))
-    leaves.append(p)
-    p = ssub.add_parser("show", help="a schedule and its linked runbooks")
-    p.add_argument("name")
-    p.set_defaults(func=schedule_show)
-    leaves.append(p)
+    command(ssub, "show", "a schedule and its linked runbooks", schedule_show, "name")
     p = ssub.add_parser("create", help="create a schedule (Set-SmaSchedule)")
     p.add_argument("name")
     _schedule_options(p, creating=True)
     p.set_defaults(func=schedule_create)
-    leaves.append(p)
     p = ssub.add_parser("update", help="change a schedule (counts at beat's next check)")
     p.add_argument("name")
     _schedule_options(p, creating=False)
     p.set_defaults(func=schedule_update)
-    leaves.append(p)
-    p = ssub.add_parser("delete", help="delete a schedule and its links")
-    p.add_argument("name")
-    p.set_defaults(func=act(lambda sma, a: sma.delete_schedule(a.name),
-                            "Deleted schedule {name!r}."))
-    leaves.append(p)
+    command(ssub, "delete", "delete a schedule and its links",
+            act(lambda sma, a: sma.delete_schedule(a.name), "Deleted schedule {name!r}."),
+            "name")
     p = ssub.add_parser("link", help="run a published runbook on this schedule")
     p.add_argument("name")
     p.add_argument("runbook")
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE")
     p.add_argument("--group", help="worker group (default: the runbook's)")
     p.set_defaults(func=schedule_link)
-    leaves.append(p)
-    p = ssub.add_parser("unlink", help="stop running a runbook on this schedule")
-    p.add_argument("name")
-    p.add_argument("runbook")
-    p.set_defaults(func=act(lambda sma, a: sma.unlink_schedule(a.name, a.runbook),
-                            "Unlinked {runbook!r} from {name!r}."))
-    leaves.append(p)
+    command(ssub, "unlink", "stop running a runbook on this schedule",
+            act(lambda sma, a: sma.unlink_schedule(a.name, a.runbook),
+                "Unlinked {runbook!r} from {name!r}."), "name", "runbook")
 
     hook = sub.add_parser("webhook", help="webhooks")
     wsub = hook.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -82,11 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         [("NAME", "name"), ("RUNBOOK", "runbook"), ("ENABLED", "enabled"),
          ("EXPIRES", "expiry_time"), ("LAST CALLED", "last_invoked_at")],
         empty="No webhooks."))
-    leaves.append(p)
-    p = wsub.add_parser("show", help="a webhook (its URL is shown only at creation)")
-    p.add_argument("name")
-    p.set_defaults(func=lambda a, o: o.item(client(a).get_webhook(a.name)))
-    leaves.append(p)
+    command(wsub, "show", "a webhook (its URL is shown only at creation)",
+            lambda a, o: o.item(client(a).get_webhook(a.name)), "name")
     p = wsub.add_parser("create", help="create a webhook; prints its URL, once")
     p.add_argument("name")
     p.add_argument("runbook")
@@ -96,7 +88,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--expiry", help="ISO 8601 with offset (default: a year from now)")
     p.add_argument("--disable", action="store_true", help="create it disabled")
     p.set_defaults(func=webhook_create)
-    leaves.append(p)
     p = wsub.add_parser("update", help="enable, disable or extend a webhook")
     p.add_argument("name")
     group = p.add_mutually_exclusive_group()
@@ -106,14 +97,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
                    help="replace the fixed parameters")
     p.set_defaults(func=webhook_update)
-    leaves.append(p)
-    p = wsub.add_parser("delete", help="delete a webhook: its URL stops working")
-    p.add_argument("name")
-    p.set_defaults(func=act(lambda sma, a: sma.delete_webhook(a.name),
-                            "Deleted webhook {name!r}."))
-    leaves.append(p)
-    for parser in leaves:
-        add_common(parser)
+    command(wsub, "delete", "delete a webhook: its URL stops working",
+            act(lambda sma, a: sma.delete_webhook(a.name), "Deleted webhook {name!r}."),
+            "name")
+    add_common_to(ssub, wsub)
 
 
 def _fields(args) -> dict:
@@ -158,10 +145,8 @@ def schedule_show(args, out: Output):
 def schedule_create(args, out: Output):
     fields = _fields(args)
     schedule = client(args).create_schedule(args.name, fields.pop("frequency"), **fields)
-    if out.json:
-        out.data(schedule)
-    else:
-        out.done(f"Created schedule {args.name!r}; next run {schedule.next_run or 'none'}.")
+    out.result(schedule, f"Created schedule {args.name!r}; next run "
+                         f"{schedule.next_run or 'none'}.")
 
 
 def schedule_update(args, out: Output):
@@ -169,20 +154,15 @@ def schedule_update(args, out: Output):
     if not fields:
         raise UsageError("nothing to change: give at least one option (see --help)")
     schedule = client(args).update_schedule(args.name, **fields)
-    if out.json:
-        out.data(schedule)
-    else:
-        out.done(f"Changed schedule {args.name!r}; next run {schedule.next_run or 'none'}.")
+    out.result(schedule, f"Changed schedule {args.name!r}; next run "
+                         f"{schedule.next_run or 'none'}.")
 
 
 def schedule_link(args, out: Output):
     link = client(args).link_schedule(args.name, args.runbook, parse_pairs(args.param),
                                       args.group)
-    if out.json:
-        out.data(link)
-    else:
-        out.done(f"Linked {args.runbook!r} to schedule {args.name!r}; next run "
-                 f"{link.next_run or 'none'}.")
+    out.result(link, f"Linked {args.runbook!r} to schedule {args.name!r}; next run "
+                     f"{link.next_run or 'none'}.")
 
 
 def webhook_create(args, out: Output):
@@ -211,7 +191,4 @@ def webhook_update(args, out: Output):
     if not changes:
         raise UsageError("nothing to change: --enable, --disable, --expiry or --param")
     hook = client(args).update_webhook(args.name, **changes)
-    if out.json:
-        out.data(hook)
-    else:
-        out.done(f"Changed webhook {args.name!r}.")
+    out.result(hook, f"Changed webhook {args.name!r}.")
