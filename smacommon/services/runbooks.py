@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,6 +22,7 @@ from smacommon.errors import (
 from smacommon.models import Runbook, RunbookVersion
 from smacommon.parameters import normalize_declarations
 from smacommon.scripts import RUNBOOK_TYPES, analyze
+from smacommon.services import by_id_or_name
 from smacommon.settings import WORKER_GROUP_PATTERN
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -31,17 +31,9 @@ UPDATABLE = ("description", "tags", "log_verbose", "log_progress", "log_debug",
              "timeout_seconds", "worker_group", "max_concurrent_jobs")
 
 
-def get_runbook(session: Session, ref: str, *, for_update: bool = False) -> Runbook:
+def get_runbook(session: Session, ref: str) -> Runbook:
     """A runbook by id or by name; RunbookNotFound otherwise."""
-    runbook = None
-    try:
-        runbook_id = uuid.UUID(str(ref))
-    except ValueError:
-        runbook_id = None
-    if runbook_id is not None:
-        runbook = session.get(Runbook, runbook_id)
-    if runbook is None:
-        runbook = session.scalar(select(Runbook).where(Runbook.name == ref))
+    runbook = by_id_or_name(session, Runbook, ref)
     if runbook is None:
         raise RunbookNotFound(f"Runbook {ref!r} not found.")
     return runbook

@@ -20,6 +20,7 @@ from smacommon.errors import Conflict, NotFound, NotPublished, ValidationFailed
 from smacommon.models import JobSchedule, Runbook, Schedule, ScheduleFire
 from smacommon.parameters import validate
 from smacommon.recurrence import OCCURRENCES, Recurrence, RecurrenceError
+from smacommon.services import by_id_or_name
 from smacommon.services.assets import check_name
 from smacommon.services.jobs import start_job
 from smacommon.services.runbooks import GROUP_RE
@@ -57,13 +58,8 @@ def recurrence_of(fields: Any) -> Recurrence:
 
 
 def get_schedule(session: Session, ref: str) -> Schedule:
-    schedule = None
-    try:
-        schedule = session.get(Schedule, uuid.UUID(str(ref)))
-    except ValueError:
-        pass
-    if schedule is None:
-        schedule = session.scalar(select(Schedule).where(Schedule.name == ref))
+    """A schedule by id or by name; ScheduleNotFound otherwise."""
+    schedule = by_id_or_name(session, Schedule, ref)
     if schedule is None:
         raise ScheduleNotFound(f"Schedule {ref!r} not found.")
     return schedule
