@@ -258,20 +258,25 @@ class _Process:
     def stop(self, timeout: float = 15.0) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=timeout)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait(timeout=timeout)
+        end_group(self.proc, timeout)
         self._log.close()
         self.proc = None
+
+
+def end_group(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """End `proc`'s process group: SIGTERM, and SIGKILL for what is left after `timeout`."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=timeout)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if proc.poll() is None:
+        proc.wait(timeout=timeout)
 
 
 class BeatProcess(_Process):

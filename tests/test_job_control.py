@@ -20,7 +20,7 @@ from smacommon.errors import IllegalTransition
 from smacommon.models import Job
 from smacommon.services.jobs import stop_job, transition
 from smacommon.states import JobStatus
-from tests.conftest import wait_gone
+from tests.conftest import end_group, wait_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -475,7 +475,6 @@ def test_stopping_job_whose_worker_is_lost_ends_stopped(api, services, processes
 
 
 def test_sma_worker_command_serves_its_group(api, services, tmp_path):
-    import signal
     import subprocess
     import sys
 
@@ -492,12 +491,7 @@ def test_sma_worker_command_serves_its_group(api, services, tmp_path):
         workers = api.get(f"/api/v1/workers?group={group}").get_json()["items"]
         assert len(workers) == 1 and workers[0]["concurrency"] == 1
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        end_group(proc)
         log.close()
 
 

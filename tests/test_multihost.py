@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, end_group
 from tests.relay import Relay
 
 
@@ -111,12 +110,7 @@ def test_a_worker_on_another_host_runs_jobs(netns, services, api):
             assert out.split() == ["hello", env["SMA_API_URL"]]
             assert host in env["SMA_API_URL"]  # the job called back over the virtual link
         finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(timeout=10)
+            end_group(worker, timeout=20)
             log.close()
     finally:
         for proxy in proxies:

@@ -67,13 +67,17 @@ def cut_worker(services, processes):
     relay.stop()
 
 
-def _wait_for_line(api, job_id, text, timeout=30.0):
+def _start_then_cut(api, relay, group, content, line, parameters=None, timeout=30.0):
+    """Start a job of `content` on the cut-off worker's group and cut the relay once the
+    job has written `line` (so it runs, and the database has its first records)."""
+    rb = api.create_runbook(content=content, worker_group=group)
+    job = api.start(rb["name"], parameters)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(r["text"] == text for r in api.records(job_id)):
-            return
+    while not any(r["text"] == line for r in api.records(job["id"])):
+        assert time.monotonic() < deadline, f"job never wrote {line!r}: {api.records(job['id'])}"
         time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never wrote {text!r}: {api.records(job_id)[-5:]}")
+    relay.cut()
+    return job
 
 
 def _assert_complete(api, job_id, texts):
@@ -85,10 +89,7 @@ def _assert_complete(api, job_id, texts):
 
 def test_a_job_runs_through_an_outage_and_loses_nothing(api, cut_worker):
     relay, group, worker, _url = cut_worker
-    rb = api.create_runbook(content=_STEADY, worker_group=group)
-    job = api.start(rb["name"])
-    _wait_for_line(api, job["id"], "line 5")
-    relay.cut()
+    job = _start_then_cut(api, relay, group, _STEADY, "line 5")
     time.sleep(2)
     running = api.get(f"/api/v1/jobs/{job['id']}").get_json()
     assert running["status"] == "Running" and not running["has_checkpoint"]
@@ -109,10 +110,7 @@ def test_a_job_runs_through_an_outage_and_loses_nothing(api, cut_worker):
 
 def test_the_end_of_a_job_is_recorded_once_the_database_answers(api, cut_worker):
     relay, group, worker, _url = cut_worker
-    rb = api.create_runbook(content=_ENDS_IN_OUTAGE, worker_group=group)
-    job = api.start(rb["name"])
-    _wait_for_line(api, job["id"], "before")
-    relay.cut()
+    job = _start_then_cut(api, relay, group, _ENDS_IN_OUTAGE, "before")
     time.sleep(3)  # the runbook ends meanwhile
     assert api.get(f"/api/v1/jobs/{job['id']}").get_json()["status"] == "Running"
     relay.restore()
@@ -128,10 +126,8 @@ def test_output_during_an_outage_waits_in_bounded_memory(api, cut_worker, job_tm
     relay, group, worker, _url = cut_worker
     n = 120_000
     flag = job_tmp / "go"
-    rb = api.create_runbook(content=_FLOOD.format(n=n), worker_group=group)
-    job = api.start(rb["name"], {"flag": str(flag)})
-    _wait_for_line(api, job["id"], "waiting")
-    relay.cut()
+    job = _start_then_cut(api, relay, group, _FLOOD.format(n=n), "waiting",
+                          parameters={"flag": str(flag)})
     flag.touch()
     time.sleep(3)
     relay.restore()
@@ -168,10 +164,7 @@ def test_leases_that_ran_out_in_an_outage_are_renewed_before_the_reaper_judges(
     is not resumed elsewhere and runs once."""
     relay, group, worker, url = cut_worker
     beat = processes.beat(env={"SMA_DATABASE_URL": url})
-    rb = api.create_runbook(content=_STEADY, worker_group=group)
-    job = api.start(rb["name"])
-    _wait_for_line(api, job["id"], "line 5")
-    relay.cut()
+    job = _start_then_cut(api, relay, group, _STEADY, "line 5")
     time.sleep(5)
     relay.restore()
     done = api.wait(job["id"])
@@ -188,10 +181,7 @@ def test_a_worker_cut_off_longer_than_its_lease_gives_the_job_up_cleanly(
     no longer the job's and writes nothing more, so the second run's records stand alone,
     numbered without a gap or a clash."""
     relay, group, worker, _url = cut_worker
-    rb = api.create_runbook(content=_STEADY, worker_group=group)
-    job = api.start(rb["name"])
-    _wait_for_line(api, job["id"], "line 5")
-    relay.cut()
+    job = _start_then_cut(api, relay, group, _STEADY, "line 5")
     processes.worker(group, concurrency=1)
     processes.beat()
     deadline = time.monotonic() + 30

@@ -4,7 +4,6 @@ processes on PostgreSQL and Redis; 200 jobs over two groups; one worker killed m
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 import requests
 
 from smacommon.embedded_redis import free_port
-from tests.conftest import ADMIN_TOKEN, ROOT
+from tests.conftest import ADMIN_TOKEN, ROOT, end_group
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("SMA_TEST_DATABASE_URL"),
@@ -45,12 +44,7 @@ def web(services):
             assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
             time.sleep(0.1)
     yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
+    end_group(proc)
 
 
 def test_two_hundred_jobs_two_groups_one_worker_killed(web, processes, services):
