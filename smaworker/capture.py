@@ -64,7 +64,6 @@ class StreamWriter:
         self._stamp_at = -1.0
         self._stamp: Any = None
         self.error_tail: deque[str] = deque(maxlen=20)
-        self.written = 0
         self.masks: list[str] = []  # secrets the job fetched, longest first
         self.before_write = None  # called in the transaction of each batch, before its rows
         self.dirty = False  # a write is due even with no records (before_write has work)
@@ -220,7 +219,6 @@ class StreamWriter:
 
     def committed(self) -> None:
         """The rows taken are in the database: announce them."""
-        self.written += len(self._inflight)
         self._inflight, self._inflight_bytes, self.dirty = [], 0, False
         if self.failures:
             log.warning("job %s: the database answers again; its held records are written",
