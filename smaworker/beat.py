@@ -40,17 +40,18 @@ class SmaScheduler(PersistentScheduler):
         wait = super().tick(*args, **kwargs)
         now = time.monotonic()
         engine = get_engine(self.sma_settings.effective_database_url)
+        if self.unreachable:
+            self._probe(engine)  # before any pass: the reaper must not be first back
         if now >= self.next_fire_check:
             self.next_fire_check = now + self.sma_settings.schedule_check_seconds
             try:
                 started = fire_due(engine, enqueue=_enqueue,
                                    heartbeat_seconds=self.sma_settings.worker_heartbeat_seconds)
-                self._answered()
                 if started:
                     log.info("schedules: started %d job(s)", started)
             except Exception as exc:
                 self._failed("schedule check", exc)
-        if now >= self.next_reap:
+        if now >= self.next_reap and not self.unreachable:
             self.next_reap = now + self.sma_settings.reaper_interval_seconds
             try:
                 done = reap(engine, self.sma_settings, _enqueue)
@@ -80,15 +81,22 @@ class SmaScheduler(PersistentScheduler):
             log.warning("%s: the database is unreachable (%s); trying again until it answers",
                         what, str(exc).splitlines()[0])
 
-    def _answered(self) -> None:
-        if self.unreachable:
-            self.unreachable = False
-            # leases ran out while nobody could renew them: give the workers one lease
-            # period to renew theirs before judging any job lost (and running it twice)
-            self.next_reap = max(self.next_reap,
-                                 time.monotonic() + self.sma_settings.job_lease_seconds)
-            log.warning("the database answers again; the reaper waits %s s for workers to "
-                        "renew their leases", self.sma_settings.job_lease_seconds)
+    def _probe(self, engine) -> None:
+        """Whether the database answers again after an outage. Leases ran out while nobody
+        could renew them: the workers get one lease period to renew theirs before the
+        reaper judges any job lost (and runs it twice)."""
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except Exception as exc:
+            if not is_transient(exc):
+                log.exception("database check failed")
+            return
+        self.unreachable = False
+        self.next_reap = max(self.next_reap,
+                             time.monotonic() + self.sma_settings.job_lease_seconds)
+        log.warning("the database answers again; the reaper waits %s s for workers to renew "
+                    "their leases", self.sma_settings.job_lease_seconds)
 
 
 def _enqueue(job_id: str, group: str) -> None:
