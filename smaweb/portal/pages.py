@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from smacommon.db import utcnow
 from smacommon.models import Job, Runbook, Worker
 from smacommon.states import JobStatus
-from smaweb.auth import check_not_blocked, count_failure
 from smaweb.extensions import db
+from smaweb.limiter import check_not_blocked, count_failure
 from smaweb.portal import bp
 from smaweb.portal.session import check_csrf, login_required, sign_in
 
@@ -25,13 +25,14 @@ STATUS_COLOURS = {"Completed": "#2e7d32", "Failed": "#c62828", "Stopped": "#6d4c
 def login():
     if request.method == "POST":
         check_csrf()
-        check_not_blocked()  # the API's limit on wrong tokens counts the portal's too
-        if sign_in(request.form.get("token", "")):
+        typed = request.form.get("token", "").strip()
+        check_not_blocked(typed)  # the API's limit on wrong tokens counts the portal's too
+        if sign_in(typed):
             target = request.args.get("next") or url_for("portal.dashboard")
             if urlsplit(target).netloc or not target.startswith("/"):
                 target = url_for("portal.dashboard")  # only pages of this site
             return redirect(target)
-        count_failure()
+        count_failure(typed)
         flash("That token is not valid (wrong, expired or revoked).", "error")
         return render_template("login.html"), 401
     return render_template("login.html")
