@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from smacommon.db import utcnow
@@ -14,7 +14,7 @@ from smacommon.states import JobStatus
 from smaweb.extensions import db
 from smaweb.limiter import check_not_blocked, count_failure
 from smaweb.portal import bp
-from smaweb.portal.session import check_csrf, login_required, sign_in
+from smaweb.portal.session import check_csrf, login_required, sign_in, sign_out
 
 STATUS_ORDER = [s.value for s in JobStatus]
 STATUS_COLOURS = {"Completed": "#2e7d32", "Failed": "#c62828", "Stopped": "#6d4c41",
@@ -41,7 +41,7 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     check_csrf()
-    session.clear()
+    sign_out()
     return redirect(url_for("portal.login"))
 
 
