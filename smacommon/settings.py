@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     encryption_keys: str = ""
     admin_token: str = ""
     metrics_token: str = ""  # when set, /metrics wants it as a bearer token
+    # reverse proxies in front of the web service whose X-Forwarded-For/-Proto are believed
+    trusted_proxies: int = 0
     worker_group: str = Field(default="default", pattern=WORKER_GROUP_PATTERN)
     worker_name: str = ""
     python: str = ""
@@ -74,6 +76,18 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: object) -> int:
+        try:
+            count = int(str(value).strip() or 0)
+        except ValueError:
+            count = -1
+        if not 0 <= count <= 10:
+            raise ValueError("must be the number of reverse proxies in front of the web service "
+                             "(0, the default: none; 1 for one nginx or Caddy), at most 10")
+        return count
 
     @property
     def effective_database_url(self) -> str:

@@ -47,6 +47,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         from smacommon import logs
 
         logs.configure(fmt=settings.log_format)
+    if settings.trusted_proxies:
+        # behind reverse proxies the client's address and scheme are those the first proxy saw
+        # (the limiter, the audit and the request log use them); unset, X-Forwarded-* is ignored
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,
+                                x_proto=settings.trusted_proxies)
     db.init_app(app)
     api = Api(app)
     errors.init_app(app)

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
-import time
-from collections import deque
 
 from flask import Flask, current_app, g, has_request_context, request
 from flask_smorest import abort
@@ -22,6 +19,12 @@ from smacommon.models import AuditEvent
 from smacommon.services.tokens import JOB_ROLE, JOB_TOKEN_PREFIX, find_running_job, find_token
 from smaweb.extensions import READ_METHODS as _READ_METHODS
 from smaweb.extensions import db
+from smaweb.limiter import (
+    Failures,
+    check_not_blocked,
+    client_address,
+    count_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +34,6 @@ WEBHOOK_INVOKE = "/api/v1/webhooks/invoke/"
 _RANK = {role: i for i, role in enumerate(ROLES)}
 _OPERATOR_ACTIONS = ("/start", "/stop", "/suspend", "/resume")
 _ADMIN_PREFIXES = ("/api/v1/tokens", "/api/v1/audit", "/api/v1/admin", "/api/v1/workers")
-
-# brute force of tokens: after this many 401s from one address in the window, 429s
-FAILURES_ALLOWED = 20
-FAILURE_WINDOW_SECONDS = 60.0
 
 
 def required_role(method: str, path: str) -> str:
@@ -48,76 +47,37 @@ def required_role(method: str, path: str) -> str:
     return "author"
 
 
-class _Failures:
-    """401s per client address in a sliding window (per process)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: dict[str, deque[float]] = {}
-
-    def blocked(self, address: str) -> float:
-        """Seconds the address must wait (0: not blocked)."""
-        with self._lock:
-            times = self._prune(address)
-            if len(times) < FAILURES_ALLOWED:
-                return 0.0
-            return max(0.0, times[0] + FAILURE_WINDOW_SECONDS - time.monotonic())
-
-    def add(self, address: str) -> None:
-        with self._lock:
-            self._prune(address).append(time.monotonic())
-            if len(self._seen) > 10000:  # forget quiet addresses
-                for key in [k for k, v in self._seen.items() if not v][:5000]:
-                    del self._seen[key]
-
-    def _prune(self, address: str) -> deque[float]:
-        times = self._seen.setdefault(address, deque())
-        cutoff = time.monotonic() - FAILURE_WINDOW_SECONDS
-        while times and times[0] < cutoff:
-            times.popleft()
-        return times
-
-
-def _client() -> str:
-    return request.remote_addr or "unknown"
-
-
-def _unauthorized(message: str, error: str | None = None) -> None:
-    count_failure()
+def _unauthorized(message: str, error: str | None = None, presented: str | None = None) -> None:
+    """401 (a wrong `presented` token counts towards its address's limit: maybe 429)."""
+    if presented is not None:
+        count_failure(presented)
     challenge = 'Bearer realm="sma"' + (f', error="{error}"' if error else "")
     abort(401, message=message, headers={"WWW-Authenticate": challenge})
+
+
+def _bearer() -> str:
+    """The bearer token sent ("" when none), once the limiter let its beginning through."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        return ""
+    check_not_blocked(secret)
+    return secret
 
 
 def require_secret(expected: str, what: str) -> None:
     """401 unless the request carries `expected` as its bearer token (for endpoints outside
     /api/v1 with a token of their own, such as /metrics)."""
-    check_not_blocked()
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    secret = secret.strip()
-    if scheme.lower() != "bearer" or not secret:
+    secret = _bearer()
+    if not secret:
         _unauthorized(f"Missing token: send the header 'Authorization: Bearer <{what}>'.")
     if not hmac.compare_digest(secret.encode(), expected.encode()):
-        _unauthorized(f"Wrong token: {what} is wanted here.", "invalid_token")
-
-
-def check_not_blocked() -> None:
-    """429 for an address that sent too many wrong tokens lately."""
-    wait = current_app.extensions["sma_auth_failures"].blocked(_client())
-    if wait:
-        abort(429, message=f"Too many requests with a wrong token from {_client()}; "
-                           f"try again in {int(wait) + 1} s.",
-              headers={"Retry-After": str(int(wait) + 1)})
-
-
-def count_failure() -> None:
-    """One more wrong token from this address (bearer or webhook)."""
-    current_app.extensions["sma_auth_failures"].add(_client())
+        _unauthorized(f"Wrong token: {what} is wanted here.", "invalid_token", secret)
 
 
 def _authenticate() -> None:
     if not request.path.startswith("/api/v1") or request.path.startswith(WEBHOOK_INVOKE):
         return  # a webhook's token is in its URL: the view checks it
-    check_not_blocked()
     header = request.headers.get("Authorization", "")
     if not header and request.method in _READ_METHODS and request.cookies:
         # the portal's pages read the API (live output, downloads) with their session
@@ -127,9 +87,8 @@ def _authenticate() -> None:
         if load_user():
             _authorize()
             return
-    scheme, _, secret = header.partition(" ")
-    secret = secret.strip()
-    if scheme.lower() != "bearer" or not secret:
+    secret = _bearer()
+    if not secret:
         _unauthorized("Missing token: send the header 'Authorization: Bearer <token>'.")
     configured = current_app.config["SMA_SETTINGS"].admin_token
     if configured and hmac.compare_digest(secret.encode(), configured.encode()):
@@ -138,12 +97,12 @@ def _authenticate() -> None:
         job_id = find_running_job(db.session, secret)
         if job_id is None:
             _unauthorized("Invalid job token: the job has ended, or never was.",
-                          "invalid_token")
+                          "invalid_token", secret)
         g.principal, g.role, g.job_id = f"job:{job_id}", JOB_ROLE, job_id
     elif (token := find_token(db.session, secret)) is not None:
         g.principal, g.role = f"token:{token.name}", token.role
     else:
-        _unauthorized("Invalid, expired or revoked token.", "invalid_token")
+        _unauthorized("Invalid, expired or revoked token.", "invalid_token", secret)
     _authorize()
 
 
@@ -174,7 +133,7 @@ def _audit(session: Session) -> None:
     endpoint = request.url_rule.rule if request.url_rule else request.path
     session.add(AuditEvent(actor=g.principal, action=f"{request.method} {endpoint}",
                            target=g.get("sma_audit_target", request.path),
-                           client_address=_client()))
+                           client_address=client_address()))
 
 
 def current_principal() -> str:
@@ -183,5 +142,5 @@ def current_principal() -> str:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["sma_auth_failures"] = _Failures()
+    app.extensions["sma_auth_failures"] = Failures()
     app.before_request(_authenticate)

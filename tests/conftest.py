@@ -98,7 +98,7 @@ def services(tmp_path_factory, worker_id, testrun_uid):
     server = make_server("127.0.0.1", api_port, create_app(), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield {"database_url": db_url, "redis_url": redis_url, "env": env, "tmp": tmp,
-           "api_url": env["SMA_API_URL"]}
+           "api_url": env["SMA_API_URL"], "web_app": server.app}
     server.shutdown()
     dispose_engines()
     if pg_base:

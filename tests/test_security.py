@@ -122,7 +122,7 @@ def test_every_change_is_audited_without_secrets(api, world):
 
 
 def test_wrong_tokens_are_slowed_down(client):
-    from smaweb.auth import FAILURES_ALLOWED
+    from smaweb.limiter import FAILURES_ALLOWED
 
     headers = {"Authorization": "Bearer guess"}
     codes = [client.get("/api/v1/runbooks", headers=headers).status_code

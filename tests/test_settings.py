@@ -18,6 +18,9 @@ from smacommon.settings import load_settings
     ("SMA_REDIS_URL", "http://localhost:6379"),
     ("SMA_WORKER_GROUP", "has space"),
     ("SMA_STREAM_BATCH_MS", "0"),
+    ("SMA_TRUSTED_PROXIES", "yes"),
+    ("SMA_TRUSTED_PROXIES", "-1"),
+    ("SMA_TRUSTED_PROXIES", "11"),
 ])
 def test_bad_setting_names_the_variable(monkeypatch, var, value):
     monkeypatch.setenv(var, value)

@@ -103,7 +103,7 @@ def test_body_over_the_limit_is_413(api, client):
 
 
 def test_webhook_token_guessing_is_slowed_down(client):
-    from smaweb.auth import FAILURES_ALLOWED
+    from smaweb.limiter import FAILURES_ALLOWED
 
     codes = [client.post(f"/api/v1/webhooks/invoke/guess{i}").status_code
              for i in range(FAILURES_ALLOWED + 1)]

@@ -33,11 +33,12 @@ def find_token(session: Session, secret: str) -> ApiToken | None:
 def find_token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
     """The live (not revoked, not expired) token with this hash."""
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
-    if token is None or token.revoked:
-        return None
-    if token.expires_at is not None and token.expires_at <= utcnow():
-        return None
-    return token
+    return token if token is not None and is_live(token) else None
+
+
+def is_live(token: ApiToken) -> bool:
+    """Neither revoked nor expired."""
+    return not token.revoked and (token.expires_at is None or token.expires_at > utcnow())
 
 
 def create_token(session: Session, name: str, role: str,
@@ -66,6 +67,9 @@ def revoke_token(session: Session, token_id) -> ApiToken:
     if token is None:
         raise NotFound(f"Token {token_id} not found.")
     token.revoked = True
+    from smacommon.services.portal_sessions import end_sessions_of_token
+
+    end_sessions_of_token(session, token.token_hash)  # its portal sign-ins end with it
     return token
 
 

@@ -19,8 +19,8 @@ from smacommon.schemas.schedule import (
 )
 from smacommon.services import webhooks as svc
 from smacommon.services.runbooks import get_runbook
-from smaweb.auth import check_not_blocked, count_failure
 from smaweb.extensions import SmaBlueprint, db
+from smaweb.limiter import check_not_blocked, count_failure
 from smaweb.pagination import keyset_page
 
 blp = SmaBlueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
@@ -81,17 +81,18 @@ class WebhookInvoke(MethodView):
     def post(self, token):
         """Start the webhook's runbook: WEBHOOKDATA = {WebhookName, RequestBody,
         RequestHeader}; answers {"JobIds": [...]}, as Azure Automation does."""
-        check_not_blocked()
+        check_not_blocked(token)
+        # the token first: a wrong one costs no body read, a right one is never refused
+        hook = svc.find_by_token(db.session, token)
+        if hook is None:
+            count_failure(token)
+            abort(404, message="Webhook not found.")
         length = request.content_length
         if length is not None and length > svc.MAX_BODY_BYTES:
             _too_large()
         body = request.get_data(cache=False)
         if len(body) > svc.MAX_BODY_BYTES:
             _too_large()
-        hook = svc.find_by_token(db.session, token)
-        if hook is None:
-            count_failure()
-            abort(404, message="Webhook not found.")
         # audited as the webhook, and never with the token that is in the path
         g.principal = f"webhook:{hook.id}"
         g.sma_audit_target = f"/api/v1/webhooks/{hook.name}"

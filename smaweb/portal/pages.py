@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from smacommon.db import utcnow
 from smacommon.models import Job, Runbook, Worker
 from smacommon.states import JobStatus
-from smaweb.auth import check_not_blocked, count_failure
 from smaweb.extensions import db
+from smaweb.limiter import check_not_blocked, count_failure
 from smaweb.portal import bp
-from smaweb.portal.session import check_csrf, login_required, sign_in
+from smaweb.portal.session import check_csrf, login_required, sign_in, sign_out
 
 STATUS_ORDER = [s.value for s in JobStatus]
 STATUS_COLOURS = {"Completed": "#2e7d32", "Failed": "#c62828", "Stopped": "#6d4c41",
@@ -25,13 +25,14 @@ STATUS_COLOURS = {"Completed": "#2e7d32", "Failed": "#c62828", "Stopped": "#6d4c
 def login():
     if request.method == "POST":
         check_csrf()
-        check_not_blocked()  # the API's limit on wrong tokens counts the portal's too
-        if sign_in(request.form.get("token", "")):
+        typed = request.form.get("token", "").strip()
+        check_not_blocked(typed)  # the API's limit on wrong tokens counts the portal's too
+        if sign_in(typed):
             target = request.args.get("next") or url_for("portal.dashboard")
             if urlsplit(target).netloc or not target.startswith("/"):
                 target = url_for("portal.dashboard")  # only pages of this site
             return redirect(target)
-        count_failure()
+        count_failure(typed)
         flash("That token is not valid (wrong, expired or revoked).", "error")
         return render_template("login.html"), 401
     return render_template("login.html")
@@ -40,7 +41,7 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     check_csrf()
-    session.clear()
+    sign_out()
     return redirect(url_for("portal.login"))
 
 

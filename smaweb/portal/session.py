@@ -1,8 +1,10 @@
 """Who is signed in to the portal: a token typed once, then a signed HTTP-only cookie.
 
-The cookie holds the token's hash (never the token) and a CSRF secret. Every request looks
-the hash up again, so a revoked or expired token ends the session at once. Every form post
-carries the CSRF secret (htmx sends it as a header), compared in constant time.
+The cookie holds a random session id (never the token) and a CSRF secret; the session itself
+lives on the server (smacommon.services.portal_sessions). Every request looks it up with its
+token, so signing out, or revoking or expiring the token, ends it at once, for every copy of
+the cookie. Every form post carries the CSRF secret (htmx sends it as a header), compared in
+constant time.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 
 from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
 
+from smacommon.db import utcnow
 from smacommon.errors import SmaError
+from smacommon.services import portal_sessions as sessions
 from smacommon.services.tokens import JOB_TOKEN_PREFIX, find_token_by_hash, hash_token
 from smaweb.extensions import db
 
@@ -46,46 +50,59 @@ def secret_key(settings) -> str:
     return key
 
 
-def principal_for(secret: str) -> tuple[str, str, str] | None:
-    """(principal, role, token hash) of a token a person typed, or None."""
-    secret = secret.strip()
-    if not secret or secret.startswith(JOB_TOKEN_PREFIX):
-        return None
-    return principal_by_hash(hash_token(secret))
-
-
-def principal_by_hash(token_hash: str) -> tuple[str, str, str] | None:
+def _admin_token_hash() -> str | None:
     configured = current_app.config["SMA_SETTINGS"].admin_token
-    if configured and hmac.compare_digest(token_hash, hash_token(configured)):
-        return "admin", "admin", token_hash
-    token = find_token_by_hash(db.session, token_hash)
-    if token is None:
-        return None
-    return f"token:{token.name}", token.role, token_hash
+    return hash_token(configured) if configured else None
 
 
 def sign_in(secret: str) -> bool:
-    found = principal_for(secret)
-    if found is None:
+    """Start a session for the token a person typed; False when it is no valid API token."""
+    secret = secret.strip()
+    if not secret or secret.startswith(JOB_TOKEN_PREFIX):
         return False
+    token_hash = hash_token(secret)
+    admin = _admin_token_hash()
+    if not (admin and hmac.compare_digest(token_hash, admin)) and \
+            find_token_by_hash(db.session, token_hash) is None:
+        return False
+    if session.get("sid"):  # signing in again ends the session signed in before
+        sessions.end_session(db.session, session["sid"])
+    sid = sessions.open_session(db.session, token_hash, current_app.permanent_session_lifetime)
+    db.session.commit()
     session.clear()
-    session["token_hash"] = found[2]
+    session["sid"] = sid
     session["csrf"] = secrets.token_urlsafe(32)
     session.permanent = True
     return True
 
 
+def sign_out() -> None:
+    """End the session on the server (every copy of the cookie) and forget the cookie."""
+    if session.get("sid"):
+        sessions.end_session(db.session, session["sid"])
+        db.session.commit()
+    session.clear()
+
+
 def load_user() -> bool:
     """Set g.principal and g.role from the session cookie; False when signed out."""
-    token_hash = session.get("token_hash")
-    if not token_hash:
+    sid = session.get("sid")
+    if not sid:
         return False
-    found = principal_by_hash(token_hash)
+    found = sessions.find_live_session(db.session, sid, _admin_token_hash())
     if found is None:
         session.clear()
         return False
-    g.principal, g.role, _ = found
+    portal_session, token = found
+    if token is None:
+        g.principal, g.role = "admin", "admin"
+    else:
+        g.principal, g.role = f"token:{token.name}", token.role
     g.portal = True
+    if portal_session.last_seen_at < utcnow() - sessions.LAST_SEEN_EVERY:
+        # its own short transaction: the request's own may be read-only
+        with current_app.extensions["sma_db"].factory() as own, own.begin():
+            sessions.touch(own, portal_session.id)
     return True
 
 

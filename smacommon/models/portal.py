@@ -1,0 +1,29 @@
+"""Portal sign-ins, kept on the server so that signing out or revoking a token ends them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from smacommon.db import Base, UTCDateTime, utcnow
+
+
+class PortalSession(Base):
+    """One sign-in: the browser's cookie holds a random id; only its hash is kept here."""
+
+    __tablename__ = "portal_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # the token signed in with, by its hash (the admin token has no row in api_tokens)
+    token_hash: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def __repr__(self) -> str:
+        return f"<PortalSession {self.id} ended={self.ended_at}>"
