@@ -19,12 +19,7 @@ from smacommon.models import AuditEvent
 from smacommon.services.tokens import JOB_ROLE, JOB_TOKEN_PREFIX, find_running_job, find_token
 from smaweb.extensions import READ_METHODS as _READ_METHODS
 from smaweb.extensions import db
-from smaweb.limiter import (
-    Failures,
-    check_not_blocked,
-    client_address,
-    count_failure,
-)
+from smaweb.limiter import Failures, client_address, count_failure
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +42,20 @@ def required_role(method: str, path: str) -> str:
     return "author"
 
 
-def _unauthorized(message: str, error: str | None = None, presented: str | None = None) -> None:
-    """401 (a wrong `presented` token counts towards its address's limit: maybe 429)."""
-    if presented is not None:
-        count_failure(presented)
+def _unauthorized(message: str, error: str | None = None, wrong_token: bool = False) -> None:
+    """401 (a wrong token counts towards its address's limit: maybe 429)."""
+    if wrong_token:
+        count_failure()
     challenge = 'Bearer realm="sma"' + (f', error="{error}"' if error else "")
     abort(401, message=message, headers={"WWW-Authenticate": challenge})
 
 
 def _bearer() -> str:
-    """The bearer token sent ("" when none), once the limiter let its beginning through."""
+    """The bearer token sent ("" when none)."""
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:
         return ""
-    check_not_blocked(secret)
     return secret
 
 
@@ -72,7 +66,7 @@ def require_secret(expected: str, what: str) -> None:
     if not secret:
         _unauthorized(f"Missing token: send the header 'Authorization: Bearer <{what}>'.")
     if not hmac.compare_digest(secret.encode(), expected.encode()):
-        _unauthorized(f"Wrong token: {what} is wanted here.", "invalid_token", secret)
+        _unauthorized(f"Wrong token: {what} is wanted here.", "invalid_token", wrong_token=True)
 
 
 def _authenticate() -> None:
@@ -97,12 +91,12 @@ def _authenticate() -> None:
         job_id = find_running_job(db.session, secret)
         if job_id is None:
             _unauthorized("Invalid job token: the job has ended, or never was.",
-                          "invalid_token", secret)
+                          "invalid_token", wrong_token=True)
         g.principal, g.role, g.job_id = f"job:{job_id}", JOB_ROLE, job_id
     elif (token := find_token(db.session, secret)) is not None:
         g.principal, g.role = f"token:{token.name}", token.role
     else:
-        _unauthorized("Invalid, expired or revoked token.", "invalid_token", secret)
+        _unauthorized("Invalid, expired or revoked token.", "invalid_token", wrong_token=True)
     _authorize()
 
 

@@ -1,27 +1,20 @@
 """Slowing down token guessing, without ever locking out a right token.
 
-A token is checked before the limiter is asked, and a right one passes: only wrong tokens
-are counted, and only wrong tokens are refused. Two counts, each a sliding window:
-
-- per client address: past FAILURES_ALLOWED wrong tokens a minute, the address's wrong
-  tokens get 429 (with Retry-After) instead of 401/404. Its right tokens (a job's own token,
-  the admin's) still pass, so one runbook guessing tokens breaks no other job that calls
-  back from the same host.
-- per (address, the token's first PREFIX_CHARS characters): past the limit, a token with that
-  beginning gets 429 *before* it is looked up, so it tells the guesser nothing, right or
-  wrong. This is the guess a limit can really slow: a guess around a known beginning (whole
-  tokens are 256 random bits). Another caller's wrong tokens never share the beginning of
-  your token unless they already know 16 characters of it.
+A token is checked before the limiter is asked, and a right one always passes: only wrong
+tokens are counted, and only wrong tokens are refused. Past FAILURES_ALLOWED wrong tokens a
+minute from one client address, that address's wrong tokens get 429 (with Retry-After)
+instead of 401/404. Its right tokens (a job's own token, the admin's) still pass, so one
+runbook guessing tokens breaks no other job that calls back from the same host. Guessing a
+whole token (256 random bits) is hopeless with or without a limit; the 429 keeps logs and
+the database quiet under a flood of wrong ones.
 
 Kept in memory per web process (with gunicorn's N processes an address gets up to N times
-the limit), bounded: at most MAX_KEYS keys of each kind, the least recently failing forgotten
-first, each holding at most FAILURES_ALLOWED times. Prefixes are kept only as a keyed hash.
+the limit), bounded: at most MAX_KEYS addresses, the least recently failing forgotten first,
+each holding at most FAILURES_ALLOWED times.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import threading
 import time
 from collections import OrderedDict, deque
@@ -31,7 +24,6 @@ from flask_smorest import abort
 
 FAILURES_ALLOWED = 20
 FAILURE_WINDOW_SECONDS = 60.0
-PREFIX_CHARS = 16
 MAX_KEYS = 10_000
 
 
@@ -69,40 +61,28 @@ class _Windows:
 
 
 class Failures:
-    """Wrong tokens per address and per (address, token beginning) (one per web process)."""
+    """Wrong tokens per client address (one per web process)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._salt = secrets.token_bytes(16)
         self._by_address = _Windows()
-        self._by_prefix = _Windows()
 
-    def _prefix_key(self, address: str, presented: str) -> tuple[str, bytes]:
-        prefix = presented[:PREFIX_CHARS].encode("utf-8", "surrogatepass")
-        return address, hashlib.blake2b(prefix, digest_size=16, key=self._salt).digest()
-
-    def blocked(self, address: str, presented: str) -> float:
-        """Seconds before a token with this beginning is looked up again (0: now)."""
-        with self._lock:
-            return self._by_prefix.wait(self._prefix_key(address, presented), time.monotonic())
-
-    def fail(self, address: str, presented: str) -> float:
+    def fail(self, address: str) -> float:
         """Count one wrong token; seconds the address must wait (0: answer it as usual)."""
         now = time.monotonic()
         with self._lock:
             wait = self._by_address.wait(address, now)
             self._by_address.add(address, now)
-            self._by_prefix.add(self._prefix_key(address, presented), now)
             return wait
 
     def size(self) -> int:
-        """Keys held (bounded by 2 * MAX_KEYS)."""
+        """Addresses held (bounded by MAX_KEYS)."""
         with self._lock:
-            return len(self._by_address) + len(self._by_prefix)
+            return len(self._by_address)
 
     def clear(self) -> None:
         with self._lock:
-            self._by_address, self._by_prefix = _Windows(), _Windows()
+            self._by_address = _Windows()
 
 
 def client_address() -> str:
@@ -116,17 +96,9 @@ def _too_many(wait: float) -> None:
                        f"try again in {seconds} s.", headers={"Retry-After": str(seconds)})
 
 
-def check_not_blocked(presented: str) -> None:
-    """429, before the token is looked up, when its address sent too many wrong tokens with
-    the same beginning lately."""
-    wait = current_app.extensions["sma_auth_failures"].blocked(client_address(), presented)
-    if wait:
-        _too_many(wait)
-
-
-def count_failure(presented: str) -> None:
+def count_failure() -> None:
     """One more wrong token from this address; 429 when the address is past its limit (the
     caller answers 401 or 404 otherwise)."""
-    wait = current_app.extensions["sma_auth_failures"].fail(client_address(), presented)
+    wait = current_app.extensions["sma_auth_failures"].fail(client_address())
     if wait:
         _too_many(wait)

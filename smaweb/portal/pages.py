@@ -12,7 +12,7 @@ from smacommon.db import utcnow
 from smacommon.models import Job, Runbook, Worker
 from smacommon.states import JobStatus
 from smaweb.extensions import db
-from smaweb.limiter import check_not_blocked, count_failure
+from smaweb.limiter import count_failure
 from smaweb.portal import bp
 from smaweb.portal.session import check_csrf, login_required, sign_in, sign_out
 
@@ -26,13 +26,12 @@ def login():
     if request.method == "POST":
         check_csrf()
         typed = request.form.get("token", "").strip()
-        check_not_blocked(typed)  # the API's limit on wrong tokens counts the portal's too
         if sign_in(typed):
             target = request.args.get("next") or url_for("portal.dashboard")
             if urlsplit(target).netloc or not target.startswith("/"):
                 target = url_for("portal.dashboard")  # only pages of this site
             return redirect(target)
-        count_failure(typed)
+        count_failure()  # the API's limit on wrong tokens counts the portal's too
         flash("That token is not valid (wrong, expired or revoked).", "error")
         return render_template("login.html"), 401
     return render_template("login.html")
