@@ -528,7 +528,8 @@ def test_admin_configuration(api, worker, client):
                       json={"job_retention_days": 30, "max_job_records": 50})
     assert changed.get_json() == {"job_retention_days": 30, "max_job_records": 50}
     audit = api.get("/api/v1/audit?limit=5").get_json()["items"]
-    assert audit[0]["action"] == "PUT /api/v1/admin/configuration"
+    assert audit[0]["action"] == "configuration.update"
+    assert audit[0]["details"] == {"job_retention_days": 30, "max_job_records": 50}
     # workers read it within SMA_CONFIG_CACHE_SECONDS (10 s; 0 in the tests)
     deadline = time.monotonic() + 20
     while True:

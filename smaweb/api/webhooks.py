@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from smacommon.schemas.schedule import (
 )
 from smacommon.services import webhooks as svc
 from smacommon.services.runbooks import get_runbook
-from smaweb.auth import check_not_blocked, count_failure
+from smaweb.auth import bind_actor, check_not_blocked, count_failure
 from smaweb.extensions import SmaBlueprint, db
 from smaweb.pagination import keyset_page
 
@@ -67,7 +67,7 @@ class WebhookByName(MethodView):
     @blp.response(204)
     def delete(self, name):
         """Delete a webhook: its URL stops working at once."""
-        db.session.delete(svc.get_webhook(db.session, name))
+        svc.delete_webhook(db.session, svc.get_webhook(db.session, name))
         db.session.commit()
 
 
@@ -92,9 +92,7 @@ class WebhookInvoke(MethodView):
         if hook is None:
             count_failure()
             abort(404, message="Webhook not found.")
-        # audited as the webhook, and never with the token that is in the path
-        g.principal = f"webhook:{hook.id}"
-        g.sma_audit_target = f"/api/v1/webhooks/{hook.name}"
+        bind_actor(f"webhook:{hook.id}", "webhook")  # never the token that is in the path
         headers = {k: v for k, v in request.headers.items()}
         job = svc.invoke(db.session, hook, body, headers, heartbeat_seconds=current_app.config[
             "SMA_SETTINGS"].worker_heartbeat_seconds)

@@ -18,6 +18,7 @@ from flask import Flask, abort, current_app, flash, g, redirect, request, sessio
 
 from smacommon.errors import SmaError
 from smacommon.services.tokens import JOB_TOKEN_PREFIX, find_token_by_hash, hash_token
+from smaweb.auth import bind_actor
 from smaweb.extensions import db
 
 ROLES = ("reader", "operator", "author", "admin")
@@ -86,6 +87,7 @@ def load_user() -> bool:
         return False
     g.principal, g.role, _ = found
     g.portal = True
+    bind_actor(g.principal, "portal")
     return True
 
 
