@@ -228,6 +228,8 @@ class AuditEvent(Resource):
     action: str | None = None
     target: str | None = None
     client_address: str | None = None
+    door: str | None = None
+    details: dict[str, Any] | None = None
 
 
 def _q(name: str) -> str:

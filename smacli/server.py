@@ -33,6 +33,7 @@ def token_create(args: argparse.Namespace) -> int:
 
     from smacommon.db import get_engine
     from smacommon.migrate import upgrade
+    from smacommon.services.audit import act_as
     from smacommon.services.tokens import create_token
 
     settings = load_settings()
@@ -41,7 +42,8 @@ def token_create(args: argparse.Namespace) -> int:
         print("sma: --expires-in-days must be 1 or more", file=sys.stderr)
         return 2
     with Session(get_engine(settings.effective_database_url)) as s, s.begin():
-        token, secret = create_token(s, args.name, args.role, args.expires_in_days)
+        token, secret = create_token(act_as(s, cli_actor()), args.name, args.role,
+                                     args.expires_in_days)
         name, role = token.name, token.role
     print(f"Token {name!r} ({role}), shown once: {secret}")
     return 0
@@ -53,10 +55,25 @@ def keys_rotate(args: argparse.Namespace) -> int:
     from smacommon.services.assets import rotate_secrets
 
     settings = load_settings()
-    count = rotate_secrets(get_engine(settings.effective_database_url), get_crypto(settings))
+    count = rotate_secrets(get_engine(settings.effective_database_url), get_crypto(settings),
+                           cli_actor())
     print(f"Re-encrypted {count} secret(s) under the first key. The other keys can be removed "
           "from SMA_ENCRYPTION_KEYS now.")
     return 0
+
+
+def cli_actor():
+    """Who runs a command on the server, for the audit: the OS user, and this host."""
+    import getpass
+    import socket
+
+    from smacommon.services.audit import Actor
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a uid with no name (containers)
+        user = str(os.getuid())
+    return Actor(f"cli:{user}", "cli", socket.gethostname())
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -244,7 +261,8 @@ def _bootstrap_token(settings) -> str | None:
     from sqlalchemy.orm import Session
 
     from smacommon.db import get_engine
+    from smacommon.services.audit import act_as
     from smacommon.services.tokens import ensure_admin_token
 
     with Session(get_engine(settings.effective_database_url)) as s, s.begin():
-        return ensure_admin_token(s, settings.admin_token)
+        return ensure_admin_token(act_as(s, cli_actor()), settings.admin_token)

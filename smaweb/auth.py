@@ -1,4 +1,4 @@
-"""Who is calling (bearer tokens), what their role lets them do, and the audit of changes.
+"""Who is calling (bearer tokens), what their role lets them do, and who the audit names.
 
 Roles, from least to most: reader (GET), operator (+ start, stop, suspend, resume jobs),
 author (+ create and change runbooks, assets, schedules, webhooks), admin (+ tokens,
@@ -10,12 +10,10 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Flask, current_app, g, request
 from flask_smorest import abort
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
-from smacommon.models import AuditEvent
+from smacommon.services.audit import Actor, act_as
 from smacommon.services.tokens import JOB_ROLE, JOB_TOKEN_PREFIX, find_running_job, find_token
 from smaweb.extensions import READ_METHODS as _READ_METHODS
 from smaweb.extensions import db
@@ -115,19 +113,9 @@ def _authorize() -> None:
         abort(403, message=f"This needs the {needed} role; your token has the {g.role} role.")
 
 
-@event.listens_for(Session, "before_commit")
-def _audit(session: Session) -> None:
-    """Every change made through the API writes an audit event in the same transaction as
-    the change itself (never with the request body): no change without its audit line."""
-    if not has_request_context() or request.method in _READ_METHODS:
-        return
-    if not request.path.startswith("/api/v1") or "principal" not in g or g.get("sma_audited"):
-        return
-    g.sma_audited = True
-    endpoint = request.url_rule.rule if request.url_rule else request.path
-    session.add(AuditEvent(actor=g.principal, action=f"{request.method} {endpoint}",
-                           target=g.get("sma_audit_target", request.path),
-                           client_address=client_address()))
+def bind_actor(name: str, door: str) -> None:
+    """Who acts in this request: the services audit every change they make as them."""
+    act_as(db.session, Actor(name, door, client_address()))
 
 
 def current_principal() -> str:

@@ -16,6 +16,7 @@ from celery.beat import PersistentScheduler
 from smacommon.db import get_engine, is_transient
 from smacommon.queue import enqueue_job
 from smacommon.services import configuration
+from smacommon.services.audit import Actor
 from smacommon.services.retention import purge_jobs
 from smacommon.services.schedules import fire_due
 from smacommon.settings import get_settings
@@ -23,6 +24,7 @@ from smaworker.reaper import reap
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_SECONDS = 3600.0
+RETENTION = Actor("retention", "schedule")  # beat's own purge: not audited (see audit.py)
 
 
 class SmaScheduler(PersistentScheduler):
@@ -63,7 +65,7 @@ class SmaScheduler(PersistentScheduler):
             self.next_purge = now + PURGE_EVERY_SECONDS
             try:
                 days = configuration.current(engine, self.sma_settings)["job_retention_days"]
-                done = purge_jobs(engine, days)
+                done = purge_jobs(engine, days, RETENTION)
                 if done["jobs_deleted"]:
                     log.info("retention: %s", done)
             except Exception as exc:

@@ -18,11 +18,13 @@ from sqlalchemy.orm import Session
 from smacommon.db import get_engine
 from smacommon.errors import IllegalTransition
 from smacommon.models import Job
+from smacommon.services.audit import Actor, act_as
 from smacommon.services.jobs import stop_job, transition
 from smacommon.states import JobStatus
 from tests.conftest import end_group, wait_gone
 
 pytestmark = pytest.mark.e2e
+TESTER = Actor("token:test", "api")
 
 STEPS = ("import time, smarunbook\n"
          "start = smarunbook.last_checkpoint(0)\n"
@@ -190,7 +192,7 @@ def test_stop_and_completion_at_once_exactly_one_wins(api, services):
             barrier.wait()
             try:
                 with Session(engine) as s, s.begin():
-                    stop_job(s, s.get(Job, job_id), "user:test")
+                    stop_job(act_as(s, TESTER), s.get(Job, job_id), "user:test")
                 results["stop"] = True
             except IllegalTransition as exc:
                 assert "Completed" in exc.message
@@ -215,7 +217,7 @@ def test_stop_that_wins_over_the_exit_ends_stopped(api, services):
 
     job_id, engine = _running_job(api, services)
     with Session(engine) as s, s.begin():
-        stop_job(s, s.get(Job, job_id), "user:test")
+        stop_job(act_as(s, TESTER), s.get(Job, job_id), "user:test")
     runner = JobRunner(str(job_id), __import__("smacommon.settings").settings.get_settings(),
                        "w")
     runner._finish(StreamWriter(engine, job_id), JobStatus.COMPLETED, exit_code=0)
@@ -528,7 +530,8 @@ def test_admin_configuration(api, worker, client):
                       json={"job_retention_days": 30, "max_job_records": 50})
     assert changed.get_json() == {"job_retention_days": 30, "max_job_records": 50}
     audit = api.get("/api/v1/audit?limit=5").get_json()["items"]
-    assert audit[0]["action"] == "PUT /api/v1/admin/configuration"
+    assert audit[0]["action"] == "configuration.update"
+    assert audit[0]["details"] == {"job_retention_days": 30, "max_job_records": 50}
     # workers read it within SMA_CONFIG_CACHE_SECONDS (10 s; 0 in the tests)
     deadline = time.monotonic() + 20
     while True:

@@ -107,18 +107,19 @@ def test_every_change_is_audited_without_secrets(api, world):
     events = api.get("/api/v1/audit?limit=100").get_json()["items"]
     assert len(events) == len({e["id"] for e in events})
     actions = [e["action"] for e in events]
-    assert "POST /api/v1/credentials" in actions
-    assert "PATCH /api/v1/runbooks/<runbook>" in actions
-    assert "POST /api/v1/jobs/<job_id>/stop" in actions
-    assert "POST /api/v1/runbooks/<runbook>/start" in actions
+    assert "credential.create" in actions
+    assert "runbook.update" in actions
+    assert "job.stop" in actions
+    assert "job.start" in actions
     api.post("/api/v1/admin/purge-jobs", json={})
     latest = api.get("/api/v1/audit?limit=1").get_json()["items"][0]
-    assert latest["action"] == "POST /api/v1/admin/purge-jobs"
-    assert all(e["actor"] == "admin" and e["client_address"] for e in events)
-    assert actions.count("POST /api/v1/runbooks") == 1  # the refused create is not there
+    assert latest["action"] == "jobs.purge"
+    assert all(e["actor"] == "admin" and e["door"] == "api" and e["client_address"]
+               for e in events)
+    assert actions.count("runbook.create") == 1  # the refused create is not there
     assert "pw-123456" not in api.get("/api/v1/audit?limit=100").get_data(as_text=True)
     mine = api.get("/api/v1/audit?target=/api/v1/credentials").get_json()["items"]
-    assert [e["target"] for e in mine] == ["/api/v1/credentials"]
+    assert [e["target"] for e in mine] == ["/api/v1/credentials/c"]
 
 
 def test_wrong_tokens_are_slowed_down(client):
@@ -160,6 +161,7 @@ def test_key_rotation_keeps_every_secret_readable(api, services, monkeypatch):
     from smacommon.db import get_engine
     from smacommon.models import Credential
     from smacommon.services.assets import rotate_secrets
+    from smacommon.services.audit import Actor
     from smacommon.settings import load_settings
 
     old = get_crypto(load_settings())
@@ -169,8 +171,12 @@ def test_key_rotation_keeps_every_secret_readable(api, services, monkeypatch):
     key_file = load_settings().data_dir / "encryption.key"
     old_key = key_file.read_text().strip()
     settings = load_settings(encryption_keys=f"{new_key},{old_key}")
-    count = rotate_secrets(get_engine(services["database_url"]), get_crypto(settings))
+    count = rotate_secrets(get_engine(services["database_url"]), get_crypto(settings),
+                           Actor("cli:ops", "cli", "host-1"))
     assert count >= 2
+    (event,) = api.get("/api/v1/audit?actor=cli:ops").get_json()["items"]
+    assert (event["action"], event["door"], event["details"]) == \
+        ("keys.rotate", "cli", {"secrets": count})
     only_new = get_crypto(load_settings(encryption_keys=new_key))
     from sqlalchemy.orm import Session
 

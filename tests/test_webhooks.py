@@ -59,7 +59,9 @@ def test_webhook_invoke_end_to_end(api, services, worker):
     audit = api.get("/api/v1/audit?limit=50").get_json()["items"]
     assert token not in json.dumps(audit)
     mine = [e for e in audit if e["actor"] == f"webhook:{hook['id']}"]
-    assert mine and mine[0]["target"] == f"/api/v1/webhooks/{hook['name']}"
+    assert [(e["action"], e["door"], e["target"]) for e in mine] == [
+        ("job.start", "webhook", f"/api/v1/jobs/{job_id}")]
+    assert mine[0]["client_address"] == "127.0.0.1"
 
 
 def test_every_runbook_type_receives_webhooks(api, services, worker):

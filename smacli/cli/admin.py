@@ -60,6 +60,9 @@ def register_api(worker_sub: argparse._SubParsersAction,
 
     p = sub.add_parser("audit", help="who changed what (admin)")
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--actor", help="only this actor (token:<name>, job:<id>, ...)")
+    p.add_argument("--door", choices=("api", "portal", "cli", "job", "webhook"),
+                   help="only changes that came in this way")
     p.set_defaults(func=audit)
     add_common(p)
 
@@ -95,12 +98,13 @@ def worker_list(args, out: Output):
 
 def audit(args, out: Output):
     items = []
-    for event in client(args).audit():
+    for event in client(args).audit(actor=args.actor, door=args.door):
         items.append(event)
         if len(items) >= args.limit:
             break
-    out.table(items, [("TIME", "time"), ("WHO", "actor"), ("WHAT", "action"),
-                      ("TARGET", "target"), ("FROM", "client_address")], empty="No events.")
+    out.table(items, [("TIME", "time"), ("WHO", "actor"), ("DOOR", "door"),
+                      ("WHAT", "action"), ("TARGET", "target"), ("FROM", "client_address")],
+              empty="No events.")
 
 
 def api_configured(args: argparse.Namespace) -> bool:

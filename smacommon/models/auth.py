@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smacommon.db import Base, UTCDateTime, utcnow
+from smacommon.models.types import JSONType
 
 
 class ApiToken(Base):
@@ -28,7 +30,7 @@ class ApiToken(Base):
 
 
 class AuditEvent(Base):
-    """One change made through the API: who, what, on what, when, from where."""
+    """One change: who, through which door, what, on what, when, from where."""
 
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_time", "time", "id"),)
@@ -39,6 +41,9 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(200))
     target: Mapped[str] = mapped_column(Text, default="")
     client_address: Mapped[str] = mapped_column(String(64), default="")
+    # api, portal, cli, job or webhook (events from before 0008 all came through the API)
+    door: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
 
     @property
     def created_at(self) -> datetime:  # for keyset paging

@@ -7,6 +7,7 @@ import datetime as dt
 import marshmallow as ma
 
 from smacommon.schemas.common import PageArgsSchema, StrictSchema
+from smacommon.services.audit import AUDITED_DOORS
 
 ROLES = ("reader", "operator", "author", "admin")
 
@@ -41,10 +42,17 @@ class TokenPageSchema(ma.Schema):
 class AuditEventSchema(ma.Schema):
     id = ma.fields.UUID(dump_only=True)
     time = ma.fields.DateTime(dump_only=True)
-    actor = ma.fields.String(dump_only=True)
-    action = ma.fields.String(dump_only=True)
-    target = ma.fields.String(dump_only=True)
+    actor = ma.fields.String(dump_only=True, metadata={
+        "description": "admin, token:<name>, job:<id>, webhook:<id> or cli:<user>."})
+    action = ma.fields.String(dump_only=True, metadata={
+        "description": "What was done, as <object>.<verb> (runbook.publish, job.start)."})
+    target = ma.fields.String(dump_only=True, metadata={
+        "description": "What it was done to, as its API path."})
     client_address = ma.fields.String(dump_only=True)
+    door = ma.fields.String(dump_only=True, metadata={
+        "description": "How the change came in: api, portal, cli, job or webhook."})
+    details = ma.fields.Dict(dump_only=True, allow_none=True, metadata={
+        "description": "Names of the fields changed, counts, numbers; never a value."})
 
 
 class AuditPageSchema(ma.Schema):
@@ -54,5 +62,8 @@ class AuditPageSchema(ma.Schema):
 
 class AuditQueryArgsSchema(PageArgsSchema):
     actor = ma.fields.String()
+    door = ma.fields.String(validate=ma.validate.OneOf(AUDITED_DOORS))
+    action = ma.fields.String(metadata={"description": "Actions starting with this "
+                                                       "(runbook. for every runbook change)."})
     target = ma.fields.String(metadata={"description": "Paths starting with this."})
     since = ma.fields.AwareDateTime(default_timezone=dt.UTC)

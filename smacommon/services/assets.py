@@ -15,12 +15,17 @@ from sqlalchemy.orm import Session
 from smacommon.crypto import Crypto
 from smacommon.errors import Conflict, NotFound, ValidationFailed
 from smacommon.models import Certificate, Connection, ConnectionType, Credential, Variable
+from smacommon.services.audit import Actor, record, record_alone
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.\- ]{1,128}$")
 KINDS = {"variable": Variable, "credential": Credential, "connection_type": ConnectionType,
          "connection": Connection, "certificate": Certificate}
 _LABEL = {Variable: "Variable", Credential: "Credential", ConnectionType: "Connection type",
           Connection: "Connection", Certificate: "Certificate"}
+# as the audit names them: the action's noun, and the collection in the target's path
+_AUDIT = {Variable: ("variable", "variables"), Credential: ("credential", "credentials"),
+          ConnectionType: ("connection_type", "connection-types"),
+          Connection: ("connection", "connections"), Certificate: ("certificate", "certificates")}
 
 
 class AssetNotFound(NotFound):
@@ -50,7 +55,14 @@ def _new(session: Session, model: type, name: str, **fields: Any):
     item = model(name=name, **fields)
     session.add(item)
     session.flush()
+    _record(session, item, "create")
     return item
+
+
+def _record(session: Session, item: Any, verb: str, **details: Any) -> None:
+    """The audit event of a change to an asset (names of fields only, never a value)."""
+    noun, collection = _AUDIT[type(item)]
+    record(session, f"{noun}.{verb}", f"/api/v1/{collection}/{item.name}", **details)
 
 
 def delete_asset(session: Session, model: type, name: str) -> None:
@@ -60,6 +72,7 @@ def delete_asset(session: Session, model: type, name: str) -> None:
             .where(Connection.connection_type_id == item.id)):
         raise Conflict(f"Connection type {name!r} is used by connections; delete them first.")
     session.delete(item)
+    _record(session, item, "delete")
 
 
 # --- variables ---------------------------------------------------------------------------
@@ -91,6 +104,7 @@ def update_variable(session: Session, crypto: Crypto, var: Variable,
         _set_variable_value(crypto, var, changes["value"])
     if "description" in changes:
         var.description = changes["description"]
+    _record(session, var, "update", fields=sorted(changes))
     return var
 
 
@@ -116,6 +130,7 @@ def update_credential(session: Session, crypto: Crypto, cred: Credential,
         cred.password_encrypted = crypto.encrypt(changes["password"])
     if "description" in changes:
         cred.description = changes["description"]
+    _record(session, cred, "update", fields=sorted(changes))
     return cred
 
 
@@ -175,6 +190,8 @@ def update_connection(session: Session, crypto: Crypto, conn: Connection,
             conn.values_encrypted = crypto.encrypt(json.dumps({**current, **secret}))
     if "description" in changes:
         conn.description = changes["description"]
+    named = {"values": sorted(changes["values"])} if "values" in changes else {}
+    _record(session, conn, "update", fields=sorted(changes), **named)
     return conn
 
 
@@ -255,7 +272,7 @@ _SECRET_COLUMNS = ((Variable, "value_encrypted"), (Credential, "password_encrypt
                    (Connection, "values_encrypted"), (Certificate, "data_encrypted"))
 
 
-def rotate_secrets(engine, crypto: Crypto) -> int:
+def rotate_secrets(engine, crypto: Crypto, actor: Actor) -> int:
     """Re-encrypt every secret under the first key, one table at a time."""
     from sqlalchemy import update
 
@@ -269,4 +286,5 @@ def rotate_secrets(engine, crypto: Crypto) -> int:
                 conn.execute(update(table).where(table.c.id == row_id)
                              .values({column: crypto.rotate(token)}))
                 count += 1
+    record_alone(engine, actor, "keys.rotate", "encryption-keys", secrets=count)
     return count

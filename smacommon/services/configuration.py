@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from smacommon.db import read_connection, utcnow
 from smacommon.models.config import ServiceSetting
+from smacommon.services.audit import record
 from smacommon.settings import Settings
 
 KEYS = ("job_retention_days", "max_job_records")
@@ -39,6 +40,7 @@ def set_configuration(session: Session, settings: Settings, changes: dict[str, A
         else:
             row.value, row.modified_at, row.modified_by = value, utcnow(), actor
     session.flush()
+    record(session, "configuration.update", "/api/v1/admin/configuration", **changes)
     _cache.clear()
     return get_configuration(session, settings)
 

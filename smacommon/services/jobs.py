@@ -16,6 +16,7 @@ from smacommon.db import on_commit, utcnow, when_committed
 from smacommon.errors import IllegalTransition, JobNotFound, NotPublished, ValidationFailed
 from smacommon.models import Job, JobStatusEvent, Runbook, Worker
 from smacommon.parameters import validate
+from smacommon.services.audit import record
 from smacommon.services.runbooks import GROUP_RE, draft_parameters
 from smacommon.states import FINAL_STATUSES, JobStatus, allowed_sources
 
@@ -123,6 +124,8 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
     session.execute(insert(_events).values(job_id=job.id, status=S.NEW.value,
                                            time=job.created_at, actor=started_by))
     job_id = str(job.id)
+    record(session, "job.test" if test else "job.start", f"/api/v1/jobs/{job_id}",
+           runbook=runbook.name, worker_group=group)
     send = enqueue or _default_enqueue
     on_commit(session, lambda: send(job_id, group))
     return job
@@ -206,6 +209,7 @@ def stop_job(session: Session, job: Job, actor: str) -> None:
                        sources=frozenset({S.NEW, S.SUSPENDED, S.RESUMING}))
             or transition(session, job.id, S.STOPPING, actor=actor, status_reason=reason)):
         raise IllegalTransition(job.id, current_status(session, job.id), S.STOPPED.value)
+    record(session, "job.stop", f"/api/v1/jobs/{job.id}")
     # the children it waits on stop with it (and theirs with them)
     children = session.scalars(select(Job).where(
         Job.parent_job_id == job.id, Job.parent_waits.is_(True),
@@ -221,6 +225,7 @@ def suspend_job(session: Session, job: Job, actor: str) -> None:
     """Ask the worker to suspend a running job; it keeps its last checkpoint."""
     require_transition(session, job.id, S.SUSPENDING, actor=actor,
                        status_reason=f"Suspended by {actor}.")
+    record(session, "job.suspend", f"/api/v1/jobs/{job.id}")
 
 
 def resume_job(session: Session, job: Job, actor: str, enqueue: Enqueue | None = None) -> None:
@@ -229,6 +234,7 @@ def resume_job(session: Session, job: Job, actor: str, enqueue: Enqueue | None =
     require_transition(session, job.id, S.RESUMING, actor=actor,
                        sources=frozenset({S.SUSPENDED}),
                        status_reason=f"Resumed by {actor}.", end_time=None)
+    record(session, "job.resume", f"/api/v1/jobs/{job.id}")
     job_id, group = str(job.id), job.worker_group
     send = enqueue or _default_enqueue
     on_commit(session, lambda: send(job_id, group))

@@ -12,14 +12,16 @@ from sqlalchemy import Engine, delete, select
 
 from smacommon.db import utcnow
 from smacommon.models import Job, JobStatusEvent, JobStream
+from smacommon.services.audit import Actor, record_alone
 from smacommon.states import FINAL_STATUSES
 
 JOB_BATCH = 200
 RECORD_BATCH = 20000
 
 
-def purge_jobs(engine: Engine, older_than_days: int) -> dict:
-    """Delete finished jobs that ended more than `older_than_days` ago; return the counts."""
+def purge_jobs(engine: Engine, older_than_days: int, actor: Actor) -> dict:
+    """Delete finished jobs that ended more than `older_than_days` ago; return the counts
+    (audited as one event once done: the purge runs in many short transactions)."""
     cutoff: datetime = utcnow() - timedelta(days=older_than_days)
     jobs_deleted = records_deleted = 0
     finished = [s.value for s in FINAL_STATUSES]
@@ -45,4 +47,7 @@ def purge_jobs(engine: Engine, older_than_days: int) -> dict:
             conn.execute(Job.__table__.update().where(Job.parent_job_id.in_(ids))
                          .values(parent_job_id=None))
             jobs_deleted += conn.execute(delete(Job).where(Job.id.in_(ids))).rowcount
+    record_alone(engine, actor, "jobs.purge", "/api/v1/jobs",
+                 older_than_days=older_than_days, jobs_deleted=jobs_deleted,
+                 records_deleted=records_deleted)
     return {"jobs_deleted": jobs_deleted, "records_deleted": records_deleted, "cutoff": cutoff}

@@ -23,6 +23,7 @@ from smacommon.models import Runbook, RunbookVersion
 from smacommon.parameters import normalize_declarations
 from smacommon.scripts import RUNBOOK_TYPES, analyze
 from smacommon.services import by_id_or_name
+from smacommon.services.audit import record
 from smacommon.settings import WORKER_GROUP_PATTERN
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -87,7 +88,12 @@ def create_runbook(session: Session, *, name: str, runbook_type: str, content: s
         session.flush()
     except IntegrityError:
         raise RunbookExists(f"A runbook named {name!r} already exists.") from None
+    record(session, "runbook.create", _target(runbook), runbook_type=runbook_type)
     return runbook
+
+
+def _target(runbook: Runbook) -> str:
+    return f"/api/v1/runbooks/{runbook.name}"
 
 
 def update_runbook(session: Session, runbook: Runbook, changes: dict[str, Any]) -> Runbook:
@@ -103,6 +109,7 @@ def update_runbook(session: Session, runbook: Runbook, changes: dict[str, Any]) 
         raw = changes["parameters"]
         runbook.declared_parameters = normalize_declarations(raw) if raw is not None else None
     runbook.modified_at = utcnow()
+    record(session, "runbook.update", _target(runbook), fields=sorted(changes))
     return runbook
 
 
@@ -111,6 +118,7 @@ def set_draft(session: Session, runbook: Runbook, content: str, content_limit: i
     runbook.draft_content = check_content(content, content_limit)
     runbook.draft_edited_at = utcnow()
     runbook.modified_at = utcnow()
+    record(session, "runbook.draft", _target(runbook))
     return runbook
 
 
@@ -124,6 +132,7 @@ def discard_draft(session: Session, runbook: Runbook) -> None:
     runbook.draft_content = None
     runbook.draft_edited_at = None
     runbook.modified_at = utcnow()
+    record(session, "runbook.discard_draft", _target(runbook))
 
 
 def draft_parameters(runbook: Runbook, content: str) -> list[dict[str, Any]]:
@@ -155,6 +164,7 @@ def publish_runbook(session: Session, runbook: Runbook, published_by: str = "") 
     runbook.draft_content = None
     runbook.draft_edited_at = None
     runbook.modified_at = utcnow()
+    record(session, "runbook.publish", _target(runbook), version=number)
     return version
 
 
@@ -180,3 +190,4 @@ def delete_runbook(session: Session, runbook: Runbook) -> None:
     runbook.published_version_id = None
     session.flush()
     session.delete(runbook)
+    record(session, "runbook.delete", _target(runbook))

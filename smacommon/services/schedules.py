@@ -22,6 +22,7 @@ from smacommon.parameters import validate
 from smacommon.recurrence import OCCURRENCES, Recurrence, RecurrenceError
 from smacommon.services import by_id_or_name
 from smacommon.services.assets import check_name
+from smacommon.services.audit import Actor, act_as, record
 from smacommon.services.jobs import start_job
 from smacommon.services.runbooks import GROUP_RE
 
@@ -82,7 +83,12 @@ def create_schedule(session: Session, *, name: str, description: str = "",
     _plan(schedule, utcnow())
     session.add(schedule)
     session.flush()
+    record(session, "schedule.create", _target(schedule))
     return schedule
+
+
+def _target(schedule: Schedule) -> str:
+    return f"/api/v1/schedules/{schedule.name}"
 
 
 def update_schedule(session: Session, schedule: Schedule, changes: dict[str, Any]) -> Schedule:
@@ -92,7 +98,14 @@ def update_schedule(session: Session, schedule: Schedule, changes: dict[str, Any
     for key, value in changes.items():
         setattr(schedule, key, value)
     _plan(schedule, utcnow())  # a change takes effect at beat's next check
+    record(session, "schedule.update", _target(schedule), fields=sorted(changes))
     return schedule
+
+
+def delete_schedule(session: Session, schedule: Schedule) -> None:
+    """Delete a schedule and its links; its jobs stay."""
+    session.delete(schedule)
+    record(session, "schedule.delete", _target(schedule))
 
 
 def link_runbook(session: Session, schedule: Schedule, runbook: Runbook,
@@ -114,6 +127,7 @@ def link_runbook(session: Session, schedule: Schedule, runbook: Runbook,
                        parameters=values, worker_group=worker_group, created_at=utcnow())
     session.add(link)
     session.flush()
+    record(session, "schedule.link", f"{_target(schedule)}/runbooks/{runbook.name}")
     return link
 
 
@@ -123,6 +137,7 @@ def unlink_runbook(session: Session, schedule: Schedule, runbook: Runbook) -> No
     if link is None:
         raise NotFound(f"Runbook {runbook.name!r} is not linked to schedule {schedule.name!r}.")
     session.delete(link)
+    record(session, "schedule.unlink", f"{_target(schedule)}/runbooks/{runbook.name}")
 
 
 # --- firing (beat) -----------------------------------------------------------------------
@@ -147,6 +162,7 @@ def fire_due(engine: Engine, now: datetime | None = None, enqueue=None,
 def _fire(engine: Engine, schedule_id: uuid.UUID, now: datetime, enqueue,
           heartbeat_seconds: float) -> int:
     with Session(engine) as session:
+        act_as(session, Actor(f"schedule:{schedule_id}", "schedule"))
         schedule = session.get(Schedule, schedule_id)
         if schedule is None or not schedule.enabled or schedule.next_run is None \
                 or schedule.next_run > now:

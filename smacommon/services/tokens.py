@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from smacommon.db import utcnow
 from smacommon.models import ApiToken, Job
+from smacommon.services.audit import record
 from smacommon.states import ACTIVE_STATUSES
 
 TOKEN_PREFIX = "sma_"
@@ -52,6 +53,7 @@ def create_token(session: Session, name: str, role: str,
                      if expires_in_days else None)
     session.add(token)
     session.flush()
+    record(session, "token.create", f"/api/v1/tokens/{token.id}", name=name, role=role)
     return token, secret
 
 
@@ -70,6 +72,7 @@ def revoke_token(session: Session, token_id) -> ApiToken:
     from smacommon.services.portal_sessions import end_sessions_of_token
 
     end_sessions_of_token(session, token.token_hash)  # its portal sign-ins end with it
+    record(session, "token.revoke", f"/api/v1/tokens/{token.id}", name=token.name)
     return token
 
 
@@ -96,5 +99,8 @@ def ensure_admin_token(session: Session, configured: str = "") -> str | None:
     if session.scalar(select(func.count()).select_from(ApiToken)):
         return None
     secret = new_secret()
-    session.add(ApiToken(name="admin", role="admin", token_hash=hash_token(secret)))
+    token = ApiToken(name="admin", role="admin", token_hash=hash_token(secret))
+    session.add(token)
+    session.flush()
+    record(session, "token.create", f"/api/v1/tokens/{token.id}", name="admin", role="admin")
     return secret

@@ -20,6 +20,7 @@ from smacommon.errors import Conflict, NotFound, NotPublished, ValidationFailed
 from smacommon.models import Job, Runbook, Webhook
 from smacommon.parameters import validate
 from smacommon.services.assets import check_name
+from smacommon.services.audit import record
 from smacommon.services.jobs import start_job
 from smacommon.services.runbooks import GROUP_RE
 from smacommon.services.tokens import hash_token
@@ -69,7 +70,12 @@ def create_webhook(session: Session, *, name: str, runbook: Runbook,
     hook.runbook = runbook
     session.add(hook)
     session.flush()
+    record(session, "webhook.create", _target(hook), runbook=runbook.name)
     return hook, token
+
+
+def _target(hook: Webhook) -> str:
+    return f"/api/v1/webhooks/{hook.name}"
 
 
 def update_webhook(session: Session, hook: Webhook, changes: dict[str, Any]) -> Webhook:
@@ -78,7 +84,14 @@ def update_webhook(session: Session, hook: Webhook, changes: dict[str, Any]) -> 
     _check_group(changes.get("worker_group"))
     for key, value in changes.items():
         setattr(hook, key, value)
+    record(session, "webhook.update", _target(hook), fields=sorted(changes))
     return hook
+
+
+def delete_webhook(session: Session, hook: Webhook) -> None:
+    """Delete a webhook: its URL stops working at once."""
+    session.delete(hook)
+    record(session, "webhook.delete", _target(hook))
 
 
 def _check_group(group: str | None) -> None:

@@ -11,6 +11,7 @@ from smacommon.schemas.worker import (
     PurgeSchema,
 )
 from smacommon.services import configuration as config
+from smacommon.services.audit import actor_of
 from smacommon.services.retention import purge_jobs
 from smaweb.auth import current_principal
 from smaweb.extensions import SmaBlueprint, db
@@ -45,10 +46,8 @@ def purge(data):
     (SMA_JOB_RETENTION_DAYS, or `older_than_days`)."""
     settings = current_app.config["SMA_SETTINGS"]
     days = data["older_than_days"]
-    engine = db.session.get_bind()
+    engine, actor = db.session.get_bind(), actor_of(db.session)
     db.session.close()  # the purge runs its own short transactions
     if days is None:
         days = config.current(engine, settings)["job_retention_days"]
-    result = purge_jobs(engine, days)
-    db.session.commit()  # the audit event of the purge
-    return result
+    return purge_jobs(engine, days, actor)

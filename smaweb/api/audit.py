@@ -1,4 +1,4 @@
-"""/api/v1/audit (admin): every change made through the API."""
+"""/api/v1/audit (admin): every change, whichever door it came through."""
 
 from __future__ import annotations
 
@@ -17,10 +17,14 @@ blp = SmaBlueprint("audit", __name__, url_prefix="/api/v1/audit",
 @blp.arguments(AuditQueryArgsSchema, location="query")
 @blp.response(200, AuditPageSchema)
 def audit(args):
-    """List audit events, newest first (filter by actor, target, since)."""
+    """List audit events, newest first (filter by actor, door, action, target, since)."""
     stmt = select(AuditEvent)
     if args.get("actor"):
         stmt = stmt.where(AuditEvent.actor == args["actor"])
+    if args.get("door"):
+        stmt = stmt.where(AuditEvent.door == args["door"])
+    if args.get("action"):
+        stmt = stmt.where(AuditEvent.action.startswith(args["action"], autoescape=True))
     if args.get("target"):
         stmt = stmt.where(AuditEvent.target.startswith(args["target"], autoescape=True))
     if args.get("since"):

@@ -62,7 +62,7 @@ class ScheduleByName(MethodView):
     @blp.response(204)
     def delete(self, name):
         """Delete a schedule and its links."""
-        db.session.delete(svc.get_schedule(db.session, name))
+        svc.delete_schedule(db.session, svc.get_schedule(db.session, name))
         db.session.commit()
 
 

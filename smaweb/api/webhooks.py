@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import select
@@ -19,6 +19,7 @@ from smacommon.schemas.schedule import (
 )
 from smacommon.services import webhooks as svc
 from smacommon.services.runbooks import get_runbook
+from smaweb.auth import bind_actor
 from smaweb.extensions import SmaBlueprint, db
 from smaweb.limiter import count_failure
 from smaweb.pagination import keyset_page
@@ -67,7 +68,7 @@ class WebhookByName(MethodView):
     @blp.response(204)
     def delete(self, name):
         """Delete a webhook: its URL stops working at once."""
-        db.session.delete(svc.get_webhook(db.session, name))
+        svc.delete_webhook(db.session, svc.get_webhook(db.session, name))
         db.session.commit()
 
 
@@ -92,9 +93,7 @@ class WebhookInvoke(MethodView):
         body = request.get_data(cache=False)
         if len(body) > svc.MAX_BODY_BYTES:
             _too_large()
-        # audited as the webhook, and never with the token that is in the path
-        g.principal = f"webhook:{hook.id}"
-        g.sma_audit_target = f"/api/v1/webhooks/{hook.name}"
+        bind_actor(f"webhook:{hook.id}", "webhook")  # never the token that is in the path
         headers = {k: v for k, v in request.headers.items()}
         job = svc.invoke(db.session, hook, body, headers, heartbeat_seconds=current_app.config[
             "SMA_SETTINGS"].worker_heartbeat_seconds)

@@ -120,7 +120,7 @@ def schedule_action(name: str, action: str):
             svc.unlink_runbook(db.session, item,
                                get_runbook(db.session, request.form["runbook"]))
         elif action == "delete":
-            db.session.delete(item)
+            svc.delete_schedule(db.session, item)
             done.message = f"Deleted schedule {name}."
         else:
             raise ValidationFailed(f"Unknown action {action}.")
@@ -164,7 +164,7 @@ def webhook_action(name: str, action: str):
         if action in ("enable", "disable"):
             hooks.update_webhook(db.session, hook, {"enabled": action == "enable"})
         elif action == "delete":
-            db.session.delete(hook)
+            hooks.delete_webhook(db.session, hook)
         else:
             raise ValidationFailed(f"Unknown action {action}.")
     return redirect(url_for("portal.webhooks"))

@@ -22,6 +22,7 @@ from smacommon.db import utcnow
 from smacommon.errors import SmaError
 from smacommon.services import portal_sessions as sessions
 from smacommon.services.tokens import JOB_TOKEN_PREFIX, find_token_by_hash, hash_token
+from smaweb.auth import bind_actor
 from smaweb.extensions import db
 
 ROLES = ("reader", "operator", "author", "admin")
@@ -103,6 +104,7 @@ def load_user() -> bool:
         # its own short transaction: the request's own may be read-only
         with current_app.extensions["sma_db"].factory() as own, own.begin():
             sessions.touch(own, portal_session.id)
+    bind_actor(g.principal, "portal")
     return True
 
 
