@@ -95,6 +95,7 @@ def _authenticate() -> None:
         g.principal, g.role = f"token:{token.name}", token.role
     else:
         _unauthorized("Invalid, expired or revoked token.", "invalid_token", wrong_token=True)
+    bind_actor(g.principal, "job" if g.role == JOB_ROLE else "api")
     _authorize()
 
 
