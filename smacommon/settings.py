@@ -10,8 +10,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smacommon.errors import ConfigurationError
-
-WORKER_GROUP_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+from smacommon.workergroups import NAME_RULE, is_valid_worker_group
 
 
 def _default_data_dir() -> Path:
@@ -36,7 +35,7 @@ class Settings(BaseSettings):
     encryption_keys: str = ""
     admin_token: str = ""
     metrics_token: str = ""  # when set, /metrics wants it as a bearer token
-    worker_group: str = Field(default="default", pattern=WORKER_GROUP_PATTERN)
+    worker_group: str = "default"
     worker_name: str = ""
     python: str = ""
     job_user: str = Field(default="sma-job", pattern=r"^([a-z_][a-z0-9_.-]{0,31})?$")
@@ -66,6 +65,13 @@ class Settings(BaseSettings):
         if value and "://" not in value:
             raise ValueError("must be a SQLAlchemy URL such as sqlite:////path/sma.db or "
                              "postgresql+psycopg://user@host/db")
+        return value
+
+    @field_validator("worker_group")
+    @classmethod
+    def _worker_group(cls, value: str) -> str:
+        if not is_valid_worker_group(value):
+            raise ValueError(f"must be {NAME_RULE}")
         return value
 
     @field_validator("redis_url")

@@ -20,6 +20,7 @@ from smacommon.errors import IllegalTransition
 from smacommon.models import Job
 from smacommon.services.jobs import stop_job, transition
 from smacommon.states import JobStatus
+from smacommon.workergroups import queue_name
 from tests.conftest import end_group, wait_gone
 
 pytestmark = pytest.mark.e2e
@@ -316,7 +317,8 @@ def test_message_lost_is_sent_again_by_the_reaper(api, services, processes):
     job = api.start(rb["name"])
     import redis
 
-    redis.Redis.from_url(services["redis_url"]).delete(group)  # the queued message is gone
+    # the queued message is gone
+    redis.Redis.from_url(services["redis_url"]).delete(queue_name(group))
     processes.worker(group)
     processes.beat()
     assert api.wait(job["id"], timeout=30)["status"] == "Completed"
