@@ -10,13 +10,17 @@ import threading
 from celery import Celery, signals
 
 from smacommon.db import dispose_engines, get_engine
+from smacommon.errors import ConfigurationError
 from smacommon.queue import celery_config, repair_broker_keys, require_broker
 from smacommon.settings import get_settings
 from smacommon.workergroups import queue_name
 
 log = logging.getLogger(__name__)
 
-settings = get_settings()
+try:
+    settings = get_settings()
+except ConfigurationError as exc:  # one line, not the traceback of Celery's app loading
+    raise SystemExit(f"sma: {exc.message}") from None
 app = Celery("smaworker", include=["smaworker.tasks"])
 # a worker consumes the queue of its group, SMA_WORKER_GROUP (celery_config's default queue)
 app.conf.update(celery_config(settings))
@@ -65,7 +69,6 @@ def _check_queues(sender=None, **_: object) -> None:
 def _check_sandbox(**_: object) -> None:
     # who jobs run as, checked before the first job (a missing SMA_JOB_USER stops the
     # worker here); the forked pool processes inherit the result
-    from smacommon.errors import ConfigurationError
     from smaworker.sandbox import current_sandbox
 
     try:

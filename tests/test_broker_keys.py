@@ -147,7 +147,7 @@ def test_a_restart_with_poisoned_jobs_and_keys_comes_up(api, services, processes
 
 
 def test_sma_worker_refuses_an_invalid_group_in_one_line(tmp_path):
-    env = {**os.environ, "SMA_DATA_DIR": str(tmp_path / "data"), "SMA_JOB_USER": "",
+    env = {**os.environ, "SMA_DATA_DIR": str(tmp_path / "data"),
            "SMA_REDIS_URL": "redis://127.0.0.1:1/0"}
     proc = subprocess.run([sys.executable, "-m", "smacli.main", "worker", "--group", "a b"],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -159,7 +159,7 @@ def test_sma_worker_refuses_an_invalid_group_in_one_line(tmp_path):
 def test_a_celery_worker_given_a_bare_queue_refuses(services, tmp_path):
     """`celery -A smaworker worker -Q linux` (how a group was served before the queues got
     their prefix) would consume a queue nothing is sent to: it says so and stops."""
-    env = {**os.environ, **services["env"], "SMA_WORKER_GROUP": "linux", "SMA_JOB_USER": ""}
+    env = {**os.environ, **services["env"], "SMA_WORKER_GROUP": "linux"}
     proc = subprocess.run([sys.executable, "-m", "celery", "-A", "smaworker", "worker",
                            "-Q", "linux", "-c", "1", "--without-gossip", "--without-mingle",
                            "-l", "INFO"], env=env, cwd=ROOT, capture_output=True, text=True,
