@@ -40,7 +40,6 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 }
 
 
-
 class WaitingFor(StrEnum):
     """What a New or Resuming job waits for, when its status_reason says it waits
     (jobs.waiting_for: the reaper decides by it, never by the reason's text)."""

@@ -48,7 +48,6 @@ def _log_format(logger=None, **_: object) -> None:
 @signals.beat_init.connect
 def _check_settings(**_: object) -> None:
     require_broker(settings)
-    repair_broker_keys(settings)
 
 
 @signals.worker_init.connect
@@ -77,6 +76,13 @@ def _check_sandbox(**_: object) -> None:
         raise SystemExit(f"sma worker: {exc.message}") from None  # Celery logs and goes on
     log.info("jobs run as %s%s", sandbox.user or "the worker's user",
              ", each in its own PID namespace" if sandbox.bwrap else "")
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _repair_broker(**_: object) -> None:
+    # after the checks that may refuse to start: a worker that does not start changes nothing
+    repair_broker_keys(settings)
 
 
 @signals.worker_process_init.connect
