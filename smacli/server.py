@@ -77,12 +77,15 @@ def cli_actor():
 
 
 def worker(args: argparse.Namespace) -> int:
+    from smacommon.workergroups import validate_worker_group
+
     settings = load_settings()
+    group = validate_worker_group(args.group or settings.worker_group)
     _check_job_user(settings)
-    group = args.group or settings.worker_group
+    # the worker consumes its group's queue (smaworker.celery_app), named from SMA_WORKER_GROUP
     env = dict(os.environ, SMA_WORKER_GROUP=group)
-    argv = [sys.executable, "-m", "celery", "-A", "smaworker", "worker", "-Q", group,
-            "--without-gossip", "--without-mingle", "-l", "INFO"]
+    argv = [sys.executable, "-m", "celery", "-A", "smaworker", "worker", "--without-gossip",
+            "--without-mingle", "-l", "INFO"]
     if args.concurrency:
         argv += ["-c", str(args.concurrency)]
     os.execve(sys.executable, argv, env)
@@ -163,9 +166,10 @@ class Stack:
                     # requests are logged by the app (sma.request), webhook tokens masked
                     *(["--certfile", self.tls[0], "--keyfile", self.tls[1]] if self.tls else []),
                     "smaweb.wsgi:app"],
-            "worker": [py, "-m", "celery", "-A", "smaworker", "worker",
-                       "-c", str(self.concurrency), "-Q", settings.worker_group,
-                       "--without-gossip", "--without-mingle", "-l", "INFO"],
+            # serves the queue of SMA_WORKER_GROUP (smaworker.celery_app)
+            "worker": [py, "-m", "celery", "-A", "smaworker", "worker", "-c",
+                       str(self.concurrency), "--without-gossip", "--without-mingle", "-l",
+                       "INFO"],
             "beat": [py, "-m", "celery", "-A", "smaworker", "beat", "-l", "INFO",
                      "-s", str(self.data_dir / "celerybeat-schedule")],
         }

@@ -1,19 +1,23 @@
 """The Celery settings both sides share, and enqueueing a job by task *name*.
 
 The web service never imports `smaworker`: it sends `sma.run_job` to the queue of the
-job's worker group through a Celery app built from these settings.
+job's worker group (`sma.q.<group>`, see smacommon.workergroups) through a Celery app
+built from these settings.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from celery import Celery
 
 from smacommon.settings import Settings, get_settings
+from smacommon.workergroups import queue_name
 
 RUN_JOB_TASK = "sma.run_job"
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _producer_app: Celery | None = None
 
@@ -25,7 +29,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {"visibility_timeout": 3600},
         "task_ignore_result": True,
-        "task_default_queue": "default",
+        # never Celery's "celery": every queue sma uses is in its own namespace
+        "task_default_queue": queue_name(settings.worker_group),
         "task_acks_late": False,
         "worker_prefetch_multiplier": 1,
         "worker_hijack_root_logger": False,
@@ -74,5 +79,41 @@ def reset_producer() -> None:
 
 
 def enqueue_job(job_id: str, worker_group: str) -> None:
-    """Send the run task for `job_id` to the queue of its worker group."""
-    producer_app().send_task(RUN_JOB_TASK, args=[job_id], queue=worker_group)
+    """Send the run task for `job_id` to the queue of its worker group (ValueError for a
+    group no queue may carry: the reaper ends such a job)."""
+    producer_app().send_task(RUN_JOB_TASK, args=[job_id], queue=queue_name(worker_group))
+
+
+# kombu's own keys in the Redis database and the type each must have; an older sma sent
+# jobs of a group named after one of them there (LPUSH made a list), and the worker then
+# stopped on WRONGTYPE at every start
+_KOMBU_KEYS = {"unacked": b"hash", "unacked_index": b"zset", "unacked_mutex": b"string"}
+_BINDINGS = "_kombu.binding.*"
+
+
+def repair_broker_keys(settings: Settings) -> list[str]:
+    """Remove kombu's keys that hold the wrong type (sma's messages pushed there by an older
+    version); the names removed. What they held were messages of jobs in the database,
+    which the reaper sends again. A broker that does not answer is left to Celery's retry."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
+                                  socket_connect_timeout=5)
+    removed = []
+    try:
+        wanted = dict(_KOMBU_KEYS)
+        wanted.update((key.decode(), b"set") for key in client.scan_iter(_BINDINGS, count=1000))
+        for key, kind in wanted.items():
+            found = client.type(key)
+            if found not in (b"none", kind):
+                client.delete(key)
+                removed.append(key)
+    except redis.RedisError as exc:
+        log.warning("could not check the broker's own keys (%s); going on", exc)
+    finally:
+        client.close()
+    for key in removed:
+        log.warning("removed broker key %r: it held another type than kombu's (left by an "
+                    "older sma for a worker group of that name); the reaper sends its jobs "
+                    "again", key)
+    return removed

@@ -10,8 +10,9 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smacommon.errors import ConfigurationError
+from smacommon.workergroups import NAME_RULE, is_valid_worker_group
 
-WORKER_GROUP_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+MIN_SECRET_CHARS = 16
 
 
 def _default_data_dir() -> Path:
@@ -38,10 +39,13 @@ class Settings(BaseSettings):
     metrics_token: str = ""  # when set, /metrics wants it as a bearer token
     # reverse proxies in front of the web service whose X-Forwarded-For/-Proto are believed
     trusted_proxies: int = 0
-    worker_group: str = Field(default="default", pattern=WORKER_GROUP_PATTERN)
+    worker_group: str = "default"
     worker_name: str = ""
     python: str = ""
     job_user: str = Field(default="sma-job", pattern=r"^([a-z_][a-z0-9_.-]{0,31})?$")
+    # a root worker runs jobs only inside bubblewrap, as SMA_JOB_USER, unless this says
+    # the operator accepts jobs that can read each other's environment, tokens and files
+    allow_unsandboxed: bool = False
     job_output_limit: int = Field(default=100 * 1024 * 1024, ge=1024)
     job_retention_days: int = Field(default=90, ge=1)
     max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
@@ -68,6 +72,22 @@ class Settings(BaseSettings):
         if value and "://" not in value:
             raise ValueError("must be a SQLAlchemy URL such as sqlite:////path/sma.db or "
                              "postgresql+psycopg://user@host/db")
+        return value
+
+    @field_validator("admin_token", "secret_key")
+    @classmethod
+    def _strong_secret(cls, value: str) -> str:
+        # empty: sma makes one (the admin token at first start, the key in the data folder)
+        if value and len(value) < MIN_SECRET_CHARS:
+            raise ValueError(f"must be at least {MIN_SECRET_CHARS} characters (make one with "
+                             "`openssl rand -hex 32`), or empty to have sma make one")
+        return value
+
+    @field_validator("worker_group")
+    @classmethod
+    def _worker_group(cls, value: str) -> str:
+        if not is_valid_worker_group(value):
+            raise ValueError(f"must be {NAME_RULE}")
         return value
 
     @field_validator("redis_url")

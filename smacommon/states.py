@@ -26,7 +26,9 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.RUNNING: frozenset({S.ACTIVATING}),
     # a runbook that ends on its own while being suspended has finished: it completes
     S.COMPLETED: frozenset({S.RUNNING, S.SUSPENDING}),
-    S.FAILED: frozenset({S.ACTIVATING, S.RUNNING, S.SUSPENDING}),
+    # failed while it ran, or before any worker took it: the reaper ends a waiting job whose
+    # worker group no queue can carry (left by an older sma)
+    S.FAILED: frozenset({S.NEW, S.RESUMING, S.ACTIVATING, S.RUNNING, S.SUSPENDING}),
     S.STOPPING: frozenset({S.ACTIVATING, S.RUNNING}),
     # stopped by its worker, or stopped before it ran (again)
     S.STOPPED: frozenset({S.STOPPING, S.NEW, S.SUSPENDED, S.RESUMING}),
@@ -36,6 +38,15 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     # resumed by a user, or by the reaper when the process running it was lost
     S.RESUMING: frozenset({S.SUSPENDED, S.ACTIVATING, S.RUNNING}),
 }
+
+
+class WaitingFor(StrEnum):
+    """What a New or Resuming job waits for, when its status_reason says it waits
+    (jobs.waiting_for: the reaper decides by it, never by the reason's text)."""
+
+    WORKER = "worker"  # no worker of its group is online
+    SLOT = "slot"      # its runbook already runs max_concurrent_jobs jobs
+
 
 FINAL_STATUSES = frozenset({S.COMPLETED, S.FAILED, S.STOPPED})
 ACTIVE_STATUSES = frozenset({S.ACTIVATING, S.RUNNING, S.STOPPING, S.SUSPENDING})

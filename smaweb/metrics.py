@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from smacommon.db import get_engine, read_connection, utcnow
 from smacommon.metrics import DURATION_BUCKETS, LATENCY_BUCKETS, SEP, _le, read_counters
 from smacommon.models import Job, Worker
+from smacommon.workergroups import is_valid_worker_group, queue_name
 
 log = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
@@ -90,8 +91,8 @@ class ServiceCollector:
                                   "Celery queue", labels=["group"])
         if client is not None:
             try:
-                for group in sorted(groups):
-                    queue_depth[group] = client.llen(group)
+                for group in sorted(g for g in groups if is_valid_worker_group(g)):
+                    queue_depth[group] = client.llen(queue_name(group))
                     depth.add_metric([group], queue_depth[group])
             except Exception:  # noqa: BLE001
                 pass

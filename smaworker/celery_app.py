@@ -10,18 +10,21 @@ import threading
 from celery import Celery, signals
 
 from smacommon.db import dispose_engines, get_engine
-from smacommon.queue import celery_config, require_broker
+from smacommon.errors import ConfigurationError
+from smacommon.queue import celery_config, repair_broker_keys, require_broker
 from smacommon.settings import get_settings
+from smacommon.workergroups import queue_name
 
 log = logging.getLogger(__name__)
 
-settings = get_settings()
+try:
+    settings = get_settings()
+except ConfigurationError as exc:  # one line, not the traceback of Celery's app loading
+    raise SystemExit(f"sma: {exc.message}") from None
 app = Celery("smaworker", include=["smaworker.tasks"])
+# a worker consumes the queue of its group, SMA_WORKER_GROUP (celery_config's default queue)
 app.conf.update(celery_config(settings))
-app.conf.task_default_queue = settings.worker_group
 app.conf.beat_scheduler = "smaworker.beat:SmaScheduler"
-
-
 
 # computed once in the main process, so its forked pool processes share it
 WORKER_NAME = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}"
@@ -48,10 +51,23 @@ def _check_settings(**_: object) -> None:
 
 
 @signals.worker_init.connect
+def _check_queues(sender=None, **_: object) -> None:
+    # `celery worker -Q linux` would consume a queue sma no longer sends to: the group is
+    # SMA_WORKER_GROUP, and its queue is derived from it in one place
+    wanted = queue_name(settings.worker_group)
+    queues = sorted(getattr(sender.app.amqp.queues, "consume_from", None) or []) \
+        if sender is not None else []
+    if queues and queues != [wanted]:
+        raise SystemExit(
+            f"sma worker: this worker would consume {', '.join(queues)}; serve a worker "
+            f"group with SMA_WORKER_GROUP (sma worker --group NAME), not celery -Q: the "
+            f"queue of group {settings.worker_group!r} is {wanted!r}")
+
+
+@signals.worker_init.connect
 def _check_sandbox(**_: object) -> None:
     # who jobs run as, checked before the first job (a missing SMA_JOB_USER stops the
     # worker here); the forked pool processes inherit the result
-    from smacommon.errors import ConfigurationError
     from smaworker.sandbox import current_sandbox
 
     try:
@@ -60,6 +76,13 @@ def _check_sandbox(**_: object) -> None:
         raise SystemExit(f"sma worker: {exc.message}") from None  # Celery logs and goes on
     log.info("jobs run as %s%s", sandbox.user or "the worker's user",
              ", each in its own PID namespace" if sandbox.bwrap else "")
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _repair_broker(**_: object) -> None:
+    # after the checks that may refuse to start: a worker that does not start changes nothing
+    repair_broker_keys(settings)
 
 
 @signals.worker_process_init.connect
@@ -73,9 +96,7 @@ def _register(sender=None, **_: object) -> None:
     from smaworker.registry import heartbeat_forever, register
 
     concurrency = getattr(getattr(sender, "controller", None), "concurrency", None) or 1
-    # the group is the queue it consumes (`-Q linux` or SMA_WORKER_GROUP)
-    queues = list(sender.app.amqp.queues.consume_from or []) if sender else []
-    group = queues[0] if queues else settings.worker_group
+    group = settings.worker_group  # whose queue it consumes (_check_queues)
     engine = get_engine(settings.effective_database_url)
     register(engine, worker_name(), group, concurrency)
     thread = threading.Thread(target=heartbeat_forever, args=(

@@ -16,7 +16,8 @@ from smacommon.db import read_connection, utcnow
 from smacommon.models import Job, Worker
 from smacommon.services.jobs import no_worker_reason, transition
 from smacommon.settings import Settings
-from smacommon.states import ACTIVE_STATUSES, JobStatus
+from smacommon.states import ACTIVE_STATUSES, JobStatus, WaitingFor
+from smacommon.workergroups import NAME_RULE, is_valid_worker_group
 
 log = logging.getLogger(__name__)
 S = JobStatus
@@ -39,7 +40,7 @@ def reap(engine: Engine, settings: Settings, enqueue: Callable[[str, str], None]
         if kind:
             done[kind] += 1
             log.warning("job %s: lost by worker %s while %s; %s", job_id, worker, status, kind)
-        if send:
+        if send and is_valid_worker_group(group):  # else _requeue_waiting ends it
             enqueue(str(job_id), group)
     done["requeued"] = _requeue_waiting(engine, settings, enqueue)
     done["workers_forgotten"] = _forget_workers(engine)
@@ -86,27 +87,44 @@ def _requeue_waiting(engine: Engine, settings: Settings,
                      enqueue: Callable[[str, str], None]) -> int:
     """Send again jobs that have waited too long to be claimed: the message may be lost
     (Redis restarted) or the job waited for a slot or a worker. A claim makes duplicates
-    harmless."""
+    harmless. A job whose worker group no queue can carry (an older sma allowed more
+    names) ends Failed, saying so."""
     now = utcnow()
     stale = now - timedelta(seconds=settings.requeue_new_after_seconds)
+    waiting = [S.NEW.value, S.RESUMING.value]
     with read_connection(engine) as conn:
-        rows = conn.execute(select(_jobs.c.id, _jobs.c.worker_group, _jobs.c.status_reason)
-                            .where(_jobs.c.status.in_([S.NEW.value, S.RESUMING.value]),
-                                   _jobs.c.modified_at < stale)
+        rows = conn.execute(select(_jobs.c.id, _jobs.c.worker_group, _jobs.c.waiting_for)
+                            .where(_jobs.c.status.in_(waiting), _jobs.c.modified_at < stale)
                             .order_by(_jobs.c.created_at).limit(1000)).all()
     count = 0
     reasons: dict[str, str | None] = {}
-    for job_id, group, reason in rows:
+    for job_id, group, waiting_for in rows:
+        if not is_valid_worker_group(group):
+            _fail_unroutable(engine, job_id, group)
+            continue
         with engine.begin() as conn:
             if group not in reasons:
                 reasons[group] = no_worker_reason(conn, group, settings.worker_heartbeat_seconds)
             values = {"modified_at": now}
-            if reasons[group] or (reason or "").startswith("No worker of group"):
-                values["status_reason"] = reasons[group]
+            if reasons[group]:
+                values.update(status_reason=reasons[group], waiting_for=WaitingFor.WORKER.value)
+            elif waiting_for == WaitingFor.WORKER.value:  # a worker joined since
+                values.update(status_reason=None, waiting_for=None)
             touched = conn.execute(update(_jobs).where(
-                _jobs.c.id == job_id, _jobs.c.status.in_([S.NEW.value, S.RESUMING.value]),
+                _jobs.c.id == job_id, _jobs.c.status.in_(waiting),
                 _jobs.c.modified_at < stale).values(**values)).rowcount
         if touched:  # another beat did not take it first
             enqueue(str(job_id), group)
             count += 1
     return count
+
+
+def _fail_unroutable(engine: Engine, job_id, group: str) -> None:
+    with engine.begin() as conn:
+        ended = transition(conn, job_id, S.FAILED, actor=ACTOR,
+                           sources=frozenset({S.NEW, S.RESUMING}), status_reason=(
+                               f"Failed: {group!r} is not a valid worker group ({NAME_RULE}), "
+                               "so no worker can receive the job; start it again with "
+                               "another worker_group."))
+    if ended:
+        log.warning("job %s: worker group %r cannot be routed; the job failed", job_id, group)

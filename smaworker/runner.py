@@ -37,7 +37,7 @@ from smacommon.services import configuration
 from smacommon.services.jobs import current_status, transition
 from smacommon.services.tokens import hash_token, new_job_secret
 from smacommon.settings import Settings
-from smacommon.states import ACTIVE_STATUSES, JobStatus
+from smacommon.states import ACTIVE_STATUSES, JobStatus, WaitingFor
 from smacommon.streams import DEBUG, ERROR, OUTPUT, PROGRESS, VERBOSE
 from smaworker.capture import LineSplitter, StreamWriter, parse_record
 from smaworker.engines import JobContext
@@ -188,7 +188,7 @@ class JobRunner:
             return True
         conn.execute(update(_jobs).where(
             _jobs.c.id == self.job_id, _jobs.c.status.in_([S.NEW.value, S.RESUMING.value]))
-            .values(status_reason=(
+            .values(waiting_for=WaitingFor.SLOT.value, status_reason=(
                 f"Waiting for a free slot: runbook {row.name!r} already runs {running} "
                 f"job(s), its max_concurrent_jobs.")))
         log.info("job %s: runbook at its concurrency limit; the job waits", self.job_id)

@@ -265,12 +265,22 @@ def _python_for(uid: int, gids: set[int], configured: str) -> str:
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
-    """The sandbox the settings and this process's privileges call for."""
-    if os.geteuid() != 0 or not settings.job_user:
-        if os.geteuid() == 0:
-            log.warning("SMA_JOB_USER is empty: jobs run as root, with the worker's rights")
-        return Sandbox(None, None, None, False, None, RUNTIME_DIR,
-                       settings.python or sys.executable)
+    """The sandbox the settings and this process's privileges call for; a root worker that
+    cannot isolate its jobs is a ConfigurationError unless SMA_ALLOW_UNSANDBOXED says yes."""
+    if os.geteuid() != 0:
+        # a developer's worker: jobs have its rights (its files, sma's data folder), and
+        # nothing isolates one job from another
+        log.warning("the worker does not run as root: jobs run as %s, with its rights, and "
+                    "can read each other's environment and files; start it as root (with "
+                    "bubblewrap) to run each job as SMA_JOB_USER in its own namespace",
+                    pwd.getpwuid(os.geteuid()).pw_name)
+        return _unsandboxed(settings)
+    if not settings.job_user:
+        _refuse_unsandboxed(settings, "SMA_JOB_USER is empty, so jobs would run as root with "
+                                      "the worker's rights")
+        log.warning("SMA_JOB_USER is empty: jobs run as root, with the worker's rights "
+                    "(SMA_ALLOW_UNSANDBOXED=true)")
+        return _unsandboxed(settings)
     try:
         entry = pwd.getpwnam(settings.job_user)
     except KeyError:
@@ -291,11 +301,27 @@ def build_sandbox(settings: Settings) -> Sandbox:
         log.info("removed %d job folder(s) left by worker processes that died", removed)
     bwrap = _BWRAP if _BWRAP and _bwrap_works(_BWRAP) else None
     if bwrap is None:
-        log.warning("bubblewrap (bwrap) is %s: jobs run as %s but can see each other's "
-                    "processes; install it for a PID namespace per job",
-                    "not usable here" if _BWRAP else "not installed", settings.job_user)
+        problem = (f"bubblewrap ({_BWRAP}) cannot make namespaces here (in a container, "
+                   "give the worker CAP_SYS_ADMIN without seccomp and AppArmor profiles)"
+                   if _BWRAP else "bubblewrap (bwrap) is not installed: install the "
+                   "bubblewrap package (apt-get install bubblewrap)")
+        _refuse_unsandboxed(settings, problem)
+        log.warning("%s; jobs run as %s but can see each other's processes, environment "
+                    "and tokens (SMA_ALLOW_UNSANDBOXED=true)", problem, settings.job_user)
     return Sandbox(settings.job_user, uid, gid, bwrap, root,
                    _shared_runtime(root, uid, gids), _python_for(uid, gids, settings.python))
+
+
+def _unsandboxed(settings: Settings) -> Sandbox:
+    return Sandbox(None, None, None, None, None, RUNTIME_DIR, settings.python or sys.executable)
+
+
+def _refuse_unsandboxed(settings: Settings, problem: str) -> None:
+    if not settings.allow_unsandboxed:
+        raise ConfigurationError(
+            f"{problem}. A root worker runs jobs only in a sandbox, where one job cannot read "
+            "another's environment, tokens, memory or files, nor leave processes behind; "
+            "set SMA_ALLOW_UNSANDBOXED=true to run them without it.")
 
 
 _current: Sandbox | None = None

@@ -304,7 +304,7 @@ class WorkerProcess(_Process):
         self.log_path = log_path
         self.env = {**os.environ, **env, "SMA_WORKER_NAME": self.name,
                     "SMA_WORKER_GROUP": group}
-        self.argv = [sys.executable, "-m", "celery", "-A", "smaworker", "worker", "-Q", group,
+        self.argv = [sys.executable, "-m", "celery", "-A", "smaworker", "worker",
                      "-c", str(concurrency), "-P", "prefork", "--without-gossip",
                      "--without-mingle", "--without-heartbeat", "-l", "INFO", "-n",
                      f"{self.name}@%h"]

@@ -30,6 +30,10 @@ def test_the_stack_has_every_service_with_health_and_restart(compose):
     assert services["worker-default"]["command"][-1] == "default"
     assert services["worker-linux"]["command"][-1] == "linux"
     assert services["worker-default"]["build"]["target"] == "worker"
+    for worker in ("worker-default", "worker-linux"):  # bubblewrap works in the container
+        assert services[worker]["cap_add"] == ["SYS_ADMIN"]
+        assert "seccomp=unconfined" in services[worker]["security_opt"]
+        assert "SMA_ALLOW_UNSANDBOXED" not in services[worker]["environment"]
     assert set(compose["volumes"]) == {"pgdata", "redisdata", "smadata"}
     env = services["web"]["environment"]
     assert env["SMA_DATABASE_URL"].startswith("postgresql://sma:")

@@ -21,6 +21,7 @@ from smacommon.models import Job
 from smacommon.services.audit import Actor, act_as
 from smacommon.services.jobs import stop_job, transition
 from smacommon.states import JobStatus
+from smacommon.workergroups import queue_name
 from tests.conftest import end_group, wait_gone
 
 pytestmark = pytest.mark.e2e
@@ -318,7 +319,8 @@ def test_message_lost_is_sent_again_by_the_reaper(api, services, processes):
     job = api.start(rb["name"])
     import redis
 
-    redis.Redis.from_url(services["redis_url"]).delete(group)  # the queued message is gone
+    # the queued message is gone
+    redis.Redis.from_url(services["redis_url"]).delete(queue_name(group))
     processes.worker(group)
     processes.beat()
     assert api.wait(job["id"], timeout=30)["status"] == "Completed"
@@ -497,12 +499,12 @@ def test_sma_worker_command_serves_its_group(api, services, tmp_path):
         log.close()
 
 
-def _add_worker(engine, name, heartbeat):
+def _add_worker(engine, name, heartbeat, group="linux"):
     from smacommon.models import Worker
 
     with engine.begin() as conn:
         conn.execute(Worker.__table__.insert().values(
-            name=name, worker_group="linux", engines=[], concurrency=1, version="x",
+            name=name, worker_group=group, engines=[], concurrency=1, version="x",
             started_at=heartbeat, heartbeat_at=heartbeat))
 
 
@@ -518,6 +520,34 @@ def test_reaper_forgets_workers_silent_for_a_day(api, services):
     assert done["workers_forgotten"] == 1
     names = [w["name"] for w in api.get("/api/v1/workers").get_json()["items"]]
     assert "ancient" not in names and "recent" in names
+
+
+def test_reaper_clears_a_no_worker_reason_by_its_code_once_one_is_online(api, services):
+    """The reaper decides by jobs.waiting_for, not by the reason's text: a worker that joined
+    (busy, so it has not claimed the job yet) clears "no worker", a slot reason stays."""
+    from smacommon.db import utcnow
+    from smacommon.settings import get_settings
+    from smaworker.reaper import reap
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    rb = api.create_runbook(content="print(1)\n", worker_group=group)
+    no_worker, for_slot = api.start(rb["name"]), api.start(rb["name"])
+    assert no_worker["status_reason"].startswith("No worker of group")
+    engine = get_engine(services["database_url"])
+    old = utcnow() - timedelta(minutes=5)
+    slot = "Waiting for a free slot: No worker of group is a runbook name here."
+    jobs = Job.__table__
+    with engine.begin() as conn:  # both waited long; one as the runner leaves a full runbook
+        conn.execute(jobs.update().values(modified_at=old))
+        conn.execute(jobs.update().where(jobs.c.id == uuid.UUID(for_slot["id"]))
+                     .values(status_reason=slot, waiting_for="slot"))
+    _add_worker(engine, f"busy-{group}", utcnow(), group=group)
+    time.sleep(1.1)  # this process remembers "no worker" for a second (no_worker_reason)
+    sent = []
+    assert reap(engine, get_settings(), lambda job_id, g: sent.append(job_id))["requeued"] == 2
+    assert sorted(sent) == sorted([no_worker["id"], for_slot["id"]])
+    assert api.get(f"/api/v1/jobs/{no_worker['id']}").get_json()["status_reason"] is None
+    assert api.get(f"/api/v1/jobs/{for_slot['id']}").get_json()["status_reason"] == slot
 
 
 def test_admin_configuration(api, worker, client):

@@ -89,7 +89,7 @@ def test_a_worker_on_another_host_runs_jobs(netns, services, api):
         log = open(services["tmp"] / f"{name}.log", "wb")  # noqa: SIM115 - closed below
         worker = subprocess.Popen(
             ["ip", "netns", "exec", netns["name"], sys.executable, "-m", "celery",
-             "-A", "smaworker", "worker", "-Q", group, "-c", "2", "--without-gossip",
+             "-A", "smaworker", "worker", "-c", "2", "--without-gossip",
              "--without-mingle", "-l", "INFO", "-n", f"{name}@%h"],
             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:

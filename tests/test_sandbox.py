@@ -301,3 +301,71 @@ def test_python_jobs_drop_root_in_bwrap_and_use_setpriv_without_it(settings, job
             assert out.stdout.strip() == f"({uid}, {uid}, {uid}) False", out.stderr
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _path_without_bwrap(tmp_path: Path) -> str:
+    """A PATH with everything a worker needs from PATH but bubblewrap, as on a host where
+    the package is not installed."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for tool in ("setpriv", "bash", "sh", "env", "python3"):
+        found = shutil.which(tool)
+        if found:
+            (folder / tool).symlink_to(found)
+    assert shutil.which("bwrap", path=str(folder)) is None
+    return str(folder)
+
+
+UNSANDBOXED = "set SMA_ALLOW_UNSANDBOXED=true to run them without it"
+
+
+@needs_job_user
+@pytest.mark.parametrize("command", [["worker"], ["up", "--port", "0"]])
+def test_root_worker_without_bubblewrap_refuses_to_start(tmp_path, command):
+    env = {"PATH": _path_without_bwrap(tmp_path), "SMA_DATA_DIR": str(tmp_path / "data"),
+           "HOME": str(tmp_path), "SMA_REDIS_URL": "redis://127.0.0.1:1/0",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "smacli.main", *command], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sma: bubblewrap (bwrap) is not installed: "
+                                                   "install the bubblewrap package"), lines
+    assert UNSANDBOXED in lines[0]
+    assert not (tmp_path / "data").exists()  # nothing started, nothing made
+
+
+@needs_job_user
+def test_a_celery_worker_started_directly_without_bubblewrap_refuses(services, tmp_path):
+    env = {**os.environ, **services["env"], "PATH": _path_without_bwrap(tmp_path),
+           "SMA_WORKER_NAME": "no-bwrap"}
+    proc = subprocess.run([sys.executable, "-m", "celery", "-A", "smaworker", "worker", "-c",
+                           "1", "--without-gossip", "--without-mingle", "-l", "INFO"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "sma worker: bubblewrap (bwrap) is not installed" in proc.stderr
+    assert UNSANDBOXED in proc.stderr
+
+
+@needs_job_user
+def test_without_bubblewrap_jobs_run_only_when_allowed(api, services, processes, tmp_path):
+    """SMA_ALLOW_UNSANDBOXED=true: the operator accepts it; jobs still run as the job user
+    (setpriv), and the worker says what they can see."""
+    group = f"nobwrap-{os.getpid()}"
+    worker = processes.worker(group, env={"PATH": _path_without_bwrap(tmp_path),
+                                          "SMA_ALLOW_UNSANDBOXED": "true"})
+    job = api.run("import os, pwd\nprint(pwd.getpwuid(os.getuid()).pw_name)\n",
+                  worker_group=group)
+    assert job["status"] == "Completed", job
+    assert _output(api, job) == [JOB_USER]
+    assert "can see each other's processes, environment and tokens" in \
+        worker.log_path.read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root worker refuses")
+def test_root_worker_with_empty_job_user_needs_allow_unsandboxed():
+    with pytest.raises(ConfigurationError, match="SMA_JOB_USER is empty, so jobs would run "
+                                                 "as root.*SMA_ALLOW_UNSANDBOXED=true"):
+        build_sandbox(load_settings(job_user=""))
+    sandbox = build_sandbox(load_settings(job_user="", allow_unsandboxed=True))
+    assert sandbox.user is None and sandbox.bwrap is None

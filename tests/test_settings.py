@@ -21,6 +21,9 @@ from smacommon.settings import load_settings
     ("SMA_TRUSTED_PROXIES", "yes"),
     ("SMA_TRUSTED_PROXIES", "-1"),
     ("SMA_TRUSTED_PROXIES", "11"),
+    ("SMA_ADMIN_TOKEN", "admin"),
+    ("SMA_ADMIN_TOKEN", "x" * 15),
+    ("SMA_SECRET_KEY", "secret"),
 ])
 def test_bad_setting_names_the_variable(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
@@ -67,3 +70,28 @@ def test_cli_usage_errors(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "invalid choice" in proc.stderr
+
+
+def test_secrets_of_16_characters_or_empty_are_accepted():
+    assert load_settings(admin_token="x" * 16, secret_key="y" * 16).admin_token == "x" * 16
+    empty = load_settings(admin_token="", secret_key="")  # sma makes them
+    assert (empty.admin_token, empty.secret_key) == ("", "")
+
+
+@pytest.mark.parametrize("argv, var", [
+    (["up", "--port", "0"], "SMA_ADMIN_TOKEN"),
+    (["worker"], "SMA_SECRET_KEY"),
+    (["-m", "celery", "-A", "smaworker", "worker"], "SMA_ADMIN_TOKEN"),
+    (["-m", "celery", "-A", "smaworker", "beat"], "SMA_SECRET_KEY"),
+])
+def test_weak_secrets_are_refused_at_start_in_one_line(tmp_path, argv, var):
+    env = {"PATH": "/usr/bin:/bin", "SMA_DATA_DIR": str(tmp_path / "data"),
+           "HOME": str(tmp_path), "SMA_REDIS_URL": "redis://127.0.0.1:1/0", var: "password1"}
+    command = argv if argv[0] == "-m" else ["-m", "smacli.main", *argv]
+    proc = subprocess.run([sys.executable, *command], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == (
+        f"sma: Invalid setting: {var}: Value error, must be at least 16 characters (make "
+        "one with `openssl rand -hex 32`), or empty to have sma make one")
+    assert not (tmp_path / "data").exists()

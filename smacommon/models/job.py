@@ -32,6 +32,8 @@ class Job(Base):
     test_content: Mapped[str | None] = mapped_column(Text, default=None)
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.NEW.value)
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # a WaitingFor while New or Resuming and its status_reason says why it waits
+    waiting_for: Mapped[str | None] = mapped_column(String(16), default=None)
     exception: Mapped[str | None] = mapped_column(Text, default=None)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     worker_group: Mapped[str] = mapped_column(String(64), default="default")

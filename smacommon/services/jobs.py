@@ -13,12 +13,13 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from smacommon.db import on_commit, utcnow, when_committed
-from smacommon.errors import IllegalTransition, JobNotFound, NotPublished, ValidationFailed
+from smacommon.errors import IllegalTransition, JobNotFound, NotPublished
 from smacommon.models import Job, JobStatusEvent, Runbook, Worker
 from smacommon.parameters import validate
 from smacommon.services.audit import record
-from smacommon.services.runbooks import GROUP_RE, draft_parameters
-from smacommon.states import FINAL_STATUSES, JobStatus, allowed_sources
+from smacommon.services.runbooks import draft_parameters
+from smacommon.states import FINAL_STATUSES, JobStatus, WaitingFor, allowed_sources
+from smacommon.workergroups import validate_worker_group
 
 Enqueue = Callable[[str, str], None]
 log = logging.getLogger(__name__)
@@ -108,16 +109,14 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
     extra = extra_parameters or {}
     values = validate([d for d in declared if d["name"] not in extra], parameters)
     values.update(extra)
-    group = worker_group or runbook.worker_group or "default"
-    if not GROUP_RE.match(group):
-        raise ValidationFailed(f"Invalid worker group {group!r}.",
-                               {"worker_group": ["Invalid worker group."]})
+    group = validate_worker_group(worker_group or runbook.worker_group or "default")
+    reason = no_worker_reason(session, group, heartbeat_seconds)
     job = Job(
         id=uuid.uuid4(), runbook_id=runbook.id, runbook_version_id=version_id, is_test=test,
         test_content=content, status=S.NEW.value, parameters=values, worker_group=group,
         started_by=started_by, parent_job_id=parent_job_id, created_at=utcnow(),
         depth=depth, parent_waits=parent_waits,
-        status_reason=no_worker_reason(session, group, heartbeat_seconds),
+        status_reason=reason, waiting_for=WaitingFor.WORKER.value if reason else None,
     )
     session.add(job)
     session.flush()
@@ -146,7 +145,9 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
     if sources is not None:
         allowed = allowed & sources
     now = utcnow()
-    values: dict[str, Any] = {"status": target.value, "modified_at": now, **fields}
+    # a job that moves no longer waits for what it waited for
+    values: dict[str, Any] = {"status": target.value, "modified_at": now,
+                              "waiting_for": None, **fields}
     if target in FINAL_STATUSES or target == S.SUSPENDED:
         values.setdefault("end_time", now)
         values.setdefault("lease_expires_at", None)

@@ -24,10 +24,9 @@ from smacommon.parameters import normalize_declarations
 from smacommon.scripts import RUNBOOK_TYPES, analyze
 from smacommon.services import by_id_or_name
 from smacommon.services.audit import record
-from smacommon.settings import WORKER_GROUP_PATTERN
+from smacommon.workergroups import validate_worker_group
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-GROUP_RE = re.compile(WORKER_GROUP_PATTERN)
 UPDATABLE = ("description", "tags", "log_verbose", "log_progress", "log_debug",
              "timeout_seconds", "worker_group", "max_concurrent_jobs")
 
@@ -54,11 +53,8 @@ def check_content(content: Any, limit: int) -> str:
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
-    group = fields.get("worker_group")
-    if group is not None and not GROUP_RE.match(group):
-        raise ValidationFailed(
-            f"Invalid worker group {group!r}: use 1-64 letters, digits, '.', '-' or '_'.",
-            {"worker_group": ["Invalid worker group."]})
+    if fields.get("worker_group") is not None:
+        validate_worker_group(fields["worker_group"])
 
 
 def create_runbook(session: Session, *, name: str, runbook_type: str, content: str,

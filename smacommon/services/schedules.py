@@ -24,7 +24,7 @@ from smacommon.services import by_id_or_name
 from smacommon.services.assets import check_name
 from smacommon.services.audit import Actor, act_as, record
 from smacommon.services.jobs import start_job
-from smacommon.services.runbooks import GROUP_RE
+from smacommon.workergroups import validate_worker_group
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,8 @@ def link_runbook(session: Session, schedule: Schedule, runbook: Runbook,
         raise Conflict(f"Runbook {runbook.name!r} is already linked to schedule "
                        f"{schedule.name!r}; unlink it first to change its parameters.")
     values = validate(version.parameters, parameters)
-    if worker_group is not None and not GROUP_RE.match(worker_group):
-        raise ValidationFailed(f"Invalid worker group {worker_group!r}.",
-                               {"worker_group": ["Invalid worker group."]})
+    if worker_group is not None:
+        validate_worker_group(worker_group)
     link = JobSchedule(id=uuid.uuid4(), schedule_id=schedule.id, runbook_id=runbook.id,
                        parameters=values, worker_group=worker_group, created_at=utcnow())
     session.add(link)

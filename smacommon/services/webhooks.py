@@ -22,8 +22,8 @@ from smacommon.parameters import validate
 from smacommon.services.assets import check_name
 from smacommon.services.audit import record
 from smacommon.services.jobs import start_job
-from smacommon.services.runbooks import GROUP_RE
 from smacommon.services.tokens import hash_token
+from smacommon.workergroups import validate_worker_group
 
 WEBHOOK_PARAMETER = "WEBHOOKDATA"
 DEFAULT_LIFETIME = timedelta(days=365)
@@ -57,7 +57,8 @@ def create_webhook(session: Session, *, name: str, runbook: Runbook,
     check_name(name)
     if session.scalar(select(func.count()).select_from(Webhook).where(Webhook.name == name)):
         raise Conflict(f"Webhook {name!r} already exists.")
-    _check_group(worker_group)
+    if worker_group is not None:
+        validate_worker_group(worker_group)
     expiry = expiry_time or utcnow() + DEFAULT_LIFETIME
     if expiry <= utcnow():
         raise ValidationFailed("expiry_time must be in the future.",
@@ -81,7 +82,8 @@ def _target(hook: Webhook) -> str:
 def update_webhook(session: Session, hook: Webhook, changes: dict[str, Any]) -> Webhook:
     if "parameters" in changes:
         changes["parameters"] = _fixed_parameters(hook.runbook, changes["parameters"])
-    _check_group(changes.get("worker_group"))
+    if changes.get("worker_group") is not None:
+        validate_worker_group(changes["worker_group"])
     for key, value in changes.items():
         setattr(hook, key, value)
     record(session, "webhook.update", _target(hook), fields=sorted(changes))
@@ -92,12 +94,6 @@ def delete_webhook(session: Session, hook: Webhook) -> None:
     """Delete a webhook: its URL stops working at once."""
     session.delete(hook)
     record(session, "webhook.delete", _target(hook))
-
-
-def _check_group(group: str | None) -> None:
-    if group is not None and not GROUP_RE.match(group):
-        raise ValidationFailed(f"Invalid worker group {group!r}.",
-                               {"worker_group": ["Invalid worker group."]})
 
 
 def get_webhook(session: Session, name: str) -> Webhook:
