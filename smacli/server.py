@@ -61,8 +61,11 @@ def keys_rotate(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
+    from smacommon.queue import require_broker
+
     settings = load_settings()
     _check_job_user(settings)
+    require_broker(settings)  # here, as one line, rather than as Celery's traceback
     group = args.group or settings.worker_group
     env = dict(os.environ, SMA_WORKER_GROUP=group)
     argv = [sys.executable, "-m", "celery", "-A", "smaworker", "worker", "-Q", group,

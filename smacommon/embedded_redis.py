@@ -17,8 +17,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import redis
-
 from smacommon.errors import ConfigurationError
 from smacommon.process import tied_to_parent
 
@@ -139,6 +137,8 @@ class EmbeddedRedis:
                 return False
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        import redis  # here: `sma worker` and the settings need none of it
+
         config = self._prepare()
         # the config file's path only: a password in argv is in /proc/<pid>/cmdline for all
         args, options = tied_to_parent([find_redis_server(), str(config)], signal.SIGTERM)

@@ -81,7 +81,8 @@ def require_broker(settings: Settings) -> None:
         from smacommon.errors import ConfigurationError
 
         raise ConfigurationError("SMA_REDIS_URL is not set: point it at a Redis server "
-                                 "(`sma up` starts one for you).")
+                                 "(`sma up` starts one for you, and `sma worker` on its host "
+                                 "finds that one in the data folder).")
 
 
 def producer_app() -> Celery:

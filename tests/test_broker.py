@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from smacommon.embedded_redis import free_port
+from smacommon.embedded_redis import EmbeddedRedis, free_port
 from tests.conftest import ROOT, end_group
 from tests.test_sandbox import needs_bwrap, needs_job_user
 from tests.test_sma_up import Up
@@ -265,3 +267,71 @@ def test_rediss_verifies_the_server_certificate(api, processes, tmp_path, monkey
             conn.ensure_connection(max_retries=1)
     finally:
         end_group(server)
+
+
+# --- the embedded Redis of `sma up` --------------------------------------------------------
+
+def test_embedded_redis_wants_its_password_and_keeps_its_address(tmp_path):
+    import redis
+
+    from smacommon.errors import ConfigurationError
+
+    server = EmbeddedRedis(tmp_path / "data" / "redis", persist=False)
+    server.start()
+    try:
+        folder = server.folder
+        url, address = server.url, server.address
+        assert address == f"unix://{folder / 'redis.sock'}" and server.password not in address
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        for name in ("password", "redis.conf"):
+            assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600
+        with open(f"/proc/{_pid_of(server)}/cmdline", "rb") as fh:
+            assert server.password.encode() not in fh.read()  # every user may read that
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(unix_socket_path=str(folder / "redis.sock")).ping()
+        assert redis.Redis.from_url(url).ping()
+        # a second one on the same folder would take the socket of the first
+        with pytest.raises(ConfigurationError, match="another `sma up` uses this data"):
+            EmbeddedRedis(folder, persist=False).start()
+        assert redis.Redis.from_url(url).ping()
+        server.stop()
+        server.start()  # `sma up` again: the same address and password
+        assert (server.url, server.address) == (url, address)
+        assert redis.Redis.from_url(url).ping()
+    finally:
+        server.stop()
+
+
+def _pid_of(server: EmbeddedRedis) -> int:
+    """redis-server's pid (setpriv, which may start it, execs it: the same process)."""
+    return server.proc.pid
+
+
+def test_a_data_folder_too_long_for_a_socket_is_refused_in_one_line(tmp_path):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMA_")}
+    proc = subprocess.run([sys.executable, "-m", "smacli.main", "up", "--data-dir", str(deep),
+                           "--port", str(free_port())], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("sma: The data folder's path is too long for Redis's socket")
+    assert "Traceback" not in proc.stderr and not (deep / "redis" / "redis.sock").exists()
+
+
+@needs_job_user
+def test_sma_worker_that_cannot_read_the_password_says_so(job_tmp):
+    from tests.test_sandbox import JOB_USER
+
+    data = job_tmp / "data"
+    (data / "redis").mkdir(parents=True, mode=0o755)
+    (data / "redis" / "password").write_text("secret\n")
+    (data / "redis" / "password").chmod(0o600)
+    entry = pwd.getpwnam(JOB_USER)
+    env = {"PATH": os.environ["PATH"], "SMA_DATA_DIR": str(data), "HOME": str(job_tmp),
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
+                           "--clear-groups", sys.executable, "-m", "smacli.main", "worker"],
+                          env=env, capture_output=True, text=True, timeout=60, cwd=job_tmp)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("sma: Cannot read the password of the embedded Redis")
+    assert "set SMA_REDIS_URL" in proc.stderr and "secret" not in proc.stderr
