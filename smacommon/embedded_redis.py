@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from smacommon.errors import ConfigurationError
 from smacommon.process import tied_to_parent
@@ -64,7 +65,7 @@ def socket_url(folder: Path) -> str | None:
         raise ConfigurationError(
             f"Cannot read the password of the embedded Redis ({exc.strerror}: {exc.filename});"
             " run as the user of `sma up`, or set SMA_REDIS_URL") from None
-    return f"unix://:{password}@{Path(folder).resolve() / SOCKET_NAME}?db=0"
+    return f"unix://:{password}@{quote(str(Path(folder).resolve() / SOCKET_NAME))}?db=0"
 
 
 class EmbeddedRedis:
@@ -93,7 +94,7 @@ class EmbeddedRedis:
     def url(self) -> str:
         """The URL clients use, with the password."""
         if self.port is None:
-            return f"unix://:{self.password}@{self.socket_path}?db=0"
+            return f"unix://:{self.password}@{quote(str(self.socket_path))}?db=0"
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def _prepare(self) -> Path:
