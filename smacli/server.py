@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -77,11 +78,13 @@ def cli_actor():
 
 
 def worker(args: argparse.Namespace) -> int:
+    from smacommon.queue import require_broker
     from smacommon.workergroups import validate_worker_group
 
     settings = load_settings()
     group = validate_worker_group(args.group or settings.worker_group)
     _check_job_user(settings)
+    require_broker(settings)  # here, as one line, rather than as Celery's traceback
     # the worker consumes its group's queue (smaworker.celery_app), named from SMA_WORKER_GROUP
     env = dict(os.environ, SMA_WORKER_GROUP=group)
     argv = [sys.executable, "-m", "celery", "-A", "smaworker", "worker", "--without-gossip",
@@ -101,6 +104,8 @@ def _check_job_user(settings) -> None:
 
 
 def _safe_url(url: str) -> str:
+    """`url` without its credentials (in the user part or a password= query parameter)."""
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url)
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
@@ -128,6 +133,7 @@ class Stack:
         self.output = output  # where children write (None: inherit the terminal)
         self.procs: dict[str, subprocess.Popen] = {}
         self.redis: EmbeddedRedis | None = None
+        self.broker = ""  # where the broker listens, without its password
         self.new_token: str | None = None
         self.api_url = ""
         self.data_dir = Path()
@@ -140,11 +146,11 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.data_dir.stat().st_uid == os.geteuid():
             self.data_dir.chmod(0o700)  # the key file and the database: for sma's eyes only
-        redis_url = settings.redis_url
-        if not redis_url:
+        if not settings.redis_url:
+            # on a socket in the data folder, with the password kept there: the children
+            # (and `sma worker` on this host) find both there, no secret in their environment
             self.redis = EmbeddedRedis(self.data_dir / "redis").start()
-            redis_url = self.redis.url
-        settings = load_settings(**self.overrides, redis_url=redis_url)
+        self.broker = self.redis.address if self.redis else _safe_url(settings.redis_url)
         db_url = settings.effective_database_url
 
         from smacommon.migrate import upgrade
@@ -154,7 +160,7 @@ class Stack:
         api_host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         scheme = "https" if self.tls else "http"
         self.api_url = os.environ.get("SMA_API_URL") or f"{scheme}://{api_host}:{self.port}"
-        env = dict(os.environ, SMA_DATA_DIR=str(self.data_dir), SMA_REDIS_URL=redis_url,
+        env = dict(os.environ, SMA_DATA_DIR=str(self.data_dir),
                    SMA_DATABASE_URL=db_url, SMA_API_URL=self.api_url, PYTHONUNBUFFERED="1",
                    SMA_LOG_FORMAT=os.environ.get("SMA_LOG_FORMAT", "text"))  # for people
         if self.tls and not env.get("SMA_API_CA_FILE"):
@@ -248,6 +254,8 @@ def up(args: argparse.Namespace) -> int:
         url = stack.api_url
         print(f"\nsma is up: {url}  (API {url}/api/v1, docs {url}/api/docs)")
         print(f"Data folder: {stack.data_dir}")
+        print(f"Broker: {stack.broker}" + (
+            f"  (password in {stack.redis.folder / 'password'})" if stack.redis else ""))
         if stack.new_token:
             print(f"Admin token (shown once, keep it): {stack.new_token}")
         print("Press Ctrl-C to stop.\n", flush=True)

@@ -8,8 +8,10 @@ built from these settings.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from celery import Celery
 
@@ -22,10 +24,33 @@ _lock = threading.Lock()
 _producer_app: Celery | None = None
 
 
+def broker_url(url: str) -> str:
+    """A redis-py URL (SMA_REDIS_URL) as kombu's Redis transport takes it: a unix socket as
+    redis+socket:// with the db as virtual_host, a user or password given in the query
+    moved into the URL (kombu reads them only there)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = {k: v for k, v in query if k in ("username", "password", "db")}
+    if parts.scheme != "unix" and not given.keys() & {"username", "password"}:
+        return url
+    userinfo, _, address = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    user = quote(given["username"], safe="") if "username" in given else user
+    password = quote(given["password"], safe="") if "password" in given else password
+    userinfo = f"{user}:{password}@" if password else f"{user}@" if user else ""
+    rest = [(k, v) for k, v in query if k not in ("username", "password", "db")]
+    if parts.scheme == "unix":
+        rest.insert(0, ("virtual_host", given.get("db", "0")))
+        return f"redis+socket://{userinfo}{parts.path}?{urlencode(rest)}"
+    path = f"/{given['db']}" if "db" in given else parts.path
+    return f"{parts.scheme}://{userinfo}{address}{path}" + (f"?{urlencode(rest)}" if rest else "")
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery configuration for the broker in `settings` (no result backend: the DB is truth)."""
-    return {
-        "broker_url": settings.redis_url,
+    url = settings.effective_redis_url
+    config = {
+        "broker_url": broker_url(url),
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {"visibility_timeout": 3600},
         "task_ignore_result": True,
@@ -48,15 +73,21 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": settings.celery_events,
         "task_send_sent_event": settings.celery_events,
     }
+    if url.startswith("rediss://"):
+        # without ssl_cert_reqs kombu would take any certificate: verify the server, as
+        # redis-py does (ssl_* options in the URL take precedence over this)
+        config["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return config
 
 
 def require_broker(settings: Settings) -> None:
     """Fail with a clear message when no broker is configured."""
-    if not settings.redis_url:
+    if not settings.effective_redis_url:
         from smacommon.errors import ConfigurationError
 
         raise ConfigurationError("SMA_REDIS_URL is not set: point it at a Redis server "
-                                 "(`sma up` starts one for you).")
+                                 "(`sma up` starts one for you, and `sma worker` on its host "
+                                 "finds that one in the data folder).")
 
 
 def producer_app() -> Celery:

@@ -93,8 +93,18 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
-        if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if not value:
+            return value
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix:// (a socket: "
+                             "unix://[:PASSWORD@]/path/redis.sock?db=0)")
+        from redis.connection import parse_url
+
+        parsed = parse_url(value)  # ValueError names a bad query value
+        if value.startswith("unix://") and not parsed.get("path"):
+            raise ValueError("a unix:// URL needs the socket's path: unix:///path/redis.sock")
+        if parsed.get("ssl_cert_reqs", "required") not in ("none", "optional", "required"):
+            raise ValueError("ssl_cert_reqs must be none, optional or required")
         return value
 
     @field_validator("trusted_proxies", mode="before")
@@ -108,6 +118,16 @@ class Settings(BaseSettings):
             raise ValueError("must be the number of reverse proxies in front of the web service "
                              "(0, the default: none; 1 for one nginx or Caddy), at most 10")
         return count
+
+    @property
+    def effective_redis_url(self) -> str:
+        """The configured Redis, or the embedded one `sma up` keeps in the data folder (its
+        socket and password file), or empty."""
+        if self.redis_url:
+            return self.redis_url
+        from smacommon.embedded_redis import socket_url
+
+        return socket_url(self.data_dir / "redis") or ""
 
     @property
     def effective_database_url(self) -> str:

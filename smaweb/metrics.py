@@ -37,7 +37,7 @@ class ServiceCollector:
         queue_depth: dict[str, int] = {}
         client = None
         try:
-            client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
+            client = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=2)
             counters = read_counters(client)
         except Exception:  # noqa: BLE001 - a scrape without Redis still shows the rest
             log.warning("metrics: Redis unreachable", exc_info=True)

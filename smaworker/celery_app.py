@@ -72,8 +72,13 @@ def _check_sandbox(**_: object) -> None:
 
     try:
         sandbox = current_sandbox(settings)
+        if settings.api_ca_file:  # here, so the pool processes inherit the one copy
+            sandbox.readable_copy(settings.api_ca_file)
     except ConfigurationError as exc:
         raise SystemExit(f"sma worker: {exc.message}") from None  # Celery logs and goes on
+    except OSError as exc:
+        raise SystemExit(f"sma worker: SMA_API_CA_FILE: {exc.strerror}: {exc.filename}"
+                         ) from None
     log.info("jobs run as %s%s", sandbox.user or "the worker's user",
              ", each in its own PID namespace" if sandbox.bwrap else "")
 
@@ -83,6 +88,13 @@ def _check_sandbox(**_: object) -> None:
 def _repair_broker(**_: object) -> None:
     # after the checks that may refuse to start: a worker that does not start changes nothing
     repair_broker_keys(settings)
+
+
+@signals.worker_shutdown.connect
+def _remove_copies(**_: object) -> None:
+    from smaworker.cafile import remove_copies
+
+    remove_copies()
 
 
 @signals.worker_process_init.connect

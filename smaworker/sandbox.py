@@ -32,6 +32,7 @@ from typing import Any
 from smacommon.errors import ConfigurationError
 from smacommon.process import tied_to_parent
 from smacommon.settings import Settings
+from smaworker import cafile
 from smaworker.engines.base import RUNTIME_DIR
 
 log = logging.getLogger(__name__)
@@ -90,19 +91,12 @@ class Sandbox:
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 - a sandbox lives as long as its process
     def readable_copy(self, path: str) -> str:
-        """`path`, or a copy the job's user can read (for public files such as a CA bundle);
-        worked out once per process, not per job."""
-        if self.uid is None or accessible(path, self.uid, {self.gid}, os.R_OK):
+        """The CA file `path` as the job's user may read it: itself, or a copy of its
+        certificates only (see smaworker.cafile); worked out once per process, not per job."""
+        if self.uid is None:
             return path
-        data = Path(path).read_bytes()
-        shared = self.jobs_root / "shared"
-        target = shared / f"file-{hashlib.sha256(data).hexdigest()[:16]}{Path(path).suffix}"
-        if not target.is_file():
-            staging = shared / f".{target.name}.{secrets.token_hex(4)}"
-            staging.write_bytes(data)
-            os.chmod(staging, 0o644)
-            os.replace(staging, target)
-        return str(target)
+        return cafile.for_jobs(path, self.jobs_root / "shared",
+                               accessible(path, self.uid, {self.gid}, os.R_OK))
 
     def env(self, base: dict[str, str]) -> dict[str, str]:
         if self.user is None:
@@ -202,9 +196,9 @@ def _started_at(pid: int) -> float | None:
 
 
 def remove_orphans(run: Path) -> int:
-    """Remove job folders whose owning process is gone (killed with its job): what they
-    hold (scripts, checkpoints, files a job wrote) must not outlive it. A folder of a
-    process that runs is kept, unless that pid was reused by a process younger than it."""
+    """Remove job folders (and files) whose owning process is gone (killed with its job):
+    what they hold (scripts, checkpoints, files a job wrote) must not outlive it. A folder
+    of a process that runs is kept, unless that pid was reused by a process younger than it."""
     removed = 0
     try:
         entries = list(os.scandir(run))
@@ -212,7 +206,7 @@ def remove_orphans(run: Path) -> int:
         return 0
     for entry in entries:
         owner = entry.name.split("-", 1)[0]
-        if not owner.isdigit() or not entry.is_dir(follow_symlinks=False):
+        if not owner.isdigit() or entry.is_symlink():
             continue
         started = _started_at(int(owner))
         try:
@@ -221,7 +215,10 @@ def remove_orphans(run: Path) -> int:
             continue
         if started is not None and started <= made + 1:
             continue  # its process still runs
-        shutil.rmtree(entry.path, ignore_errors=True)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
         removed += 1
     return removed
 
@@ -297,6 +294,8 @@ def build_sandbox(settings: Settings) -> Sandbox:
     gids = {gid}
     root = _jobs_root()
     removed = remove_orphans(root / "run")
+    remove_orphans(root / "shared")  # CA copies of workers that died
+    cafile.remove_keyed_copies(root / "shared")
     if removed:
         log.info("removed %d job folder(s) left by worker processes that died", removed)
     bwrap = _BWRAP if _BWRAP and _bwrap_works(_BWRAP) else None

@@ -18,7 +18,7 @@ _redis: redis.Redis | None = None
 def _client() -> redis.Redis:
     global _redis
     if _redis is None:
-        _redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        _redis = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=5)
     return _redis
 
 

@@ -57,7 +57,7 @@ def services(tmp_path_factory, worker_id, testrun_uid):
         parts = urlsplit(base_redis)
         redis_url = urlunsplit(parts._replace(path=f"/{1 + _xdist_index(worker_id)}"))
     else:
-        redis = EmbeddedRedis(tmp / "redis", persist=False).start()
+        redis = EmbeddedRedis(tmp / "redis", persist=False, port=0).start()
         redis_url = redis.url
     pg_base = os.environ.get("SMA_TEST_DATABASE_URL")
     # a database per test run and xdist worker, so runs side by side never meet

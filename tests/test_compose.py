@@ -25,7 +25,7 @@ def test_the_stack_has_every_service_with_health_and_restart(compose):
     for name, service in services.items():
         assert service.get("restart") == "unless-stopped", name
         assert "healthcheck" in service, name
-    assert "--appendonly" in services["redis"]["command"]
+    assert "--appendonly yes" in " ".join(services["redis"]["command"])
     assert "/health/ready" in " ".join(services["web"]["healthcheck"]["test"])
     assert services["worker-default"]["command"][-1] == "default"
     assert services["worker-linux"]["command"][-1] == "linux"
@@ -37,7 +37,24 @@ def test_the_stack_has_every_service_with_health_and_restart(compose):
     assert set(compose["volumes"]) == {"pgdata", "redisdata", "smadata"}
     env = services["web"]["environment"]
     assert env["SMA_DATABASE_URL"].startswith("postgresql://sma:")
-    assert env["SMA_REDIS_URL"] == "redis://redis:6379/0"
+    assert env["SMA_REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?")
+
+
+def test_redis_wants_a_password_and_keeps_it_off_command_lines(compose):
+    services = compose["services"]
+    redis = services["redis"]
+    assert "requirepass" in " ".join(redis["command"])
+    # a config file, not `--requirepass` on argv: /proc/<pid>/cmdline is for every host user
+    assert "--requirepass" not in " ".join(redis["command"])
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+    for name, service in services.items():
+        url = service.get("environment", {}).get("SMA_REDIS_URL") or \
+            service.get("environment", {}).get("CELERY_BROKER_URL")
+        if name not in ("postgres", "redis"):
+            assert url and url.startswith("redis://:${REDIS_PASSWORD:?"), name
+    # Flower can revoke jobs and shut workers down: it wants a login
+    assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"].startswith("${")
 
 
 def test_env_example_documents_every_setting():

@@ -59,10 +59,8 @@ def netns():
 
 def _through(url: str, proxy: Relay, host_ip: str) -> str:
     parts = urlsplit(url)
-    netloc = f"{host_ip}:{proxy.port}"
-    if parts.username:
-        netloc = f"{parts.username}{':' + parts.password if parts.password else ''}@{netloc}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    userinfo, at, _ = parts.netloc.rpartition("@")  # a user, a password or both
+    return urlunsplit(parts._replace(netloc=f"{userinfo}{at}{host_ip}:{proxy.port}"))
 
 
 def test_a_worker_on_another_host_runs_jobs(netns, services, api):

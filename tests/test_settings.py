@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -16,6 +17,10 @@ from smacommon.settings import load_settings
     ("SMA_JOB_OUTPUT_LIMIT", "10"),
     ("SMA_DATABASE_URL", "just-a-path.db"),
     ("SMA_REDIS_URL", "http://localhost:6379"),
+    ("SMA_REDIS_URL", "redis+socket:///run/redis.sock"),
+    ("SMA_REDIS_URL", "unix://"),
+    ("SMA_REDIS_URL", "rediss://h:6380/0?ssl_cert_reqs=CERT_REQUIRED"),
+    ("SMA_REDIS_URL", "redis://h:6379/0?db=first"),
     ("SMA_WORKER_GROUP", "has space"),
     ("SMA_STREAM_BATCH_MS", "0"),
     ("SMA_TRUSTED_PROXIES", "yes"),
@@ -95,3 +100,24 @@ def test_weak_secrets_are_refused_at_start_in_one_line(tmp_path, argv, var):
         f"sma: Invalid setting: {var}: Value error, must be at least 16 characters (make "
         "one with `openssl rand -hex 32`), or empty to have sma make one")
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("value, says", [
+    ("redis+socket:///run/redis.sock", "unix://[:PASSWORD@]/path/redis.sock"),
+    ("unix://", "needs the socket's path"),
+    ("rediss://h/0?ssl_cert_reqs=CERT_NONE", "ssl_cert_reqs must be none, optional or required"),
+])
+def test_bad_redis_url_says_what_to_write(monkeypatch, value, says):
+    monkeypatch.setenv("SMA_REDIS_URL", value)
+    with pytest.raises(ConfigurationError, match=re.escape(says)):
+        load_settings()
+
+
+@pytest.mark.parametrize("value", [
+    "redis://:pass@h:6379/0", "redis://user:p%40ss@h:6379/1", "unix:///run/r.sock?db=0",
+    "unix://:pw@/run/r.sock?db=1&password=pw", "rediss://u:p@h:6380/0?ssl_cert_reqs=required"
+    "&ssl_ca_certs=/etc/ssl/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem",
+])
+def test_redis_urls_redis_py_takes(monkeypatch, value):
+    monkeypatch.setenv("SMA_REDIS_URL", value)
+    assert load_settings().effective_redis_url == value

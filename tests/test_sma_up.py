@@ -66,6 +66,10 @@ class Up:
             self.proc.wait(timeout=10)
 
 
+def _broker_line(up: Up) -> str:
+    return next(line for line in up.seen if line.startswith("Broker: "))
+
+
 def _processes_using(data_dir: Path) -> list[int]:
     found = []
     needle = f"SMA_DATA_DIR={data_dir}".encode()
@@ -97,6 +101,8 @@ def test_sma_up_runs_jobs_and_stops_cleanly(tmp_path):
     try:
         token = up.wait_for("Admin token").rsplit(" ", 1)[-1].strip()
         up.wait_for("Press Ctrl-C")
+        broker = _broker_line(up)
+        assert broker.startswith(f"Broker: unix://{data.resolve()}/redis/redis.sock")
         s = requests.Session()
         s.headers["Authorization"] = f"Bearer {token}"
         r = s.post(f"{up.url}/api/v1/runbooks", json={
@@ -117,6 +123,7 @@ def test_sma_up_runs_jobs_and_stops_cleanly(tmp_path):
     try:
         again.wait_for("Press Ctrl-C")
         assert not any("Admin token" in line for line in again.seen)
+        assert _broker_line(again) == broker  # `sma worker` and Flower can be pointed at it
         s = requests.Session()
         s.headers["Authorization"] = f"Bearer {token}"
         assert s.get(f"{again.url}/api/v1/runbooks/hello").status_code == 200

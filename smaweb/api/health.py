@@ -46,9 +46,9 @@ def ready():
 
     began = time.perf_counter()
     try:
-        if not settings.redis_url:
+        if not settings.effective_redis_url:
             raise RuntimeError("SMA_REDIS_URL is not set")
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2,
+        client = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=2,
                                       socket_connect_timeout=2)
         try:
             client.ping()

@@ -243,7 +243,7 @@ def events(args, job_id):
     # a reconnecting EventSource sends Last-Event-ID with its first URL: the later wins
     after = max(args.get("after_seq") or 0, int(header or 0))
     stream = job_events(current_app.extensions["sma_db"].factory,
-                        current_app.config["SMA_SETTINGS"].redis_url, job.id, after,
+                        current_app.config["SMA_SETTINGS"].effective_redis_url, job.id, after,
                         args["timeout"])
     db.session.close()  # the stream uses its own short sessions
     return Response(stream_with_context(stream), mimetype="text/event-stream",
