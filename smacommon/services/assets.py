@@ -256,7 +256,8 @@ _SECRET_COLUMNS = ((Variable, "value_encrypted"), (Credential, "password_encrypt
 
 
 def rotate_secrets(engine, crypto: Crypto) -> int:
-    """Re-encrypt every secret under the first key, one table at a time."""
+    """Re-encrypt every secret under the first key, one table at a time (jobs' sealed
+    parameters and checkpoints too)."""
     from sqlalchemy import update
 
     count = 0
@@ -269,4 +270,6 @@ def rotate_secrets(engine, crypto: Crypto) -> int:
                 conn.execute(update(table).where(table.c.id == row_id)
                              .values({column: crypto.rotate(token)}))
                 count += 1
-    return count
+    from smacommon.sealing import rotate_sealed
+
+    return count + rotate_sealed(engine, crypto)
