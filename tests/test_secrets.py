@@ -292,3 +292,18 @@ def test_key_rotation_reseals_job_parameters_and_checkpoints(api, services):
     assert second.checkpoint is None and "legacy-token" not in _job_row(services, legacy)
     with pytest.raises(Exception, match="cannot be decrypted"):
         unseal(old.for_job(first.id), first.sealed_parameters)
+
+
+def test_job_keys_only_for_a_running_job_and_only_its_own(api, client, services):
+    from smacommon.crypto import get_crypto
+    from smacommon.sealing import seal, unseal
+    from smacommon.settings import load_settings
+
+    assert api.get("/api/v1/runtime/job-keys").status_code == 403  # not for people
+    assert client.get("/api/v1/runtime/job-keys").status_code == 401
+    crypto = get_crypto(load_settings())
+    first, second = uuid.uuid4(), uuid.uuid4()
+    token = seal(crypto.for_job(first), {"pw": "x"})
+    assert unseal(crypto.for_job(first), token) == {"pw": "x"}
+    with pytest.raises(Exception, match="cannot be decrypted"):
+        unseal(crypto.for_job(second), token)
