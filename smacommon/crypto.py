@@ -3,7 +3,11 @@ all decrypt), so keys can be rotated."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
@@ -53,6 +57,7 @@ class Crypto:
     def __init__(self, keys: list[bytes]) -> None:
         if not keys:
             raise ConfigurationError("No encryption key configured.")
+        self._keys = list(keys)
         self._fernet = MultiFernet([Fernet(k) for k in keys])
 
     def encrypt(self, data: str | bytes) -> str:
@@ -73,6 +78,17 @@ class Crypto:
     def rotate(self, token: str) -> str:
         """The same secret under the first key."""
         return self._fernet.rotate(token.encode("ascii")).decode("ascii")
+
+    def job_keys(self, job_id: uuid.UUID) -> list[str]:
+        """One job's own keys (the first encrypts), each derived from a configured key: who
+        holds them reads that job's sealed data (smacommon.sealing) and nothing else."""
+        return [base64.urlsafe_b64encode(
+            hmac.new(key, b"sma-job:" + job_id.bytes, hashlib.sha256).digest()).decode("ascii")
+            for key in self._keys]
+
+    def for_job(self, job_id: uuid.UUID) -> Crypto:
+        """A Crypto under the job's own keys."""
+        return Crypto([k.encode("ascii") for k in self.job_keys(job_id)])
 
 
 @lru_cache(maxsize=4)

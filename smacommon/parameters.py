@@ -1,7 +1,8 @@
 """Declared runbook parameters and the validation of the values a start gives them.
 
-A declaration is a plain dict: {"name", "type", "mandatory", "default"} (default only when
-there is one). Types are a small vocabulary shared by every engine.
+A declaration is a plain dict: {"name", "type", "mandatory", "default", "secret"} (default
+only when there is one, secret only when true: the value is then sealed at rest, shown as
+*** and masked in the job's output). Types are a small vocabulary shared by every engine.
 """
 
 from __future__ import annotations
@@ -46,13 +47,13 @@ def normalize_declarations(raw: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict) or "name" not in item:
             raise ValidationFailed("Each parameter declaration needs a name.",
                                    {"parameters": ["Each item needs a name."]})
-        unknown = set(item) - {"name", "type", "mandatory", "default"}
+        unknown = set(item) - {"name", "type", "mandatory", "default", "secret"}
         if unknown:
             raise ValidationFailed(
                 f"Unknown field(s) in parameter declaration: {', '.join(sorted(unknown))}.",
                 {"parameters": [f"Unknown field(s): {', '.join(sorted(unknown))}."]})
         decl = declaration(str(item["name"]), str(item.get("type") or "any"),
-                           bool(item.get("mandatory", False)))
+                           bool(item.get("mandatory", False)), bool(item.get("secret", False)))
         if "default" in item:
             decl["default"] = coerce(decl, item["default"])
         if decl["name"].lower() in seen:
@@ -63,7 +64,8 @@ def normalize_declarations(raw: Any) -> list[dict[str, Any]]:
     return result
 
 
-def declaration(name: str, type_: str = "any", mandatory: bool = False) -> dict[str, Any]:
+def declaration(name: str, type_: str = "any", mandatory: bool = False,
+                secret: bool = False) -> dict[str, Any]:
     """One checked declaration."""
     if not NAME_RE.match(name) or keyword.iskeyword(name):
         raise ValidationFailed(
@@ -76,7 +78,10 @@ def declaration(name: str, type_: str = "any", mandatory: bool = False) -> dict[
         raise ValidationFailed(
             f"Parameter {name} has unknown type {type_!r}; use one of {', '.join(TYPES)}.",
             {"parameters": [f"Unknown type {type_!r}."]})
-    return {"name": name, "type": type_, "mandatory": mandatory}
+    decl: dict[str, Any] = {"name": name, "type": type_, "mandatory": mandatory}
+    if secret:
+        decl["secret"] = True
+    return decl
 
 
 def coerce(decl: dict[str, Any], value: Any) -> Any:

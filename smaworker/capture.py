@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, func, select
 from smacommon.db import is_transient
 from smacommon.models import JobStream
 from smacommon.streams import ERROR, OPTIONAL_STREAMS, OUTPUT, STREAMS, stream_channel
+from smaworker.masking import Masker
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ _MAX_BATCH_BYTES = 1 << 20
 _MAX_HELD_ROWS = 50_000
 _MAX_HELD_BYTES = 32 << 20
 _MAX_BACKOFF = 5.0
-MIN_MASK = 4
 _SQLITE_INSERT = ("INSERT INTO job_streams (job_id, seq, stream, time, text, value) "
                   "VALUES (?, ?, ?, ?, ?, ?)")
 _PG_COPY = "COPY job_streams (job_id, seq, stream, time, text, value) FROM STDIN"
@@ -64,7 +64,7 @@ class StreamWriter:
         self._stamp_at = -1.0
         self._stamp: Any = None
         self.error_tail: deque[str] = deque(maxlen=20)
-        self.masks: list[str] = []  # secrets the job fetched, longest first
+        self.masker = Masker()  # the secrets the job holds
         self.before_write = None  # called in the transaction of each batch, before its rows
         self.dirty = False  # a write is due even with no records (before_write has work)
         self._inflight: list[tuple] = []  # taken by a transaction not yet committed
@@ -89,10 +89,13 @@ class StreamWriter:
         """Queue one record; writes a batch when it is full."""
         if stream in OPTIONAL_STREAMS and not self.keep.get(stream, False):
             return
-        if self.masks:
-            text = self.mask(text)
+        if self.masker:
+            text = self.masker.text(text)
             if has_value:
-                value = json.loads(self.mask(json.dumps(value, default=str)))
+                value = self.masker.value(value)
+        self._add(stream, text, value, has_value)
+
+    def _add(self, stream: str, text: str, value: Any, has_value: bool) -> None:
         if "\x00" in text:
             text = text.replace("\x00", "\ufffd")
         if has_value:
@@ -113,28 +116,21 @@ class StreamWriter:
             self.flush()
 
     def add_mask(self, secret: str) -> None:
-        """From now on, write `***` wherever `secret` appears (too short a secret would mask
-        ordinary text, so fewer than MIN_MASK characters are left alone)."""
-        if len(secret) >= MIN_MASK and secret not in self.masks:
-            self.masks.append(secret)
-            self.masks.sort(key=len, reverse=True)
-            encoded = json.dumps(secret)[1:-1]  # the same secret inside JSON text
-            if encoded != secret and encoded not in self.masks:
-                self.masks.append(encoded)
-                self.masks.sort(key=len, reverse=True)
-
-    def mask(self, text: str) -> str:
-        for secret in self.masks:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
+        """From now on, write `***` wherever `secret` appears (see smaworker.masking)."""
+        self.masker.add(secret)
 
     def add_lines(self, stream: str, lines: list[bytes]) -> None:
-        """Queue raw lines from a pipe, decoded as UTF-8 (invalid bytes become U+FFFD)."""
+        """Queue raw lines from a pipe, decoded as UTF-8 (invalid bytes become U+FFFD);
+        secrets are masked in the bytes, as the runbook wrote them."""
+        if stream in OPTIONAL_STREAMS and not self.keep.get(stream, False):
+            return
+        masker = self.masker if self.masker else None
         for raw in lines:
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
-            self.add(stream, raw.decode("utf-8", "replace"))
+            if masker is not None:
+                raw = masker.bytes(raw)
+            self._add(stream, raw.decode("utf-8", "replace"), None, False)
 
     @property
     def backlogged(self) -> bool:
@@ -264,32 +260,74 @@ class StreamWriter:
 
 
 class LineSplitter:
-    """Cuts a byte stream into lines, never holding more than `max_line` bytes of one line."""
+    """Cuts a byte stream into lines, never holding more than `max_line` bytes of one line.
 
-    def __init__(self, max_line: int) -> None:
+    With a `masker` that holds secrets, the pieces of a line cut in several are masked
+    with what surrounds them, so a secret across a cut is masked on both sides: a piece is
+    cut only once the bytes after it that a secret could span are read, and the end of the
+    piece before it is kept for the next one.
+    """
+
+    def __init__(self, max_line: int, masker: Masker | None = None) -> None:
         self.max_line = max_line
+        self.masker = masker
         self.buffer = b""
+        self.before = b""  # the end of the last piece cut from the line in `buffer`
 
     def feed(self, data: bytes) -> list[bytes]:
         buffer = self.buffer + data if self.buffer else data
         lines = buffer.split(b"\n")
         self.buffer = lines.pop()
-        if len(self.buffer) > self.max_line:
-            while len(self.buffer) > self.max_line:
-                lines.append(self.buffer[:self.max_line])
-                self.buffer = self.buffer[self.max_line:]
-        if any(len(line) > self.max_line for line in lines):
-            lines = [part for line in lines for part in _cut(line, self.max_line)]
+        if len(self.buffer) > self.max_line or self.before \
+                or any(len(line) > self.max_line for line in lines):
+            return self._cut(lines)
         return lines
 
     def rest(self) -> list[bytes]:
         """What is left when the stream ended without a final newline."""
         rest, self.buffer = self.buffer, b""
-        return [rest] if rest else []
+        if not rest:
+            self.before = b""
+            return []
+        return self._pieces(rest, True)
 
+    def _cut(self, lines: list[bytes]) -> list[bytes]:
+        result: list[bytes] = []
+        for line in lines:
+            result += self._pieces(line, True)
+        if len(self.buffer) > self.max_line:
+            result += self._pieces(self.buffer, False)
+        return result
 
-def _cut(line: bytes, size: int) -> list[bytes]:
-    return [line[i:i + size] for i in range(0, len(line), size)] or [b""]
+    def _pieces(self, line: bytes, complete: bool) -> list[bytes]:
+        """`line` cut in pieces of `max_line`; of a line not `complete`, the rest (what
+        may still grow, and the context the last piece needs) stays in `buffer`."""
+        size = self.max_line
+        masker = self.masker if self.masker else None
+        overlap = masker.longest - 1 if masker is not None else 0
+        before = self.before
+        if complete:
+            ends = list(range(size, len(line), size)) + [len(line)]
+        else:
+            ends = list(range(size, len(line) - overlap, size))
+        pieces, start = [], 0
+        for end in ends:
+            piece = line[start:end]
+            if masker is not None:
+                head = line[max(0, start - overlap):start]
+                if len(head) < overlap and before:
+                    head = before[len(head) - overlap:] + head
+                piece = masker.piece(head, piece, line[end:end + overlap])
+            pieces.append(piece)
+            start = end
+        if complete:
+            self.before = b""
+            return pieces
+        if start:
+            self.before = (before + line[max(0, start - overlap):start])[-overlap:] \
+                if overlap else b""
+        self.buffer = line[start:]
+        return pieces
 
 
 def parse_record(line: bytes) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from sqlalchemy import Connection, func, select, update
 
 from smacommon.db import get_engine, is_transient, read_connection, utcnow
 from smacommon.models import Job, JobStream, Runbook, RunbookVersion
+from smacommon.sealing import seal
 from smacommon.services import configuration
 from smacommon.services.jobs import current_status, transition
 from smacommon.services.tokens import hash_token, new_job_secret
@@ -42,6 +43,7 @@ from smacommon.streams import DEBUG, ERROR, OUTPUT, PROGRESS, VERBOSE
 from smaworker.capture import LineSplitter, StreamWriter, parse_record
 from smaworker.engines import JobContext
 from smaworker.engines import get_engine as get_runbook_engine
+from smaworker.jobkeys import JobKeys, JobKeysUnavailable
 from smaworker.sandbox import CLEAN_PATH, current_sandbox
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,8 @@ _runbooks = Runbook.__table__
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
 _DELIVERY_ORDER = {OUTPUT: 0, ERROR: 1, "record": 2}
 _CLAIM_JOB_COLUMNS = [_jobs.c[n] for n in (
-    "attempt", "parameters", "checkpoint", "pid", "is_test", "test_content", "start_time",
-    "created_at")]
+    "attempt", "parameters", "sealed_parameters", "checkpoint", "sealed_checkpoint", "pid",
+    "is_test", "test_content", "start_time", "created_at")]
 _CLAIM_RUNBOOK_COLUMNS = [_runbooks.c[n] for n in (
     "id", "name", "runbook_type", "log_verbose", "log_progress", "log_debug",
     "timeout_seconds", "max_concurrent_jobs", "declared_parameters")]
@@ -88,11 +90,13 @@ class JobRunner:
         self.engine = get_engine(settings.effective_database_url)
         self.attempt = 1
         self.runbook: Any = None  # what the claim read of the runbook
-        self.pending_checkpoint: tuple[Any] | None = None  # (data,) until it is written
+        self.pending_checkpoint: tuple[str] | None = None  # (sealed,) until it is written
+        self.unsealed_checkpoint: tuple[Any] | None = None  # (data,) until the keys are had
         self._checkpoint_sent: tuple[Any] | None = None
         self.started: tuple[int, Any] | None = None  # (pid, time) until Running is written
         self.running_refused = False
         self.token = new_job_secret()  # the job's own API token, for assets and child jobs
+        self.keys = JobKeys(settings, self.token)  # its own encryption keys, when needed
         self.sandbox = current_sandbox(settings)
 
     def run(self) -> None:
@@ -234,19 +238,27 @@ class JobRunner:
             writer.add(ERROR, reason)
             self._finish(writer, S.FAILED, exit_code=None, reason=reason, exception=reason)
             return
+        try:
+            parameters, checkpoint = self.keys.open(job, writer.masker)
+        except JobKeysUnavailable as exc:
+            reason = (f"The worker could not get the job's keys to open its secret parameters "
+                      f"and checkpoint: {exc}. Resume the job once the web service answers.")
+            writer.add("Warning", reason)
+            self._finish(writer, S.SUSPENDED, exit_code=None, reason=reason)
+            return
         script = workdir / f"runbook{engine.suffix}"
         script.write_text(content, encoding="utf-8")
         env = self._base_env(workdir, runbook)
-        if job.checkpoint is not None:
+        if checkpoint is not None:
             restored = workdir / "checkpoint.json"
-            restored.write_text(json.dumps(job.checkpoint), encoding="utf-8")
+            restored.write_text(json.dumps(checkpoint), encoding="utf-8")
             env["SMA_CHECKPOINT_FILE"] = str(restored)
         record_r, record_w = os.pipe()
         env["SMA_RECORD_FD"] = str(record_w)
         try:
             ctx = JobContext(
                 job_id=str(self.job_id), workdir=workdir, script_path=script,
-                parameters=dict(job.parameters or {}), declared=list(declared or []),
+                parameters=parameters, declared=list(declared or []),
                 log_verbose=runbook.log_verbose, log_progress=runbook.log_progress,
                 log_debug=runbook.log_debug, env=env, runtime_dir=self.sandbox.runtime_dir,
                 python=self.sandbox.python)
@@ -295,7 +307,7 @@ class JobRunner:
         if self.pending_checkpoint is not None:
             conn.execute(update(_jobs).where(
                 _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt)
-                .values(checkpoint=self.pending_checkpoint[0]))
+                .values(checkpoint=None, sealed_checkpoint=self.pending_checkpoint[0]))
             self._checkpoint_sent = self.pending_checkpoint
 
     def record_running(self, conn: Connection) -> None:
@@ -356,9 +368,22 @@ class JobRunner:
             .values(lease_expires_at=lease)).rowcount == 1
 
     def checkpoint(self, writer: StreamWriter, data: Any) -> None:
-        """Keep the runbook's checkpoint with every record written before it (now, or with
-        the next batch the database takes)."""
-        self.pending_checkpoint = (data,)
+        """Seal the runbook's checkpoint with the job's keys and keep it with every record
+        written before it (now, or with the next batch the database takes)."""
+        self.unsealed_checkpoint = (data,)
+        self.seal_checkpoint(writer)
+
+    def seal_checkpoint(self, writer: StreamWriter, *, now: bool = False) -> None:
+        """Seal the checkpoint that waits for the job's keys, once they can be had (the
+        first checkpoint of a job asks for them)."""
+        if self.unsealed_checkpoint is None:
+            return
+        keys = self.keys.get_soon(now=now)
+        if keys is None:
+            return
+        data = self.unsealed_checkpoint[0]
+        self.unsealed_checkpoint = None
+        self.pending_checkpoint = (seal(keys, data),)
         writer.dirty = True
         writer.flush()
 
@@ -366,6 +391,8 @@ class JobRunner:
                 reason: str | None = None, exception: str | None = None) -> None:
         """The last records and the final status, in one transaction; tried again for
         SMA_DB_RETRY_SECONDS while the database cannot be reached."""
+        if status == S.SUSPENDED:  # a checkpoint is kept only sealed: try once more
+            self.seal_checkpoint(writer, now=True)
         give_up = time.monotonic() + self.settings.db_retry_seconds
         delay = 0.1
         wanted = status
@@ -453,7 +480,7 @@ class _Capture:
                          (record_fd, "record")):
             os.set_blocking(fd, False)
             self.sel.register(fd, selectors.EVENT_READ, kind)
-            self.pipes[fd] = (kind, LineSplitter(self.settings.max_line_bytes))
+            self.pipes[fd] = (kind, LineSplitter(self.settings.max_line_bytes, writer.masker))
         now = time.monotonic()
         self.timeout_seconds = timeout_seconds
         self.deadline = now + timeout_seconds if timeout_seconds else None
@@ -539,9 +566,10 @@ class _Capture:
         # Read everything that is ready first, then deliver stdout, stderr and records in
         # that order: a record is written after the runbook flushed what it printed before
         # it, so this keeps print-then-output order. Mask records are applied before any of
-        # it: one is written before the runbook could print the secret, so it is ready in
-        # this round (or was in an earlier one) whenever output holding the secret is.
-        ready: list[tuple[str, list[bytes]]] = []
+        # it is even cut into lines: one is written before the runbook could print the
+        # secret, so it is ready in this round (or was in an earlier one) whenever output
+        # holding the secret is.
+        ready: list[tuple[str, LineSplitter, bytes]] = []
         for key, _ in self.sel.select(timeout):
             if key.data == "exit":
                 self.exited = True
@@ -553,13 +581,11 @@ class _Capture:
                 data = os.read(key.fd, _READ)
             except BlockingIOError:
                 continue
-            if not data:
-                ready.append((kind, splitter.rest()))
+            if not data:  # the end of the pipe: its last line is delivered with the rest
                 self.sel.unregister(key.fd)
                 del self.pipes[key.fd]
-                continue
             self.total += len(data)
-            ready.append((kind, splitter.feed(data)))
+            ready.append((kind, splitter, data))
         self.deliver_all(ready)
         too_many = self.max_records is not None and \
             self.writer.seq - self.runner.first_seq > self.max_records
@@ -576,8 +602,13 @@ class _Capture:
             return
         self.writer.flush_if_due()
 
-    def apply_masks(self, lines: list[bytes]) -> None:
-        for line in lines:
+    def apply_masks(self, splitter: LineSplitter, data: bytes) -> None:
+        """Mask the secrets announced in `data`, read from the record channel."""
+        if splitter.buffer:  # a record begun in an earlier read
+            data = splitter.buffer + data
+        if b'"mask"' not in data:
+            return
+        for line in data.split(b"\n")[:-1]:
             if b'"mask"' in line:
                 record = parse_record(line)
                 if record.get("type") == "mask" and isinstance(record.get("value"), str):
@@ -600,6 +631,8 @@ class _Capture:
             self.next_lease = now  # renew the lease as soon as the database answers
             return
         self.control_failing = False
+        if self.runner.unsealed_checkpoint is not None:
+            self.runner.seal_checkpoint(self.writer)
         if self.ending is not None and self.ending.status is None:
             return
         if status is None:
@@ -625,9 +658,9 @@ class _Capture:
 
     def drain_all(self) -> None:
         """Read what is left in every pipe (in the order of `sel_once`) and close them."""
-        ready: list[tuple[str, list[bytes]]] = []
+        ready: list[tuple[str, LineSplitter, bytes]] = []
         for fd, (kind, splitter) in self.pipes.items():
-            lines: list[bytes] = []
+            chunks: list[bytes] = []
             for _ in range(64):  # what the pipe holds, not what a writer keeps adding
                 try:
                     data = os.read(fd, _READ)
@@ -635,20 +668,23 @@ class _Capture:
                     break
                 if not data:
                     break
-                lines += splitter.feed(data)
-            ready.append((kind, lines + splitter.rest()))
+                chunks.append(data)
+            if chunks:
+                ready.append((kind, splitter, b"".join(chunks)))
+            ready.append((kind, splitter, b""))
             self.sel.unregister(fd)
         self.pipes.clear()
         self.deliver_all(ready)
 
-    def deliver_all(self, ready: list[tuple[str, list[bytes]]]) -> None:
-        """Masks first, then stdout, stderr and records, in that order (see `sel_once`)."""
+    def deliver_all(self, ready: list[tuple[str, LineSplitter, bytes]]) -> None:
+        """Masks first, then stdout, stderr and records, in that order (see `sel_once`);
+        empty data is the end of its pipe."""
         ready.sort(key=lambda item: _DELIVERY_ORDER[item[0]])
-        for kind, lines in ready:
-            if kind == "record":
-                self.apply_masks(lines)
-        for kind, lines in ready:
-            self.deliver(kind, lines)
+        for kind, splitter, data in ready:
+            if kind == "record" and data:
+                self.apply_masks(splitter, data)
+        for kind, splitter, data in ready:
+            self.deliver(kind, splitter.feed(data) if data else splitter.rest())
 
     def deliver(self, kind: str, lines: list[bytes]) -> None:
         if kind != "record":
@@ -661,7 +697,9 @@ class _Capture:
             if record.get("type") == "checkpoint":
                 self.runner.checkpoint(self.writer, record.get("data"))
                 continue
-            if record.get("type") == "mask":  # applied before this round's output
+            if record.get("type") == "mask":  # applied before this round's output, as a rule
+                if isinstance(record.get("value"), str):
+                    self.writer.add_mask(record["value"])
                 continue
             self.writer.add(record["stream"], record["text"], record.get("value"),
                             has_value="value" in record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from smaworker.capture import LineSplitter, parse_record
+from smaworker.masking import Masker
 
 
 def test_line_splitter_joins_chunks_and_bounds_lines():
@@ -16,6 +17,46 @@ def test_line_splitter_joins_chunks_and_bounds_lines():
     assert s.rest() == []
     assert s.feed(b"x" * 20) == [b"x" * 8, b"x" * 8]
     assert s.rest() == [b"xxxx"]
+
+
+def test_masker_forms_overlaps_and_values():
+    m = Masker()
+    assert not m and m.text("1234") == "1234" and m.value({"a": 1}) == {"a": 1}
+    m.add("abc")  # too short: it would mask ordinary text
+    assert not m
+    m.add("abcd")
+    m.add("cdef")
+    assert m.text("xxabcdefyy") == "xx***yy"  # overlapping secrets are masked as one
+    m.add("line-one\nlines-here\r\nab")  # each line of 4 characters or more
+    assert m.text("lines-here") == "***" and m.text("ab line-one") == "ab ***"
+    assert m.text('"line-one\\nlines-here\\r\\nab"') == '"***"'  # as JSON text has it
+    assert m.bytes(b"a lines-here b") == b"a *** b"
+    m.add("1234")
+    assert m.value({"order": 12345, "1234": "x1234", "k": [1234, 7, True, None]}) == \
+        {"order": "***5", "***": "x***", "k": ["***", 7, True, None]}
+    assert m.value({"abcd": 1, "cdef": 2}) == {"***": 1, "****": 2}  # both keys stay
+
+
+def test_line_splitter_masks_a_secret_across_every_cut():
+    import random
+
+    rng = random.Random(12)
+    for secret in (b"SECRET-VALUE", b"L" + b"o" * 300 + b"NG"):
+        masker = Masker()
+        masker.add(secret.decode())
+        for _ in range(500):
+            pre = rng.randint(0, 700)
+            data = (b"x" * pre + secret + b"y" * rng.randint(0, 600) + b"\n"
+                    + b"z" * rng.randint(0, 300) + secret + secret)
+            splitter, lines, at = LineSplitter(256, masker), [], 0
+            while at < len(data):
+                step = rng.randint(1, 400)
+                lines += splitter.feed(data[at:at + step])
+                at += step
+            lines = [masker.bytes(line) for line in lines + splitter.rest()]  # as add_lines
+            joined = b"|".join(lines)
+            assert secret[:6] not in joined and secret[-6:] not in joined
+            assert joined.count(b"x") == pre and all(len(line) <= 258 for line in lines)
 
 
 def test_parse_record_kinds():

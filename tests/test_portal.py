@@ -311,3 +311,19 @@ def test_guessing_tokens_at_the_sign_in_page_is_slowed_down(client):
     # the guesser is slowed, but a right token from the same address still signs in
     right = client.post("/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf})
     assert right.status_code == 302
+
+
+def test_secret_parameter_is_a_password_field_never_written_back(portal, api):
+    client, csrf = portal
+    api.create_runbook(name="with-secret", content=(
+        "from smarunbook import Secret\ndef main(pw: Secret, count: int):\n    print(count)\n"))
+    form = client.get("/runbooks/with-secret").get_data(as_text=True)
+    assert 'name="p_pw" type="password"' in form
+    wrong = client.post("/runbooks/with-secret/start", data={
+        "csrf_token": csrf, "p_pw": "portal-s3cret", "p_count": "many"})
+    assert wrong.status_code == 400 and "portal-s3cret" not in wrong.get_data(as_text=True)
+    started = client.post("/runbooks/with-secret/start", data={
+        "csrf_token": csrf, "p_pw": "portal-s3cret", "p_count": "1", "group": "nobody"})
+    job_id = started.headers["Location"].rsplit("/", 1)[1]
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "portal-s3cret" not in page and "***" in page

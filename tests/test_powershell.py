@@ -588,3 +588,55 @@ def test_host_reports_a_parse_error(tmp_path: Path) -> None:
     assert run.code == 1
     assert "runbook.ps1:2:" in run.stderr
 
+
+
+# --- secret parameters -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("declaration", "expected"), [
+    ("[Parameter(Mandatory)][SecureString]$Pw",
+     {"name": "Pw", "type": "string", "mandatory": True, "secret": True}),
+    ("[System.Security.SecureString]$Pw",
+     {"name": "Pw", "type": "string", "mandatory": False, "secret": True}),
+    ("[PSCredential]$Cred", {"name": "Cred", "type": "any", "mandatory": False, "secret": True}),
+    ("[System.Management.Automation.PSCredential]$Cred",
+     {"name": "Cred", "type": "any", "mandatory": False, "secret": True}),
+    ("[string]$Name", {"name": "Name", "type": "string", "mandatory": False}),
+])
+def test_secure_string_and_credential_parameters_are_secret(declaration: str,
+                                                             expected: dict) -> None:
+    assert one(f"param({declaration})\n") == expected
+
+
+SECRET_SCRIPT = """param([SecureString]$Pw, [PSCredential]$Cred, [string[]]$List)
+"pw " + [System.Net.NetworkCredential]::new('', $Pw).Password
+"user " + $Cred.UserName
+"cred " + $Cred.GetNetworkCredential().Password
+"list " + $List.Count
+"""
+
+
+@needs_pwsh
+def test_host_passes_secure_string_and_credential_parameters(tmp_path: Path) -> None:
+    run = run_host(tmp_path, SECRET_SCRIPT, {
+        "Pw": "s3cret-value", "Cred": {"username": "bob", "password": "hunter22"},
+        "List": ["one"]})
+    assert run.code == 0, run.stderr
+    assert run.lines == ["pw s3cret-value", "user bob", "cred hunter22", "list 1"]
+    workflow = ("workflow Use-Secret\n{\n    param([PSCredential]$Cred)\n"
+                "    \"cred $($Cred.UserName) $($Cred.GetNetworkCredential().Password)\"\n}\n")
+    run = run_host(tmp_path, workflow, {"Cred": {"username": "ann", "password": "pa55word"}})
+    assert run.code == 0, run.stderr
+    assert run.lines == ["cred ann pa55word"]
+
+
+@needs_pwsh
+def test_secure_string_parameter_is_sealed_and_masked(api, worker) -> None:
+    rb = api.create_runbook(content=SECRET_SCRIPT, runbook_type="powershell")
+    job = api.wait(api.start(rb["name"], {
+        "Pw": "s3cret-value", "Cred": {"username": "bob", "password": "hunter22"},
+        "List": ["a", "b"]})["id"], timeout=120)
+    assert job["status"] == "Completed", job
+    assert job["parameters"] == {"Pw": "***", "Cred": "***", "List": ["a", "b"]}
+    lines = api.get(f"/api/v1/jobs/{job['id']}/output").get_data(as_text=True).splitlines()
+    assert lines == ["pw ***", "user bob", "cred ***", "list 2"]

@@ -35,7 +35,9 @@ class Job(Base):
     # a WaitingFor while New or Resuming and its status_reason says why it waits
     waiting_for: Mapped[str | None] = mapped_column(String(16), default=None)
     exception: Mapped[str | None] = mapped_column(Text, default=None)
+    # the values of parameters declared secret are "***" here, and sealed in sealed_parameters
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    sealed_parameters: Mapped[str | None] = mapped_column(Text, default=None)
     worker_group: Mapped[str] = mapped_column(String(64), default="default")
     worker: Mapped[str | None] = mapped_column(String(200), default=None)
     started_by: Mapped[str] = mapped_column(String(200), default="")
@@ -46,6 +48,9 @@ class Job(Base):
     depth: Mapped[int] = mapped_column(Integer, default=0)
     # a child whose parent waits for it: stopping the parent stops it
     parent_waits: Mapped[bool] = mapped_column(default=False)
+    # the runbook's last checkpoint, sealed (smacommon.sealing); `checkpoint` is one kept in
+    # clear before 0008, read on resume and replaced by the next
+    sealed_checkpoint: Mapped[str | None] = mapped_column(Text, default=None)
     checkpoint: Mapped[Any | None] = mapped_column(JSONType, default=None)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     exit_code: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -22,3 +22,5 @@ class ParameterDeclarationSchema(ma.Schema):
     type = ma.fields.String()
     mandatory = ma.fields.Boolean()
     default = ma.fields.Raw(allow_none=True)
+    secret = ma.fields.Boolean(metadata={"description": "Sealed at rest, shown as ***, masked "
+                                                        "in the job's output."})

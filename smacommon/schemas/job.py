@@ -63,7 +63,8 @@ class JobStatusEventSchema(ma.Schema):
 
 class JobDetailSchema(JobSchema):
     status_history = ma.fields.List(ma.fields.Nested(JobStatusEventSchema), dump_only=True)
-    has_checkpoint = ma.fields.Function(lambda j: j.checkpoint is not None, dump_only=True)
+    has_checkpoint = ma.fields.Function(
+        lambda j: j.sealed_checkpoint is not None or j.checkpoint is not None, dump_only=True)
 
 
 class JobBatchResultSchema(ma.Schema):
@@ -132,3 +133,9 @@ class RuntimeOutputItemSchema(ma.Schema):
 class RuntimeOutputSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(RuntimeOutputItemSchema))
     truncated = ma.fields.Boolean()
+
+
+class RuntimeJobKeysSchema(ma.Schema):
+    keys = ma.fields.List(ma.fields.String(), metadata={
+        "description": "The job's own Fernet keys (the first encrypts): they open its sealed "
+                       "secret parameters and checkpoint, and nothing else."})

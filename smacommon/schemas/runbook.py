@@ -12,8 +12,8 @@ _tags = ma.fields.List(ma.fields.String(validate=ma.validate.Length(min=1, max=6
 _timeout = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=1, max=7 * 86400))
 _parameters = ma.fields.List(ma.fields.Dict(), allow_none=True,
                              metadata={"description": "Explicit parameter declarations "
-                                       "{name, type, mandatory, default}; when absent they are "
-                                       "read from the content at publish."})
+                                       "{name, type, mandatory, default, secret}; when absent "
+                                       "they are read from the content at publish."})
 
 
 class RunbookSettingsSchema(StrictSchema):

@@ -49,6 +49,9 @@ _OBJECT_TYPES = {
     "collections.generic.dictionary", "dictionary", "collections.generic.idictionary",
 }
 _SWITCH_TYPES = {"switch", "switchparameter", "management.automation.switchparameter"}
+# parameters of these types are secret (sealed at rest, shown as ***, masked in the output)
+_SECURE_STRING_TYPES = {"securestring", "security.securestring"}
+_SECRET_TYPES = _SECURE_STRING_TYPES | {"pscredential", "management.automation.pscredential"}
 _PARAMETER_ATTRIBUTES = {
     "parameter", "parameterattribute", "system.management.automation.parameter",
     "system.management.automation.parameterattribute",
@@ -529,8 +532,9 @@ def _declarations(parameter_list: Any, source: bytes) -> list[dict[str, Any]]:
         type_name, mandatory = _attributes(_child(node, "attribute_list"), source)
         ps_type = _map_type(type_name)
         is_switch = type_name is not None and _normalize(type_name) in _SWITCH_TYPES
+        is_secret = type_name is not None and _normalize(type_name) in _SECRET_TYPES
         try:
-            decl = declaration(name, ps_type, bool(mandatory) and not is_switch)
+            decl = declaration(name, ps_type, bool(mandatory) and not is_switch, is_secret)
         except ValidationFailed as exc:
             line, column = _position(variable, source)
             raise ScriptError(exc.message, line, column) from None
@@ -621,7 +625,7 @@ def _map_type(type_name: str | None) -> str:
         if base == "nullable":
             return _map_type(name[name.index("[") + 1:-1])
         return "any"
-    for types, mapped in ((_STRING_TYPES, "string"), (_INT_TYPES, "int"),
+    for types, mapped in ((_STRING_TYPES | _SECURE_STRING_TYPES, "string"), (_INT_TYPES, "int"),
                           (_FLOAT_TYPES, "float"), (_BOOL_TYPES, "bool"),
                           (_DATETIME_TYPES, "datetime"), (_LIST_TYPES, "list"),
                           (_OBJECT_TYPES, "object")):

@@ -1,4 +1,8 @@
-"""Python runbooks: `compile()` finds syntax errors, `ast` reads the `main(...)` signature."""
+"""Python runbooks: `compile()` finds syntax errors, `ast` reads the `main(...)` signature.
+
+A parameter is secret when annotated `Secret` (`from smarunbook import Secret`, a str) or
+named in a module-level `SECRET_PARAMETERS = ["name", ...]`.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ def analyze(content: str) -> list[dict[str, Any]]:
     except ValueError as exc:  # e.g. source with NUL bytes
         raise ScriptError(f"Python cannot read the script: {exc}") from None
     main = find_main(tree)
-    return parameters_of(main) if main is not None else []
+    return parameters_of(main, _secret_list(tree)) if main is not None else []
 
 
 def find_main(tree: ast.Module) -> ast.FunctionDef | None:
@@ -36,7 +40,8 @@ def find_main(tree: ast.Module) -> ast.FunctionDef | None:
     return found
 
 
-def parameters_of(func: ast.FunctionDef) -> list[dict[str, Any]]:
+def parameters_of(func: ast.FunctionDef, secret: frozenset[str] = frozenset()
+                  ) -> list[dict[str, Any]]:
     args = func.args
     positional = args.posonlyargs + args.args
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
@@ -45,7 +50,9 @@ def parameters_of(func: ast.FunctionDef) -> list[dict[str, Any]]:
     pairs += list(zip(args.kwonlyargs, args.kw_defaults, strict=True))
     result = []
     for arg, default in pairs:
-        decl = declaration(arg.arg, _annotation_type(arg.annotation), default is None)
+        is_secret = arg.arg in secret or _is_secret(arg.annotation)
+        type_ = "string" if _is_secret(arg.annotation) else _annotation_type(arg.annotation)
+        decl = declaration(arg.arg, type_, default is None, is_secret)
         if default is not None:
             try:
                 decl["default"] = ast.literal_eval(default)
@@ -53,6 +60,38 @@ def parameters_of(func: ast.FunctionDef) -> list[dict[str, Any]]:
                 pass  # computed default: the function applies it itself
         result.append(decl)
     return result
+
+
+def _secret_list(tree: ast.Module) -> frozenset[str]:
+    """The names in a module-level `SECRET_PARAMETERS = [...]` (a list, tuple or set of
+    strings)."""
+    names: set[str] = set()
+    for node in tree.body:
+        target = value = None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        if isinstance(target, ast.Name) and target.id == "SECRET_PARAMETERS" \
+                and isinstance(value, ast.List | ast.Tuple | ast.Set):
+            names = {e.value for e in value.elts
+                     if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+    return frozenset(names)
+
+
+def _is_secret(node: ast.expr | None) -> bool:
+    """`Secret`, `smarunbook.Secret`, or either with `| None` or in quotes."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            node = ast.parse(node.value, mode="eval").body
+        except SyntaxError:
+            return False
+    if isinstance(node, ast.BinOp):
+        return _is_secret(node.left) or _is_secret(node.right)
+    if isinstance(node, ast.Subscript):  # Optional[Secret]
+        return _is_secret(node.slice)
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", None)
+    return name == "Secret"
 
 
 def _annotation_type(node: ast.expr | None) -> str:

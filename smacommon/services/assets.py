@@ -273,7 +273,8 @@ _SECRET_COLUMNS = ((Variable, "value_encrypted"), (Credential, "password_encrypt
 
 
 def rotate_secrets(engine, crypto: Crypto, actor: Actor) -> int:
-    """Re-encrypt every secret under the first key, one table at a time."""
+    """Re-encrypt every secret under the first key, one table at a time (jobs' sealed
+    parameters and checkpoints too)."""
     from sqlalchemy import update
 
     count = 0
@@ -286,5 +287,8 @@ def rotate_secrets(engine, crypto: Crypto, actor: Actor) -> int:
                 conn.execute(update(table).where(table.c.id == row_id)
                              .values({column: crypto.rotate(token)}))
                 count += 1
+    from smacommon.sealing import rotate_sealed
+
+    count += rotate_sealed(engine, crypto)
     record_alone(engine, actor, "keys.rotate", "encryption-keys", secrets=count)
     return count

@@ -16,6 +16,7 @@ from smacommon.db import on_commit, utcnow, when_committed
 from smacommon.errors import IllegalTransition, JobNotFound, NotPublished
 from smacommon.models import Job, JobStatusEvent, Runbook, Worker
 from smacommon.parameters import validate
+from smacommon.sealing import seal_parameters
 from smacommon.services.audit import record
 from smacommon.services.runbooks import draft_parameters
 from smacommon.states import FINAL_STATUSES, JobStatus, WaitingFor, allowed_sources
@@ -110,10 +111,13 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
     values = validate([d for d in declared if d["name"] not in extra], parameters)
     values.update(extra)
     group = validate_worker_group(worker_group or runbook.worker_group or "default")
+    new_id = uuid.uuid4()
+    values, sealed = seal_parameters(declared, values, new_id)
     reason = no_worker_reason(session, group, heartbeat_seconds)
     job = Job(
-        id=uuid.uuid4(), runbook_id=runbook.id, runbook_version_id=version_id, is_test=test,
+        id=new_id, runbook_id=runbook.id, runbook_version_id=version_id, is_test=test,
         test_content=content, status=S.NEW.value, parameters=values, worker_group=group,
+        sealed_parameters=sealed,
         started_by=started_by, parent_job_id=parent_job_id, created_at=utcnow(),
         depth=depth, parent_waits=parent_waits,
         status_reason=reason, waiting_for=WaitingFor.WORKER.value if reason else None,
@@ -154,6 +158,7 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
         values.setdefault("token_hash", None)  # the job's token dies with the run
     if target in FINAL_STATUSES:  # a suspended job keeps its checkpoint; a finished one not
         values.setdefault("checkpoint", None)
+        values.setdefault("sealed_checkpoint", None)
     if target == S.RUNNING:
         values.setdefault("start_time", now)
     stmt = (update(_jobs)

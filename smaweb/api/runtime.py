@@ -23,6 +23,7 @@ from smacommon.schemas.asset import (
 )
 from smacommon.schemas.job import (
     JobSchema,
+    RuntimeJobKeysSchema,
     RuntimeJobStartSchema,
     RuntimeOutputSchema,
 )
@@ -87,6 +88,14 @@ def get_certificate(name):
     data = svc.certificate_bytes(crypto(), cert)
     return {"name": cert.name, "thumbprint": cert.thumbprint,
             "data": base64.b64encode(data).decode("ascii")}
+
+
+@blp.route("/job-keys", methods=["GET"])
+@blp.response(200, RuntimeJobKeysSchema)
+def get_job_keys():
+    """The running job's own keys, for its worker to seal and open the job's secret
+    parameters and checkpoint (workers hold no configured key)."""
+    return {"keys": crypto().job_keys(uuid.UUID(str(g.job_id)))}
 
 
 # --- child jobs --------------------------------------------------------------------------

@@ -86,6 +86,8 @@ def _fields(declared: list[dict]) -> list[dict]:
     for d in declared:
         kind = d.get("type", "any")
         html = {"int": "number", "float": "number", "bool": "checkbox"}.get(kind, "text")
+        if d.get("secret"):
+            html = "password"
         default = d.get("default")
         if isinstance(default, dict | list):
             default = json.dumps(default)
@@ -108,7 +110,8 @@ def runbook_start(name: str):
             values[field["name"]] = key in request.form
             continue
         text = request.form.get(key, "")
-        raw[field["name"]] = text
+        if field["input"] != "password":  # a secret is never written back into the page
+            raw[field["name"]] = text
         if text == "":
             continue  # the default, or a missing mandatory value the server names
         if field["type"] in ("object", "list", "any"):

@@ -1,4 +1,5 @@
-"""Bash runbooks: parameters arrive as environment variables and `--name value` arguments."""
+"""Bash runbooks: parameters arrive as environment variables and `--name value` arguments
+(secret ones only as environment variables)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,10 @@ class BashEngine(Engine):
         argv = ["bash", "--noprofile", "--norc", str(ctx.script_path)]
         env = {"BASH_ENV": str(ctx.runtime_dir / "sma.sh"), "SMA_RUNTIME": str(ctx.runtime_dir),
                "SMA_PYTHON": ctx.python or sys.executable}
+        secret = {d["name"] for d in ctx.declared if d.get("secret")}
         for name, value in values.items():
             text = shell_value(value)
-            argv += [f"--{name}", text]
+            if name not in secret:  # any local user may read a process's arguments
+                argv += [f"--{name}", text]
             env[name] = text
         return argv, env

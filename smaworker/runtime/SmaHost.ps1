@@ -217,6 +217,51 @@ if ($null -eq $__sma.Ast.ParamBlock -and $null -eq $__sma.Ast.BeginBlock -and
 }
 $__sma.Block = $__sma.Ast.GetScriptBlock()
 
+# --- secret parameters -----------------------------------------------------------------------
+
+# [SecureString] and [PSCredential] parameters are secret (sma keeps their values sealed and
+# masks them in the output); their values arrive as JSON: a string becomes a SecureString, a
+# credential is {username, password} or the name of a credential asset (as in Azure Automation).
+function __SmaSecretValue($Parameter, $Value) {
+    $type = $Parameter.StaticType
+    if ($type -eq [System.Security.SecureString] -and $Value -is [string]) {
+        return (ConvertTo-SecureString -String $Value -AsPlainText -Force)
+    }
+    if ($type -eq [System.Management.Automation.PSCredential]) {
+        if ($Value -is [string]) { return (Get-AutomationPSCredential -Name $Value) }
+        if ($Value -is [System.Collections.IDictionary]) {
+            $secure = ConvertTo-SecureString -String ([string]$Value['password']) -AsPlainText -Force
+            return [System.Management.Automation.PSCredential]::new([string]$Value['username'], $secure)
+        }
+    }
+    return $Value
+}
+
+$__sma.ParameterAsts = @()
+if ($null -ne $__sma.Definition) {
+    $__sma.DefinitionAst = $__sma.Ast.EndBlock.Statements[0]
+    if ($null -ne $__sma.DefinitionAst.Parameters) {
+        $__sma.ParameterAsts = @($__sma.DefinitionAst.Parameters)
+    } elseif ($null -ne $__sma.DefinitionAst.Body.ParamBlock) {
+        $__sma.ParameterAsts = @($__sma.DefinitionAst.Body.ParamBlock.Parameters)
+    }
+} elseif ($null -ne $__sma.Ast.ParamBlock) {
+    $__sma.ParameterAsts = @($__sma.Ast.ParamBlock.Parameters)
+}
+$__sma.SecretTypes = @([System.Security.SecureString], [System.Management.Automation.PSCredential])
+foreach ($__sma_parameter in $__sma.ParameterAsts) {
+    # only these: a function's return would unroll the arrays of any other parameter
+    if ($__sma_parameter.StaticType -notin $__sma.SecretTypes) { continue }
+    $__sma.Name = $__sma_parameter.Name.VariablePath.UserPath
+    if (-not $__sma_parameters.Contains($__sma.Name)) { continue }
+    try {
+        $__sma_parameters[$__sma.Name] = __SmaSecretValue $__sma_parameter $__sma_parameters[$__sma.Name]
+    } catch {
+        __SmaFail "sma: cannot pass parameter $($__sma.Name): $($_.Exception.Message)"
+    }
+}
+Remove-Variable -Name __sma_parameter -ErrorAction Ignore
+
 # --- streams ---------------------------------------------------------------------------------
 
 $__sma.Route = {

@@ -14,10 +14,15 @@ from typing import Any
 __all__ = [
     "checkpoint", "last_checkpoint", "output", "write_debug", "write_error", "write_output",
     "write_progress", "write_verbose", "write_warning", "start_runbook", "wait_for_job",
-    "ChildJobFailed",
+    "ChildJobFailed", "Secret",
 ]
 
 _channel = None
+
+
+class Secret(str):
+    """Annotates a parameter of `main` as secret (`def main(password: Secret)`): its value is
+    sealed at rest, shown as *** and masked in the job's output. It arrives as a plain str."""
 
 
 def _flag(name: str) -> bool:
