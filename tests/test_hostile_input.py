@@ -1,0 +1,205 @@
+"""Hostile input gets a 4xx that says what to fix: never a 500, invalid JSON or a broken stream.
+
+Each shape goes as an attacker sends it: raw bytes over HTTP to the real server.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import requests
+
+from smacommon.strictjson import MAX_DEPTH
+
+DEEP = "[" * 100_000 + "]" * 100_000
+NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"]
+
+
+def _send(services, api, method: str, path: str, body: str, headers=None):
+    """Raw JSON text to the real server, as curl would send it."""
+    return requests.request(method, services["api_url"] + path, data=body.encode(),
+                            headers={**api.headers, "Content-Type": "application/json",
+                                     **(headers or {})}, timeout=60)
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} in a response: not JSON")
+
+
+def strict(resp) -> object:
+    """The body as a strict JSON reader (a browser, jq) reads it: NaN or Infinity fail."""
+    return json.loads(resp.text, parse_constant=_refuse_constant)
+
+
+def _nested(levels: int) -> str:
+    """A JSON value of `levels` arrays, one inside the other."""
+    return "[" * levels + "1" + "]" * levels
+
+
+@pytest.fixture
+def rb(api):
+    """A published runbook with an `any`, an `int` and a `float` parameter."""
+    return api.create_runbook(content="def main(x=None, n=0, f=0.0):\n    print(x)\n",
+                              parameters=[{"name": "x", "type": "any"},
+                                          {"name": "n", "type": "int"},
+                                          {"name": "f", "type": "float"}])["name"]
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/api/v1/runbooks", DEEP),
+    ("POST", "/api/v1/variables", '{"name": "v", "value": ' + DEEP + "}"),
+    ("PATCH", "/api/v1/variables/v", '{"value": ' + _nested(5000) + "}"),
+    ("POST", "/api/v1/runbooks/{rb}/start", '{"parameters": {"x": ' + _nested(5000) + "}}"),
+    ("POST", "/api/v1/jobs/batch", '{"jobs": [' + _nested(5000) + "]}"),
+    ("PATCH", "/api/v1/schedules/s", DEEP),
+])
+def test_deeply_nested_json_is_400(api, services, rb, method, path, body):
+    resp = _send(services, api, method, path.format(rb=rb), body)
+    assert resp.status_code == 400, resp.text[:500]
+    assert f"nested deeper than {MAX_DEPTH} levels" in resp.json()["message"]
+    assert api.get("/api/v1/variables").get_json()["items"] == []
+    assert api.get("/api/v1/jobs").get_json()["items"] == []
+
+
+def test_depth_limit_is_exact_and_a_value_at_it_round_trips(api, services):
+    # the body's object is one level, the value's arrays the rest
+    ok = _send(services, api, "POST", "/api/v1/variables",
+               '{"name": "deep", "value": ' + _nested(MAX_DEPTH - 1) + "}")
+    assert ok.status_code == 201, ok.text[:300]
+    assert api.get("/api/v1/variables/deep").get_json()["value"] == json.loads(
+        _nested(MAX_DEPTH - 1))
+    over = _send(services, api, "PATCH", "/api/v1/variables/deep",
+                 '{"value": ' + _nested(MAX_DEPTH) + "}")
+    assert over.status_code == 400 and "nested deeper" in over.json()["message"]
+
+
+@pytest.mark.parametrize("token", NOT_FINITE)
+def test_nan_infinity_and_1e999_are_refused_and_jobs_stay_valid_json(api, services, rb, token):
+    api.start(rb, {"x": {"a": [1.5, -2]}, "f": 2.5})  # a job, so the list has something
+    for body in ('{"parameters": {"x": ' + token + "}}",
+                 '{"parameters": {"x": {"deep": [1, ' + token + "]}}}",
+                 '{"parameters": {"f": ' + token + "}}"):
+        resp = _send(services, api, "POST", f"/api/v1/runbooks/{rb}/start", body)
+        assert resp.status_code == 400, (body, resp.text)
+        assert "not JSON" in resp.json()["message"]
+    var = _send(services, api, "POST", "/api/v1/variables", '{"name": "n", "value": '
+                + token + "}")
+    assert var.status_code == 400 and "not JSON" in var.json()["message"]
+    # a float parameter given as text is checked by its type
+    text = _send(services, api, "POST", f"/api/v1/runbooks/{rb}/start",
+                 json.dumps({"parameters": {"f": token}}))
+    assert text.status_code == 400 and "must be a number" in text.json()["message"]
+    listed = requests.get(services["api_url"] + "/api/v1/jobs", headers=api.headers, timeout=30)
+    jobs = strict(listed)["items"]
+    assert len(jobs) == 1 and jobs[0]["parameters"]["x"] == {"a": [1.5, -2]}
+
+
+def test_huge_numbers_are_400(api, services, rb):
+    digits = "9" * 5000
+    for body, words in (('{"parameters": {"n": ' + digits + "}}", "100 digits"),
+                        ('{"parameters": {"x": [' + "9" * 200 + "]}}", "100 digits"),
+                        ('{"parameters": {"n": "' + digits + '"}}', "an integer from"),
+                        ('{"parameters": {"n": 9223372036854775808}}', "an integer from"),
+                        ('{"parameters": {"n": 1e300}}', "an integer from")):
+        resp = _send(services, api, "POST", f"/api/v1/runbooks/{rb}/start", body)
+        assert resp.status_code == 400, (body[:80], resp.text[:300])
+        assert words in resp.json()["message"]
+    big = _send(services, api, "POST", "/api/v1/variables",
+                '{"name": "big", "value": ' + digits + "}")
+    assert big.status_code == 400 and "100 digits" in big.json()["message"]
+    edge = api.start(rb, {"n": 2**63 - 1})
+    assert edge["parameters"]["n"] == 2**63 - 1
+
+
+def test_integers_beyond_the_database_in_paths_and_queries(api, services, rb):
+    job = api.start(rb, worker_group="nobody")
+    base = services["api_url"] + "/api/v1"
+    for query in ("after_seq=99999999999999999999", "after_seq=2147483648",
+                  "after_seq=" + "9" * 5000):
+        for path in (f"/jobs/{job['id']}/streams", f"/jobs/{job['id']}/events?timeout=0"):
+            resp = requests.get(f"{base}{path}{'&' if '?' in path else '?'}{query}",
+                                headers=api.headers, timeout=30)
+            assert resp.status_code == 400, (path, query[:30], resp.text[:300])
+            assert "after_seq" in resp.json()["message"]
+    for number in ("99999999999999999999999", "2147483648", "9" * 5000):
+        resp = requests.get(f"{base}/runbooks/{rb}/versions/{number}", headers=api.headers,
+                            timeout=30)
+        assert resp.status_code == 404, resp.text[:300]
+        assert resp.json()["code"] == 404
+    assert requests.get(f"{base}/runbooks/{rb}/versions/1", headers=api.headers,
+                        timeout=30).status_code == 200
+    for cursor in ("99999999999999999999", "2147483648", "9" * 5000, "-1"):
+        resp = requests.get(f"{base}/runbooks/{rb}/versions?cursor={cursor}",
+                            headers=api.headers, timeout=30)
+        assert resp.status_code == 400 and "cursor" in resp.json()["message"], resp.text[:300]
+
+
+@pytest.mark.parametrize("last_event_id", ["9" * 50, "2147483648", "x", "\u00b2", "-1", "1.5"])
+def test_bad_last_event_id_is_a_clean_400_before_the_stream(api, services, rb, last_event_id):
+    job = api.start(rb, worker_group="nobody")
+    url = f"{services['api_url']}/api/v1/jobs/{job['id']}/events?timeout=0"
+    resp = requests.get(url, headers={**api.headers,
+                                      "Last-Event-ID": last_event_id.encode("utf-8")},
+                        timeout=30)
+    assert resp.status_code == 400, resp.text[:300]
+    assert resp.headers["Content-Type"].startswith("application/json")
+    assert "Last-Event-ID" in resp.json()["message"]
+    # the greatest seq the database holds still resumes (after everything so far)
+    edge = requests.get(url, headers={**api.headers, "Last-Event-ID": str(2**31 - 1)},
+                        timeout=30)
+    assert edge.status_code == 200 and edge.text.startswith("retry:")
+
+
+def _make(api, kind: str, name: str):
+    """Create one object of `kind` named `name` through the API; the response."""
+    from tests.test_assets import _self_signed
+
+    if kind == "runbook":
+        return api.post("/api/v1/runbooks", json={"name": name, "runbook_type": "python",
+                                                  "content": "print(1)\n"})
+    if kind == "variable":
+        return api.post("/api/v1/variables", json={"name": name, "value": 1})
+    if kind == "credential":
+        return api.post("/api/v1/credentials", json={"name": name, "username": "u",
+                                                     "password": "p"})
+    if kind == "connection-type":
+        return api.post("/api/v1/connection-types", json={"name": name,
+                                                          "fields": [{"name": "Url"}]})
+    if kind == "connection":
+        api.post("/api/v1/connection-types", json={"name": "T", "fields": [{"name": "Url"}]})
+        return api.post("/api/v1/connections", json={"name": name, "connection_type": "T",
+                                                     "values": {"Url": "https://x"}})
+    if kind == "certificate":
+        import base64
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            pem = _self_signed(Path(tmp), b"pw")[2]
+        return api.post("/api/v1/certificates", json={"name": name,
+                                                      "data": base64.b64encode(pem).decode()})
+    if kind == "schedule":
+        return api.post("/api/v1/schedules", json={"name": name, "frequency": "Day"})
+    if kind == "webhook":
+        target = api.create_runbook()["name"]
+        return api.post("/api/v1/webhooks", json={"name": name, "runbook": target})
+    if kind == "token":
+        return api.post("/api/v1/tokens", json={"name": name, "role": "reader"})
+    raise AssertionError(kind)
+
+
+KINDS = ["runbook", "variable", "credential", "connection-type", "connection", "certificate",
+         "schedule", "webhook", "token"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", [".", ".."])
+def test_dot_names_are_refused_for_every_kind(api, kind, name):
+    resp = _make(api, kind, name)
+    assert resp.status_code == 400, resp.get_json()
+    body = resp.get_json()
+    assert "'.' and '..'" in body["message"] and body["errors"]["name"]
+    assert _make(api, kind, f"ok.{uuid.uuid4().hex[:6]}" if kind not in (
+        "runbook",) else f"ok-{uuid.uuid4().hex[:6]}").status_code == 201
