@@ -64,6 +64,15 @@ def check_value(value: Any, field: str | None = None) -> None:
         raise JsonRefused(f"{field}: {exc.message}", {field: [exc.message]}) from None
 
 
+def form_value(text: str) -> Any:
+    """What a form field that takes JSON means: its JSON value, or the text itself when it is
+    not JSON. JSON that sma refuses (NaN, nested too deep) is an error, not text."""
+    try:
+        return loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def _walk(value: Any) -> None:
     level, depth = [value], 0
     while level:  # level by level, not recursion: the value may be nested deep enough to

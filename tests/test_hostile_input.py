@@ -203,3 +203,51 @@ def test_dot_names_are_refused_for_every_kind(api, kind, name):
     assert "'.' and '..'" in body["message"] and body["errors"]["name"]
     assert _make(api, kind, f"ok.{uuid.uuid4().hex[:6]}" if kind not in (
         "runbook",) else f"ok-{uuid.uuid4().hex[:6]}").status_code == 201
+
+
+def test_portal_forms_refuse_hostile_json(client, api, rb):
+    from tests.test_portal import sign_in
+
+    csrf = sign_in(client)
+    for value, words in (("NaN", "not JSON"), ("[" * 100_000, "nested deeper"),
+                         (_nested(MAX_DEPTH + 1), "nested deeper"), ("9" * 5000, "100 digits")):
+        made = client.post("/assets/variables/new", data={"csrf_token": csrf, "name": "v",
+                                                          "value": value},
+                           follow_redirects=True)
+        assert made.status_code == 200 and words in made.get_data(as_text=True), value[:20]
+        started = client.post(f"/runbooks/{rb}/start", data={"csrf_token": csrf,
+                                                              "p_x": value})
+        assert started.status_code == 400 and words in started.get_data(as_text=True)
+        schedule = "s" + uuid.uuid4().hex[:6]
+        api.post("/api/v1/schedules", json={"name": schedule, "frequency": "Day"})
+        linked = client.post(f"/schedules/{schedule}/link", follow_redirects=True, data={
+            "csrf_token": csrf, "runbook": rb, "parameters": f"x={value}"})
+        assert words in linked.get_data(as_text=True)
+    assert api.get("/api/v1/variables").get_json()["items"] == []
+    assert api.get("/api/v1/jobs").get_json()["items"] == []
+    # text that is not JSON is still text
+    client.post("/assets/variables/new", data={"csrf_token": csrf, "name": "t",
+                                               "value": "[not json"})
+    assert api.get("/api/v1/variables/t").get_json()["value"] == "[not json"
+
+
+BASH_RECORDS = r"""
+deep=$(printf '[%.0s' $(seq 5000))$(printf ']%.0s' $(seq 5000))
+checkpoint "$deep"
+write_output_json '{"ratio": NaN}'
+write_output_json '[1e999]'
+echo done
+"""
+
+
+def test_hostile_records_from_a_runbook_are_refused_records(api, worker):
+    """A runbook's record channel is input too: a checkpoint or typed output sma could not
+    store and write back as JSON becomes an Error record that says why; the job goes on."""
+    job = api.run(BASH_RECORDS, runbook_type="bash")
+    assert job["status"] == "Completed", job
+    resp = api.get(f"/api/v1/jobs/{job['id']}/streams?limit=100")
+    records = strict(resp)["items"]
+    errors = [r["text"] for r in records if r["stream"] == "Error"]
+    assert len(errors) == 3, errors
+    assert "nested deeper" in errors[0] and all("not JSON" in e for e in errors[1:])
+    assert [r["text"] for r in records if r["stream"] == "Output"] == ["done"]
