@@ -251,3 +251,34 @@ def test_hostile_records_from_a_runbook_are_refused_records(api, worker):
     assert len(errors) == 3, errors
     assert "nested deeper" in errors[0] and all("not JSON" in e for e in errors[1:])
     assert [r["text"] for r in records if r["stream"] == "Output"] == ["done"]
+
+
+def test_nan_stored_before_the_fix_goes_out_as_null(api, services):
+    """Rows an older sma stored with NaN (SQLite took them) still read as valid JSON."""
+    from sqlalchemy.orm import Session
+
+    from smacommon.db import get_engine, utcnow
+    from smacommon.models import Job, JobStream
+
+    engine = get_engine(services["database_url"])
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's jsonb never stored NaN")
+    rb = api.create_runbook()
+    job_id = uuid.uuid4()
+    with Session(engine) as session:
+        session.add(Job(id=job_id, runbook_id=uuid.UUID(rb["id"]), status="Completed",
+                        parameters={"x": float("nan"), "y": [float("inf"), 1]},
+                        created_at=utcnow(), end_time=utcnow()))
+        session.flush()
+        session.add(JobStream(job_id=job_id, seq=1, stream="Output", time=utcnow(),
+                              text="v", value={"ratio": float("-inf")}))
+        session.commit()
+    base = f"{services['api_url']}/api/v1/jobs"
+    listed = strict(requests.get(base, headers=api.headers, timeout=30))["items"]
+    assert listed[0]["parameters"] == {"x": None, "y": [None, 1]}
+    records = strict(requests.get(f"{base}/{job_id}/streams", headers=api.headers, timeout=30))
+    assert records["items"][0]["value"] == {"ratio": None}
+    events = requests.get(f"{base}/{job_id}/events", headers=api.headers, timeout=30).text
+    data = [line[6:] for line in events.splitlines() if line.startswith("data: ")]
+    assert [json.loads(d, parse_constant=_refuse_constant) for d in data][0]["value"] == {
+        "ratio": None}
