@@ -282,3 +282,45 @@ def test_nan_stored_before_the_fix_goes_out_as_null(api, services):
     data = [line[6:] for line in events.splitlines() if line.startswith("data: ")]
     assert [json.loads(d, parse_constant=_refuse_constant) for d in data][0]["value"] == {
         "ratio": None}
+
+
+@pytest.mark.parametrize("fields, status", [
+    ({"frequency": "Month", "interval": 100_000}, 400),    # 8,000 years: off the calendar
+    ({"frequency": "Week", "interval": 100_000, "week_days": ["Monday"]}, 400),
+    ({"frequency": "Day", "interval": 36_501}, 400),
+    # a day that never comes (31 February, every century): no next run, found at once
+    ({"frequency": "Month", "interval": 1200, "month_days": [31],
+      "start_time": "2020-02-29T09:00:00Z"}, 201),
+    ({"frequency": "Day", "interval": 30, "start_time": "9999-12-01T00:00:00Z"}, 201),
+])
+def test_schedule_intervals_that_leave_the_calendar(api, services, fields, status):
+    import time
+
+    started = time.monotonic()
+    resp = _send(services, api, "POST", "/api/v1/schedules",
+                 json.dumps({"name": f"s-{uuid.uuid4().hex[:6]}", **fields}))
+    assert resp.status_code == status, resp.text[:300]
+    assert time.monotonic() - started < 5
+    if status == 400:
+        assert "interval must be a whole number from 1 to" in resp.json()["message"]
+
+
+def test_portal_schedule_interval_beyond_the_database(client, api):
+    from tests.test_portal import sign_in
+
+    csrf = sign_in(client)
+    made = client.post("/schedules", follow_redirects=True, data={
+        "csrf_token": csrf, "name": "huge", "frequency": "Day", "interval": "9" * 20,
+        "time_zone": "UTC", "missed": "run_once"})
+    assert made.status_code == 200 and "interval must be" in made.get_data(as_text=True)
+    assert api.get("/api/v1/schedules").get_json()["items"] == []
+
+
+def test_portal_earlier_records_beyond_the_database(client, api, rb):
+    from tests.test_portal import sign_in
+
+    sign_in(client)
+    job = api.start(rb, worker_group="nobody")
+    for before in ("9" * 20, "-" + "9" * 20, "2147483648"):
+        page = client.get(f"/jobs/{job['id']}/records?before={before}")
+        assert page.status_code == 200, before
