@@ -25,6 +25,13 @@ class ValidationFailed(SmaError):
     message = "Invalid input."
 
 
+class JsonRefused(ValidationFailed, ValueError):
+    """JSON that parses but that sma refuses (too deep, NaN, a huge number): a 400 to API
+    callers, and a ValueError to JSON readers (Flask's get_json) that expect one."""
+
+    message = "Refused JSON."
+
+
 class NotFound(SmaError):
     status_code = 404
     message = "Not found."

@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from smacommon.errors import ValidationFailed
+from smacommon.names import PARAMETER, check_name
+from smacommon.strictjson import check_value
 
 TYPES = ("string", "int", "float", "bool", "datetime", "list", "object", "any")
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # names that would clobber the environment a runbook's process needs (Bash parameters are
 # environment variables; names are case-sensitive there, so PowerShell's $Path stays free)
 RESERVED_NAMES = frozenset(
@@ -25,6 +26,8 @@ RESERVED_NAMES = frozenset(
      "PYTHONPATH", "LD_PRELOAD", "LD_LIBRARY_PATH"}
 )
 MAX_PARAMETERS = 100
+# an `int` is 64 bits in every engine's hands ([long] in PowerShell, a C long in Bash)
+INT_MIN, INT_MAX = -2**63, 2**63 - 1
 # parameters reach Bash runbooks as environment variables and arguments, which the kernel
 # caps (128 KiB a string, about 2 MiB in all): 64 KiB of JSON in all stays well inside
 MAX_PARAMETERS_BYTES = 64 * 1024
@@ -67,10 +70,10 @@ def normalize_declarations(raw: Any) -> list[dict[str, Any]]:
 def declaration(name: str, type_: str = "any", mandatory: bool = False,
                 secret: bool = False) -> dict[str, Any]:
     """One checked declaration."""
-    if not NAME_RE.match(name) or keyword.iskeyword(name):
-        raise ValidationFailed(
-            f"Invalid parameter name {name!r}: use letters, digits and _, not starting "
-            "with a digit.", {"parameters": [f"Invalid name {name!r}."]})
+    check_name(name, PARAMETER, "parameter name", "parameters")
+    if keyword.iskeyword(name):
+        raise ValidationFailed(f"Invalid parameter name {name!r}: it is a Python keyword.",
+                               {"parameters": [f"Invalid name {name!r}."]})
     if name in RESERVED_NAMES or name.startswith("SMA_"):
         raise ValidationFailed(f"Parameter name {name!r} is reserved.",
                                {"parameters": [f"{name!r} is reserved."]})
@@ -114,15 +117,16 @@ def coerce(decl: dict[str, Any], value: Any) -> Any:
             return bool(value)
         raise bad("a boolean (true or false)")
     if type_ == "int":
-        if isinstance(value, bool):
-            raise bad("an integer")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-            return int(value)
-        raise bad("an integer")
+        number = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d{1,20}\s*", value):
+            number = int(value)
+        if number is None or not INT_MIN <= number <= INT_MAX:
+            raise bad(f"an integer from {INT_MIN} to {INT_MAX}")
+        return number
     if type_ == "float":
         if isinstance(value, bool):
             raise bad("a number")
@@ -184,6 +188,7 @@ def validate(declared: list[dict[str, Any]], given: Any) -> dict[str, Any]:
     if not isinstance(given, dict):
         raise ValidationFailed("parameters must be an object of name: value.",
                                {"parameters": ["Must be an object."]})
+    check_value(given, "parameters")  # what the API's JSON reader refuses, from every door
     size = len(json.dumps(given, default=str))
     if size > MAX_PARAMETERS_BYTES:
         raise ValidationFailed(f"parameters are {size} bytes of JSON; the limit is "

@@ -18,7 +18,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 FREQUENCIES = ("OneTime", "Minute", "Hour", "Day", "Week", "Month", "Cron")
 WEEK_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 OCCURRENCES = {"First": 1, "Second": 2, "Third": 3, "Fourth": 4, "Last": -1}
+# an interval spans at most about a century (and a Minute or Hour one the API's 100,000):
+# beyond it the search for the next fire day would run for seconds, then off the calendar
+MAX_INTERVAL = {"Minute": 100_000, "Hour": 100_000, "Day": 36_500, "Week": 5_200,
+                "Month": 1_200}
 _SEARCH_DAYS = 366 * 12  # far enough for a yearly cron on 29 February, or every 12 months
+_MAX_SEARCH_DAYS = 366 * 150  # a fire day further away than this is no fire day
 
 
 class RecurrenceError(ValueError):
@@ -96,11 +101,13 @@ class Recurrence:
         anchor = self.start_time.astimezone(zone)
         wall = anchor.time().replace(tzinfo=None)
         day = max(anchor.date(), local_after.date() - timedelta(days=1))
-        for _ in range(_SEARCH_DAYS * self.interval):
+        for _ in range(min(_SEARCH_DAYS * self.interval, _MAX_SEARCH_DAYS)):
             if self._matches(day, anchor.date()):
                 instant = _instant(day, wall, zone)
                 if instant > after:
                     return instant
+            if day == date.max:
+                return None  # the end of the calendar
             day += timedelta(days=1)
         return None
 
@@ -146,8 +153,10 @@ def check(r: Recurrence) -> list[str]:
         problems.append(f"frequency must be one of {', '.join(FREQUENCIES)}.")
     if r.start_time.tzinfo is None:
         problems.append("start_time needs a time zone offset (e.g. 2026-01-01T09:00:00Z).")
-    if not isinstance(r.interval, int) or r.interval < 1:
-        problems.append("interval must be a whole number of at least 1.")
+    most = MAX_INTERVAL.get(r.frequency, 100_000)
+    if not isinstance(r.interval, int) or not 1 <= r.interval <= most:
+        problems.append(f"interval must be a whole number from 1 to {most}"
+                        f"{' for ' + r.frequency if r.frequency in MAX_INTERVAL else ''}.")
     try:
         ZoneInfo(r.time_zone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
             raise ValueError(f"must be {NAME_RULE}")
         return value
 
+    @field_validator("worker_name")
+    @classmethod
+    def _worker_name(cls, value: str) -> str:
+        if value in (".", ".."):  # as for every name sma shows (smacommon.names)
+            raise ValueError("'.' and '..' cannot be names")
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:

@@ -13,8 +13,9 @@ import re
 from smacommon.errors import ValidationFailed
 
 QUEUE_PREFIX = "sma.q."
-NAME_RULE = "1 to 64 letters, digits, '.', '_' or '-'"
-_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+NAME_RULE = "1 to 64 letters, digits, '.', '_' or '-' (not '.' or '..')"
+# "." and "..": no name of any kind may be one (smacommon.names)
+_NAME = re.compile(r"(?!\.{1,2}\Z)[A-Za-z0-9_.-]{1,64}")
 
 
 def is_valid_worker_group(name: object) -> bool:

@@ -11,7 +11,7 @@ from flask_smorest import Api
 
 from smacommon.settings import Settings, get_settings
 from smaweb import auth, errors, requestlog, textcheck
-from smaweb.extensions import db
+from smaweb.extensions import IntConverter, JSONProvider, db
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ docs_assets = Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app; `config` may carry SMA_SETTINGS (a Settings) and Flask keys."""
     app = Flask(__name__, static_folder=None)  # the portal serves its own static files
+    app.json = JSONProvider(app)
+    app.url_map.converters["int"] = IntConverter
     config = dict(config or {})
     settings: Settings = config.pop("SMA_SETTINGS", None) or get_settings()
     app.config.update(

@@ -12,7 +12,6 @@ status (or Suspended), or after `timeout` seconds (default 300), when a client r
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -22,6 +21,7 @@ from typing import Any
 import redis
 from sqlalchemy import select
 
+from smacommon import strictjson
 from smacommon.db import reading
 from smacommon.models import Job, JobStream
 from smacommon.states import FINAL_STATUSES, JobStatus
@@ -35,7 +35,7 @@ BATCH = 1000
 
 def _event(name: str, data: Any, event_id: int | None = None) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {name}\ndata: {json.dumps(data, default=str)}\n\n"
+    return f"{head}event: {name}\ndata: {strictjson.dumps(data, default=str)}\n\n"
 
 
 class _Wakeup:

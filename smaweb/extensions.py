@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, current_app, g, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session, sessionmaker
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.routing import IntegerConverter, ValidationError
 
+from smacommon import strictjson
 from smacommon.db import reading, session_factory
+from smacommon.schemas.common import DB_INT_MAX
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -40,10 +47,45 @@ class Database:
             session.close()
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, read by sma's rules (no NaN, no endless nesting) and always written as
+    valid JSON."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return strictjson.loads(s)
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("allow_nan", False)
+        try:
+            return super().dumps(obj, **kwargs)
+        except ValueError:  # a NaN stored before sma refused them: it goes out as null
+            return super().dumps(strictjson.finite(obj), **kwargs)
+
+
+class IntConverter(IntegerConverter):
+    """`<int:...>` in a route: at most what the database's INTEGER columns hold, so a longer
+    number is a 404 (no such row), never an overflow in the database or in int()."""
+
+    def __init__(self, map, fixed_digits: int = 0, min: int | None = None,  # noqa: A002
+                 max: int | None = DB_INT_MAX, signed: bool = False) -> None:  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+    def to_python(self, value: str) -> int:
+        if len(value) > len(str(DB_INT_MAX)) + 1:
+            raise ValidationError()
+        return super().to_python(value)
+
+
 class _Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
     # let each schema decide (ours raise on unknown fields, so typos are caught everywhere)
     DEFAULT_UNKNOWN_BY_LOCATION: dict = {}
+
+    def _raw_load_json(self, req) -> Any:
+        """The body by sma's JSON rules: a refused one is a 400 that says why."""
+        if not is_json_request(req):
+            return core.missing
+        return strictjson.loads(req.get_data(cache=True))
 
 
 class SmaBlueprint(Blueprint):

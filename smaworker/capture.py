@@ -22,7 +22,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
+from smacommon import strictjson
 from smacommon.db import is_transient
+from smacommon.errors import JsonRefused
 from smacommon.models import JobStream
 from smacommon.streams import ERROR, OPTIONAL_STREAMS, OUTPUT, STREAMS, stream_channel
 from smaworker.masking import Masker
@@ -337,7 +339,10 @@ def parse_record(line: bytes) -> dict[str, Any]:
     that writes garbage to the channel loses nothing and breaks nothing.
     """
     try:
-        record = json.loads(line.decode("utf-8", "replace"), strict=False)
+        record = strictjson.loads(line.decode("utf-8", "replace"), strict=False)
+    except JsonRefused as exc:  # a value no database or reader would take back
+        text = line.decode("utf-8", "replace")
+        return {"stream": ERROR, "text": f"Record refused ({exc.message}): {text[:1000]}"}
     except ValueError:
         record = None
     if not isinstance(record, dict):

@@ -73,7 +73,7 @@ def test_groups_named_after_broker_keys_cannot_take_a_worker_down(api, services,
 
 
 @pytest.mark.parametrize("name", ["a b", "x" * 65, "line\nbreak", "at-the-end\n", "star*",
-                                  "col:on", ""])
+                                  "col:on", "", ".", ".."])
 def test_an_invalid_group_is_refused_at_every_door(api, name):
     rb = api.create_runbook(content="print(1)\n")
     bad = {"worker_group": name}

@@ -29,6 +29,8 @@ from smacommon.settings import load_settings
     ("SMA_ADMIN_TOKEN", "admin"),
     ("SMA_ADMIN_TOKEN", "x" * 15),
     ("SMA_SECRET_KEY", "secret"),
+    ("SMA_WORKER_NAME", "."),
+    ("SMA_WORKER_NAME", ".."),
 ])
 def test_bad_setting_names_the_variable(monkeypatch, var, value):
     monkeypatch.setenv(var, value)

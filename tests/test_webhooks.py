@@ -147,3 +147,42 @@ def test_webhook_roles(client, api):
                        headers=operator)
     assert resp.status_code == 403 and "author" in resp.get_json()["message"]
     assert client.get("/api/v1/webhooks", headers=operator).status_code == 200
+
+
+BIG_BASH = r"""
+seen=$(printf '%s' "$WEBHOOKDATA" | "$SMA_PYTHON" -I -c '
+import hashlib, json, sys
+body = json.load(sys.stdin)["RequestBody"]
+print(len(body), hashlib.sha256(body.encode()).hexdigest())')
+echo "variable $seen"
+[ "$1" = --WEBHOOKDATA ] && [ "$2" = "$WEBHOOKDATA" ] && [ $# = 2 ] && echo "argument too"
+bash -c 'echo "child sees ${#WEBHOOKDATA} characters"'
+"""
+BIG_PY_MAIN = ("import hashlib\n"
+               "def main(WEBHOOKDATA: dict):\n"
+               "    body = WEBHOOKDATA['RequestBody']\n"
+               "    print('variable', len(body), hashlib.sha256(body.encode()).hexdigest())\n")
+BIG_PY_SCRIPT = ("import hashlib, json, sys\n"
+                 "body = json.loads(sys.argv[sys.argv.index('--WEBHOOKDATA') + 1])"
+                 "['RequestBody']\n"
+                 "print('variable', len(body), hashlib.sha256(body.encode()).hexdigest())\n")
+
+
+def test_a_400_kib_webhook_body_reaches_every_runbook_whole(api, services, worker):
+    """More than the kernel lets through a process's arguments and environment (128 KiB a
+    string): Bash still gets it in $WEBHOOKDATA and its argument, from a file."""
+    import hashlib
+
+    body = "".join(f'{{"line": {i}, "text": "tab\\there \u00e9"}}\n' for i in range(11_000))
+    body = body[:400 * 1024]
+    assert len(body.encode()) > 400 * 1024 - 100
+    expected = f"variable {len(body)} {hashlib.sha256(body.encode()).hexdigest()}"
+    for content, kind, lines in (
+            (BIG_BASH, "bash", [expected, "argument too", "child sees 0 characters"]),
+            (BIG_PY_MAIN, "python", [expected]), (BIG_PY_SCRIPT, "python", [expected])):
+        hook = _hook(api, api.create_runbook(content=content, runbook_type=kind)["name"])
+        resp = requests.post(_invoke_url(services, hook), data=body.encode(), timeout=30)
+        assert resp.status_code == 202, resp.text
+        job = api.wait(resp.json()["JobIds"][0])
+        assert job["status"] == "Completed", (kind, job)
+        assert _output(api, job["id"]) == lines, kind

@@ -7,7 +7,7 @@ import datetime as dt
 import marshmallow as ma
 from webargs.fields import DelimitedList
 
-from smacommon.schemas.common import PageArgsSchema, StrictSchema
+from smacommon.schemas.common import DbInteger, PageArgsSchema, StrictSchema
 from smacommon.states import ALL_STATUSES
 from smacommon.streams import STREAMS
 
@@ -104,16 +104,25 @@ class JobStreamPageSchema(ma.Schema):
 
 class JobStreamQueryArgsSchema(StrictSchema):
     stream = DelimitedList(ma.fields.String(validate=ma.validate.OneOf(STREAMS)))
-    after_seq = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0))
+    after_seq = DbInteger(load_default=0, validate=ma.validate.Range(min=0))
     limit = ma.fields.Integer(load_default=1000, validate=ma.validate.Range(min=1, max=10000))
 
 
 class JobEventsQueryArgsSchema(StrictSchema):
-    after_seq = ma.fields.Integer(validate=ma.validate.Range(min=0), metadata={
+    after_seq = DbInteger(validate=ma.validate.Range(min=0), metadata={
         "description": "Send records after this seq (the Last-Event-ID header does the same)."})
     timeout = ma.fields.Float(load_default=300.0, validate=ma.validate.Range(min=0, max=3600),
                               metadata={"description": "End the stream after this many "
                                         "seconds; the client reconnects with Last-Event-ID."})
+
+
+class JobEventsHeadersSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE  # every other header
+
+    last_event_id = DbInteger(data_key="Last-Event-ID", validate=ma.validate.Range(min=0),
+                              metadata={"description": "The seq of the last record received "
+                                        "(a reconnecting EventSource sends it)."})
 
 
 class RuntimeJobStartSchema(StrictSchema):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from datetime import UTC
 from typing import Any
 
@@ -15,9 +14,10 @@ from sqlalchemy.orm import Session
 from smacommon.crypto import Crypto
 from smacommon.errors import Conflict, NotFound, ValidationFailed
 from smacommon.models import Certificate, Connection, ConnectionType, Credential, Variable
+from smacommon.names import check_name
 from smacommon.services.audit import Actor, record, record_alone
+from smacommon.strictjson import check_value
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.\- ]{1,128}$")
 KINDS = {"variable": Variable, "credential": Credential, "connection_type": ConnectionType,
          "connection": Connection, "certificate": Certificate}
 _LABEL = {Variable: "Variable", Credential: "Credential", ConnectionType: "Connection type",
@@ -30,14 +30,6 @@ _AUDIT = {Variable: ("variable", "variables"), Credential: ("credential", "crede
 
 class AssetNotFound(NotFound):
     message = "Asset not found."
-
-
-def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name) or name != name.strip():
-        raise ValidationFailed(
-            f"Invalid name {name!r}: use 1-128 letters, digits, spaces, '.', '-' or '_'.",
-            {"name": ["Invalid name."]})
-    return name
 
 
 def get_asset(session: Session, model: type, name: str):
@@ -78,6 +70,7 @@ def delete_asset(session: Session, model: type, name: str) -> None:
 # --- variables ---------------------------------------------------------------------------
 
 def _set_variable_value(crypto: Crypto, var: Variable, value: Any) -> None:
+    check_value(value, "value")
     if var.is_encrypted:
         var.value, var.value_encrypted = None, crypto.encrypt(json.dumps(value))
     else:
@@ -165,6 +158,7 @@ def _split_fields(ctype: ConnectionType, values: dict[str, Any],
         if missing:
             raise ValidationFailed(f"Missing field(s): {', '.join(missing)}.",
                                    {"values": {k: ["Missing field."] for k in missing}})
+    check_value(values, "values")
     plain = {k: v for k, v in values.items() if not declared[k]["is_encrypted"]}
     secret = {k: v for k, v in values.items() if declared[k]["is_encrypted"]}
     return plain, secret
@@ -238,6 +232,7 @@ def create_certificate(session: Session, crypto: Crypto, *, name: str, data_base
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.serialization import pkcs12
 
+    check_name(name)  # before the work of reading the certificate
     try:
         data = base64.b64decode(data_base64, validate=True)
     except ValueError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,13 +19,13 @@ from smacommon.errors import (
     VersionNotFound,
 )
 from smacommon.models import Runbook, RunbookVersion
+from smacommon.names import RUNBOOK, check_name
 from smacommon.parameters import normalize_declarations
 from smacommon.scripts import RUNBOOK_TYPES, analyze
 from smacommon.services import by_id_or_name
 from smacommon.services.audit import record
 from smacommon.workergroups import validate_worker_group
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 UPDATABLE = ("description", "tags", "log_verbose", "log_progress", "log_debug",
              "timeout_seconds", "worker_group", "max_concurrent_jobs")
 
@@ -61,10 +60,7 @@ def create_runbook(session: Session, *, name: str, runbook_type: str, content: s
                    content_limit: int, description: str = "", tags: list[str] | None = None,
                    parameters: list[dict] | None = None, **fields: Any) -> Runbook:
     """Create a runbook whose content becomes its draft."""
-    if not NAME_RE.match(name or ""):
-        raise ValidationFailed(
-            f"Invalid runbook name {name!r}: use 1-128 letters, digits, '-' or '_'.",
-            {"name": ["Use 1-128 letters, digits, '-' or '_'."]})
+    check_name(name, RUNBOOK, "runbook name")
     if runbook_type not in RUNBOOK_TYPES:
         raise ValidationFailed(
             f"Unknown runbook type {runbook_type!r}; use one of {', '.join(RUNBOOK_TYPES)}.",

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from smacommon.db import reading, utcnow
 from smacommon.errors import Conflict, NotFound, NotPublished, ValidationFailed
 from smacommon.models import JobSchedule, Runbook, Schedule, ScheduleFire
+from smacommon.names import check_name
 from smacommon.parameters import validate
 from smacommon.recurrence import OCCURRENCES, Recurrence, RecurrenceError
 from smacommon.services import by_id_or_name
-from smacommon.services.assets import check_name
 from smacommon.services.audit import Actor, act_as, record
 from smacommon.services.jobs import start_job
 from smacommon.workergroups import validate_worker_group

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from smacommon.db import utcnow
 from smacommon.models import ApiToken, Job
+from smacommon.names import LABEL, check_name
 from smacommon.services.audit import record
 from smacommon.states import ACTIVE_STATUSES
 
@@ -47,6 +48,7 @@ def create_token(session: Session, name: str, role: str,
     """A new API token and its secret (the caller shows it once; only its hash is kept)."""
     from datetime import timedelta
 
+    check_name(name, LABEL, "token name")
     secret = new_secret()
     token = ApiToken(name=name, role=role, token_hash=hash_token(secret),
                      expires_at=(utcnow() + timedelta(days=expires_in_days))

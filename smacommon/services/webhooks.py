@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from smacommon.db import utcnow
 from smacommon.errors import Conflict, NotFound, NotPublished, ValidationFailed
 from smacommon.models import Job, Runbook, Webhook
+from smacommon.names import check_name
 from smacommon.parameters import validate
-from smacommon.services.assets import check_name
 from smacommon.services.audit import record
 from smacommon.services.jobs import start_job
 from smacommon.services.tokens import hash_token

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
-from flask_smorest import abort
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,6 +15,7 @@ from smacommon.schemas.job import (
     JobBatchResultSchema,
     JobBatchSchema,
     JobDetailSchema,
+    JobEventsHeadersSchema,
     JobEventsQueryArgsSchema,
     JobPageSchema,
     JobQueryArgsSchema,
@@ -233,15 +233,13 @@ def streams(args, job_id):
 
 @blp.route("/jobs/<job_id>/events", methods=["GET"])
 @blp.arguments(JobEventsQueryArgsSchema, location="query")
+@blp.arguments(JobEventsHeadersSchema, location="headers")
 @blp.response(200, {"type": "string"}, content_type="text/event-stream")
-def events(args, job_id):
+def events(args, headers, job_id):
     """Live records as server-sent events (`record`, id = seq), then a `status` event."""
     job = get_job(db.session, job_id)
-    header = request.headers.get("Last-Event-ID", "").strip()
-    if header and not header.isdigit():
-        abort(400, message="Last-Event-ID must be the seq of the last record received.")
     # a reconnecting EventSource sends Last-Event-ID with its first URL: the later wins
-    after = max(args.get("after_seq") or 0, int(header or 0))
+    after = max(args.get("after_seq") or 0, headers.get("last_event_id") or 0)
     stream = job_events(current_app.extensions["sma_db"].factory,
                         current_app.config["SMA_SETTINGS"].effective_redis_url, job.id, after,
                         args["timeout"])

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from smacommon.models import Runbook, RunbookVersion
-from smacommon.schemas.common import PageArgsSchema
+from smacommon.schemas.common import DB_INT_MAX, PageArgsSchema
 from smacommon.schemas.runbook import (
     DraftSchema,
     DraftUpdateSchema,
@@ -150,10 +150,13 @@ def versions(args, runbook):
     stmt = select(RunbookVersion).where(RunbookVersion.runbook_id == item.id)
     if args["cursor"]:
         try:
-            stmt = stmt.where(RunbookVersion.number < int(args["cursor"]))
+            number = int(args["cursor"])
         except ValueError:
+            number = 0
+        if not 0 < number <= DB_INT_MAX:  # beyond it, the database would overflow
             raise svc.ValidationFailed("Invalid cursor: pass the next_cursor of a previous page.",
-                                       {"cursor": ["Invalid cursor."]}) from None
+                                       {"cursor": ["Invalid cursor."]})
+        stmt = stmt.where(RunbookVersion.number < number)
     rows = list(session.scalars(stmt.order_by(RunbookVersion.number.desc())
                                 .limit(args["limit"] + 1)))
     cursor = str(rows[args["limit"] - 1].number) if len(rows) > args["limit"] else None

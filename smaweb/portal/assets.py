@@ -12,6 +12,7 @@ from smacommon.crypto import get_crypto
 from smacommon.errors import SmaError
 from smacommon.models import Certificate, Connection, ConnectionType, Credential, Variable
 from smacommon.services import assets as svc
+from smacommon.strictjson import form_value
 from smaweb.extensions import db
 from smaweb.portal import bp
 from smaweb.portal.session import login_required, require, saving
@@ -26,13 +27,6 @@ def _crypto():
     from flask import current_app
 
     return get_crypto(current_app.config["SMA_SETTINGS"])
-
-
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 @bp.route("/assets/<kind>")
@@ -56,7 +50,7 @@ def asset_create(kind: str):
     with saving(f"Created {name}."):
         if kind == "variables":
             svc.create_variable(db.session, _crypto(), name=name,
-                                value=_value(form.get("value", "")),
+                                value=form_value(form.get("value", "")),
                                 is_encrypted="is_encrypted" in form,
                                 description=form.get("description", ""))
         elif kind == "credentials":
@@ -100,7 +94,7 @@ def asset_edit(kind: str, name: str):
             if kind == "variables":
                 changes = {"description": form.get("description", "")}
                 if not item.is_encrypted or form.get("value", "") != "":
-                    changes["value"] = _value(form.get("value", ""))
+                    changes["value"] = form_value(form.get("value", ""))
                 svc.update_variable(db.session, _crypto(), item, changes)
             elif kind == "credentials":
                 changes = {"username": form.get("username", ""),

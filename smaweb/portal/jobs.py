@@ -15,6 +15,7 @@ from sqlalchemy import false, select
 from smacommon.db import utcnow
 from smacommon.errors import SmaError
 from smacommon.models import Job, JobStream, Runbook
+from smacommon.schemas.common import DB_INT_MAX
 from smacommon.services.jobs import get_job, resume_job, status_history, stop_job, suspend_job
 from smacommon.states import FINAL_STATUSES, JobStatus, allowed_sources
 from smacommon.streams import STREAMS
@@ -103,7 +104,8 @@ def job(job_id: str):
 def job_records(job_id: str):
     """The PAGE*4 records before `before` (the "earlier output" button)."""
     item = get_job(db.session, job_id)
-    before = request.args.get("before", type=int) or 0
+    # within what the database's INTEGER holds (a bigger number would overflow there)
+    before = max(0, min(request.args.get("before", type=int) or 0, DB_INT_MAX))
     rows = db.session.scalars(select(JobStream).where(
         JobStream.job_id == item.id, JobStream.seq < before)
         .order_by(JobStream.seq.desc()).limit(PAGE * 4)).all()

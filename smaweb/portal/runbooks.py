@@ -13,6 +13,7 @@ from smacommon.models import Job, JobSchedule, Runbook, RunbookVersion
 from smacommon.scripts import RUNBOOK_TYPES
 from smacommon.services import runbooks as svc
 from smacommon.services.jobs import start_job
+from smacommon.strictjson import form_value
 from smaweb.api.runbooks import runbook_page
 from smaweb.extensions import db
 from smaweb.portal import bp
@@ -114,13 +115,8 @@ def runbook_start(name: str):
             raw[field["name"]] = text
         if text == "":
             continue  # the default, or a missing mandatory value the server names
-        if field["type"] in ("object", "list", "any"):
-            try:
-                values[field["name"]] = json.loads(text)
-                continue
-            except ValueError:
-                pass
-        values[field["name"]] = text
+        values[field["name"]] = form_value(text) if field["type"] in (
+            "object", "list", "any") else text
     with saving() as done:
         job = start_job(db.session, rb, values, worker_group=request.form.get("group") or None,
                         started_by=f"user:{g.principal}",
@@ -129,7 +125,8 @@ def runbook_start(name: str):
     if done.error:
         errors = {}
         if isinstance(done.error, ValidationFailed):
-            for pname, msgs in (done.error.errors or {}).get("parameters", {}).items():
+            by_name = (done.error.errors or {}).get("parameters")  # or a list, for them all
+            for pname, msgs in (by_name.items() if isinstance(by_name, dict) else ()):
                 errors[pname] = "; ".join(msgs) if isinstance(msgs, list) else str(msgs)
         return _runbook_page(rb, errors, raw), done.error.status_code
     return redirect(url_for("portal.job", job_id=job.id))

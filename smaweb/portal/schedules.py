@@ -13,6 +13,7 @@ from smacommon.recurrence import FREQUENCIES, WEEK_DAYS
 from smacommon.services import schedules as svc
 from smacommon.services import webhooks as hooks
 from smacommon.services.runbooks import get_runbook
+from smacommon.strictjson import form_value
 from smaweb.extensions import db
 from smaweb.portal import bp
 from smaweb.portal.session import login_required, require, saving
@@ -25,8 +26,6 @@ def _runbook_names() -> list[str]:
 
 def _pairs(text: str) -> dict:
     """Parameters typed as name=value lines (JSON values are typed)."""
-    import json
-
     out = {}
     for line in text.splitlines():
         if not line.strip():
@@ -34,10 +33,7 @@ def _pairs(text: str) -> dict:
         name, sep, value = line.partition("=")
         if not sep or not name.strip():
             raise ValidationFailed(f"Parameters go a line each as name=value, not {line!r}.")
-        try:
-            out[name.strip()] = json.loads(value)
-        except ValueError:
-            out[name.strip()] = value.strip()
+        out[name.strip()] = form_value(value.strip())
     return out
 
 

@@ -21,6 +21,14 @@ def shell_value(value: Any) -> str:
     return json.dumps(value)
 
 
+# The kernel refuses to start a process with one argument or environment string over 128 KiB
+# (MAX_ARG_STRLEN), or with about 2 MiB of them in all, and each value is both. A larger value
+# (a webhook's WEBHOOKDATA may be 512 KiB) goes through a file instead, which sma.sh reads
+# back into the variable and the --name argument before the runbook runs; it is not exported
+# to the runbook's own commands, which the same limit would stop.
+LARGE_VALUE_BYTES = 32 * 1024
+
+
 class BashEngine(Engine):
     name = "bash"
     suffix = ".sh"
@@ -34,9 +42,20 @@ class BashEngine(Engine):
         env = {"BASH_ENV": str(ctx.runtime_dir / "sma.sh"), "SMA_RUNTIME": str(ctx.runtime_dir),
                "SMA_PYTHON": ctx.python or sys.executable}
         secret = {d["name"] for d in ctx.declared if d.get("secret")}
+        large = []
         for name, value in values.items():
             text = shell_value(value)
+            if len(text) > LARGE_VALUE_BYTES // 4 and len(text.encode()) > LARGE_VALUE_BYTES:
+                folder = ctx.workdir / "parameters"
+                folder.mkdir(exist_ok=True)
+                (folder / name).write_text(text, encoding="utf-8")
+                large.append(name)
+                text = ""  # sma.sh puts the value here
+            else:
+                env[name] = text
             if name not in secret:  # any local user may read a process's arguments
                 argv += [f"--{name}", text]
-            env[name] = text
+        if large:
+            env["SMA_PARAMETER_DIR"] = str(ctx.workdir / "parameters")
+            env["SMA_PARAMETER_FILES"] = " ".join(large)
         return argv, env

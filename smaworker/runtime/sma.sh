@@ -80,3 +80,24 @@ get_automation_credential()  { __sma_assets credential "$@"; }
 get_automation_connection()  { __sma_assets connection "$@"; }
 get_automation_certificate() { __sma_assets certificate "$@"; }
 start_runbook()              { __sma_assets start "$@"; }
+
+# Parameters too large for the environment and the arguments (the kernel caps one string at
+# 128 KiB) come as files in $SMA_PARAMETER_DIR: read each into its variable (not exported:
+# the runbook's commands would hit the same cap) and into the argument after its --NAME.
+# Once only: a bash the runbook starts sources this file again, with its own arguments.
+if [ -n "${SMA_PARAMETER_FILES:-}" ]; then
+  for __sma_n in $SMA_PARAMETER_FILES; do
+    IFS= read -r -d '' "$__sma_n" < "$SMA_PARAMETER_DIR/$__sma_n"
+  done
+  __sma_args=()
+  while [ $# -ge 2 ]; do
+    __sma_n=${1#--}
+    case " $SMA_PARAMETER_FILES " in
+      *" $__sma_n "*) __sma_args+=("$1" "${!__sma_n}") ;;
+      *) __sma_args+=("$1" "$2") ;;
+    esac
+    shift 2
+  done
+  set -- "${__sma_args[@]}" "$@"
+  unset SMA_PARAMETER_FILES __sma_n __sma_args
+fi
