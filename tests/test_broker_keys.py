@@ -153,7 +153,7 @@ def test_sma_worker_refuses_an_invalid_group_in_one_line(tmp_path):
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == ("sma: Invalid worker group 'a b': use 1 to 64 letters, "
-                                   "digits, '.', '_' or '-'.")
+                                   "digits, '.', '_' or '-' (not '.' or '..').")
 
 
 def test_a_celery_worker_given_a_bare_queue_refuses(services, tmp_path):

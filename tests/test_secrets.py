@@ -266,6 +266,7 @@ def test_key_rotation_reseals_job_parameters_and_checkpoints(api, services):
     from smacommon.models import Job
     from smacommon.sealing import unseal
     from smacommon.services.assets import rotate_secrets
+    from smacommon.services.audit import Actor
     from smacommon.settings import load_settings
 
     rb = api.create_runbook(content=CHILD)
@@ -279,7 +280,8 @@ def test_key_rotation_reseals_job_parameters_and_checkpoints(api, services):
     old = get_crypto(load_settings())
     old_key = (load_settings().data_dir / "encryption.key").read_text().strip()
     new_key = Fernet.generate_key().decode()
-    rotate_secrets(engine, get_crypto(load_settings(encryption_keys=f"{new_key},{old_key}")))
+    rotate_secrets(engine, get_crypto(load_settings(encryption_keys=f"{new_key},{old_key}")),
+                   Actor("cli:ops", "cli", "host-1"))
     only_new = get_crypto(load_settings(encryption_keys=new_key))
     jobs = Job.__table__
     with engine.connect() as conn:
