@@ -33,9 +33,16 @@ def test_readiness_follows_redis_and_workers(services, tmp_path, worker):
         redis_server.stop()
 
 
-def test_readiness_needs_a_worker(services, client):
-    # no worker fixture: the workers table is empty after the per-test clean-up
-    body = client.get("/health/ready")
+def test_readiness_needs_a_worker(services, tmp_path):
+    """A database no worker has ever registered in: the session's workers, which heartbeat
+    every second into the tests' own database, cannot make it ready by a race."""
+    from smacommon.migrate import upgrade
+    from smaweb import create_app
+
+    empty = f"sqlite:///{tmp_path / 'no-workers.db'}"
+    upgrade(empty)
+    app = create_app({"TESTING": True, "SMA_SETTINGS": load_settings(database_url=empty)})
+    body = app.test_client().get("/health/ready")
     assert body.status_code == 503
     assert body.get_json()["checks"]["workers"] == {
         "ok": False, "online": 0, "error": "no worker sent a heartbeat lately"}
