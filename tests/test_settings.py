@@ -18,6 +18,8 @@ from smacommon.settings import load_settings
     ("SMA_REDIS_URL", "http://localhost:6379"),
     ("SMA_WORKER_GROUP", "has space"),
     ("SMA_STREAM_BATCH_MS", "0"),
+    ("SMA_HEADER_TIMEOUT_SECONDS", "0"),
+    ("SMA_MAX_CONNECTIONS_PER_ADDRESS", "-1"),
 ])
 def test_bad_setting_names_the_variable(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
