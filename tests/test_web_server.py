@@ -43,10 +43,10 @@ class WebServer:
         deadline = time.monotonic() + 60
         while True:
             assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if self.get("/health").status_code == 200:
+            try:  # the socket is bound before the worker has loaded the app
+                if self.get("/health", timeout=30).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 assert time.monotonic() < deadline, self.log.read_text()
                 time.sleep(0.1)
 
@@ -102,7 +102,7 @@ def _answers_quickly(server: WebServer) -> None:
     began = time.monotonic()
     assert server.get("/health", timeout=5).json() == {"status": "ok"}
     assert server.get("/api/v1/runbooks", headers=AUTH, timeout=5).status_code == 200
-    assert time.monotonic() - began < 2
+    assert time.monotonic() - began < 3  # the stock worker: 15 s and more
 
 
 def test_slow_request_heads_do_not_starve_the_server(web):
@@ -117,7 +117,7 @@ def test_slow_request_heads_do_not_starve_the_server(web):
         assert _closed_by_server(conn)
         conn.close()
     took = time.monotonic() - began
-    assert 2.5 < took < 3 + 2.5, took
+    assert 2.5 < took < 3 + 3, took
     _answers_quickly(server)
 
 
