@@ -13,8 +13,17 @@ const languages = {
   powershell: () => StreamLanguage.define(powerShell),
 };
 
+// CodeMirror writes its styles into a <style> element; the page's Content-Security-Policy
+// admits it by the nonce the server put on <meta name="csp-nonce"> (read from the property:
+// browsers hide a nonce attribute's value from the DOM)
+function cspNonce() {
+  const meta = document.querySelector('meta[name="csp-nonce"]');
+  return meta ? meta.nonce : "";
+}
+
 // Replace a <textarea> by an editor that writes back into it, so the form posts as usual.
 export function attach(textarea, type, readOnly = false) {
+  const nonce = cspNonce();
   const view = new EditorView({
     state: EditorState.create({
       doc: textarea.value,
@@ -22,6 +31,7 @@ export function attach(textarea, type, readOnly = false) {
         basicSetup,
         (languages[type] || languages.python)(),
         EditorState.readOnly.of(readOnly),
+        nonce ? EditorView.cspNonce.of(nonce) : [],
         EditorView.updateListener.of((update) => {
           if (update.docChanged) textarea.value = update.state.doc.toString();
         }),

@@ -154,6 +154,7 @@ class Stack:
         db_url = settings.effective_database_url
 
         from smacommon.migrate import upgrade
+        from smaweb import gunicorn_conf
 
         upgrade(db_url)
         self.new_token = _bootstrap_token(settings)
@@ -167,11 +168,8 @@ class Stack:
             env["SMA_API_CA_FILE"] = self.tls[0]  # jobs trust the service's own certificate
         py = sys.executable
         commands = {
-            "web": [py, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1",
-                    "-b", f"{self.host}:{self.port}", "--graceful-timeout", "5",
-                    # requests are logged by the app (sma.request), webhook tokens masked
-                    *(["--certfile", self.tls[0], "--keyfile", self.tls[1]] if self.tls else []),
-                    "smaweb.wsgi:app"],
+            "web": gunicorn_conf.command(f"{self.host}:{self.port}", tls=self.tls,
+                                         graceful_timeout=5),
             # serves the queue of SMA_WORKER_GROUP (smaworker.celery_app)
             "worker": [py, "-m", "celery", "-A", "smaworker", "worker", "-c",
                        str(self.concurrency), "--without-gossip", "--without-mingle", "-l",

@@ -10,7 +10,7 @@ from flask import Blueprint, Flask
 from flask_smorest import Api
 
 from smacommon.settings import Settings, get_settings
-from smaweb import auth, errors, requestlog, textcheck
+from smaweb import auth, errors, requestlog, security, textcheck
 from smaweb.extensions import IntConverter, JSONProvider, db
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     requestlog.init_app(app)
     auth.init_app(app)
     textcheck.init_app(app)
+    security.init_app(app)
 
     from smaweb.api import (
         admin,

@@ -9,6 +9,7 @@ import shutil
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import ADMIN_TOKEN, ROOT
 
@@ -25,8 +26,16 @@ COUNTER = ("import time\n"
            "        time.sleep(0.6)\n")
 
 
+# every Content-Security-Policy violation, whatever refused it, as a console error
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} in ${e.sourceFile}`));
+"""
+
+
 @pytest.fixture
 def page(services):
+    """A signed-in tab; the test fails on any console error, script error or CSP violation."""
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -36,14 +45,21 @@ def page(services):
         context = browser.new_context(base_url=services["api_url"],
                                       viewport={"width": 1280, "height": 900})
         context.set_default_timeout(20_000)
+        context.add_init_script(REPORT_VIOLATIONS)
         tab = context.new_page()
+        tab.problems = []
+        tab.on("console", lambda m: tab.problems.append(f"{tab.url}: {m.text}")
+               if m.type == "error" else None)
+        tab.on("pageerror", lambda e: tab.problems.append(f"{tab.url}: {e}"))
         tab.goto("/login")
         tab.fill("#token", ADMIN_TOKEN)
         tab.click("button[type=submit]")
         tab.wait_for_url("**/")
         yield tab
+        problems = list(tab.problems)
         context.close()
         browser.close()
+    assert not problems, "\n".join(problems)
 
 
 def shot(page, name: str) -> None:
@@ -86,10 +102,8 @@ def test_write_publish_start_and_watch_it_live(page, worker):
     seen_while_running = page.locator("#job-status").inner_text()
     first_count = records.count()
     assert first_count < 5 and seen_while_running in ("Running", "Activating")
-    page.wait_for_function("document.querySelectorAll('#records .rec.st-Output').length > "
-                           f"{first_count}")  # more lines arrive without a reload
-    page.wait_for_function("document.getElementById('job-status').textContent === "
-                           "'Completed'", timeout=30_000)
+    records.nth(first_count).wait_for()  # more lines arrive without a reload
+    expect(page.locator("#job-status")).to_have_text("Completed", timeout=30_000)
     assert [r.strip() for r in records.all_inner_texts()] == [f"tick {i}" for i in range(5)]
     shot(page, "job")
     page.click("text=Jobs")
@@ -104,8 +118,7 @@ def test_stop_a_long_job(page, api, worker):
     page.goto(f"/jobs/{job['id']}")
     page.locator("#records .rec").first.wait_for()
     page.click("#stop-job")
-    page.wait_for_function("document.getElementById('job-status').textContent === 'Stopped'",
-                           timeout=30_000)
+    expect(page.locator("#job-status")).to_have_text("Stopped", timeout=30_000)
     assert api.get(f"/api/v1/jobs/{job['id']}").get_json()["status"] == "Stopped"
     assert page.locator("#stop-job").count() == 0
 
@@ -163,6 +176,38 @@ def test_jobs_list_refreshes_live_rows(page, api):
     row = page.locator(f"#job-{job['id']} .status")
     assert row.inner_text() == "New"
     api.post(f"/api/v1/jobs/{job['id']}/stop")
-    page.wait_for_function(
-        f"document.querySelector('#job-{job['id']} .status').textContent === 'Stopped'",
-        timeout=15_000)  # no reload: htmx polls the rows of live jobs
+    # no reload: htmx polls the rows of live jobs
+    expect(row).to_have_text("Stopped", timeout=15_000)
+
+
+def test_every_page_works_under_the_content_security_policy(page, api, worker):
+    """Each kind of page loads with the strict CSP, and nothing on it is refused (the
+    fixture fails the test on any violation or script error)."""
+    rb = api.create_runbook(name="csp-walk", content=COUNTER)
+    api.put("/api/v1/runbooks/csp-walk/draft", json={"content": COUNTER + "# changed\n"})
+    api.post("/api/v1/credentials", json={"name": "CspDb", "username": "u", "password": "pw-123456"})
+    api.post("/api/v1/schedules", json={"name": "csp-daily", "frequency": "Day",
+                                        "start_time": "2030-01-01T09:00:00+00:00"})
+    api.post("/api/v1/schedules/csp-daily/runbooks", json={"runbook": rb["name"]})
+    api.post("/api/v1/webhooks", json={"name": "csp-hook", "runbook": rb["name"]})
+    for path in ("/", "/runbooks", "/runbooks/csp-walk", "/runbooks/csp-walk/diff", "/jobs",
+                 "/assets/variables", "/assets/credentials/CspDb", "/schedules",
+                 "/schedules/csp-daily", "/webhooks", "/workers"):
+        response = page.goto(path)
+        assert response.status == 200, path
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "unsafe" not in policy
+        assert response.headers["x-frame-options"] == "DENY"
+        page.wait_for_load_state("networkidle")
+    page.goto("/runbooks/csp-walk/edit")  # CodeMirror, its <style> admitted by the nonce
+    editor = page.locator(".cm-editor")
+    expect(editor).to_have_css("display", "flex")  # CodeMirror's own styles took effect
+    assert page.evaluate("() => document.querySelector('meta[name=csp-nonce]').nonce") != ""
+    job = api.start(rb["name"], {"count": 4})
+    page.goto(f"/jobs/{job['id']}")  # live output over server-sent events
+    expect(page.locator("#job-status")).to_have_text("Completed", timeout=30_000)
+    expect(page.locator("#records .rec.st-Output")).to_have_count(4)
+    page.goto("/api/docs")  # Swagger UI, started from a file, its assets from this server
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("sma", timeout=20_000)
+    page.wait_for_load_state("networkidle")
+    assert page.problems == []

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from smacommon.embedded_redis import free_port
+from smaweb import gunicorn_conf
 from tests.conftest import ADMIN_TOKEN, ROOT
 
 SMA = [sys.executable, "-m", "smacli.main"]
@@ -202,8 +203,7 @@ def test_follow_survives_a_restart_of_the_web_server(cli, services, worker):
     """The job's records keep coming after the web service is killed and started again."""
     port = free_port()
     env = {**os.environ, **services["env"]}
-    argv = [sys.executable, "-m", "gunicorn", "smaweb.wsgi:app", "-b", f"127.0.0.1:{port}",
-            "-k", "gthread", "--threads", "4", "--log-level", "warning"]
+    argv = [*gunicorn_conf.command(f"127.0.0.1:{port}"), "--log-level", "warning"]
 
     def serve() -> subprocess.Popen:
         proc = subprocess.Popen(argv, env=env, cwd=ROOT, start_new_session=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -13,6 +12,7 @@ import pytest
 
 from smacli.client import Job, Runbook, SmaApiError, SmaClient, Variable
 from smacommon.embedded_redis import free_port
+from smaweb import gunicorn_conf
 from tests.conftest import ADMIN_TOKEN, ROOT
 
 
@@ -64,8 +64,8 @@ def test_retries_only_what_is_safe_to_repeat(services):
     def start_late():
         time.sleep(1.0)
         holder["proc"] = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "smaweb.wsgi:app", "-b", f"127.0.0.1:{port}",
-             "--log-level", "warning"], env=env, cwd=ROOT, start_new_session=True,
+            [*gunicorn_conf.command(f"127.0.0.1:{port}"), "--log-level", "warning"], env=env,
+            cwd=ROOT, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     starter = threading.Thread(target=start_late)

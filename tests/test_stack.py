@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 
@@ -13,6 +12,7 @@ import pytest
 import requests
 
 from smacommon.embedded_redis import free_port
+from smaweb import gunicorn_conf
 from tests.conftest import ADMIN_TOKEN, ROOT, end_group
 
 pytestmark = pytest.mark.skipif(
@@ -30,8 +30,7 @@ def web(services):
     port = free_port()
     env = {**os.environ, **services["env"], "SMA_API_URL": f"http://127.0.0.1:{port}"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "smaweb.wsgi:app", "-b", f"127.0.0.1:{port}",
-         "-w", "2", "-k", "gthread", "--threads", "8", "--log-level", "warning"],
+        [*gunicorn_conf.command(f"127.0.0.1:{port}", processes=2), "--log-level", "warning"],
         env=env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -61,17 +61,21 @@
     });
   }
 
-  // the jobs list: rows of live jobs refreshed in place
-  window.smaRefreshRows = function (event) {
-    const xhr = event.detail.xhr;
-    if (!xhr || xhr.status !== 200) return;
-    const template = document.createElement("tbody");
-    template.innerHTML = xhr.responseText;
-    template.querySelectorAll("tr[id]").forEach((row) => {
-      const old = document.getElementById(row.id);
-      if (old) old.replaceWith(row);
+  // the jobs list: rows of live jobs refreshed in place (htmx polls, hx-swap="none")
+  function refreshRows() {
+    document.querySelectorAll("[data-refresh-rows]").forEach((body) => {
+      body.addEventListener("htmx:afterRequest", (event) => {
+        const xhr = event.detail.xhr;
+        if (!xhr || xhr.status !== 200) return;
+        const template = document.createElement("tbody");
+        template.innerHTML = xhr.responseText;
+        template.querySelectorAll("tr[id]").forEach((row) => {
+          const old = document.getElementById(row.id);
+          if (old) old.replaceWith(row);
+        });
+      });
     });
-  };
+  }
 
   // a job's live output: server-sent events after the last record drawn
   function liveOutput() {
@@ -134,7 +138,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    editors(); confirms(); copies(); startForm(); liveOutput();
+    editors(); confirms(); copies(); startForm(); refreshRows(); liveOutput();
     // htmx sends the CSRF token with every request it makes
     document.body.addEventListener("htmx:configRequest", (event) => {
       event.detail.headers["X-CSRF-Token"] = csrf();
