@@ -19,6 +19,7 @@ from smacommon.errors import (
     ValidationFailed,
     VersionNotFound,
 )
+from smacommon.limits import RUNBOOK_LIMITS
 from smacommon.models import Runbook, RunbookVersion
 from smacommon.parameters import normalize_declarations
 from smacommon.scripts import RUNBOOK_TYPES, analyze
@@ -28,7 +29,7 @@ from smacommon.settings import WORKER_GROUP_PATTERN
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 GROUP_RE = re.compile(WORKER_GROUP_PATTERN)
 UPDATABLE = ("description", "tags", "log_verbose", "log_progress", "log_debug",
-             "timeout_seconds", "worker_group", "max_concurrent_jobs")
+             "timeout_seconds", "worker_group", "max_concurrent_jobs", *RUNBOOK_LIMITS)
 
 
 def get_runbook(session: Session, ref: str) -> Runbook:
@@ -53,6 +54,14 @@ def check_content(content: Any, limit: int) -> str:
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
+    for name, limit in RUNBOOK_LIMITS.items():
+        value = fields.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not limit.low <= value <= limit.high):
+            raise ValidationFailed(
+                f"{name} must be a whole number from {limit.low} to {limit.high} "
+                f"({limit.unit}), or null for the worker's {limit.setting}.",
+                {name: [f"Must be between {limit.low} and {limit.high}."]})
     group = fields.get("worker_group")
     if group is not None and not GROUP_RE.match(group):
         raise ValidationFailed(
