@@ -143,11 +143,19 @@ class JobResources:
         if self.cgroup is not None:
             cpu, peak = self.cgroup.usage()
             return JobUsage(cpu, peak)
-        usages = [u for u in (rusage, *self._adopted()) if u is not None]
-        if not usages or (self.sandbox.bwrap is not None and len(usages) == 1):
+        # The first process was spawned with vfork, so its maxrss starts at this worker's
+        # own: only bubblewrap's init (a fork of the small outer bwrap, which reaped the
+        # runbook) tells the job's peak memory; the largest process's, not the sum.
+        if rusage is None:
+            return JobUsage()
+        cpu = rusage.ru_utime + rusage.ru_stime
+        if self.sandbox.bwrap is None:
+            return JobUsage(round(cpu, 3), None)
+        adopted = self._adopted()
+        if not adopted:
             return JobUsage()  # bubblewrap's init was not reaped here: nothing reliable
-        cpu = sum(u.ru_utime + u.ru_stime for u in usages)
-        peak_kib = max(u.ru_maxrss for u in usages)  # the largest process, not the sum
+        cpu += sum(u.ru_utime + u.ru_stime for u in adopted)
+        peak_kib = max(u.ru_maxrss for u in adopted)
         return JobUsage(round(cpu, 3), -(-peak_kib // 1024))
 
     def _adopted(self) -> list[Any]:

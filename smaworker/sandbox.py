@@ -137,7 +137,8 @@ class Sandbox:
         # (a SIGTERM to it would end the namespace at once). An empty folder mounted over
         # run/, with the job's own folder bound back, hides every other job's folder.
         run = str(self.jobs_root / "run")
-        passwd = [] if passwd_fd is None else ["--ro-bind-data", str(passwd_fd), "/etc/passwd"]
+        passwd = [] if passwd_fd is None else [
+            "--perms", "0644", "--ro-bind-data", str(passwd_fd), "/etc/passwd"]
         return [self.bwrap, "--dev-bind", "/", "/", "--proc", "/proc", "--tmpfs", run,
                 "--bind", str(workdir), str(workdir), *passwd, "--unshare-pid",
                 "--die-with-parent", "--new-session", "--", *argv], {}, env

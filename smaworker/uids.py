@@ -90,8 +90,10 @@ class UidPool:
         """End every process running as `uid` (left by an earlier job that escaped its
         process group): kill(-1) as that uid reaches exactly those."""
         try:
+            # bash's own kill: procps' kill takes -1 for an option
             subprocess.run([self.setpriv, f"--reuid={uid}", f"--regid={self.gid}",
-                            "--clear-groups", "--", "kill", "-s", "KILL", "--", "-1"],
+                            "--clear-groups", "--", "bash", "--noprofile", "--norc", "-c",
+                            "kill -s KILL -1"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             log.warning("could not end the processes left under uid %s", uid, exc_info=True)

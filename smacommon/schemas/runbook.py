@@ -20,7 +20,7 @@ _parameters = ma.fields.List(ma.fields.Dict(), allow_none=True,
 def _limit(name: str) -> ma.fields.Integer:
     limit = RUNBOOK_LIMITS[name]
     return ma.fields.Integer(
-        allow_none=True, validate=ma.validate.Range(min=limit.low, max=limit.high),
+        allow_none=True, strict=True, validate=ma.validate.Range(min=limit.low, max=limit.high),
         metadata={"description": f"The {limit.label} of its jobs, in {limit.unit} (null: "
                   f"the worker's {limit.setting}; see the README's Runbooks section)."})
 
