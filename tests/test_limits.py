@@ -309,3 +309,40 @@ def test_with_a_cgroup_a_fork_loop_names_the_process_limit(api, processes):
     done = api.run(FORK_LOOP, worker_group="cg")
     assert done["status"] == "Failed", done
     assert "process limit of 32 processes" in done["status_reason"], done
+
+
+def test_portal_shows_the_limits_and_what_the_job_used(api, worker, client):
+    from tests.test_portal import sign_in
+
+    sign_in(client)
+    rb = api.create_runbook(content="print('hi')\n", max_memory_mb=300, max_processes=40)
+    page = client.get(f"/runbooks/{rb['name']}").get_data(as_text=True)
+    assert "memory 300 MB" in page and "40 processes" in page
+    done = api.wait(api.start(rb["name"])["id"])
+    page = client.get(f"/jobs/{done['id']}").get_data(as_text=True)
+    assert f"{done['cpu_seconds']:.2f} s" in page
+    if done["peak_memory_mb"] is not None:
+        assert f"{done['peak_memory_mb']} MB" in page
+
+
+def test_cli_sets_and_shows_the_limits_and_refuses_bad_ones(services, tmp_path):
+    from tests.conftest import ADMIN_TOKEN
+
+    script = tmp_path / "capped.py"
+    script.write_text("print('hi')\n")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           "SMA_URL": services["api_url"], "SMA_TOKEN": ADMIN_TOKEN,
+           "PYTHONPATH": str(Path(__file__).parent.parent)}  # this checkout's sma
+
+    def sma(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "smacli.main", *args], env=env,
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+    made = sma("runbook", "import", str(script), "--max-memory-mb", "300",
+               "--max-processes", "50")
+    assert made.returncode == 0, made.stderr
+    shown = sma("runbook", "show", "capped")
+    assert "300 MB memory, 50 processes" in shown.stdout, shown.stdout
+    bad = sma("runbook", "import", str(script), "--max-open-files", "3")
+    assert bad.returncode == 1 and "max_open_files" in bad.stderr, bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
