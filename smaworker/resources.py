@@ -96,6 +96,7 @@ class JobResources:
                 raise
         self.rlimits = self.limits.rlimits(in_cgroup=self.cgroup is not None)
         self._fds: list[int] = []
+        self._adopted(wait=False)  # an earlier job's init, left when its run broke off
 
     def apply(self, engine: Engine, argv: list[str], env: dict[str, str]) -> list[str]:
         """`argv` and `env` (changed in place) so the job's processes run within its
@@ -123,19 +124,24 @@ class JobResources:
             os.close(fd)
         self._fds.clear()
 
-    def preexec(self, other: Any = None) -> Any:
-        """The preexec_fn of the job's Popen: None (the fast path) unless a cgroup is to be
-        entered."""
-        if self.cgroup is None:
-            return other
-        if other is None:
-            return self.cgroup.enter
-        enter = self.cgroup.enter
-
-        def both() -> None:
-            enter()
-            other()
-        return both
+    def popen_options(self, preexec: Any = None) -> dict[str, Any]:
+        """Popen options: with a uid of its own, the job makes files its group (every job's)
+        may write, as when all jobs shared SMA_JOB_USER's uid (files it shares through
+        /tmp and the like stay shared; its own folder stays private, 0700). A preexec_fn
+        only to enter a cgroup: without one, Python spawns with vfork (the fast path)."""
+        options: dict[str, Any] = {"preexec_fn": preexec}
+        if self.held is not None:
+            options["umask"] = 0o002
+        if self.cgroup is not None:
+            enter = self.cgroup.enter
+            if preexec is None:
+                options["preexec_fn"] = enter
+            else:
+                def both() -> None:
+                    enter()
+                    preexec()
+                options["preexec_fn"] = both
+        return options
 
     def usage(self, rusage: Any) -> JobUsage:
         """CPU time and peak memory: the cgroup's figures, else those of the job's reaped
@@ -151,19 +157,19 @@ class JobResources:
         cpu = rusage.ru_utime + rusage.ru_stime
         if self.sandbox.bwrap is None:
             return JobUsage(round(cpu, 3), None)
-        adopted = self._adopted()
+        adopted = self._adopted(wait=True)
         if not adopted:
             return JobUsage()  # bubblewrap's init was not reaped here: nothing reliable
         cpu += sum(u.ru_utime + u.ru_stime for u in adopted)
         peak_kib = max(u.ru_maxrss for u in adopted)
         return JobUsage(round(cpu, 3), -(-peak_kib // 1024))
 
-    def _adopted(self) -> list[Any]:
+    def _adopted(self, wait: bool) -> list[Any]:
         """Reap bubblewrap's init, which the worker adopted when the outer bwrap ended
-        (it ends right after it)."""
+        (`wait`: for it to end, right after the outer bwrap)."""
         if self.sandbox.bwrap is None or self.cgroup is not None:
             return []
-        found = []
+        found: list[Any] = []
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
             try:
@@ -173,7 +179,7 @@ class JobResources:
             if pid:
                 found.append(rusage)
                 continue
-            if found:
+            if found or not wait:
                 break
             time.sleep(0.002)
         return found

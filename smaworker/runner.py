@@ -262,7 +262,7 @@ class JobRunner:
             argv, options, env = self.sandbox.command(
                 argv, workdir, env, drops_itself=engine.drops_privileges, uid=resources.uid,
                 passwd_fd=passwd_fd)
-            options["preexec_fn"] = resources.preexec(options.get("preexec_fn"))
+            options.update(resources.popen_options(options.get("preexec_fn")))
             proc = subprocess.Popen(
                 argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,

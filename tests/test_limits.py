@@ -202,6 +202,19 @@ def test_each_running_job_has_a_uid_of_its_own_named_as_the_job_user(api, worker
         assert api.wait(job["id"])["status"] == "Completed"
 
 
+@as_root
+def test_jobs_with_uids_of_their_own_still_share_files_through_their_group(api, worker,
+                                                                          job_tmp):
+    shared = job_tmp / "shared.log"
+    rb = api.create_runbook(runbook_type="bash",
+                            content=f"echo \"$SMA_JOB_ID\" >> {shared}\n")
+    first = api.wait(api.start(rb["name"])["id"])
+    second = api.wait(api.start(rb["name"])["id"])
+    assert (first["status"], second["status"]) == ("Completed", "Completed"), second
+    assert shared.read_text().split() == [first["id"], second["id"]]
+    assert shared.stat().st_mode & 0o020  # group-writable: the job user's group
+
+
 @pytest.mark.parametrize("field,value", [
     ("max_memory_mb", 0), ("max_memory_mb", 15), ("max_memory_mb", 1 << 30),
     ("max_processes", 0), ("max_processes", -1), ("max_open_files", 8),
