@@ -68,13 +68,16 @@ def delegated_root() -> tuple[Path | None, str]:
             return None, f"the cgroup {base} is not writable by this process"
         enabled = set(_read(base / "cgroup.subtree_control").split())
         if not _NEEDED <= enabled:
-            leaf = base / _LEAF
-            leaf.mkdir(exist_ok=True)
-            for pid in _read(base / "cgroup.procs").split():
-                try:
-                    (leaf / "cgroup.procs").write_text(pid)
-                except ProcessLookupError:
-                    pass
+            # the host's root cgroup (which alone has no cgroup.type) may hold processes
+            # and children at once: the host's processes are never moved out of it
+            if (base / "cgroup.type").exists():
+                leaf = base / _LEAF
+                leaf.mkdir(exist_ok=True)
+                for pid in _read(base / "cgroup.procs").split():
+                    try:
+                        (leaf / "cgroup.procs").write_text(pid)
+                    except ProcessLookupError:
+                        pass
             (base / "cgroup.subtree_control").write_text(
                 " ".join(f"+{name}" for name in sorted(_NEEDED)))
         _remove_orphans(base)
