@@ -359,3 +359,40 @@ def test_cli_sets_and_shows_the_limits_and_refuses_bad_ones(services, tmp_path):
     bad = sma("runbook", "import", str(script), "--max-open-files", "3")
     assert bad.returncode == 1 and "max_open_files" in bad.stderr, bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_every_way_of_applying_the_limits_sets_the_same_ones(tmp_path):
+    """sma's Python host, Bash's BASH_ENV helper and prlimit (PowerShell) set what the
+    worker asks, so a job's limits do not depend on its language."""
+    import marshal
+
+    from smaworker.engines.base import RUNTIME_DIR
+    from smaworker.limits import JobLimits, prlimit_argv, rlimit_spec
+
+    rlimits = JobLimits(max_memory_mb=300, max_processes=30, max_open_files=64,
+                        max_cpu_seconds=7, max_file_mb=2).rlimits(in_cgroup=False)
+    show = ("import resource\n"
+            "print(*[resource.getrlimit(getattr(resource, 'RLIMIT_' + n)) for n in "
+            "('CORE', 'DATA', 'NPROC', 'NOFILE', 'CPU', 'FSIZE')])\n")
+    script = tmp_path / "show.py"
+    script.write_text(show)
+    spec_path = tmp_path / "spec.marshal"
+    spec_path.write_bytes(marshal.dumps({"parameters": {}, "has_main": False}, 4))
+    env = {"PATH": os.environ["PATH"], "SMA_RLIMITS": rlimit_spec(rlimits)}
+    ways = {
+        "python host": [sys.executable, "-I", str(RUNTIME_DIR / "sma_python_host.py"),
+                        str(script), str(spec_path)],
+        "bash": ["bash", "--noprofile", "--norc", "-c", f"{sys.executable} -I {script}"],
+        "prlimit": prlimit_argv(rlimits, [sys.executable, "-I", str(script)]),
+    }
+    seen = {}
+    for way, argv in ways.items():
+        extra = {"BASH_ENV": str(RUNTIME_DIR / "sma.sh")} if way == "bash" else {}
+        out = subprocess.run(argv, env={**env, **extra}, capture_output=True, text=True,
+                             timeout=30)
+        assert out.returncode == 0, (way, out.stderr)
+        seen[way] = out.stdout.strip()
+    expected = " ".join(str(rlimits[n]) for n in ("core", "data", "nproc", "nofile", "cpu",
+                                                  "fsize"))
+    assert seen == dict.fromkeys(ways, expected), seen
+    assert rlimits["data"] == (300 << 20,) * 2 and rlimits["cpu"] == (7, 12)
