@@ -47,6 +47,17 @@ class Settings(BaseSettings):
     # the operator accepts jobs that can read each other's environment, tokens and files
     allow_unsandboxed: bool = False
     job_output_limit: int = Field(default=100 * 1024 * 1024, ge=1024)
+    # a job's resource limits unless its runbook sets its own (0: no limit); see
+    # smaworker/limits.py for how they are applied
+    job_memory_mb: int = Field(default=2048, ge=0, le=1 << 24)
+    job_max_processes: int = Field(default=512, ge=0, le=1 << 22)
+    job_max_open_files: int = Field(default=4096, ge=0, le=1 << 20)
+    job_cpu_seconds: int = Field(default=0, ge=0, le=366 * 86400)
+    job_max_file_mb: int = Field(default=0, ge=0, le=1 << 24)
+    # uids a root worker gives its jobs, one per running job ("first-last"; empty: every
+    # job runs as SMA_JOB_USER's own uid)
+    job_uid_range: str = Field(default="61184-65519", pattern=r"^(\d{1,10}-\d{1,10})?$")
+    job_cgroups: bool = True  # a cgroup v2 per job where the worker may make one
     job_retention_days: int = Field(default=90, ge=1)
     max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_content_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -138,6 +149,24 @@ class Settings(BaseSettings):
         from smacommon.embedded_redis import socket_url
 
         return socket_url(self.data_dir / "redis") or ""
+
+    @field_validator("job_uid_range")
+    @classmethod
+    def _job_uid_range(cls, value: str) -> str:
+        if value:
+            first, last = (int(part) for part in value.split("-"))
+            if not 1000 <= first <= last < 2**31 - 1:
+                raise ValueError("must be FIRST-LAST with 1000 <= FIRST <= LAST < 2147483647 "
+                                 "(uids no user or service of this host has)")
+        return value
+
+    @property
+    def job_uids(self) -> range | None:
+        """The uids of SMA_JOB_UID_RANGE, None when it is empty."""
+        if not self.job_uid_range:
+            return None
+        first, last = (int(part) for part in self.job_uid_range.split("-"))
+        return range(first, last + 1)
 
     @property
     def effective_database_url(self) -> str:

@@ -44,6 +44,8 @@ from smaworker.capture import LineSplitter, StreamWriter, parse_record
 from smaworker.engines import JobContext
 from smaworker.engines import get_engine as get_runbook_engine
 from smaworker.jobkeys import JobKeys, JobKeysUnavailable
+from smaworker.limits import LIMITS, limit_reason
+from smaworker.resources import JobResources, JobUsage, reap
 from smaworker.sandbox import CLEAN_PATH, current_sandbox
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ _CLAIM_JOB_COLUMNS = [_jobs.c[n] for n in (
     "is_test", "test_content", "start_time", "created_at")]
 _CLAIM_RUNBOOK_COLUMNS = [_runbooks.c[n] for n in (
     "id", "name", "runbook_type", "log_verbose", "log_progress", "log_debug",
-    "timeout_seconds", "max_concurrent_jobs", "declared_parameters")]
+    "timeout_seconds", "max_concurrent_jobs", "declared_parameters", *LIMITS)]
 
 
 @dataclass
@@ -109,10 +111,11 @@ class JobRunner:
             log.warning("job %s: not claimed, the database is unreachable (%s); the reaper "
                         "sends it again", self.job_id, str(exc).splitlines()[0])
             return
-        workdir = None
+        workdir = resources = None
         try:
-            workdir = self.sandbox.make_workdir(self.job_id.hex)
-            self._run_claimed(workdir)
+            resources = JobResources(self.sandbox, self.settings, self.runbook, self.job_id.hex)
+            workdir = self.sandbox.make_workdir(self.job_id.hex, uid=resources.uid)
+            self._run_claimed(workdir, resources)
         except Exception as exc:
             if is_transient(exc):
                 log.error("job %s: the database stayed unreachable; the job is left to the "
@@ -127,6 +130,8 @@ class JobRunner:
         finally:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
+            if resources is not None:
+                resources.release()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -220,7 +225,7 @@ class JobRunner:
                                         .where(JobStream.job_id == self.job_id)).scalar() or 0
         return content, declared, last_seq
 
-    def _run_claimed(self, workdir: Path) -> None:
+    def _run_claimed(self, workdir: Path, resources: JobResources) -> None:
         job, runbook = self.job, self.runbook
         content, declared, last_seq = self._prepare()
         if job.pid:
@@ -263,14 +268,21 @@ class JobRunner:
                 log_debug=runbook.log_debug, env=env, runtime_dir=self.sandbox.runtime_dir,
                 python=self.sandbox.python)
             argv, extra = engine.command(ctx)
-            argv, options, env = self.sandbox.command(argv, workdir, {**ctx.env, **extra},
-                                                      drops_itself=engine.drops_privileges)
+            env = {**ctx.env, **extra}
+            argv = resources.apply(engine, argv, env)
+            passwd_fd = resources.passwd_fd(workdir)
+            argv, options, env = self.sandbox.command(
+                argv, workdir, env, drops_itself=engine.drops_privileges, uid=resources.uid,
+                passwd_fd=passwd_fd)
+            options.update(resources.popen_options(options.get("preexec_fn")))
             proc = subprocess.Popen(
                 argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(record_w,),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                pass_fds=(record_w,) if passwd_fd is None else (record_w, passwd_fd),
                 start_new_session=True, close_fds=True, **options)
         finally:
             os.close(record_w)
+            resources.started()
         # Running is written with the first records, or the final status of a job that ends
         # at once, or after a batch interval at the latest: one commit less for short jobs
         self.started = (proc.pid, utcnow())
@@ -289,16 +301,22 @@ class JobRunner:
         if ending is not None and ending.status is None:
             log.warning("job %s: %s", self.job_id, ending.reason)
             return
+        usage = resources.usage(capture.rusage)
         if ending is not None:
             self._finish(writer, ending.status, exit_code=outcome, reason=ending.reason,
-                         exception=ending.reason if ending.status == S.FAILED else None)
+                         exception=ending.reason if ending.status == S.FAILED else None,
+                         usage=usage)
         elif outcome == 0:
-            self._finish(writer, S.COMPLETED, exit_code=0)
+            self._finish(writer, S.COMPLETED, exit_code=0, usage=usage)
         else:
             tail = "\n".join(writer.error_tail)[-4000:]
             reason = _exit_reason(outcome)
+            limit = resources.limit_hit(outcome, list(writer.error_tail), usage)
+            if limit is not None:
+                reason = limit_reason(resources.limits, limit, reason)
+                writer.add(ERROR, reason)
             self._finish(writer, S.FAILED, exit_code=outcome, reason=reason,
-                         exception=tail or reason)
+                         exception=tail or reason, usage=usage)
 
     def in_batch(self, conn: Connection) -> None:
         """What goes in the transaction of every batch of records: Running, once, and the
@@ -388,7 +406,8 @@ class JobRunner:
         writer.flush()
 
     def _finish(self, writer: StreamWriter, status: JobStatus, *, exit_code: int | None,
-                reason: str | None = None, exception: str | None = None) -> None:
+                reason: str | None = None, exception: str | None = None,
+                usage: JobUsage | None = None) -> None:
         """The last records and the final status, in one transaction; tried again for
         SMA_DB_RETRY_SECONDS while the database cannot be reached."""
         if status == S.SUSPENDED:  # a checkpoint is kept only sealed: try once more
@@ -403,6 +422,9 @@ class JobRunner:
                     self.in_batch(conn)
                     fields = {"exit_code": exit_code, "status_reason": reason,
                               "exception": exception, "pid": None}
+                    if usage is not None:
+                        fields.update(cpu_seconds=usage.cpu_seconds,
+                                      peak_memory_mb=usage.peak_memory_mb)
                     done = transition(conn, self.job_id, status, actor=self.actor,
                                       expect={"attempt": self.attempt}, **fields)
                     if not done and current_status(conn, self.job_id) == S.STOPPING.value:
@@ -489,6 +511,7 @@ class _Capture:
         self.next_lease = now + self.lease_every
         self.running_due = now + self.settings.stream_batch_ms / 1000.0
         self.ending: Ending | None = None
+        self.rusage = None  # the runbook's process's, once reaped
         self.exited = False  # seen through a pidfd, so the pid is not reaped (nor reused) yet
         self.control_failing = False
         self.total = 0
@@ -534,7 +557,8 @@ class _Capture:
             self.sel.close()
             os.close(pidfd)
         self.kill(signal.SIGKILL)  # children that outlive the runbook end with it
-        return self.runner.sandbox.exit_status(self.proc.wait(timeout=30)), self.ending
+        code, self.rusage = reap(self.proc, timeout=30)
+        return self.runner.sandbox.exit_status(code), self.ending
 
     def record_running(self, now: float) -> None:
         try:

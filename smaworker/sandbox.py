@@ -78,15 +78,16 @@ class Sandbox:
     runtime_dir: Path         # sma's runbook-side helpers, readable by the job's user
     python: str               # the interpreter of Python runbooks and helpers
 
-    def make_workdir(self, job_hex: str) -> Path:
-        """A new private folder for one job, owned by the user it runs as."""
+    def make_workdir(self, job_hex: str, uid: int | None = None) -> Path:
+        """A new private folder for one job, owned by the user it runs as (`uid`: the job's
+        own, else SMA_JOB_USER's)."""
         if self.jobs_root is None:
             return Path(tempfile.mkdtemp(prefix=f"sma-job-{job_hex[:8]}-"))
         # 128 random bits: the name cannot be guessed, and the parent cannot be listed; the
         # process that owns it leads the name, so a worker that died can be cleaned up after
         path = self.jobs_root / "run" / f"{os.getpid()}-{job_hex[:8]}-{secrets.token_hex(16)}"
         os.mkdir(path, 0o700)
-        os.chown(path, self.uid, self.gid)
+        os.chown(path, self.uid if uid is None else uid, self.gid)
         return path
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 - a sandbox lives as long as its process
@@ -104,20 +105,24 @@ class Sandbox:
         return {**base, "USER": self.user, "LOGNAME": self.user}
 
     def command(self, argv: list[str], workdir: Path, env: dict[str, str], *,
-                drops_itself: bool = False) -> tuple[list[str], dict[str, Any], dict[str, str]]:
+                drops_itself: bool = False, uid: int | None = None,
+                passwd_fd: int | None = None
+                ) -> tuple[list[str], dict[str, Any], dict[str, str]]:
         """argv, Popen options and environment that run `argv` as the job's user, in its
         namespaces, and end it when the worker dies. `drops_itself`: the program gives up
         root itself, first thing, when SMA_RUN_AS says to (sma's Python host does: one exec
-        of setpriv less for every Python job)."""
+        of setpriv less for every Python job). `uid`: the job's own uid (else
+        SMA_JOB_USER's); `passwd_fd`: the job's /etc/passwd, mounted over the real one."""
         if self.uid is None:
             return (*tied_to_parent(argv), env)
+        uid = self.uid if uid is None else uid
         if self.bwrap is not None and drops_itself:
             # bwrap --die-with-parent ends it with the worker (setpriv's --pdeathsig)
-            env = {**env, "SMA_RUN_AS": f"{self.uid}:{self.gid}"}
+            env = {**env, "SMA_RUN_AS": f"{uid}:{self.gid}"}
         else:
             # setpriv changes the ids first and sets the parent-death signal after (a change
             # of ids clears it), so the runbook still dies with the process above it
-            argv = [_SETPRIV, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+            argv = [_SETPRIV, f"--reuid={uid}", f"--regid={self.gid}", "--clear-groups",
                     "--pdeathsig=KILL", "--", *argv]
         if self.bwrap is None:
             return (*tied_to_parent(argv), env)
@@ -126,9 +131,11 @@ class Sandbox:
         # (a SIGTERM to it would end the namespace at once). An empty folder mounted over
         # run/, with the job's own folder bound back, hides every other job's folder.
         run = str(self.jobs_root / "run")
+        passwd = [] if passwd_fd is None else [
+            "--perms", "0644", "--ro-bind-data", str(passwd_fd), "/etc/passwd"]
         return [self.bwrap, "--dev-bind", "/", "/", "--proc", "/proc", "--tmpfs", run,
-                "--bind", str(workdir), str(workdir), "--unshare-pid", "--die-with-parent",
-                "--new-session", "--", *argv], {}, env
+                "--bind", str(workdir), str(workdir), *passwd, "--unshare-pid",
+                "--die-with-parent", "--new-session", "--", *argv], {}, env
 
     def signal(self, proc: subprocess.Popen, sig: int) -> None:
         """Signal the job's processes: SIGKILL ends all of them; another signal goes to the
@@ -292,6 +299,9 @@ def build_sandbox(settings: Settings) -> Sandbox:
         raise ConfigurationError("setpriv (util-linux) is needed to run jobs as SMA_JOB_USER")
     uid, gid = entry.pw_uid, entry.pw_gid
     gids = {gid}
+    # with a uid per job (smaworker/uids.py) the job owns nothing outside its folder: judge
+    # what it may read as a uid of that range would
+    probe = settings.job_uids[0] if settings.job_uids else uid
     root = _jobs_root()
     removed = remove_orphans(root / "run")
     remove_orphans(root / "shared")  # CA copies of workers that died
@@ -308,7 +318,7 @@ def build_sandbox(settings: Settings) -> Sandbox:
         log.warning("%s; jobs run as %s but can see each other's processes, environment "
                     "and tokens (SMA_ALLOW_UNSANDBOXED=true)", problem, settings.job_user)
     return Sandbox(settings.job_user, uid, gid, bwrap, root,
-                   _shared_runtime(root, uid, gids), _python_for(uid, gids, settings.python))
+                   _shared_runtime(root, probe, gids), _python_for(probe, gids, settings.python))
 
 
 def _unsandboxed(settings: Settings) -> Sandbox:

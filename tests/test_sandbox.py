@@ -48,22 +48,33 @@ def test_job_runs_as_the_job_user_without_groups(api, worker):
     job = api.run("import os, pwd, json\n"
                   "caps = [l.split()[1] for l in open('/proc/self/status')\n"
                   "        if l.startswith(('CapPrm', 'CapEff'))]\n"
-                  "print(json.dumps([pwd.getpwuid(os.getuid()).pw_name, os.getresuid(),\n"
+                  "try:\n"
+                  "    name = pwd.getpwuid(os.getuid()).pw_name\n"
+                  "except KeyError:\n"
+                  "    name = None\n"
+                  "print(json.dumps([name, os.getresuid(),\n"
                   "                  os.getresgid(), sorted(os.getgroups()), os.environ['USER'],\n"
                   "                  oct(os.stat(os.environ['HOME']).st_mode & 0o777), caps,\n"
                   "                  'SMA_RUN_AS' in os.environ]))\n")
     assert job["status"] == "Completed", job
     name, uids, gids, groups, user, mode, caps, leaked = json.loads(_output(api, job)[0])
     entry = pwd.getpwnam(JOB_USER)
-    assert (name, user, mode) == (JOB_USER, JOB_USER, "0o700")
+    own_uids = load_settings().job_uids  # a uid of its own per job (smaworker/uids.py)
+    bwrap = shutil.which("bwrap") is not None
+    # inside bubblewrap the job's /etc/passwd names its own uid as the job user
+    assert (name, user, mode) == (JOB_USER if bwrap or not own_uids else None, JOB_USER,
+                                  "0o700")
     # real, effective and saved ids: no way back to root, and no capability left
-    assert uids == [entry.pw_uid] * 3 and gids == [entry.pw_gid] * 3
+    uid = uids[0]
+    assert uid in own_uids if own_uids else uid == entry.pw_uid
+    assert uids == [uid] * 3 and gids == [entry.pw_gid] * 3
     assert caps == ["0000000000000000"] * 2 and not leaked
     assert groups in ([], [entry.pw_gid])
-    bash = api.run("id -un; id -G; grep -E '^Cap(Prm|Eff)' /proc/self/status | cut -f2;"
+    bash = api.run("id -u; id -G; grep -E '^Cap(Prm|Eff)' /proc/self/status | cut -f2;"
                    " touch \"$HOME/x\" && echo wrote", runbook_type="bash")
-    assert _output(api, bash) == [JOB_USER, str(entry.pw_gid), "0000000000000000",
-                                  "0000000000000000", "wrote"]
+    lines = _output(api, bash)
+    assert int(lines[0]) in own_uids if own_uids else int(lines[0]) == entry.pw_uid
+    assert lines[1:] == [str(entry.pw_gid), "0000000000000000", "0000000000000000", "wrote"]
 
 
 @needs_job_user

@@ -29,6 +29,25 @@ STREAM_STYLE = {"Error": "red", "Warning": "yellow", "Verbose": "cyan", "Debug":
                 "Progress": "blue"}
 
 
+_LIMIT_OPTIONS = {
+    "max_memory_mb": "memory limit of its jobs in MB (default: the worker's "
+                     "SMA_JOB_MEMORY_MB)",
+    "max_processes": "process limit of its jobs (default: SMA_JOB_MAX_PROCESSES)",
+    "max_open_files": "open-file limit of its jobs (default: SMA_JOB_MAX_OPEN_FILES)",
+    "max_cpu_seconds": "CPU time limit of its jobs' processes (default: SMA_JOB_CPU_SECONDS)",
+    "max_file_mb": "largest file its jobs may write, in MB (default: SMA_JOB_MAX_FILE_MB)",
+}
+
+
+def _limits(rb) -> str:
+    units = {"max_memory_mb": "MB memory", "max_processes": "processes",
+             "max_open_files": "open files", "max_cpu_seconds": "CPU s",
+             "max_file_mb": "MB per file"}
+    shown = [f"{rb.get(name)} {unit}" for name, unit in units.items()
+             if rb.get(name) is not None]
+    return ", ".join(shown) or "the worker's defaults"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     rb = sub.add_parser("runbook", help="runbooks (Get-SmaRunbook, Import-SmaRunbook, "
                                         "Publish-SmaRunbook, Start-SmaRunbook)")
@@ -55,6 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--description")
     p.add_argument("--tag", action="append", dest="tags", help="a tag (repeatable)")
     p.add_argument("--group", help="worker group of its jobs")
+    for option, what in _LIMIT_OPTIONS.items():
+        p.add_argument(f"--{option.replace('_', '-')}", type=int, metavar="N", help=what)
     p.add_argument("--publish", action="store_true", help="publish it at once")
     p.set_defaults(func=runbook_import)
 
@@ -153,7 +174,7 @@ def runbook_show(args, out: Output):
                   ("published version", lambda r: (r.published_version or {}).get("number")),
                   ("parameters", lambda r: (r.published_version or {}).get("parameters")),
                   ("draft", "has_draft"), ("timeout", "timeout_seconds"),
-                  ("modified", "modified_at"), ("id", "id")])
+                  ("limits", _limits), ("modified", "modified_at"), ("id", "id")])
 
 
 def _read(path: Path) -> str:
@@ -174,7 +195,9 @@ def runbook_import(args, out: Output):
                          "python, bash or powershell")
     sma = client(args)
     settings = {k: v for k, v in (("description", args.description), ("tags", args.tags),
-                                  ("worker_group", args.group)) if v is not None}
+                                  ("worker_group", args.group),
+                                  *((name, getattr(args, name)) for name in _LIMIT_OPTIONS))
+                if v is not None}
     def update_draft():
         existing = sma.get_runbook(name)
         if existing.runbook_type != runbook_type:
@@ -304,7 +327,8 @@ def job_show(args, out: Output):
                    ("parameters", "parameters"), ("worker", "worker"),
                    ("group", "worker_group"), ("started by", "started_by"),
                    ("parent", "parent_job_id"), ("attempt", "attempt"),
-                   ("exit code", "exit_code"), ("created", "created_at"),
+                   ("exit code", "exit_code"), ("cpu seconds", "cpu_seconds"),
+                   ("peak memory MB", "peak_memory_mb"), ("created", "created_at"),
                    ("started", "start_time"), ("ended", "end_time")])
     history = job.get("status_history") or []
     if history:

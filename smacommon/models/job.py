@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smacommon.db import Base, UTCDateTime, utcnow
@@ -54,6 +54,9 @@ class Job(Base):
     checkpoint: Mapped[Any | None] = mapped_column(JSONType, default=None)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    # what its last run used, where the worker could measure it (smaworker/resources.py)
+    cpu_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    peak_memory_mb: Mapped[int | None] = mapped_column(Integer, default=None)
     pid: Mapped[int | None] = mapped_column(Integer, default=None)
     # the process running the job renews this; past it, the job is lost (see the reaper)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

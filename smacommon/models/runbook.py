@@ -27,6 +27,12 @@ class Runbook(Base):
     timeout_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
     worker_group: Mapped[str] = mapped_column(String(64), default="default")
     max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer, default=None)
+    # resource limits of its jobs; null: the worker's default (smaworker/limits.py)
+    max_memory_mb: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_processes: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_open_files: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_cpu_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_file_mb: Mapped[int | None] = mapped_column(Integer, default=None)
     # explicit parameter declarations; when null they are read from the content at publish
     declared_parameters: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, default=None)
     draft_content: Mapped[str | None] = mapped_column(Text, default=None)

@@ -48,6 +48,13 @@ class JobSchema(ma.Schema):
     parent_job_id = ma.fields.UUID(dump_only=True, allow_none=True)
     attempt = ma.fields.Integer(dump_only=True)
     exit_code = ma.fields.Integer(dump_only=True, allow_none=True)
+    cpu_seconds = ma.fields.Float(
+        dump_only=True, allow_none=True,
+        metadata={"description": "CPU time its last run used (null: not measured)."})
+    peak_memory_mb = ma.fields.Integer(
+        dump_only=True, allow_none=True,
+        metadata={"description": "Peak memory of its last run: of the whole job with a "
+                  "cgroup per job, else of its largest process (null: not measured)."})
     created_at = ma.fields.DateTime(dump_only=True)
     start_time = ma.fields.DateTime(dump_only=True, allow_none=True)
     end_time = ma.fields.DateTime(dump_only=True, allow_none=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from smacommon.limits import RUNBOOK_LIMITS
 from smacommon.schemas.common import PageArgsSchema, ParameterDeclarationSchema, StrictSchema
 from smacommon.scripts import RUNBOOK_TYPES
 
@@ -14,6 +15,14 @@ _parameters = ma.fields.List(ma.fields.Dict(), allow_none=True,
                              metadata={"description": "Explicit parameter declarations "
                                        "{name, type, mandatory, default, secret}; when absent "
                                        "they are read from the content at publish."})
+
+
+def _limit(name: str) -> ma.fields.Integer:
+    limit = RUNBOOK_LIMITS[name]
+    return ma.fields.Integer(
+        allow_none=True, strict=True, validate=ma.validate.Range(min=limit.low, max=limit.high),
+        metadata={"description": f"The {limit.label} of its jobs, in {limit.unit} (null: "
+                  f"the worker's {limit.setting}; see the README's Runbooks section)."})
 
 
 class RunbookSettingsSchema(StrictSchema):
@@ -28,6 +37,11 @@ class RunbookSettingsSchema(StrictSchema):
         allow_none=True, validate=ma.validate.Range(min=1, max=10000),
         metadata={"description": "Jobs of this runbook that may run at once (null: no limit)."})
     parameters = _parameters
+    max_memory_mb = _limit("max_memory_mb")
+    max_processes = _limit("max_processes")
+    max_open_files = _limit("max_open_files")
+    max_cpu_seconds = _limit("max_cpu_seconds")
+    max_file_mb = _limit("max_file_mb")
 
 
 class RunbookCreateSchema(RunbookSettingsSchema):
@@ -62,6 +76,11 @@ class RunbookSchema(ma.Schema):
     timeout_seconds = ma.fields.Integer(dump_only=True, allow_none=True)
     worker_group = ma.fields.String(dump_only=True)
     max_concurrent_jobs = ma.fields.Integer(dump_only=True, allow_none=True)
+    max_memory_mb = ma.fields.Integer(dump_only=True, allow_none=True)
+    max_processes = ma.fields.Integer(dump_only=True, allow_none=True)
+    max_open_files = ma.fields.Integer(dump_only=True, allow_none=True)
+    max_cpu_seconds = ma.fields.Integer(dump_only=True, allow_none=True)
+    max_file_mb = ma.fields.Integer(dump_only=True, allow_none=True)
     declared_parameters = ma.fields.List(ma.fields.Dict(), dump_only=True, allow_none=True)
     has_draft = ma.fields.Function(lambda r: r.draft_content is not None, dump_only=True)
     draft_edited_at = ma.fields.DateTime(dump_only=True, allow_none=True)

@@ -18,6 +18,7 @@ from smacommon.errors import (
     ValidationFailed,
     VersionNotFound,
 )
+from smacommon.limits import RUNBOOK_LIMITS
 from smacommon.models import Runbook, RunbookVersion
 from smacommon.names import RUNBOOK, check_name
 from smacommon.parameters import normalize_declarations
@@ -27,7 +28,7 @@ from smacommon.services.audit import record
 from smacommon.workergroups import validate_worker_group
 
 UPDATABLE = ("description", "tags", "log_verbose", "log_progress", "log_debug",
-             "timeout_seconds", "worker_group", "max_concurrent_jobs")
+             "timeout_seconds", "worker_group", "max_concurrent_jobs", *RUNBOOK_LIMITS)
 
 
 def get_runbook(session: Session, ref: str) -> Runbook:
@@ -52,6 +53,14 @@ def check_content(content: Any, limit: int) -> str:
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
+    for name, limit in RUNBOOK_LIMITS.items():
+        value = fields.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not limit.low <= value <= limit.high):
+            raise ValidationFailed(
+                f"{name} must be a whole number from {limit.low} to {limit.high} "
+                f"({limit.unit}), or null for the worker's {limit.setting}.",
+                {name: [f"Must be between {limit.low} and {limit.high}."]})
     if fields.get("worker_group") is not None:
         validate_worker_group(fields["worker_group"])
 

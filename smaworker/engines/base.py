@@ -47,6 +47,9 @@ class Engine(ABC):
     executable: str = ""
     # its process drops root itself when SMA_RUN_AS="uid:gid" is set (no setpriv to exec)
     drops_privileges: bool = False
+    # its runtime sets the job's resource limits from SMA_RLIMITS before the runbook runs
+    # (else the worker starts it through prlimit: one exec more)
+    applies_limits: bool = False
 
     def available(self) -> bool:
         """Whether this host can run the engine's runbooks."""

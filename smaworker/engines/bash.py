@@ -33,6 +33,7 @@ class BashEngine(Engine):
     name = "bash"
     suffix = ".sh"
     executable = "bash"
+    applies_limits = True  # sma.sh, through BASH_ENV
 
     def command(self, ctx: JobContext) -> tuple[list[str], dict[str, str]]:
         values = {d["name"]: d["default"] for d in ctx.declared if "default" in d}

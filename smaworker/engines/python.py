@@ -14,6 +14,7 @@ class PythonEngine(Engine):
     name = "python"
     suffix = ".py"
     drops_privileges = True  # sma_python_host.py, first thing
+    applies_limits = True  # sma_python_host.py, before it drops root
 
     def __init__(self, interpreter: str | None = None) -> None:
         self.executable = interpreter or os.environ.get("SMA_PYTHON") or sys.executable

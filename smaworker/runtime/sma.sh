@@ -1,6 +1,23 @@
 # sma runbook helpers for Bash, loaded through BASH_ENV before the runbook runs.
 # Records go as JSON lines to the pipe whose descriptor number is in SMA_RECORD_FD.
 
+# The job's resource limits first (SMA_RLIMITS: "name=soft:hard ...", sizes in KiB as
+# ulimit counts them): set here, before the runbook runs, they hold for it and everything
+# it starts, and it cannot raise them again. Soft before hard: the worker never asks for
+# more than it has, so lowering the soft limit first always keeps soft <= hard.
+for __sma_l in ${SMA_RLIMITS:-}; do
+  case ${__sma_l%%=*} in
+    core) __sma_f=-c ;; data) __sma_f=-d ;; nproc) __sma_f=-u ;;
+    nofile) __sma_f=-n ;; cpu) __sma_f=-t ;; fsize) __sma_f=-f ;; *) continue ;;
+  esac
+  __sma_v=${__sma_l#*=}
+  if ! ulimit -S "$__sma_f" "${__sma_v%%:*}" || ! ulimit -H "$__sma_f" "${__sma_v#*:}"; then
+    printf 'sma: could not set the job limit %s\n' "$__sma_l" >&2
+    exit 125
+  fi
+done
+unset __sma_l __sma_f __sma_v
+
 __sma_json() {
   local s=$1
   s=${s//\\/\\\\}

@@ -10,6 +10,26 @@ import os
 import sys
 
 
+def _set_limits() -> None:
+    """The job's resource limits (SMA_RLIMITS, 'name=soft:hard', sizes in KiB), set before
+    the runbook runs: a process that is not root can lower them, never raise them again."""
+    spec = os.environ.get("SMA_RLIMITS")
+    if not spec:
+        return
+    import resource
+
+    try:
+        for item in spec.split():
+            name, _, values = item.partition("=")
+            soft, hard = (int(v) for v in values.split(":"))
+            if name in ("core", "data", "fsize"):
+                soft, hard = soft * 1024, hard * 1024
+            resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), (soft, hard))
+    except (ValueError, OSError, AttributeError) as exc:
+        sys.stderr.write(f"sma: could not set the job's limits ({spec}): {exc}\n")
+        os._exit(125)
+
+
 def _drop_root() -> None:
     """Become the job's user before anything else, when the worker asks (it runs this host
     as root inside the job's namespaces instead of exec'ing setpriv first)."""
@@ -82,6 +102,7 @@ def _report(exc: BaseException) -> None:
 
 
 if __name__ == "__main__":
+    _set_limits()
     _drop_root()
     try:
         code = _run()
