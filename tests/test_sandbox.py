@@ -360,15 +360,20 @@ def test_a_celery_worker_started_directly_without_bubblewrap_refuses(services, t
 
 @needs_job_user
 def test_without_bubblewrap_jobs_run_only_when_allowed(api, services, processes, tmp_path):
-    """SMA_ALLOW_UNSANDBOXED=true: the operator accepts it; jobs still run as the job user
-    (setpriv), and the worker says what they can see."""
+    """SMA_ALLOW_UNSANDBOXED=true: the operator accepts it; jobs still run unprivileged
+    (setpriv) with the job user's group and a uid of their own from SMA_JOB_UID_RANGE (no
+    name without bubblewrap's /etc/passwd), and the worker says what they can see."""
     group = f"nobwrap-{os.getpid()}"
     worker = processes.worker(group, env={"PATH": _path_without_bwrap(tmp_path),
                                           "SMA_ALLOW_UNSANDBOXED": "true"})
-    job = api.run("import os, pwd\nprint(pwd.getpwuid(os.getuid()).pw_name)\n",
+    job = api.run("import os\nprint(os.getuid(), os.getgid(), os.environ['USER'])\n",
                   worker_group=group)
     assert job["status"] == "Completed", job
-    assert _output(api, job) == [JOB_USER]
+    uid, gid, user = _output(api, job)[0].split()
+    own_uids = load_settings().job_uids
+    entry = pwd.getpwnam(JOB_USER)
+    assert (int(uid) in own_uids) if own_uids else int(uid) == entry.pw_uid
+    assert (int(gid), user) == (entry.pw_gid, JOB_USER)
     assert "can see each other's processes, environment and tokens" in \
         worker.log_path.read_text()
 
