@@ -24,27 +24,34 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
 from smacommon.db import get_engine, is_transient, read_connection, utcnow
-from smacommon.models import Job, JobStream, Runbook, RunbookVersion
+from smacommon.models import Job, JobStream
 from smacommon.sealing import seal
 from smacommon.services import configuration
 from smacommon.services.jobs import current_status, transition
 from smacommon.services.tokens import hash_token, new_job_secret
 from smacommon.settings import Settings
-from smacommon.states import ACTIVE_STATUSES, JobStatus, WaitingFor
+from smacommon.states import JobStatus
 from smacommon.streams import DEBUG, ERROR, OUTPUT, PROGRESS, VERBOSE
 from smaworker.capture import LineSplitter, StreamWriter, parse_record
+from smaworker.claim import (
+    ClaimedJob,
+    ClaimedRunbook,
+    ClaimedVersion,
+    check_status,
+    claim_job,
+    end_previous_run,
+    still_ours,
+)
 from smaworker.engines import JobContext
 from smaworker.engines import get_engine as get_runbook_engine
 from smaworker.jobkeys import JobKeys, JobKeysUnavailable
-from smaworker.limits import LIMITS, limit_reason
+from smaworker.limits import limit_reason
 from smaworker.resources import JobResources, JobUsage, reap
 from smaworker.sandbox import CLEAN_PATH, current_sandbox
 
@@ -55,15 +62,7 @@ _READ = 65536
 _EXIT_DRAIN_SECONDS = 0.5
 _CONTROL_SECONDS = 1.0
 _jobs = Job.__table__
-_runbooks = Runbook.__table__
-_ACTIVE = [s.value for s in ACTIVE_STATUSES]
 _DELIVERY_ORDER = {OUTPUT: 0, ERROR: 1, "record": 2}
-_CLAIM_JOB_COLUMNS = [_jobs.c[n] for n in (
-    "attempt", "parameters", "sealed_parameters", "checkpoint", "sealed_checkpoint", "pid",
-    "is_test", "test_content", "start_time", "created_at")]
-_CLAIM_RUNBOOK_COLUMNS = [_runbooks.c[n] for n in (
-    "id", "name", "runbook_type", "log_verbose", "log_progress", "log_debug",
-    "timeout_seconds", "max_concurrent_jobs", "declared_parameters", *LIMITS)]
 
 
 @dataclass
@@ -91,7 +90,9 @@ class JobRunner:
         self.first_seq: int | None = None  # the last seq before this attempt's records
         self.engine = get_engine(settings.effective_database_url)
         self.attempt = 1
-        self.runbook: Any = None  # what the claim read of the runbook
+        self.job: ClaimedJob | None = None  # what the claim read of the job
+        self.runbook: ClaimedRunbook | None = None  # ... of its runbook
+        self.version: ClaimedVersion | None = None  # ... and of the version it runs
         self.pending_checkpoint: tuple[str] | None = None  # (sealed,) until it is written
         self.unsealed_checkpoint: tuple[Any] | None = None  # (data,) until the keys are had
         self._checkpoint_sent: tuple[Any] | None = None
@@ -152,56 +153,15 @@ class JobRunner:
     # --- claim -------------------------------------------------------------------------
 
     def _claim(self) -> bool:
-        """Take the job with one conditional UPDATE, in the transaction that also reads all
-        it needs to run it; respect the runbook's concurrency limit."""
-        _versions = RunbookVersion.__table__
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(*[c.label(f"job_{c.name}") for c in _CLAIM_JOB_COLUMNS],
-                       *[c.label(f"runbook_{c.name}") for c in _CLAIM_RUNBOOK_COLUMNS],
-                       _versions.c.content.label("version_content"),
-                       _versions.c.parameters.label("version_parameters"))
-                .join(_runbooks, _runbooks.c.id == _jobs.c.runbook_id)
-                .outerjoin(_versions, _versions.c.id == _jobs.c.runbook_version_id)
-                .where(_jobs.c.id == self.job_id)).first()
-            if row is None:
-                log.info("job %s: no such job; message dropped", self.job_id)
-                return False
-            self.job = SimpleNamespace(**{c.name: getattr(row, f"job_{c.name}")
-                                          for c in _CLAIM_JOB_COLUMNS})
-            self.runbook = SimpleNamespace(**{c.name: getattr(row, f"runbook_{c.name}")
-                                              for c in _CLAIM_RUNBOOK_COLUMNS})
-            self.version = SimpleNamespace(content=row.version_content,
-                                           parameters=row.version_parameters)
-            self.attempt = self.job.attempt
-            if self.runbook.max_concurrent_jobs and not self._slot_free(conn, self.runbook):
-                return False
-            lease = utcnow() + timedelta(seconds=self.settings.job_lease_seconds)
-            claimed = transition(conn, self.job_id, S.ACTIVATING, actor=self.actor,
-                                 sources=frozenset({S.NEW, S.RESUMING}),
-                                 worker=self.worker_name, status_reason=None,
-                                 lease_expires_at=lease, token_hash=hash_token(self.token))
-        if not claimed:
-            log.info("job %s: already claimed or no longer runnable; message dropped",
-                     self.job_id)
-        return claimed
-
-    def _slot_free(self, conn: Connection, row: Any) -> bool:
-        # lock the runbook row (PostgreSQL; SQLite's write transaction is already exclusive)
-        # so two workers cannot both take the last slot
-        conn.execute(select(_runbooks.c.id).where(_runbooks.c.id == row.id)
-                     .with_for_update())
-        running = conn.execute(select(func.count()).select_from(_jobs).where(
-            _jobs.c.runbook_id == row.id, _jobs.c.status.in_(_ACTIVE))).scalar()
-        if running < row.max_concurrent_jobs:
-            return True
-        conn.execute(update(_jobs).where(
-            _jobs.c.id == self.job_id, _jobs.c.status.in_([S.NEW.value, S.RESUMING.value]))
-            .values(waiting_for=WaitingFor.SLOT.value, status_reason=(
-                f"Waiting for a free slot: runbook {row.name!r} already runs {running} "
-                f"job(s), its max_concurrent_jobs.")))
-        log.info("job %s: runbook at its concurrency limit; the job waits", self.job_id)
-        return False
+        """Take the job (see `claim_job`); keep what the claim read to run it."""
+        claim = claim_job(self.engine, self.job_id, worker=self.worker_name, actor=self.actor,
+                          lease_seconds=self.settings.job_lease_seconds,
+                          token_hash=hash_token(self.token))
+        if claim is None:
+            return False
+        self.job, self.runbook, self.version = claim.job, claim.runbook, claim.version
+        self.attempt = claim.job.attempt
+        return True
 
     # --- run ---------------------------------------------------------------------------
 
@@ -229,7 +189,7 @@ class JobRunner:
         job, runbook = self.job, self.runbook
         content, declared, last_seq = self._prepare()
         if job.pid:
-            _end_previous_run(job.pid, self.job_id)
+            end_previous_run(job.pid, self.job_id)
         engine = get_runbook_engine(runbook.runbook_type)
         writer = StreamWriter(
             self.engine, self.job_id, next_seq=last_seq + 1,
@@ -341,7 +301,7 @@ class JobRunner:
             self.metrics.job_started(self.runbook.name,
                                      (at - self.job.created_at).total_seconds())
 
-    def _base_env(self, workdir: Path, runbook: Any) -> dict[str, str]:
+    def _base_env(self, workdir: Path, runbook: ClaimedRunbook) -> dict[str, str]:
         return self.sandbox.env({
             "PATH": os.environ.get("SMA_JOB_PATH") or CLEAN_PATH,
             "HOME": str(workdir),
@@ -364,26 +324,13 @@ class JobRunner:
     def check_status(self, renew: bool) -> str | None:
         """The job's status as seen by this attempt (None: it is no longer ours); renews
         the lease when asked."""
-        with self.engine.begin() as conn:
-            if renew:
-                lease = utcnow() + timedelta(seconds=self.settings.job_lease_seconds)
-                conn.execute(update(_jobs).where(
-                    _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt,
-                    _jobs.c.status.in_(_ACTIVE)).values(lease_expires_at=lease))
-            row = conn.execute(select(_jobs.c.status, _jobs.c.attempt, _jobs.c.worker)
-                               .where(_jobs.c.id == self.job_id)).first()
-        if row is None or row.attempt != self.attempt or row.worker != self.worker_name:
-            return None
-        return row.status
+        return check_status(self.engine, self.job_id, self.attempt, self.worker_name,
+                            self.settings.job_lease_seconds, renew)
 
     def still_ours(self, conn: Connection) -> bool:
-        """Renew the lease, if this run still has the job (its row is locked until `conn`
-        commits, so a takeover cannot slip in between)."""
-        lease = utcnow() + timedelta(seconds=self.settings.job_lease_seconds)
-        return conn.execute(update(_jobs).where(
-            _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt,
-            _jobs.c.worker == self.worker_name, _jobs.c.status.in_(_ACTIVE))
-            .values(lease_expires_at=lease)).rowcount == 1
+        """Renew the lease, if this run still has the job (see `claim.still_ours`)."""
+        return still_ours(conn, self.job_id, self.attempt, self.worker_name,
+                          self.settings.job_lease_seconds)
 
     def checkpoint(self, writer: StreamWriter, data: Any) -> None:
         """Seal the runbook's checkpoint with the job's keys and keep it with every record
@@ -727,21 +674,6 @@ class _Capture:
                 continue
             self.writer.add(record["stream"], record["text"], record.get("value"),
                             has_value="value" in record)
-
-
-def _end_previous_run(pid: int, job_id: uuid.UUID) -> None:
-    """A lost earlier run of this job on this host may still live: end its process group.
-
-    Only a process whose environment names this job is touched, so a reused pid is safe.
-    """
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            if f"SMA_JOB_ID={job_id}".encode() not in fh.read().split(b"\0"):
-                return
-        os.killpg(pid, signal.SIGKILL)
-        log.warning("job %s: ended the process group %s of its lost earlier run", job_id, pid)
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        pass
 
 
 def _exit_reason(code: int | None) -> str:
