@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from sqlalchemy import Connection, func, select, update
 from smacommon.db import get_engine, is_transient, read_connection, utcnow
 from smacommon.models import Job, JobStream
 from smacommon.sealing import seal
-from smacommon.services.jobs import current_status, transition
+from smacommon.services.jobs import transition
 from smacommon.services.tokens import hash_token, new_job_secret
 from smacommon.settings import Settings
 from smacommon.states import JobStatus
@@ -47,15 +46,14 @@ from smaworker.claim import (
 )
 from smaworker.engines import JobContext
 from smaworker.engines import get_engine as get_runbook_engine
+from smaworker.finish import finish, finish_run
 from smaworker.jobkeys import JobKeys, JobKeysUnavailable
-from smaworker.limits import limit_reason
-from smaworker.resources import JobResources, JobUsage
+from smaworker.resources import JobResources
 from smaworker.sandbox import CLEAN_PATH, current_sandbox
 from smaworker.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
-S = JobStatus
 _jobs = Job.__table__
 
 
@@ -110,7 +108,7 @@ class JobRunner:
                 return
             log.exception("job %s: worker error", self.job_id)
             with self.engine.begin() as conn:
-                transition(conn, self.job_id, S.FAILED, actor=self.actor,
+                transition(conn, self.job_id, JobStatus.FAILED, actor=self.actor,
                            expect={"attempt": self.attempt}, exception=f"{exc}",
                            status_reason=f"The worker failed to run the job: {exc}")
         finally:
@@ -186,7 +184,7 @@ class JobRunner:
             reason = (f"Worker {self.worker_name} cannot run {runbook.runbook_type} runbooks: "
                       f"{engine.executable or runbook.runbook_type} is not installed there.")
             writer.add(ERROR, reason)
-            self._finish(writer, S.FAILED, exit_code=None, reason=reason, exception=reason)
+            finish(self, writer, JobStatus.FAILED, exit_code=None, reason=reason, exception=reason)
             return
         try:
             parameters, checkpoint = self.keys.open(job, writer.masker)
@@ -194,7 +192,7 @@ class JobRunner:
             reason = (f"The worker could not get the job's keys to open its secret parameters "
                       f"and checkpoint: {exc}. Resume the job once the web service answers.")
             writer.add("Warning", reason)
-            self._finish(writer, S.SUSPENDED, exit_code=None, reason=reason)
+            finish(self, writer, JobStatus.SUSPENDED, exit_code=None, reason=reason)
             return
         script = workdir / f"runbook{engine.suffix}"
         script.write_text(content, encoding="utf-8")
@@ -243,25 +241,7 @@ class JobRunner:
             self.sandbox.signal(proc, signal.SIGKILL)
             if proc.poll() is None:
                 proc.wait(timeout=10)
-        if ending is not None and ending.status is None:
-            log.warning("job %s: %s", self.job_id, ending.reason)
-            return
-        usage = resources.usage(supervisor.rusage)
-        if ending is not None:
-            self._finish(writer, ending.status, exit_code=outcome, reason=ending.reason,
-                         exception=ending.reason if ending.status == S.FAILED else None,
-                         usage=usage)
-        elif outcome == 0:
-            self._finish(writer, S.COMPLETED, exit_code=0, usage=usage)
-        else:
-            tail = "\n".join(writer.error_tail)[-4000:]
-            reason = _exit_reason(outcome)
-            limit = resources.limit_hit(outcome, list(writer.error_tail), usage)
-            if limit is not None:
-                reason = limit_reason(resources.limits, limit, reason)
-                writer.add(ERROR, reason)
-            self._finish(writer, S.FAILED, exit_code=outcome, reason=reason,
-                         exception=tail or reason, usage=usage)
+        finish_run(self, writer, outcome, ending, resources, supervisor.rusage)
 
     def in_batch(self, conn: Connection) -> None:
         """What goes in the transaction of every batch of records: Running, once, and the
@@ -279,7 +259,7 @@ class JobRunner:
             return
         pid, at = self.started
         self.started = None
-        if not transition(conn, self.job_id, S.RUNNING, actor=self.actor,
+        if not transition(conn, self.job_id, JobStatus.RUNNING, actor=self.actor,
                           expect={"attempt": self.attempt}, pid=pid, start_time=at):
             self.running_refused = True  # stopped or taken over while activating
         elif self.metrics is not None and self.attempt == 1 and self.job.created_at:
@@ -336,94 +316,3 @@ class JobRunner:
         self.pending_checkpoint = (seal(keys, data),)
         writer.dirty = True
         writer.flush()
-
-    def _finish(self, writer: StreamWriter, status: JobStatus, *, exit_code: int | None,
-                reason: str | None = None, exception: str | None = None,
-                usage: JobUsage | None = None) -> None:
-        """The last records and the final status, in one transaction; tried again for
-        SMA_DB_RETRY_SECONDS while the database cannot be reached."""
-        if status == S.SUSPENDED:  # a checkpoint is kept only sealed: try once more
-            self.seal_checkpoint(writer, now=True)
-        give_up = time.monotonic() + self.settings.db_retry_seconds
-        delay = 0.1
-        wanted = status
-        while True:
-            status, flushed = wanted, False
-            try:
-                with self.transaction() as conn:
-                    self.in_batch(conn)
-                    fields = {"exit_code": exit_code, "status_reason": reason,
-                              "exception": exception, "pid": None}
-                    if usage is not None:
-                        fields.update(cpu_seconds=usage.cpu_seconds,
-                                      peak_memory_mb=usage.peak_memory_mb)
-                    done = transition(conn, self.job_id, status, actor=self.actor,
-                                      expect={"attempt": self.attempt}, **fields)
-                    if not done and current_status(conn, self.job_id) == S.STOPPING.value:
-                        # asked to stop just as it ended: the stop won the race
-                        status = S.STOPPED
-                        done = transition(conn, self.job_id, S.STOPPED, actor=self.actor,
-                                          expect={"attempt": self.attempt},
-                                          exit_code=exit_code, pid=None)
-                    if done or self._attempt_now(conn) == self.attempt:
-                        # a run that was taken over numbers nothing more
-                        writer.flush(conn, retry=delay > 0.1)
-                        flushed = True
-            except Exception as exc:
-                writer.rolled_back()
-                if not is_transient(exc) or time.monotonic() + delay > give_up:
-                    raise
-                if delay == 0.1:
-                    log.warning("job %s: the database is unreachable; trying again to record "
-                                "that it ended (%s)", self.job_id, status.value)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            break
-        if not flushed:
-            writer.drop()
-            log.warning("job %s was taken over by a later run while this one ended (%s); "
-                        "its last records are left out", self.job_id, status.value)
-            return
-        writer.committed()
-        if not done:
-            log.info("job %s: not moved to %s; its status changed meanwhile", self.job_id, status)
-        elif self.metrics is not None:
-            duration = (utcnow() - self.run_started).total_seconds() \
-                if self.run_started is not None else None
-            self.metrics.job_finished(self.runbook.name, status.value, duration,
-                                      0 if self.first_seq is None
-                                      else writer.seq - self.first_seq)
-        try:
-            self._wake_waiting()
-        except Exception:  # the reaper sends waiting jobs again in any case
-            log.warning("job %s: could not wake the jobs waiting for its slot", self.job_id,
-                        exc_info=True)
-
-    def _attempt_now(self, conn: Connection) -> int | None:
-        return conn.execute(select(_jobs.c.attempt).where(_jobs.c.id == self.job_id)).scalar()
-
-    def _wake_waiting(self) -> None:
-        """A slot of the runbook is free: send its oldest waiting jobs again (only for a
-        runbook with max_concurrent_jobs: the limit was read at claim, so others pay nothing)."""
-        limit = self.runbook.max_concurrent_jobs if self.runbook is not None else None
-        if self.enqueue is None or not limit:
-            return
-        with read_connection(self.engine) as conn:
-            waiting = conn.execute(
-                select(_jobs.c.id, _jobs.c.worker_group)
-                .where(_jobs.c.runbook_id == self.runbook.id,
-                       _jobs.c.status.in_([S.NEW.value, S.RESUMING.value]))
-                .order_by(_jobs.c.created_at).limit(limit)).all()
-        for job_id, group in waiting:
-            self.enqueue(str(job_id), group)
-
-
-def _exit_reason(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"The runbook was killed by {name}."
-    return f"The runbook exited with code {code}."
