@@ -179,7 +179,8 @@ class JobRunner:
             batch_lines=self.settings.stream_batch_lines,
             batch_ms=self.settings.stream_batch_ms, publish=self.publish,
             keep={VERBOSE: runbook.log_verbose, PROGRESS: runbook.log_progress,
-                  DEBUG: runbook.log_debug}, transaction=self.transaction)
+                  DEBUG: runbook.log_debug}, transaction=self.transaction,
+            before_write=self.in_batch, still_ours=self.still_ours)
         if not engine.available():
             reason = (f"Worker {self.worker_name} cannot run {runbook.runbook_type} runbooks: "
                       f"{engine.executable or runbook.runbook_type} is not installed there.")
@@ -231,8 +232,6 @@ class JobRunner:
         self.started = (proc.pid, utcnow())
         self.run_started = self.started[1]
         self.first_seq = writer.seq
-        writer.before_write = self.in_batch
-        writer.still_ours = self.still_ours
         try:
             supervisor = Supervisor(self, proc, record_r, writer, runbook.timeout_seconds)
             outcome, ending = supervisor.run()
