@@ -21,6 +21,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,20 @@ log = logging.getLogger(__name__)
 _jobs = Job.__table__
 
 
+@dataclass(frozen=True, eq=False)
+class Checkpoint:
+    """A checkpoint the runbook wrote (any JSON value, null too), not sealed yet."""
+
+    data: Any
+
+
+@dataclass(frozen=True, eq=False)
+class SealedCheckpoint:
+    """A checkpoint sealed with the job's keys, until a transaction that commits writes it."""
+
+    token: str
+
+
 class JobRunner:
     """Everything the worker does for one `sma.run_job` message."""
 
@@ -76,9 +91,9 @@ class JobRunner:
         self.job: ClaimedJob | None = None  # what the claim read of the job
         self.runbook: ClaimedRunbook | None = None  # ... of its runbook
         self.version: ClaimedVersion | None = None  # ... and of the version it runs
-        self.pending_checkpoint: tuple[str] | None = None  # (sealed,) until it is written
-        self.unsealed_checkpoint: tuple[Any] | None = None  # (data,) until the keys are had
-        self._checkpoint_sent: tuple[Any] | None = None
+        self.unsealed_checkpoint: Checkpoint | None = None  # until the keys are had
+        self.pending_checkpoint: SealedCheckpoint | None = None  # until it is written
+        self._checkpoint_sent: SealedCheckpoint | None = None
         self.started: tuple[int, Any] | None = None  # (pid, time) until Running is written
         self.running_refused = False
         self.token = new_job_secret()  # the job's own API token, for assets and child jobs
@@ -249,7 +264,7 @@ class JobRunner:
         if self.pending_checkpoint is not None:
             conn.execute(update(_jobs).where(
                 _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt)
-                .values(checkpoint=None, sealed_checkpoint=self.pending_checkpoint[0]))
+                .values(checkpoint=None, sealed_checkpoint=self.pending_checkpoint.token))
             self._checkpoint_sent = self.pending_checkpoint
 
     def record_running(self, conn: Connection) -> None:
@@ -299,7 +314,7 @@ class JobRunner:
     def checkpoint(self, writer: StreamWriter, data: Any) -> None:
         """Seal the runbook's checkpoint with the job's keys and keep it with every record
         written before it (now, or with the next batch the database takes)."""
-        self.unsealed_checkpoint = (data,)
+        self.unsealed_checkpoint = Checkpoint(data)
         self.seal_checkpoint(writer)
 
     def seal_checkpoint(self, writer: StreamWriter, *, now: bool = False) -> None:
@@ -310,8 +325,8 @@ class JobRunner:
         keys = self.keys.get_soon(now=now)
         if keys is None:
             return
-        data = self.unsealed_checkpoint[0]
+        data = self.unsealed_checkpoint.data
         self.unsealed_checkpoint = None
-        self.pending_checkpoint = (seal(keys, data),)
+        self.pending_checkpoint = SealedCheckpoint(seal(keys, data))
         writer.dirty = True
         writer.flush()
