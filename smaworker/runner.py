@@ -1,5 +1,10 @@
 """Runs one job: claim it, start its process, capture what it writes, record how it ended.
 
+This module prepares and starts the runbook's process and holds the run's state; the
+steps around it have their own: smaworker.claim (the job row: claim, concurrency slot,
+lease), smaworker.supervise (the loop over the running process), smaworker.finish (the
+final status).
+
 Liveness is per job: while the runbook runs, this process renews the job's lease and
 checks its status about once a second, so a stop or suspend asked through the API ends the
 process group within seconds, and a job taken over by another worker (the reaper found its
