@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +50,9 @@ class StreamWriter:
 
     def __init__(self, engine: Engine, job_id: uuid.UUID, *, next_seq: int = 1,
                  batch_lines: int = 1000, batch_ms: int = 100, publish=None,
-                 keep: dict[str, bool] | None = None, transaction=None) -> None:
+                 keep: dict[str, bool] | None = None, transaction=None,
+                 before_write: Callable[[Connection], None] | None = None,
+                 still_ours: Callable[[Connection], bool] | None = None) -> None:
         self.engine = engine
         self.transaction = transaction or engine.begin  # () -> context manager -> Connection
         self.job_id = job_id
@@ -67,7 +70,7 @@ class StreamWriter:
         self._stamp: Any = None
         self.error_tail: deque[str] = deque(maxlen=20)
         self.masker = Masker()  # the secrets the job holds
-        self.before_write = None  # called in the transaction of each batch, before its rows
+        self.before_write = before_write  # called in each batch's transaction, before its rows
         self.dirty = False  # a write is due even with no records (before_write has work)
         self._inflight: list[tuple] = []  # taken by a transaction not yet committed
         self._inflight_bytes = 0
@@ -75,7 +78,7 @@ class StreamWriter:
         self.failures = 0  # writes failed in a row because the database was unreachable
         # after failed writes: called in the next write's transaction; False means the job
         # is no longer this run's (taken over meanwhile), so what it holds is dropped
-        self.still_ours = None
+        self.still_ours = still_ours
         self.superseded = False
 
     def _time(self) -> Any:

@@ -94,8 +94,8 @@ def test_held_records_are_dropped_when_the_job_was_taken_over_meanwhile(api, ser
     runner = JobRunner(job_id, settings, "w1")
     outage = OperationalError("COMMIT", {}, Exception("server closed the connection"))
 
-    writer = StreamWriter(engine, uuid.UUID(job_id), batch_lines=10_000)
-    writer.still_ours = runner.still_ours
+    writer = StreamWriter(engine, uuid.UUID(job_id), batch_lines=10_000,
+                          still_ours=runner.still_ours)
     writer.add("Output", "held while away")
     writer.failed(outage)
     time.sleep(0.25)  # the first try again is due 0.2 s after a failure

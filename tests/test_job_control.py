@@ -214,6 +214,7 @@ def test_stop_and_completion_at_once_exactly_one_wins(api, services):
 
 def test_stop_that_wins_over_the_exit_ends_stopped(api, services):
     from smaworker.capture import StreamWriter
+    from smaworker.finish import finish
     from smaworker.runner import JobRunner
 
     job_id, engine = _running_job(api, services)
@@ -221,7 +222,7 @@ def test_stop_that_wins_over_the_exit_ends_stopped(api, services):
         stop_job(act_as(s, TESTER), s.get(Job, job_id), "user:test")
     runner = JobRunner(str(job_id), __import__("smacommon.settings").settings.get_settings(),
                        "w")
-    runner._finish(StreamWriter(engine, job_id), JobStatus.COMPLETED, exit_code=0)
+    finish(runner, StreamWriter(engine, job_id), JobStatus.COMPLETED, exit_code=0)
     job = api.get(f"/api/v1/jobs/{job_id}").get_json()
     assert job["status"] == "Stopped"
 
