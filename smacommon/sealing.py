@@ -3,7 +3,9 @@
 Both are Fernet tokens under the job's own keys, derived from the configured encryption keys
 and the job's id (`Crypto.for_job`). The web service seals secret parameters when a job is
 started; a worker asks for the keys of a job it runs (`GET /api/v1/runtime/job-keys`, with
-the job's token), so it holds no configured key and can read no other job's data.
+the job's token), so it holds no configured key and can read no other job's data. (The
+secret fixed parameters of schedule links and webhooks are sealed under the configured keys
+themselves: smacommon.services.fixed_parameters.)
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ def secret_names(declared: list[dict[str, Any]]) -> set[str]:
     return {d["name"] for d in declared if d.get("secret")}
 
 
-def split_secret(declared: list[dict[str, Any]],
-                 values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The values to store as they are (secret ones shown as ***), and the secret values."""
-    names = secret_names(declared)
+def split_secret(declared: list[dict[str, Any]], values: dict[str, Any],
+                 also: frozenset[str] = frozenset()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The values to store as they are (secret ones shown as ***), and the secret values;
+    `also` names values kept secret whatever the declaration says."""
+    names = secret_names(declared) | also
     if not names or not names.intersection(values):
         return values, {}
     shown = {k: SHOWN if k in names else v for k, v in values.items()}
@@ -43,10 +46,12 @@ def unseal(job_crypto: Crypto, token: str) -> Any:
 
 
 def seal_parameters(declared: list[dict[str, Any]], values: dict[str, Any],
-                    job_id: uuid.UUID) -> tuple[dict[str, Any], str | None]:
-    """The parameters of a new job as stored: secret values shown as *** and sealed
-    together (None when there are none). The keys are loaded only when there are."""
-    shown, secret = split_secret(declared, values)
+                    job_id: uuid.UUID, also: frozenset[str] = frozenset(),
+                    ) -> tuple[dict[str, Any], str | None]:
+    """The parameters of a new job as stored: secret values (and those named in `also`)
+    shown as *** and sealed together (None when there are none). The keys are loaded only
+    when there are."""
+    shown, secret = split_secret(declared, values, also)
     if not secret:
         return shown, None
     from smacommon.crypto import get_crypto

@@ -56,7 +56,10 @@ class JobSchedule(Base):
         ForeignKey("schedules.id", ondelete="CASCADE"), index=True)
     runbook_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("runbooks.id", ondelete="CASCADE"), index=True)
+    # the values of parameters declared secret are "***" here, and sealed in sealed_parameters
+    # (smacommon.services.fixed_parameters)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    sealed_parameters: Mapped[str | None] = mapped_column(Text, default=None)
     worker_group: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

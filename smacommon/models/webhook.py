@@ -22,7 +22,10 @@ class Webhook(Base):
     runbook_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("runbooks.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # the values of parameters declared secret are "***" here, and sealed in sealed_parameters
+    # (smacommon.services.fixed_parameters)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    sealed_parameters: Mapped[str | None] = mapped_column(Text, default=None)
     worker_group: Mapped[str | None] = mapped_column(String(64), default=None)
     enabled: Mapped[bool] = mapped_column(default=True)
     expiry_time: Mapped[datetime] = mapped_column(UTCDateTime)

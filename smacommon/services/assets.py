@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 
 from smacommon.crypto import Crypto
 from smacommon.errors import Conflict, NotFound, ValidationFailed
-from smacommon.models import Certificate, Connection, ConnectionType, Credential, Variable
+from smacommon.models import (
+    Certificate,
+    Connection,
+    ConnectionType,
+    Credential,
+    JobSchedule,
+    Variable,
+    Webhook,
+)
 from smacommon.names import check_name
 from smacommon.services.audit import Actor, record, record_alone
 from smacommon.strictjson import check_value
@@ -264,12 +272,15 @@ def certificate_bytes(crypto: Crypto, cert: Certificate) -> bytes:
 
 
 _SECRET_COLUMNS = ((Variable, "value_encrypted"), (Credential, "password_encrypted"),
-                   (Connection, "values_encrypted"), (Certificate, "data_encrypted"))
+                   (Connection, "values_encrypted"), (Certificate, "data_encrypted"),
+                   # secret fixed parameters (smacommon.services.fixed_parameters)
+                   (JobSchedule, "sealed_parameters"), (Webhook, "sealed_parameters"))
 
 
 def rotate_secrets(engine, crypto: Crypto, actor: Actor) -> int:
-    """Re-encrypt every secret under the first key, one table at a time (jobs' sealed
-    parameters and checkpoints too)."""
+    """Re-encrypt every secret under the first key, one table at a time (the sealed fixed
+    parameters of schedule links and webhooks, jobs' sealed parameters and checkpoints
+    too)."""
     from sqlalchemy import update
 
     count = 0
@@ -279,7 +290,8 @@ def rotate_secrets(engine, crypto: Crypto, actor: Actor) -> int:
             rows = conn.execute(select(table.c.id, table.c[column])
                                 .where(table.c[column].is_not(None))).all()
             for row_id, token in rows:
-                conn.execute(update(table).where(table.c.id == row_id)
+                # not over a value changed meanwhile (sealed under the keys of its writer)
+                conn.execute(update(table).where(table.c.id == row_id, table.c[column] == token)
                              .values({column: crypto.rotate(token)}))
                 count += 1
     from smacommon.sealing import rotate_sealed

@@ -89,12 +89,13 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
               parent_job_id: uuid.UUID | None = None, test: bool = False,
               enqueue: Enqueue | None = None, heartbeat_seconds: float = 15.0,
               extra_parameters: dict[str, Any] | None = None, depth: int = 0,
-              parent_waits: bool = False) -> Job:
+              parent_waits: bool = False, sealed_names: frozenset[str] = frozenset()) -> Job:
     """Insert a `New` job for the published version (or the draft, for a test) and queue it
     once the caller's transaction commits.
 
     `extra_parameters` are added after the check against the declarations (a webhook's
-    WEBHOOKDATA, which no limit on parameters should refuse)."""
+    WEBHOOKDATA, which no limit on parameters should refuse); `sealed_names` are sealed for
+    the job whatever the version declares (the values a link or webhook keeps sealed)."""
     if test:
         if runbook.draft_content is None:
             raise NotPublished(f"Runbook {runbook.name!r} has no draft to test.")
@@ -112,7 +113,7 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
     values.update(extra)
     group = validate_worker_group(worker_group or runbook.worker_group or "default")
     new_id = uuid.uuid4()
-    values, sealed = seal_parameters(declared, values, new_id)
+    values, sealed = seal_parameters(declared, values, new_id, sealed_names)
     reason = no_worker_reason(session, group, heartbeat_seconds)
     job = Job(
         id=new_id, runbook_id=runbook.id, runbook_version_id=version_id, is_test=test,

@@ -25,6 +25,7 @@ from smacommon.parameters import normalize_declarations
 from smacommon.scripts import RUNBOOK_TYPES, analyze
 from smacommon.services import by_id_or_name
 from smacommon.services.audit import record
+from smacommon.services.fixed_parameters import seal_newly_secret
 from smacommon.workergroups import validate_worker_group
 
 UPDATABLE = ("description", "tags", "log_verbose", "log_progress", "log_debug",
@@ -145,7 +146,8 @@ def draft_parameters(runbook: Runbook, content: str) -> list[dict[str, Any]]:
 
 
 def publish_runbook(session: Session, runbook: Runbook, published_by: str = "") -> RunbookVersion:
-    """Turn the draft into the next numbered version; the draft is then cleared."""
+    """Turn the draft into the next numbered version; the draft is then cleared. Parameters
+    it declares secret are sealed in the runbook's schedule links and webhooks."""
     if runbook.draft_content is None:
         raise DraftNotFound(f"Runbook {runbook.name!r} has no draft to publish; "
                             "PUT /draft first.")
@@ -165,6 +167,7 @@ def publish_runbook(session: Session, runbook: Runbook, published_by: str = "") 
     runbook.draft_content = None
     runbook.draft_edited_at = None
     runbook.modified_at = utcnow()
+    seal_newly_secret(session, runbook)
     record(session, "runbook.publish", _target(runbook), version=number)
     return version
 

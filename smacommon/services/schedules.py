@@ -16,12 +16,18 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from smacommon.db import reading, utcnow
-from smacommon.errors import Conflict, NotFound, NotPublished, ValidationFailed
+from smacommon.errors import (
+    ConfigurationError,
+    Conflict,
+    NotFound,
+    NotPublished,
+    ValidationFailed,
+)
 from smacommon.models import JobSchedule, Runbook, Schedule, ScheduleFire
 from smacommon.names import check_name
 from smacommon.parameters import validate
 from smacommon.recurrence import OCCURRENCES, Recurrence, RecurrenceError
-from smacommon.services import by_id_or_name
+from smacommon.services import by_id_or_name, fixed_parameters
 from smacommon.services.audit import Actor, act_as, record
 from smacommon.services.jobs import start_job
 from smacommon.workergroups import validate_worker_group
@@ -110,7 +116,8 @@ def delete_schedule(session: Session, schedule: Schedule) -> None:
 
 def link_runbook(session: Session, schedule: Schedule, runbook: Runbook,
                  parameters: dict[str, Any] | None, worker_group: str | None) -> JobSchedule:
-    """Link a published runbook, with parameters checked as a start would check them."""
+    """Link a published runbook, with parameters checked as a start would check them (the
+    values of secret ones sealed)."""
     version = runbook.published_version
     if version is None:
         raise NotPublished(f"Runbook {runbook.name!r} has no published version; publish it "
@@ -123,7 +130,8 @@ def link_runbook(session: Session, schedule: Schedule, runbook: Runbook,
     if worker_group is not None:
         validate_worker_group(worker_group)
     link = JobSchedule(id=uuid.uuid4(), schedule_id=schedule.id, runbook_id=runbook.id,
-                       parameters=values, worker_group=worker_group, created_at=utcnow())
+                       worker_group=worker_group, created_at=utcnow())
+    fixed_parameters.store(link, version.parameters, values)
     session.add(link)
     session.flush()
     record(session, "schedule.link", f"{_target(schedule)}/runbooks/{runbook.name}")
@@ -188,11 +196,11 @@ def _fire(engine: Engine, schedule_id: uuid.UUID, now: datetime, enqueue,
             if session.get(ScheduleFire, (link.id, fire_time)) is not None:
                 continue  # this fire time of this link already started its job
             try:  # checks come first: a refused start adds nothing to the session
-                job = start_job(session, link.runbook, link.parameters,
-                                worker_group=link.worker_group,
+                values, sealed = fixed_parameters.job_parameters(link)
+                job = start_job(session, link.runbook, values, worker_group=link.worker_group,
                                 started_by=f"schedule:{schedule.id}", enqueue=enqueue,
-                                heartbeat_seconds=heartbeat_seconds)
-            except (NotPublished, ValidationFailed) as exc:
+                                heartbeat_seconds=heartbeat_seconds, sealed_names=sealed)
+            except (NotPublished, ValidationFailed, ConfigurationError) as exc:
                 log.warning("schedule %s: could not start %s: %s", schedule.name,
                             link.runbook.name, exc.message)
                 job = None

@@ -20,6 +20,7 @@ from smacommon.errors import Conflict, NotFound, NotPublished, ValidationFailed
 from smacommon.models import Job, Runbook, Webhook
 from smacommon.names import check_name
 from smacommon.parameters import validate
+from smacommon.services import fixed_parameters
 from smacommon.services.audit import record
 from smacommon.services.jobs import start_job
 from smacommon.services.tokens import hash_token
@@ -34,7 +35,9 @@ class WebhookNotFound(NotFound):
     message = "Webhook not found."
 
 
-def _fixed_parameters(runbook: Runbook, parameters: dict[str, Any] | None) -> dict[str, Any]:
+def _set_parameters(hook: Webhook, runbook: Runbook, parameters: dict[str, Any] | None) -> None:
+    """Check the fixed parameters and store them on `hook` (the values of secret ones
+    sealed; *** for a value it keeps sealed keeps that value)."""
     version = runbook.published_version
     if version is None:
         raise NotPublished(f"Runbook {runbook.name!r} has no published version; publish it "
@@ -46,7 +49,8 @@ def _fixed_parameters(runbook: Runbook, parameters: dict[str, Any] | None) -> di
                                "of the webhook's parameters.",
                                {"parameters": [f"{WEBHOOK_PARAMETER} is reserved."]})
     # mandatory parameters must be fixed here: nobody can give them at invoke time
-    return validate(declared, given)
+    values = validate(declared, fixed_parameters.keep_sealed(hook, given))
+    fixed_parameters.store(hook, declared, values)
 
 
 def create_webhook(session: Session, *, name: str, runbook: Runbook,
@@ -65,9 +69,9 @@ def create_webhook(session: Session, *, name: str, runbook: Runbook,
                                {"expiry_time": ["Must be in the future."]})
     token = secrets.token_urlsafe(32)
     hook = Webhook(id=uuid.uuid4(), name=name, description=description, runbook_id=runbook.id,
-                   token_hash=hash_token(token),
-                   parameters=_fixed_parameters(runbook, parameters),
-                   worker_group=worker_group, enabled=enabled, expiry_time=expiry)
+                   token_hash=hash_token(token), worker_group=worker_group, enabled=enabled,
+                   expiry_time=expiry)
+    _set_parameters(hook, runbook, parameters)
     hook.runbook = runbook
     session.add(hook)
     session.flush()
@@ -80,12 +84,13 @@ def _target(hook: Webhook) -> str:
 
 
 def update_webhook(session: Session, hook: Webhook, changes: dict[str, Any]) -> Webhook:
-    if "parameters" in changes:
-        changes["parameters"] = _fixed_parameters(hook.runbook, changes["parameters"])
     if changes.get("worker_group") is not None:
         validate_worker_group(changes["worker_group"])
+    if "parameters" in changes:
+        _set_parameters(hook, hook.runbook, changes["parameters"])
     for key, value in changes.items():
-        setattr(hook, key, value)
+        if key != "parameters":
+            setattr(hook, key, value)
     record(session, "webhook.update", _target(hook), fields=sorted(changes))
     return hook
 
@@ -131,6 +136,7 @@ def invoke(session: Session, hook: Webhook, body: bytes, headers: dict[str, str]
         # the variable and argument; PowerShell only through a declared $WebhookData
         extra[WEBHOOK_PARAMETER] = data
     hook.last_invoked_at = utcnow()
-    return start_job(session, runbook, hook.parameters, worker_group=hook.worker_group,
+    values, sealed = fixed_parameters.job_parameters(hook)
+    return start_job(session, runbook, values, worker_group=hook.worker_group,
                      started_by=f"webhook:{hook.id}", extra_parameters=extra,
-                     heartbeat_seconds=heartbeat_seconds)
+                     heartbeat_seconds=heartbeat_seconds, sealed_names=sealed)
