@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -181,8 +182,9 @@ class JobResources:
                 continue
             if found or not wait:
                 break
-            time.sleep(0.002)
+            _wait_for_children(deadline)
         return found
+
 
     def limit_hit(self, exit_code: int | None, error_tail: list[str],
                   usage: JobUsage) -> str | None:
@@ -218,3 +220,37 @@ def reap(proc: subprocess.Popen, timeout: float) -> tuple[int, Any]:
         if time.monotonic() > deadline:
             raise subprocess.TimeoutExpired(proc.args, timeout)
         time.sleep(0.001)
+
+
+def _wait_for_children(deadline: float) -> None:
+    """Sleep until one of this process's children ends (bubblewrap's init, adopted: it exits
+    a moment after the outer bwrap), or until `deadline`; woken by pidfds, not by polling,
+    since this wait is on every job's path."""
+    fds = []
+    try:
+        for pid in _own_children():
+            try:
+                fds.append(os.pidfd_open(pid))
+            except OSError:  # ended meanwhile: wait4 will find it
+                return
+        if not fds:
+            time.sleep(0.001)
+            return
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        poller.poll(max(0.0, deadline - time.monotonic()) * 1000)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _own_children() -> list[int]:
+    pids = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as fh:
+                pids += [int(p) for p in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return pids
