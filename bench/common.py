@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -36,6 +37,14 @@ def start_stack(concurrency: int) -> tuple[Stack, requests.Session]:
     session.headers["Authorization"] = f"Bearer {TOKEN}"
     wait_for_worker(stack, session)
     return stack, session
+
+
+def stop_stack(stack: Stack) -> None:
+    """Stop the stack and remove its folder (database, Redis, logs): a run leaves nothing in
+    the temporary folder; SMA_BENCH_KEEP=1 keeps it, to read stack.log."""
+    stack.stop()
+    if not os.environ.get("SMA_BENCH_KEEP"):
+        shutil.rmtree(stack.data_dir.parent, ignore_errors=True)
 
 
 def wait_for_worker(stack: Stack, session: requests.Session, timeout: float = 30) -> None:

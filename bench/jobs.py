@@ -16,7 +16,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import make_runbook, ms, percentile, start, start_stack, ts, wait_all
+from common import make_runbook, ms, percentile, start, start_stack, stop_stack, ts, wait_all
 
 N = int(os.environ.get("BENCH_JOBS", "500"))
 CONCURRENCY = 2
@@ -64,7 +64,7 @@ def main() -> None:
         to_done = [ts(j["end_time"]) - ts(j["created_at"]) for j in jobs]
         rate = N / (last_end - first_created)
     finally:
-        stack.stop()
+        stop_stack(stack)
     floor = bare_rate(N, CONCURRENCY)
     floor_serial = bare_rate(min(N, 200), 1)
     print(json.dumps({

@@ -12,7 +12,7 @@ import json
 import os
 import time
 
-from common import make_runbook, start, start_stack, ts, wait_all
+from common import make_runbook, start, start_stack, stop_stack, ts, wait_all
 
 LINES = int(os.environ.get("BENCH_LINES", "1000000"))
 CONTENT = (
@@ -82,7 +82,7 @@ def main() -> None:
                     and last[0]["text"] == f"line {LINES - 1} of the output benchmark")
         elapsed = ts(done["end_time"]) - ts(done["start_time"])
     finally:
-        stack.stop()
+        stop_stack(stack)
     print(json.dumps({
         "benchmark": "output",
         "lines": LINES,

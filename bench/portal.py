@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -25,8 +26,7 @@ RUNBOOKS = 1000
 TOKEN = "sma_bench_portal"
 
 
-def main() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="sma-bench-portal-"))
+def main(folder: Path) -> None:
     os.environ.update(SMA_DATA_DIR=str(folder), SMA_ADMIN_TOKEN=TOKEN)
     if os.environ.get("SMA_BENCH_DATABASE_URL"):
         os.environ["SMA_DATABASE_URL"] = os.environ["SMA_BENCH_DATABASE_URL"]
@@ -99,4 +99,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    data = Path(tempfile.mkdtemp(prefix="sma-bench-portal-"))
+    try:
+        main(data)
+    finally:  # the 100,000 jobs' database goes with the run (SMA_BENCH_KEEP=1 keeps it)
+        if not os.environ.get("SMA_BENCH_KEEP"):
+            shutil.rmtree(data, ignore_errors=True)
