@@ -16,21 +16,8 @@ from smacommon.errors import ConfigurationError
 from smacommon.settings import load_settings
 from smaworker.cgroups import delegated_root
 from smaworker.uids import NoFreeUid, UidPool
+from tests.test_sandbox import JOB_USER, needs_job_user
 
-JOB_USER = os.environ.get("SMA_JOB_USER", "sma-job")
-
-
-def _has_user(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
-
-
-as_root = pytest.mark.skipif(
-    os.geteuid() != 0 or not _has_user(JOB_USER),
-    reason=f"a uid per job needs a worker started as root and the user {JOB_USER}")
 _CGROUP_ROOT, _NO_CGROUP = delegated_root() if os.geteuid() == 0 else (None, "not root")
 needs_cgroup_v2 = pytest.mark.skipif(
     _CGROUP_ROOT is None, reason=f"no delegated cgroup v2 here, jobs use setrlimit: {_NO_CGROUP}")
@@ -97,7 +84,7 @@ def test_bash_allocation_ends_failed_naming_the_memory_limit(api, limited):
     assert "memory limit of 256 MB" in done["status_reason"], done
 
 
-@as_root
+@needs_job_user
 def test_a_fork_bomb_does_not_stop_another_job_of_the_worker_from_starting_processes(
         api, limited, job_tmp):
     """Every job has a uid of its own, so the process limit (counted per uid by the kernel)
@@ -176,7 +163,7 @@ def test_job_detail_has_cpu_time_and_peak_memory(api, worker):
     assert bash["cpu_seconds"] is not None and bash["cpu_seconds"] < 5
 
 
-@as_root
+@needs_job_user
 def test_each_running_job_has_a_uid_of_its_own_named_as_the_job_user(api, worker, job_tmp):
     settings = load_settings()
     release = job_tmp / "release"
@@ -202,7 +189,7 @@ def test_each_running_job_has_a_uid_of_its_own_named_as_the_job_user(api, worker
         assert api.wait(job["id"])["status"] == "Completed"
 
 
-@as_root
+@needs_job_user
 def test_jobs_with_uids_of_their_own_still_share_files_through_their_group(api, worker,
                                                                           job_tmp):
     shared = job_tmp / "shared.log"
@@ -281,7 +268,7 @@ def test_uids_are_held_by_one_job_at_a_time_across_processes(tmp_path):
         other.wait(timeout=10)
 
 
-@as_root
+@needs_job_user
 def test_without_bubblewrap_a_uid_is_cleared_of_what_its_last_job_left(tmp_path):
     """No PID namespace ends a job's processes without bubblewrap: what it left running
     (here a process that left its group) is killed before the uid serves the next job."""
