@@ -34,6 +34,7 @@ from sqlalchemy import Connection, func, select, update
 
 from smacommon.db import get_engine, is_transient, read_connection, utcnow
 from smacommon.models import Job, JobStream
+from smacommon.outages import once_more_if_cut
 from smacommon.sealing import seal
 from smacommon.services.jobs import transition
 from smacommon.services.tokens import hash_token, new_job_secret
@@ -183,10 +184,13 @@ class JobRunner:
             content, declared = self.version.content, self.version.parameters
         last_seq = 0
         if job.start_time is not None:  # it ran before: go on numbering after its records
-            with read_connection(self.engine) as conn:
-                last_seq = conn.execute(select(func.max(JobStream.seq))
-                                        .where(JobStream.job_id == self.job_id)).scalar() or 0
+            last_seq = once_more_if_cut(self._last_seq)
         return content, declared, last_seq
+
+    def _last_seq(self) -> int:
+        with read_connection(self.engine) as conn:
+            return conn.execute(select(func.max(JobStream.seq))
+                                .where(JobStream.job_id == self.job_id)).scalar() or 0
 
     def _run_claimed(self, workdir: Path, resources: JobResources) -> None:
         job, runbook = self.job, self.runbook
