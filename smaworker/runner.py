@@ -42,6 +42,7 @@ from smacommon.settings import Settings
 from smacommon.states import JobStatus
 from smacommon.streams import DEBUG, ERROR, PROGRESS, VERBOSE
 from smaworker.capture import StreamWriter
+from smaworker.channel import new_tag
 from smaworker.claim import (
     ClaimedJob,
     ClaimedRunbook,
@@ -226,8 +227,12 @@ class JobRunner:
             restored = workdir / "checkpoint.json"
             restored.write_text(json.dumps(checkpoint), encoding="utf-8")
             env["SMA_CHECKPOINT_FILE"] = str(restored)
-        record_r, record_w = os.pipe()
-        env["SMA_RECORD_FD"] = str(record_w)
+        # stdout is a pipe of ours, so the record channel can be a second descriptor of it
+        # (records and lines in one ordered stream: see smaworker.channel)
+        stdout_r, stdout_w = os.pipe()
+        tag = new_tag()
+        env["SMA_RECORD_FD"] = str(stdout_w)
+        env["SMA_RECORD_TAG"] = tag
         try:
             ctx = JobContext(
                 job_id=str(self.job_id), workdir=workdir, script_path=script,
@@ -245,11 +250,14 @@ class JobRunner:
             options.update(resources.popen_options(options.get("preexec_fn")))
             proc = subprocess.Popen(
                 argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                pass_fds=(record_w,) if passwd_fd is None else (record_w, passwd_fd),
+                stdout=stdout_w, stderr=subprocess.PIPE,
+                pass_fds=(stdout_w,) if passwd_fd is None else (stdout_w, passwd_fd),
                 start_new_session=True, close_fds=True, **options)
+        except BaseException:
+            os.close(stdout_r)
+            raise
         finally:
-            os.close(record_w)
+            os.close(stdout_w)
             resources.started()
         # Running is written with the first records, or the final status of a job that ends
         # at once, or after a batch interval at the latest: one commit less for short jobs
@@ -257,10 +265,10 @@ class JobRunner:
         self.run_started = self.started[1]
         self.first_seq = writer.seq
         try:
-            supervisor = Supervisor(self, proc, record_r, writer, runbook.timeout_seconds)
+            supervisor = Supervisor(self, proc, stdout_r, tag, writer, runbook.timeout_seconds)
             outcome, ending = supervisor.run()
         finally:
-            os.close(record_r)
+            os.close(stdout_r)
             self.sandbox.signal(proc, signal.SIGKILL)
             if proc.poll() is None:
                 proc.wait(timeout=10)
