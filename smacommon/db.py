@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, DateTime, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from smacommon.outages import is_transient as is_transient  # where callers look for it
+from smacommon.outages import on_engine_error
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -44,29 +46,6 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-_SQLITE_TRANSIENT = ("locked", "busy", "disk i/o error", "unable to open database file")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether `exc` says the database could not be reached or asked us to try again (a
-    lost connection, a server restarting, a failover, a deadlock victim, a busy SQLite
-    file), so the same transaction may succeed later; not a bad statement or bad data."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    if exc.connection_invalidated:
-        return True
-    if not isinstance(exc, OperationalError):
-        return False
-    if exc.orig is not None and type(exc.orig).__module__.startswith("sqlite3"):
-        return any(word in str(exc.orig).lower() for word in _SQLITE_TRANSIENT)
-    state = getattr(exc.orig, "sqlstate", None)
-    # PostgreSQL: no answer at all (no SQLSTATE), a lost connection (08), a deadlock or
-    # serialization failure (40), out of resources (53), shutting down or starting (57P),
-    # a system error (58), a lock not granted in time (55P03)
-    return state is None or state[:2] in ("08", "40", "53", "58") \
-        or state in ("57P01", "57P02", "57P03", "55P03")
 
 
 # How long a writer waits between tries for SQLite's write lock before it leaves the waiting
@@ -129,6 +108,8 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # a connection the server dropped is invalidated, so the next transaction gets a new one
+    event.listen(engine, "handle_error", on_engine_error)
     event.listen(engine, "begin", _forget_pending)
     event.listen(engine, "commit", _run_pending)
     event.listen(engine, "rollback", _forget_pending)
@@ -189,7 +170,10 @@ def _run_pending(conn: Connection) -> None:
 
 
 def _forget_pending(conn: Connection) -> None:
-    conn.info.pop(_PENDING, None)
+    # a connection invalidated in the transaction (lost) has no `info` to read: reading it
+    # would raise over the real error; the pool clears what it held before reusing it
+    if not conn.invalidated and not conn.closed:
+        conn.info.pop(_PENDING, None)
 
 
 @event.listens_for(Session, "after_commit")

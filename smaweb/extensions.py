@@ -13,7 +13,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.routing import IntegerConverter, ValidationError
 
 from smacommon import strictjson
-from smacommon.db import reading, session_factory
+from smacommon.db import is_transient, reading, session_factory
 from smacommon.schemas.common import DB_INT_MAX
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -43,8 +43,16 @@ class Database:
     @staticmethod
     def _close(_exc: BaseException | None) -> None:
         session = g.pop("sma_session", None)
-        if session is not None:
+        if session is None:
+            return
+        try:
             session.close()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # the connection was lost after the request's work (its ROLLBACK failed):
+            # nothing is left to undo, and the answer is made; let go of the connection
+            session.invalidate()
 
 
 class JSONProvider(DefaultJSONProvider):

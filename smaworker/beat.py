@@ -14,6 +14,7 @@ import time
 from celery.beat import PersistentScheduler
 
 from smacommon.db import get_engine, is_transient
+from smacommon.outages import once_more_if_cut
 from smacommon.queue import enqueue_job
 from smacommon.services import configuration
 from smacommon.services.audit import Actor
@@ -47,8 +48,9 @@ class SmaScheduler(PersistentScheduler):
         if now >= self.next_fire_check:
             self.next_fire_check = now + self.sma_settings.schedule_check_seconds
             try:
-                started = fire_due(engine, enqueue=_enqueue,
-                                   heartbeat_seconds=self.sma_settings.worker_heartbeat_seconds)
+                started = once_more_if_cut(lambda: fire_due(
+                    engine, enqueue=_enqueue,
+                    heartbeat_seconds=self.sma_settings.worker_heartbeat_seconds))
                 if started:
                     log.info("schedules: started %d job(s)", started)
             except Exception as exc:
@@ -56,7 +58,7 @@ class SmaScheduler(PersistentScheduler):
         if now >= self.next_reap and not self.unreachable:
             self.next_reap = now + self.sma_settings.reaper_interval_seconds
             try:
-                done = reap(engine, self.sma_settings, _enqueue)
+                done = once_more_if_cut(lambda: reap(engine, self.sma_settings, _enqueue))
                 if any(done.values()):
                     log.info("reaper: %s", done)
             except Exception as exc:
@@ -65,7 +67,7 @@ class SmaScheduler(PersistentScheduler):
             self.next_purge = now + PURGE_EVERY_SECONDS
             try:
                 days = configuration.current(engine, self.sma_settings)["job_retention_days"]
-                done = purge_jobs(engine, days, RETENTION)
+                done = once_more_if_cut(lambda: purge_jobs(engine, days, RETENTION))
                 if done["jobs_deleted"]:
                     log.info("retention: %s", done)
             except Exception as exc:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from smacommon.db import utcnow
 from smacommon.models import Job, Runbook, RunbookVersion
+from smacommon.outages import once_more_if_cut
 from smacommon.services.jobs import transition
 from smacommon.states import ACTIVE_STATUSES, JobStatus, WaitingFor
 from smaworker.limits import LIMITS
@@ -96,10 +97,22 @@ _CLAIM_COLUMNS = (
 def claim_job(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
               lease_seconds: float, token_hash: str) -> Claim | None:
     """Take the job with one conditional UPDATE, in the transaction that also reads all
-    it needs to run it; respect the runbook's concurrency limit. None: not taken."""
+    it needs to run it; respect the runbook's concurrency limit. None: not taken.
+
+    A claim whose connection was cut is tried once more; when the first try had committed
+    (only its answer was lost), the job is found claimed with this run's token, so it is
+    this run's, not "claimed by someone else"."""
+    return once_more_if_cut(lambda: _claim_once(engine, job_id, worker=worker, actor=actor,
+                                                lease_seconds=lease_seconds,
+                                                token_hash=token_hash))
+
+
+def _claim_once(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
+                lease_seconds: float, token_hash: str) -> Claim | None:
     with engine.begin() as conn:
         row = conn.execute(
-            select(*_CLAIM_COLUMNS)
+            select(*_CLAIM_COLUMNS, _jobs.c.status.label("status"),
+                   _jobs.c.token_hash.label("token_hash"))
             .join(_runbooks, _runbooks.c.id == _jobs.c.runbook_id)
             .outerjoin(_versions, _versions.c.id == _jobs.c.runbook_version_id)
             .where(_jobs.c.id == job_id)).first()
@@ -110,6 +123,8 @@ def claim_job(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
                       ClaimedRunbook(**{n: getattr(row, f"runbook_{n}")
                                         for n in _RUNBOOK_FIELDS}),
                       ClaimedVersion(row.version_content, row.version_parameters))
+        if row.status == JobStatus.ACTIVATING.value and row.token_hash == token_hash:
+            return claim  # this run's own claim, committed on a connection cut since
         if claim.runbook.max_concurrent_jobs and not _slot_free(conn, job_id, claim.runbook):
             return None
         lease = utcnow() + timedelta(seconds=lease_seconds)

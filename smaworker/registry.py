@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from smacommon.db import is_transient, utcnow
 from smacommon.models import Worker
+from smacommon.outages import once_more_if_cut
 from smaworker.engines import available_engines
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,7 @@ def heartbeat_forever(engine: Engine, name: str, group: str, concurrency: int,
     while True:
         time.sleep(every)
         try:
-            with engine.begin() as conn:
-                found = conn.execute(update(Worker.__table__).where(Worker.name == name)
-                                     .values(heartbeat_at=utcnow())).rowcount
+            found = once_more_if_cut(lambda: _beat(engine, name))
             if not found:
                 register(engine, name, group, concurrency)
             failing = False
@@ -55,3 +54,9 @@ def heartbeat_forever(engine: Engine, name: str, group: str, concurrency: int,
                 log.warning("heartbeat of worker %s failed: %s", name,
                             str(exc).splitlines()[0], exc_info=not transient)
             failing = True
+
+
+def _beat(engine: Engine, name: str) -> int:
+    with engine.begin() as conn:
+        return conn.execute(update(Worker.__table__).where(Worker.name == name)
+                            .values(heartbeat_at=utcnow())).rowcount

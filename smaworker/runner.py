@@ -34,6 +34,7 @@ from sqlalchemy import Connection, func, select, update
 
 from smacommon.db import get_engine, is_transient, read_connection, utcnow
 from smacommon.models import Job, JobStream
+from smacommon.outages import once_more_if_cut
 from smacommon.sealing import seal
 from smacommon.services.jobs import transition
 from smacommon.services.tokens import hash_token, new_job_secret
@@ -41,6 +42,7 @@ from smacommon.settings import Settings
 from smacommon.states import JobStatus
 from smacommon.streams import DEBUG, ERROR, PROGRESS, VERBOSE
 from smaworker.capture import StreamWriter
+from smaworker.channel import new_tag
 from smaworker.claim import (
     ClaimedJob,
     ClaimedRunbook,
@@ -183,10 +185,13 @@ class JobRunner:
             content, declared = self.version.content, self.version.parameters
         last_seq = 0
         if job.start_time is not None:  # it ran before: go on numbering after its records
-            with read_connection(self.engine) as conn:
-                last_seq = conn.execute(select(func.max(JobStream.seq))
-                                        .where(JobStream.job_id == self.job_id)).scalar() or 0
+            last_seq = once_more_if_cut(self._last_seq)
         return content, declared, last_seq
+
+    def _last_seq(self) -> int:
+        with read_connection(self.engine) as conn:
+            return conn.execute(select(func.max(JobStream.seq))
+                                .where(JobStream.job_id == self.job_id)).scalar() or 0
 
     def _run_claimed(self, workdir: Path, resources: JobResources) -> None:
         job, runbook = self.job, self.runbook
@@ -222,8 +227,12 @@ class JobRunner:
             restored = workdir / "checkpoint.json"
             restored.write_text(json.dumps(checkpoint), encoding="utf-8")
             env["SMA_CHECKPOINT_FILE"] = str(restored)
-        record_r, record_w = os.pipe()
-        env["SMA_RECORD_FD"] = str(record_w)
+        # stdout is a pipe of ours, so the record channel can be a second descriptor of it
+        # (records and lines in one ordered stream: see smaworker.channel)
+        stdout_r, stdout_w = os.pipe()
+        tag = new_tag()
+        env["SMA_RECORD_FD"] = str(stdout_w)
+        env["SMA_RECORD_TAG"] = tag
         try:
             ctx = JobContext(
                 job_id=str(self.job_id), workdir=workdir, script_path=script,
@@ -241,11 +250,14 @@ class JobRunner:
             options.update(resources.popen_options(options.get("preexec_fn")))
             proc = subprocess.Popen(
                 argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                pass_fds=(record_w,) if passwd_fd is None else (record_w, passwd_fd),
+                stdout=stdout_w, stderr=subprocess.PIPE,
+                pass_fds=(stdout_w,) if passwd_fd is None else (stdout_w, passwd_fd),
                 start_new_session=True, close_fds=True, **options)
+        except BaseException:
+            os.close(stdout_r)
+            raise
         finally:
-            os.close(record_w)
+            os.close(stdout_w)
             resources.started()
         # Running is written with the first records, or the final status of a job that ends
         # at once, or after a batch interval at the latest: one commit less for short jobs
@@ -253,10 +265,10 @@ class JobRunner:
         self.run_started = self.started[1]
         self.first_seq = writer.seq
         try:
-            supervisor = Supervisor(self, proc, record_r, writer, runbook.timeout_seconds)
+            supervisor = Supervisor(self, proc, stdout_r, tag, writer, runbook.timeout_seconds)
             outcome, ending = supervisor.run()
         finally:
-            os.close(record_r)
+            os.close(stdout_r)
             self.sandbox.signal(proc, signal.SIGKILL)
             if proc.poll() is None:
                 proc.wait(timeout=10)

@@ -1,9 +1,12 @@
-"""Supervises the runbook's process while it runs: reads its stdout, stderr and record
-channel (masks, checkpoints, records), renews the job's lease and acts on a stop, suspend or
-takeover about once a second, and ends the process group on a timeout or an output limit.
+"""Supervises the runbook's process while it runs: reads its stdout (lines, and the record
+channel's masks, checkpoints and records in among them) and stderr, renews the job's lease
+and acts on a stop, suspend or takeover about once a second, and ends the process group on
+a timeout or an output limit.
 
-Everything read is delivered in the order the runbook wrote it (see `Supervisor.sel_once`);
-the records go to the run's StreamWriter, which writes them in batches.
+Lines and records of stdout are delivered in exactly the order the runbook wrote them (one
+pipe: see smaworker.channel); stderr is a pipe of its own, in order within itself (see
+`Supervisor.sel_once`). What is delivered goes to the run's StreamWriter, which writes it
+in batches.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from smacommon.services import configuration
 from smacommon.states import JobStatus
 from smacommon.streams import ERROR, OUTPUT
 from smaworker.capture import LineSplitter, StreamWriter, parse_record
+from smaworker.channel import RECORD, TEXT, Demux
 from smaworker.resources import reap
 
 if TYPE_CHECKING:
@@ -32,7 +36,7 @@ log = logging.getLogger(__name__)
 _READ = 65536
 _EXIT_DRAIN_SECONDS = 0.5
 _CONTROL_SECONDS = 1.0
-_DELIVERY_ORDER = {OUTPUT: 0, ERROR: 1, "record": 2}
+_DELIVERY_ORDER = {OUTPUT: 0, ERROR: 1}
 
 
 @dataclass
@@ -47,16 +51,17 @@ class Ending:
 class Supervisor:
     """The select loop over the runbook's stdout, stderr, record channel and exit."""
 
-    def __init__(self, runner: JobRunner, proc: subprocess.Popen, record_fd: int,
+    def __init__(self, runner: JobRunner, proc: subprocess.Popen, stdout_fd: int, tag: str,
                  writer: StreamWriter, timeout_seconds: int | None) -> None:
         self.runner = runner
         self.settings = runner.settings
         self.proc = proc
         self.writer = writer
         self.sel = selectors.DefaultSelector()
+        self.demux = Demux(tag, self.settings.max_line_bytes)  # stdout: lines and records
+        self.stdout_fd = stdout_fd
         self.pipes: dict[int, tuple[str, LineSplitter]] = {}
-        for fd, kind in ((proc.stdout.fileno(), OUTPUT), (proc.stderr.fileno(), ERROR),
-                         (record_fd, "record")):
+        for fd, kind in ((proc.stderr.fileno(), ERROR), (stdout_fd, OUTPUT)):  # read order
             os.set_blocking(fd, False)
             self.sel.register(fd, selectors.EVENT_READ, kind)
             self.pipes[fd] = (kind, LineSplitter(self.settings.max_line_bytes, writer.masker))
@@ -144,27 +149,28 @@ class Supervisor:
             time.sleep(timeout)
             self.writer.flush_if_due()
             return
-        # Read everything that is ready first, then deliver stdout, stderr and records in
-        # that order: a record is written after the runbook flushed what it printed before
-        # it, so this keeps print-then-output order. Mask records are applied before any of
-        # it is even cut into lines: one is written before the runbook could print the
-        # secret, so it is ready in this round (or was in an earlier one) whenever output
-        # holding the secret is.
+        # Read stderr, then stdout, then deliver stdout (its lines and records in the order
+        # written), then stderr. Stdout is read even when only stderr was ready: a mask
+        # record is written before the runbook can print the secret, so whatever secret is
+        # read from stderr, the record that masks it is read by now and applied first.
         ready: list[tuple[str, LineSplitter, bytes]] = []
+        readable = set()
         for key, _ in self.sel.select(timeout):
             if key.data == "exit":
                 self.exited = True
+            elif key.fd in self.pipes:
+                readable.add(key.fd)
+        for fd in list(self.pipes):
+            if fd not in readable and not (fd == self.stdout_fd and readable):
                 continue
-            if key.fd not in self.pipes:
-                continue
-            kind, splitter = self.pipes[key.fd]
+            kind, splitter = self.pipes[fd]
             try:
-                data = os.read(key.fd, _READ)
+                data = os.read(fd, _READ)
             except BlockingIOError:
                 continue
             if not data:  # the end of the pipe: its last line is delivered with the rest
-                self.sel.unregister(key.fd)
-                del self.pipes[key.fd]
+                self.sel.unregister(fd)
+                del self.pipes[fd]
             self.total += len(data)
             ready.append((kind, splitter, data))
         self.deliver_all(ready)
@@ -183,18 +189,6 @@ class Supervisor:
             self.pipes.clear()
             return
         self.writer.flush_if_due()
-
-    def apply_masks(self, splitter: LineSplitter, data: bytes) -> None:
-        """Mask the secrets announced in `data`, read from the record channel."""
-        if splitter.buffer:  # a record begun in an earlier read
-            data = splitter.buffer + data
-        if b'"mask"' not in data:
-            return
-        for line in data.split(b"\n")[:-1]:
-            if b'"mask"' in line:
-                record = parse_record(line)
-                if record.get("type") == "mask" and isinstance(record.get("value"), str):
-                    self.writer.add_mask(record["value"])
 
     def control(self) -> None:
         """Renew the lease and act on a stop, suspend or takeover asked meanwhile."""
@@ -239,7 +233,8 @@ class Supervisor:
         self.kill(signal.SIGKILL if grace <= 0 else signal.SIGTERM)
 
     def drain_all(self) -> None:
-        """Read what is left in every pipe (in the order of `sel_once`) and close them."""
+        """Read what is left in every pipe (stderr, then stdout, as `sel_once`) and close
+        them."""
         ready: list[tuple[str, LineSplitter, bytes]] = []
         for fd, (kind, splitter) in self.pipes.items():
             chunks: list[bytes] = []
@@ -259,29 +254,40 @@ class Supervisor:
         self.deliver_all(ready)
 
     def deliver_all(self, ready: list[tuple[str, LineSplitter, bytes]]) -> None:
-        """Masks first, then stdout, stderr and records, in that order (see `sel_once`);
-        empty data is the end of its pipe."""
+        """Stdout, then stderr (see `sel_once`); empty data is the end of its pipe."""
         ready.sort(key=lambda item: _DELIVERY_ORDER[item[0]])
         for kind, splitter, data in ready:
-            if kind == "record" and data:
-                self.apply_masks(splitter, data)
-        for kind, splitter, data in ready:
-            self.deliver(kind, splitter.feed(data) if data else splitter.rest())
+            if kind == OUTPUT:
+                self.deliver_stdout(splitter, data)
+            else:
+                self.writer.add_lines(kind, splitter.feed(data) if data else splitter.rest())
 
-    def deliver(self, kind: str, lines: list[bytes]) -> None:
-        if kind != "record":
-            self.writer.add_lines(kind, lines)
+    def deliver_stdout(self, splitter: LineSplitter, data: bytes) -> None:
+        """Lines and records, in the order the runbook wrote them."""
+        for kind, piece in self.demux.feed(data):
+            if kind == TEXT:
+                self.writer.add_lines(OUTPUT, splitter.feed(piece))
+                continue
+            # a record ends the line printed before it, so it cannot come out after it
+            self.writer.add_lines(OUTPUT, splitter.rest())
+            if kind == RECORD:
+                self.deliver_record(piece)
+            else:
+                self.writer.add(ERROR, f"A record longer than {self.demux.max_record} "
+                                       "bytes (SMA_MAX_LINE_BYTES) was left out.")
+        if not data:
+            self.writer.add_lines(OUTPUT, splitter.rest())
+
+    def deliver_record(self, line: bytes) -> None:
+        if not line.strip():
             return
-        for line in lines:
-            if not line.strip():
-                continue
-            record = parse_record(line)
-            if record.get("type") == "checkpoint":
-                self.runner.checkpoint(self.writer, record.get("data"))
-                continue
-            if record.get("type") == "mask":  # applied before this round's output, as a rule
-                if isinstance(record.get("value"), str):
-                    self.writer.add_mask(record["value"])
-                continue
-            self.writer.add(record["stream"], record["text"], record.get("value"),
-                            has_value="value" in record)
+        record = parse_record(line)
+        if record.get("type") == "checkpoint":
+            self.runner.checkpoint(self.writer, record.get("data"))
+            return
+        if record.get("type") == "mask":
+            if isinstance(record.get("value"), str):
+                self.writer.add_mask(record["value"])
+            return
+        self.writer.add(record["stream"], record["text"], record.get("value"),
+                        has_value="value" in record)

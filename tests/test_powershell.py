@@ -427,6 +427,7 @@ class HostRun:
         self.stdout = stdout
         self.stderr = stderr
         self.records = records
+        self.order: list[tuple[str, object]] = []  # ("text", lines) and ("record", dict)
 
     def stream(self, name: str) -> list[dict]:
         return [r for r in self.records if r.get("stream") == name]
@@ -438,37 +439,66 @@ class HostRun:
 
 def run_host(tmp_path: Path, script: str, parameters: dict | None = None,
              **flags: bool) -> HostRun:
-    """SmaHost.ps1 the way the worker starts it: argv and env from the engine, a record pipe."""
+    """SmaHost.ps1 the way the worker starts it: argv and env from the engine, stdout a pipe
+    whose second descriptor is the record channel, read apart by the worker's Demux."""
+    from smaworker.channel import RECORD, TEXT, Demux, new_tag
+
     script_path = tmp_path / "runbook.ps1"
     script_path.write_text(script, encoding="utf-8")
-    record_r, record_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    tag = new_tag()
     ctx = JobContext(
         job_id="6f1c1a52-7d4e-4a8e-9d57-0d2f3f6a9b10", workdir=tmp_path, script_path=script_path,
         parameters=parameters or {}, declared=[], env={
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
             "TMPDIR": str(tmp_path), "LANG": "C.UTF-8",
             "SMA_JOB_ID": "6f1c1a52-7d4e-4a8e-9d57-0d2f3f6a9b10",
-            "SMA_RECORD_FD": str(record_w)}, **flags)
+            "SMA_RECORD_FD": str(stdout_w), "SMA_RECORD_TAG": tag}, **flags)
     argv, extra = PowerShellEngine().command(ctx)
-    chunks: list[bytes] = []
-
-    def read_records() -> None:
-        with os.fdopen(record_r, "rb") as channel:
-            chunks.extend(iter(lambda: channel.read(65536), b""))
-
-    reader = threading.Thread(target=read_records)
     try:
         proc = subprocess.Popen(argv, cwd=tmp_path, env={**ctx.env, **extra},
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, pass_fds=(record_w,))
+                                stdin=subprocess.DEVNULL, stdout=stdout_w,
+                                stderr=subprocess.PIPE, pass_fds=(stdout_w,))
     finally:
-        os.close(record_w)
+        os.close(stdout_w)
+    chunks: list[bytes] = []
+
+    def read_stdout() -> None:
+        with os.fdopen(stdout_r, "rb") as out:
+            chunks.extend(iter(lambda: out.read(65536), b""))
+
+    reader = threading.Thread(target=read_stdout)
     reader.start()
-    stdout, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=120)
     reader.join(timeout=30)
-    lines = b"".join(chunks).decode("utf-8").splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
-    return HostRun(proc.returncode, stdout.decode("utf-8"), stderr.decode("utf-8"), records)
+    data = b"".join(chunks)
+    demux = Demux(tag, 1 << 20)
+    pieces = demux.feed(data) + demux.feed(b"")
+    text = b"".join(p for kind, p in pieces if kind == TEXT).decode("utf-8")
+    records = [json.loads(p) for kind, p in pieces if kind == RECORD and p.strip()]
+    run = HostRun(proc.returncode, text, stderr.decode("utf-8"), records)
+    run.order = [("record", json.loads(p)) if kind == RECORD else ("text", p.decode())
+                 for kind, p in pieces if p.strip()]
+    return run
+
+
+@needs_pwsh
+def test_host_records_keep_their_place_among_lines(tmp_path: Path) -> None:
+    """Write-Warning then Write-Output, again and again: the worker reads them in the order
+    the runbook wrote them (one pipe), never a line ahead of the record written before it."""
+    script = ("foreach ($i in 1..300) {\n"
+              "    Write-Warning \"w$i\"\n"
+              "    Write-Output \"o$i\"\n"
+              "    Write-Host \"h$i\"\n"
+              "}\n")
+    run = run_host(tmp_path, script)
+    assert run.code == 0, run.stderr
+    got = [f"{kind}:{item['text'] if kind == 'record' else item}"
+           for kind, item in run.order for item in ([item] if kind == "record"
+                                                   else item.splitlines())]
+    want = [line for i in range(1, 301)
+            for line in (f"record:w{i}", f"text:o{i}", f"text:h{i}")]
+    assert got == want
 
 
 @needs_pwsh

@@ -10,9 +10,10 @@ pwsh -NoLogo -NoProfile -NonInteractive -File SmaHost.ps1
   a typed Output record (its data as "value", its formatted text as "text"). Write-Host and
   Write-Information go to stdout too.
 - Errors (non-terminating) go to stderr, one line per line of their message.
-- Warning, Verbose, Debug and Progress become records on the record channel (the pipe whose
-  descriptor number is in $env:SMA_RECORD_FD); Verbose, Debug and Progress only when
-  SMA_LOG_VERBOSE / SMA_LOG_DEBUG / SMA_LOG_PROGRESS is 1.
+- Warning, Verbose, Debug and Progress become records on the record channel (the descriptor
+  whose number is in $env:SMA_RECORD_FD: a second descriptor of the stdout pipe, so records
+  and lines arrive in the order they were written; see SmaRunbook.psm1); Verbose, Debug and
+  Progress only when SMA_LOG_VERBOSE / SMA_LOG_DEBUG / SMA_LOG_PROGRESS is 1.
 - Exit code: 0 when the runbook ends, 1 when it fails with a terminating error (the message
   and the runbook's stack go to stderr), N when it calls `exit N`.
 

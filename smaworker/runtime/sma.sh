@@ -1,5 +1,7 @@
 # sma runbook helpers for Bash, loaded through BASH_ENV before the runbook runs.
-# Records go as JSON lines to the pipe whose descriptor number is in SMA_RECORD_FD.
+# Records go as JSON lines to the descriptor whose number is in SMA_RECORD_FD (the job's
+# stdout pipe, so they keep their place among printed lines), each after the byte 0x1E and
+# SMA_RECORD_TAG (see smaworker/channel.py).
 
 # The job's resource limits first (SMA_RLIMITS: "name=soft:hard ...", sizes in KiB as
 # ulimit counts them): set here, before the runbook runs, they hold for it and everything
@@ -32,7 +34,8 @@ __sma_record() {
   local stream=$1; shift
   local text="$*"
   if [ -n "${SMA_RECORD_FD:-}" ]; then
-    printf '{"stream":"%s","text":%s}\n' "$stream" "$(__sma_json "$text")" >&"$SMA_RECORD_FD"
+    printf '\036%s{"stream":"%s","text":%s}\n' "${SMA_RECORD_TAG:-}" "$stream" \
+      "$(__sma_json "$text")" >&"$SMA_RECORD_FD"
   else
     printf '[%s] %s\n' "$stream" "$text" >&2
   fi
@@ -51,9 +54,9 @@ write_progress() {
   [ -n "$status" ] && text="$activity: $status"
   [ "$percent" != null ] && text="$text ($percent%)"
   if [ -n "${SMA_RECORD_FD:-}" ]; then
-    printf '{"stream":"Progress","text":%s,"value":{"activity":%s,"status":%s,"percent":%s}}\n' \
-      "$(__sma_json "$text")" "$(__sma_json "$activity")" "$(__sma_json "$status")" \
-      "$percent" >&"$SMA_RECORD_FD"
+    printf '\036%s{"stream":"Progress","text":%s,"value":{"activity":%s,"status":%s,"percent":%s}}\n' \
+      "${SMA_RECORD_TAG:-}" "$(__sma_json "$text")" "$(__sma_json "$activity")" \
+      "$(__sma_json "$status")" "$percent" >&"$SMA_RECORD_FD"
   else
     printf '[Progress] %s\n' "$text" >&2
   fi
@@ -62,7 +65,8 @@ write_progress() {
 # write_output_json JSON: a typed output object given as JSON text
 write_output_json() {
   if [ -n "${SMA_RECORD_FD:-}" ]; then
-    printf '{"stream":"Output","text":%s,"value":%s}\n' "$(__sma_json "$1")" "$1" >&"$SMA_RECORD_FD"
+    printf '\036%s{"stream":"Output","text":%s,"value":%s}\n' "${SMA_RECORD_TAG:-}" \
+      "$(__sma_json "$1")" "$1" >&"$SMA_RECORD_FD"
   else
     printf '%s\n' "$1"
   fi
@@ -72,7 +76,8 @@ write_output_json() {
 checkpoint() {
   local data=${1:-null}
   if [ -n "${SMA_RECORD_FD:-}" ]; then
-    printf '{"type":"checkpoint","data":%s}\n' "$data" >&"$SMA_RECORD_FD"
+    printf '\036%s{"type":"checkpoint","data":%s}\n' "${SMA_RECORD_TAG:-}" "$data" \
+      >&"$SMA_RECORD_FD"
   fi
 }
 

@@ -1,8 +1,10 @@
 # SmaRunbook: what a PowerShell runbook sees besides PowerShell itself.
 #
 # SmaHost.ps1 imports this module globally before the runbook runs. Records go as one JSON
-# object per line to the pipe whose file descriptor number is in $env:SMA_RECORD_FD (the
-# worker's record channel); without it (a runbook run by hand) they are printed for people.
+# object per line to the file descriptor whose number is in $env:SMA_RECORD_FD (the
+# worker's record channel: a second descriptor of the job's stdout pipe, so records keep
+# their place among printed lines), each after the character 0x1E and $env:SMA_RECORD_TAG;
+# without it (a runbook run by hand) they are printed for people.
 #
 # Public: Checkpoint-Workflow, Get-SmaCheckpoint, Write-Progress (replaces the cmdlet so progress becomes records),
 # and InlineScript / Parallel / Sequence, which let SMA workflows run as functions on
@@ -13,6 +15,7 @@
 $script:Channel = $null
 $script:ChannelOpened = $false
 $script:Utf8 = [System.Text.UTF8Encoding]::new($false)
+$script:Prefix = [string][char]0x1E + [string]$env:SMA_RECORD_TAG
 
 function Open-SmaRecordChannel {
     if ($script:ChannelOpened) { return }
@@ -61,7 +64,7 @@ function Write-SmaRecord {
     [Console]::Out.Flush()  # what was printed before the record is written first
     if ($null -ne $script:Channel) {
         try {
-            $script:Channel.WriteLine($json)
+            $script:Channel.WriteLine($script:Prefix + $json)
             return
         } catch {
             # the worker stopped reading: say it once, then fall back to the console

@@ -1,7 +1,8 @@
 """What a Python runbook sees: helpers that write SMA's other streams and typed output.
 
-Records go as JSON lines to the pipe whose descriptor number is in SMA_RECORD_FD; print()
-is the Output stream and anything on stderr is the Error stream.
+Records go as JSON lines to the descriptor whose number is in SMA_RECORD_FD (the job's
+stdout pipe, so they keep their place among printed lines), each after the byte 0x1E and
+SMA_RECORD_TAG; print() is the Output stream and anything on stderr is the Error stream.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = [
 ]
 
 _channel = None
+_prefix = ""
 
 
 class Secret(str):
@@ -30,7 +32,7 @@ def _flag(name: str) -> bool:
 
 
 def _record(record: dict[str, Any]) -> None:
-    global _channel
+    global _channel, _prefix
     if _channel is None:
         fd = os.environ.get("SMA_RECORD_FD")
         if not fd:  # not under a worker (e.g. run by hand): print to stderr for people
@@ -38,9 +40,10 @@ def _record(record: dict[str, Any]) -> None:
                              f"{record.get('text', record.get('value', ''))}\n")
             return
         _channel = os.fdopen(int(fd), "w", encoding="utf-8", buffering=1, closefd=False)
-    # keep ordering with stdout: what was printed before the record is flushed first
+        _prefix = "\x1e" + os.environ.get("SMA_RECORD_TAG", "")
+    # what was printed before the record goes into the pipe first
     sys.stdout.flush()
-    _channel.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+    _channel.write(_prefix + json.dumps(record, default=str, ensure_ascii=False) + "\n")
     _channel.flush()
 
 
