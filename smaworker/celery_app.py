@@ -14,6 +14,7 @@ from smacommon.errors import ConfigurationError
 from smacommon.queue import celery_config, repair_broker_keys, require_broker
 from smacommon.settings import get_settings
 from smacommon.workergroups import queue_name
+from smaworker.broker import ResendOnConnect, patch_kombu
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,10 @@ app = Celery("smaworker", include=["smaworker.tasks"])
 # a worker consumes the queue of its group, SMA_WORKER_GROUP (celery_config's default queue)
 app.conf.update(celery_config(settings))
 app.conf.beat_scheduler = "smaworker.beat:SmaScheduler"
+# a broker restart: survived, reconnected within seconds, what it lost sent again at once
+patch_kombu()
+app.conf.worker_consumer = "smaworker.broker:Consumer"
+app.steps["consumer"].add(ResendOnConnect)
 
 # computed once in the main process, so its forked pool processes share it
 WORKER_NAME = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}"
