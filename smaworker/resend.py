@@ -36,13 +36,6 @@ LOCK_SECONDS = 30.0
 def resend_waiting(engine: Engine, redis_url: str, group: str,
                    enqueue: Callable[[str, str], None]) -> int:
     """Send again the waiting jobs of `group` with no message in its queue; how many."""
-    with read_connection(engine) as conn:
-        waiting = [str(job_id) for job_id in conn.execute(
-            select(_jobs.c.id).where(_jobs.c.status.in_(_WAITING),
-                                     _jobs.c.worker_group == group)
-            .order_by(_jobs.c.created_at).limit(BATCH)).scalars()]
-    if not waiting:
-        return 0
     queue = queue_name(group)
     client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
     try:
@@ -51,7 +44,14 @@ def resend_waiting(engine: Engine, redis_url: str, group: str,
         if not lock.acquire():
             return 0
         try:
+            # the queue before the jobs: a message taken in between is one whose job is
+            # being claimed, not one to send again
             queued = queued_job_ids(client, queue)
+            with read_connection(engine) as conn:
+                waiting = [str(job_id) for job_id in conn.execute(
+                    select(_jobs.c.id).where(_jobs.c.status.in_(_WAITING),
+                                             _jobs.c.worker_group == group)
+                    .order_by(_jobs.c.created_at).limit(BATCH)).scalars()]
             missing = [job_id for job_id in waiting if job_id not in queued]
             for job_id in missing:
                 enqueue(job_id, group)
