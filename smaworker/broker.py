@@ -26,7 +26,6 @@ from queue import Empty
 
 from celery import bootsteps
 from celery.worker.consumer import Consumer as CeleryConsumer
-from kombu.transport import redis as kombu_redis
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +36,8 @@ RECONNECT_INTERVALS = {"interval_start": 1.0, "interval_step": 1.0, "interval_ma
 
 def patch_kombu() -> None:
     """Let a channel whose BRPOP reply died with its connection close all the same (once)."""
+    from kombu.transport import redis as kombu_redis  # here: only a worker needs it
+
     channel = kombu_redis.Channel
     if getattr(channel.close, "sma_patched", False):
         return

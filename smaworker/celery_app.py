@@ -26,8 +26,8 @@ app = Celery("smaworker", include=["smaworker.tasks"])
 # a worker consumes the queue of its group, SMA_WORKER_GROUP (celery_config's default queue)
 app.conf.update(celery_config(settings))
 app.conf.beat_scheduler = "smaworker.beat:SmaScheduler"
-# a broker restart: survived, reconnected within seconds, what it lost sent again at once
-patch_kombu()
+# a broker restart: survived (patch_kombu at worker_init), reconnected within seconds, what
+# it lost sent again at once
 app.conf.worker_consumer = "smaworker.broker:Consumer"
 app.steps["consumer"].add(ResendOnConnect)
 
@@ -53,6 +53,11 @@ def _log_format(logger=None, **_: object) -> None:
 @signals.beat_init.connect
 def _check_settings(**_: object) -> None:
     require_broker(settings)
+
+
+@signals.worker_init.connect
+def _patch_kombu(**_: object) -> None:
+    patch_kombu()
 
 
 @signals.worker_init.connect
