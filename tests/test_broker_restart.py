@@ -177,3 +177,35 @@ def _children(pid: int) -> dict[str, int]:
                 name = "gunicorn"
             found[name] = child
     return found
+
+
+def test_resend_sends_what_the_queue_lacks_one_worker_at_a_time(api, services):
+    import redis
+
+    from smacommon.db import get_engine
+    from smacommon.queue import enqueue_job
+    from smacommon.workergroups import queue_name
+    from smaworker.resend import resend_waiting
+
+    group = f"g-{uuid.uuid4().hex[:6]}"  # no worker: the jobs stay New, their messages queued
+    rb = api.create_runbook(content=SLEEPER, worker_group=group)
+    ids = [api.start(rb["name"])["id"] for _ in range(4)]
+    client = redis.Redis.from_url(services["redis_url"])
+    queue = queue_name(group)
+    assert client.llen(queue) == 4
+    client.rpop(queue)  # the oldest message is lost, as in a Redis restarted without its data
+    sent: list[str] = []
+
+    def enqueue(job_id: str, worker_group: str) -> None:
+        sent.append(job_id)
+        enqueue_job(job_id, worker_group)
+
+    engine = get_engine(services["database_url"])
+    lock = client.lock(f"sma:resend:{queue}", timeout=10)
+    assert lock.acquire(blocking=False)  # another worker of the group is at it
+    assert resend_waiting(engine, services["redis_url"], group, enqueue) == 0 and not sent
+    lock.release()
+    assert resend_waiting(engine, services["redis_url"], group, enqueue) == 1
+    assert sent == [ids[0]] and client.llen(queue) == 4
+    assert resend_waiting(engine, services["redis_url"], group, enqueue) == 0  # all queued
+    client.delete(queue)
