@@ -209,6 +209,15 @@ class Stack:
             if proc.poll() is not None:
                 raise SystemExit(f"sma: the {name} process exited (code {proc.returncode})")
 
+    def keep_broker(self) -> None:
+        """Start the embedded Redis again should it have ended (killed, out of memory): same
+        socket, password and data; the worker, beat and web service reconnect on their own."""
+        if self.redis is None or self.redis.proc is None or self.redis.proc.poll() is None:
+            return
+        print(f"sma: the embedded Redis exited (code {self.redis.proc.returncode}); "
+              "starting it again", flush=True)
+        self.redis.start()
+
     def stop(self) -> None:
         procs = list(self.procs.values())
         for proc in procs:
@@ -260,6 +269,7 @@ def up(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, _stop)
         while not stopping:
             stack.check()
+            stack.keep_broker()
             time.sleep(0.5)
         print("\nsma: stopping…", flush=True)
         return 0

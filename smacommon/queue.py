@@ -58,6 +58,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": queue_name(settings.worker_group),
         "task_acks_late": False,
         "worker_prefetch_multiplier": 1,
+        # a worker takes a message only when it has a free slot: it holds none it cannot run
+        # yet, so a lost broker connection or a dead worker takes no waiting job with it,
+        # and no job waits behind a busy worker while another is idle
+        "worker_disable_prefetch": True,
+        # a worker waits for its broker as long as it takes (Celery gives up after 100 tries)
+        "broker_connection_max_retries": None,
         "worker_hijack_root_logger": False,
         "task_serializer": "json",
         # a broker that does not answer must not hang an API request: the job is in the

@@ -14,6 +14,7 @@ from smacommon.errors import ConfigurationError
 from smacommon.queue import celery_config, repair_broker_keys, require_broker
 from smacommon.settings import get_settings
 from smacommon.workergroups import queue_name
+from smaworker.broker import ResendOnConnect, patch_kombu
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,10 @@ app = Celery("smaworker", include=["smaworker.tasks"])
 # a worker consumes the queue of its group, SMA_WORKER_GROUP (celery_config's default queue)
 app.conf.update(celery_config(settings))
 app.conf.beat_scheduler = "smaworker.beat:SmaScheduler"
+# a broker restart: survived (patch_kombu at worker_init), reconnected within seconds, what
+# it lost sent again at once
+app.conf.worker_consumer = "smaworker.broker:Consumer"
+app.steps["consumer"].add(ResendOnConnect)
 
 # computed once in the main process, so its forked pool processes share it
 WORKER_NAME = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}"
@@ -48,6 +53,11 @@ def _log_format(logger=None, **_: object) -> None:
 @signals.beat_init.connect
 def _check_settings(**_: object) -> None:
     require_broker(settings)
+
+
+@signals.worker_init.connect
+def _patch_kombu(**_: object) -> None:
+    patch_kombu()
 
 
 @signals.worker_init.connect
