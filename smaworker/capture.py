@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import Connection, Engine, func, select
 
 from smacommon import strictjson
@@ -36,6 +37,7 @@ _MAX_BATCH_BYTES = 1 << 20
 _MAX_HELD_ROWS = 50_000
 _MAX_HELD_BYTES = 32 << 20
 _MAX_BACKOFF = 5.0
+_ANNOUNCE_PAUSE = 1.0
 _SQLITE_INSERT = ("INSERT INTO job_streams (job_id, seq, stream, time, text, value) "
                   "VALUES (?, ?, ?, ?, ?, ?)")
 _PG_COPY = "COPY job_streams (job_id, seq, stream, time, text, value) FROM STDIN"
@@ -80,6 +82,8 @@ class StreamWriter:
         # is no longer this run's (taken over meanwhile), so what it holds is dropped
         self.still_ours = still_ours
         self.superseded = False
+        self._announce_after = 0.0  # after a failed announcement: not before this
+        self._announce_failing = False
 
     def _time(self) -> Any:
         # one timestamp per millisecond is plenty, and formatting it once saves the hot path
@@ -245,12 +249,23 @@ class StreamWriter:
                         "trying again", self.job_id, str(exc).splitlines()[0])
 
     def announce(self) -> None:
-        """Tell live readers (over Redis) that records up to `seq` are in the database."""
-        if self.publish is not None:
-            try:
-                self.publish(stream_channel(str(self.job_id)), self.seq)
-            except Exception:  # live readers are a convenience; the rows are safe
-                log.warning("could not announce records of job %s", self.job_id, exc_info=True)
+        """Tell live readers (over Redis) that records up to `seq` are in the database.
+        While Redis is away (a restart), the failure is logged once, and announcing waits
+        a second between tries: live readers are a convenience, the rows are safe."""
+        if self.publish is None or time.monotonic() < self._announce_after:
+            return
+        try:
+            self.publish(stream_channel(str(self.job_id)), self.seq)
+        except Exception as exc:
+            self._announce_after = time.monotonic() + _ANNOUNCE_PAUSE
+            if not self._announce_failing:
+                self._announce_failing = True
+                log.warning("job %s: could not announce its records to live readers (%s); "
+                            "they poll until Redis answers", self.job_id,
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                            exc_info=not isinstance(exc, (RedisError, OSError)))
+            return
+        self._announce_failing = False
 
     def _insert(self, conn: Connection, rows: list[tuple]) -> None:
         if not rows:

@@ -149,3 +149,36 @@ def test_records_whose_commit_lost_only_its_answer_are_not_written_twice(api, se
         writer.flush(conn, retry=True)
     writer.committed()
     assert [r["text"] for r in api.records(job_id)] == ["one", "two", "three", "four"]
+
+
+def test_records_are_written_while_redis_is_away_and_said_once(api, services, caplog):
+    """Announcing to live readers fails while Redis is away (a restart): the rows are still
+    written, the failure is logged once, without a traceback, and tries pause a second."""
+    import logging
+    import uuid
+
+    import redis
+
+    from smacommon.db import get_engine
+    from smacommon.embedded_redis import free_port
+    from smaworker.capture import StreamWriter
+
+    away = redis.Redis(host="127.0.0.1", port=free_port(), socket_timeout=1)  # nobody there
+    tries = []
+
+    def publish(channel, seq):
+        tries.append(seq)
+        away.publish(channel, seq)
+
+    rb = api.create_runbook()
+    job_id = api.start(rb["name"], worker_group="nobody-serves-this")["id"]
+    writer = StreamWriter(get_engine(services["database_url"]), uuid.UUID(job_id),
+                          batch_lines=10_000, publish=publish)
+    with caplog.at_level(logging.WARNING, logger="smaworker.capture"):
+        for text in ("one", "two", "three"):
+            writer.add("Output", text)
+            writer.flush()
+    assert [r["text"] for r in api.records(job_id)] == ["one", "two", "three"]
+    assert tries == [1]  # the next two fell within the pause
+    said = [r for r in caplog.records if "could not announce" in r.getMessage()]
+    assert len(said) == 1 and not said[0].exc_info
