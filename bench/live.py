@@ -67,9 +67,8 @@ def clients(port: int, token: str, job_ids: list[str]) -> None:
                                "final": (f.final or {}).get("status"),
                                "records": f.records} for f in followed],
                 "waiters": [{"code": code, "status": (job or {}).get("status"),
-                             "end_time": (job or {}).get("end_time"), "seconds": took,
-                             "answered": time.time()}
-                            for code, job, took in waited]}
+                             "end_time": (job or {}).get("end_time"), "answered": answered}
+                            for code, job, answered in waited]}
 
     print(json.dumps(asyncio.run(run())), flush=True)
 
@@ -79,6 +78,11 @@ def _rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _web_worker(master: int) -> int:
@@ -135,8 +139,13 @@ def main() -> None:
         connected_at = float(line.split()[1])
         time.sleep(1)
         rss_open = _rss_kb(web)
+        cpu = (time.monotonic(), _cpu_seconds(web), _cpu_seconds(child.pid))
         api = _timings(session, url, "/api/v1/jobs", 100)
         ready = _timings(session, url, "/health/ready", 100)
+        wall = time.monotonic() - cpu[0]
+        web_cpu = (_cpu_seconds(web) - cpu[1]) / wall
+        client_cpu = (_cpu_seconds(child.pid) - cpu[2]) / wall
+        load = os.getloadavg()[0]
         listing = redis.Redis.from_url(stack.redis.url).client_list()
         live = [c for c in listing if c.get("name") == f"sma-live-{web}"]
         running = session.get(f"{url}/api/v1/jobs", params={"status": "Running",
@@ -177,6 +186,10 @@ def main() -> None:
         "web_redis_live_connections": {"value": len(live), "floor": "1",
                                        "channels": int(live[0]["sub"]) if live else 0},
         "redis_clients_total": len(listing),
+        # what the figures above were measured beside (2 cores shared with other work)
+        "web_process_cpu_while_open": round(web_cpu, 2),
+        "clients_process_cpu_while_open": round(client_cpu, 2),
+        "load_average_1min": round(load, 1),
     }, indent=2))
 
 

@@ -30,10 +30,10 @@ from typing import Any
 
 import redis
 from flask import Flask, current_app
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from smacommon.db import reading
+from smacommon.db import read_connection, reading
 from smacommon.models import Job, JobStream
 from smacommon.streams import stream_channel
 
@@ -73,10 +73,10 @@ class Record:
         self.data = {"seq": row.seq, "stream": row.stream, "time": row.time.isoformat(),
                      "text": row.text, "value": row.value}
         self.size = len(row.text or "") + 200
-        self.event: str | None = None  # smaweb.events fills it on first use
+        self.event: bytes | None = None  # smaweb.events fills it on first use
 
 
-def read_records(session: Session, job_id: uuid.UUID, after_seq: int,
+def read_records(session: Session | Connection, job_id: uuid.UUID, after_seq: int,
                  limit: int = BATCH) -> list[Record]:
     """The job's records after `after_seq`, in order."""
     rows = session.execute(select(*RECORD_COLUMNS)
@@ -124,14 +124,13 @@ class Feed:
         with self.refreshing:
             with_records, known, last = self.followers > 0, self.known, None
             records: list[Record] = []
-            with factory() as session:
-                reading(session)
-                row = session.execute(select(*STATE_COLUMNS).where(Job.id == self.job_id)).first()
+            with read_connection(factory.kw["bind"]) as conn:  # Core: no ORM per read
+                row = conn.execute(select(*STATE_COLUMNS).where(Job.id == self.job_id)).first()
                 if with_records and known:
-                    records = read_records(session, self.job_id, self.last_seq)
+                    records = read_records(conn, self.job_id, self.last_seq)
                 elif with_records:  # followers before this point read their history themselves
-                    last = session.scalar(select(func.max(JobStream.seq))
-                                          .where(JobStream.job_id == self.job_id)) or 0
+                    last = conn.scalar(select(func.max(JobStream.seq))
+                                       .where(JobStream.job_id == self.job_id)) or 0
             self._update(JobState(*row) if row else None, with_records, records, last)
 
     def _update(self, state: JobState | None, with_records: bool, records: list[Record],
@@ -297,16 +296,15 @@ class LiveHub:
         ids = list(feeds)
         states: dict[uuid.UUID, JobState] = {}
         lasts: dict[uuid.UUID, int] = {}
-        with self.factory() as session:
-            reading(session)
+        with read_connection(self.factory.kw["bind"]) as conn:
             for i in range(0, len(ids), CHUNK):
                 chunk = ids[i:i + CHUNK]
-                for row in session.execute(select(Job.id, *STATE_COLUMNS)
+                for row in conn.execute(select(Job.id, *STATE_COLUMNS)
                                            .where(Job.id.in_(chunk))):
                     states[row[0]] = JobState(*row[1:])
                 followed = [j for j in chunk if feeds[j].followers]
                 if followed:
-                    lasts.update((job_id, last) for job_id, last in session.execute(
+                    lasts.update((job_id, last) for job_id, last in conn.execute(
                         select(JobStream.job_id, func.max(JobStream.seq))
                         .where(JobStream.job_id.in_(followed))
                         .group_by(JobStream.job_id)))
