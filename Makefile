@@ -54,6 +54,7 @@ bench: deps
 	$(PY) bench/jobs.py | tee bench/results/jobs.json
 	$(PY) bench/output.py | tee bench/results/output.json
 	$(PY) bench/portal.py | tee bench/results/portal.json
+	$(PY) bench/live.py | tee bench/results/live.json
 
 # docker-compose.yml checked offline by Debian's docker-compose (no Docker engine needed),
 # with .env.example standing in for .env

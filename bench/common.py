@@ -21,9 +21,10 @@ from smacommon.embedded_redis import free_port  # noqa: E402
 TOKEN = "sma_bench_admin_token"
 
 
-def start_stack(concurrency: int) -> tuple[Stack, requests.Session]:
+def start_stack(concurrency: int, env: dict[str, str] | None = None
+                ) -> tuple[Stack, requests.Session]:
     folder = Path(tempfile.mkdtemp(prefix="sma-bench-"))
-    env = {"SMA_ADMIN_TOKEN": TOKEN}
+    env = {"SMA_ADMIN_TOKEN": TOKEN, **(env or {})}
     for key in ("SMA_DATABASE_URL", "SMA_REDIS_URL"):
         bench_value = os.environ.get(key.replace("SMA_", "SMA_BENCH_"))
         if bench_value:

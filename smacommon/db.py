@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +56,7 @@ def utcnow() -> datetime:
 # times) the lock often stood free while its waiters slept.
 _SQLITE_SPINS = (0.0002,) * 10 + (0.0005,) * 10 + (0.001,) * 20 + (0.002,) * 20
 _SQLITE_BUSY_MS = 30000
+_SQLITE_NAP = 0.005  # between tries after the spins, when the wait must not block (gevent)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -78,18 +81,41 @@ def _sqlite_begin(conn) -> None:
     raw = conn.connection.driver_connection
     raw.execute("PRAGMA busy_timeout=0")  # for the tries below; other statements keep it
     try:
+        if _cooperative():
+            # under gevent (the web service) SQLite's busy handler would sleep in C and
+            # freeze every greenlet of the process: the whole wait is tries and patched sleeps
+            give_up = time.monotonic() + _SQLITE_BUSY_MS / 1000
+            spins = itertools.chain((0.0, *_SQLITE_SPINS), itertools.repeat(_SQLITE_NAP))
+            for delay in spins:
+                if delay:
+                    time.sleep(delay)
+                if _try_begin(raw, last=time.monotonic() >= give_up):
+                    return
         for delay in (0.0, *_SQLITE_SPINS):
             if delay:
                 time.sleep(delay)
-            try:
-                raw.execute("BEGIN IMMEDIATE")
+            if _try_begin(raw):
                 return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
     finally:
         raw.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
     raw.execute("BEGIN IMMEDIATE")  # a long wait: SQLite's busy handler takes it from here
+
+
+def _try_begin(raw: sqlite3.Connection, last: bool = False) -> bool:
+    """BEGIN IMMEDIATE without waiting: False when another writer holds the lock."""
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        return True
+    except sqlite3.OperationalError as exc:
+        if last or ("locked" not in str(exc) and "busy" not in str(exc)):
+            raise
+        return False
+
+
+def _cooperative() -> bool:
+    """Whether time.sleep yields to other greenlets (gevent has patched this process)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("time")
 
 
 def reading(session: Session) -> Session:

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     job_retention_days: int = Field(default=90, ge=1)
     max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_content_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # the web server's guard against slow and greedy clients (smaweb/gthread.py)
+    # the web server's guard against slow and greedy clients (smaweb/ggevent.py)
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     max_connections_per_address: int = Field(default=100, ge=0)  # 0: no limit
     stream_batch_lines: int = Field(default=1000, ge=1, le=100_000)

@@ -10,7 +10,7 @@ from flask import Blueprint, Flask
 from flask_smorest import Api
 
 from smacommon.settings import Settings, get_settings
-from smaweb import auth, errors, requestlog, security, textcheck
+from smaweb import auth, errors, livehub, requestlog, security, textcheck
 from smaweb.extensions import IntConverter, JSONProvider, db
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,
                                 x_proto=settings.trusted_proxies)
     db.init_app(app)
+    livehub.init_app(app)
     api = Api(app)
     errors.init_app(app)
     requestlog.init_app(app)

@@ -3,34 +3,28 @@
     GET /api/v1/jobs/{id}/events     (Last-Event-ID or ?after_seq= resumes after a seq)
 
 Each status the job passes through is an event `state`; each record is an event `record`
-whose id is its seq, so a client that lost the connection
-asks again with Last-Event-ID and misses nothing. Records are read from the database; the
-worker's announcement on Redis (one per batch) only wakes the reader, and without Redis the
-reader polls every second. The stream ends with an event `status` once the job is in a final
-status (or Suspended), or after `timeout` seconds (default 300), when a client reconnects.
+whose id is its seq, so a client that lost the connection asks again with Last-Event-ID and
+misses nothing. Records come from the job's feed in this process's live hub
+(smaweb/livehub.py): it reads them once for all the job's followers when the worker
+announces them on Redis, and looks every second in any case (without Redis, that is all).
+The stream ends with an event `status` once the job is in a final status (or Suspended), or
+after `timeout` seconds (default 300), when a client reconnects.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import redis
-from sqlalchemy import select
-
 from smacommon import strictjson
-from smacommon.db import reading
-from smacommon.models import Job, JobStream
 from smacommon.states import FINAL_STATUSES, JobStatus
-from smacommon.streams import stream_channel
+from smaweb.livehub import JobState, LiveHub, Record
 
-log = logging.getLogger(__name__)
 ENDS = {s.value for s in FINAL_STATUSES} | {JobStatus.SUSPENDED.value}
 KEEPALIVE_SECONDS = 15.0
-BATCH = 1000
+WRITE_BYTES = 64 * 1024
 
 
 def _event(name: str, data: Any, event_id: int | None = None) -> str:
@@ -38,76 +32,62 @@ def _event(name: str, data: Any, event_id: int | None = None) -> str:
     return f"{head}event: {name}\ndata: {strictjson.dumps(data, default=str)}\n\n"
 
 
-class _Wakeup:
-    """Waits for a job's announcements on Redis; sleeps a poll interval without it."""
-
-    def __init__(self, redis_url: str, job_id: uuid.UUID) -> None:
-        self.pubsub = None
-        try:
-            client = redis.Redis.from_url(redis_url, socket_timeout=5)
-            self.pubsub = client.pubsub(ignore_subscribe_messages=True)
-            self.pubsub.subscribe(stream_channel(str(job_id)))
-        except (redis.RedisError, OSError, ValueError):
-            log.warning("live output without Redis: polling job %s", job_id)
-            self.pubsub = None
-
-    def wait(self, seconds: float) -> None:
-        if self.pubsub is None:
-            time.sleep(seconds)
-            return
-        try:
-            self.pubsub.get_message(timeout=seconds)
-        except (redis.RedisError, OSError):
-            self.pubsub = None
-            time.sleep(seconds)
-
-    def close(self) -> None:
-        if self.pubsub is not None:
-            try:
-                self.pubsub.close()
-            except (redis.RedisError, OSError):
-                pass
+def _record_event(record: Record) -> bytes:
+    if record.event is None:  # made once, sent to every follower of the job
+        record.event = _event("record", record.data, record.seq).encode()
+    return record.event
 
 
-def job_events(factory, redis_url: str, job_id: uuid.UUID, after_seq: int,
-               timeout: float) -> Iterator[str]:
+def _writes(records: list[Record]) -> Iterator[bytes]:
+    """The records' events in a few writes of up to WRITE_BYTES (one syscall each)."""
+    if len(records) == 1:
+        yield _record_event(records[0])
+        return
+    pending: list[bytes] = []
+    size = 0
+    for record in records:
+        event = _record_event(record)
+        pending.append(event)
+        size += len(event)
+        if size >= WRITE_BYTES:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _status_event(state: JobState) -> str:
+    return _event("status", {"status": state.status, "status_reason": state.status_reason,
+                             "exit_code": state.exit_code, "exception": state.exception})
+
+
+def job_events(hub: LiveHub, job_id: uuid.UUID, after_seq: int,
+               timeout: float) -> Iterator[str | bytes]:
     """The event stream (a generator the response streams)."""
-    wake = _Wakeup(redis_url, job_id)
     deadline = time.monotonic() + timeout
     last_sent = time.monotonic()
     yield "retry: 1000\n\n"
     shown_status = None
-    try:
+    with hub.feed(job_id) as feed:
         while True:
-            with factory() as session:
-                reading(session)
-                status = session.execute(select(Job.status, Job.status_reason, Job.exit_code,
-                                                Job.exception).where(Job.id == job_id)).first()
-                rows = session.execute(
-                    select(JobStream.seq, JobStream.stream, JobStream.time, JobStream.text,
-                           JobStream.value)
-                    .where(JobStream.job_id == job_id, JobStream.seq > after_seq)
-                    .order_by(JobStream.seq).limit(BATCH)).all()
-            if status is None:
+            view = feed.view(after_seq, hub.factory)
+            state = view.state
+            if state is None:
                 return  # purged meanwhile
-            if status.status != shown_status and status.status not in ENDS:
-                shown_status = status.status  # a page shows the status as it moves
-                yield _event("state", {"status": status.status,
-                                       "status_reason": status.status_reason})
-            for row in rows:
-                yield _event("record", {"seq": row.seq, "stream": row.stream,
-                                        "time": row.time.isoformat(), "text": row.text,
-                                        "value": row.value}, row.seq)
-            if rows:
-                after_seq = rows[-1].seq
+            if state.status != shown_status and state.status not in ENDS:
+                shown_status = state.status  # a page shows the status as it moves
+                yield _event("state", {"status": state.status,
+                                       "status_reason": state.status_reason})
+            # a follower before the feed's tail (a resume, a slow client) reads its own
+            records = hub.read(job_id, after_seq) if view.behind else view.records
+            if records:
+                yield from _writes(records)
+                after_seq = records[-1].seq
                 last_sent = time.monotonic()
-                if len(rows) == BATCH:
-                    continue  # more are waiting: no sleep
-            if status.status in ENDS:  # read after the final records were written
-                yield _event("status", {"status": status.status,
-                                        "status_reason": status.status_reason,
-                                        "exit_code": status.exit_code,
-                                        "exception": status.exception})
+                if view.behind:
+                    continue
+            if state.status in ENDS and view.complete and after_seq >= view.last_seq:
+                yield _status_event(state)  # read after the final records were written
                 return
             now = time.monotonic()
             if now >= deadline:
@@ -115,6 +95,4 @@ def job_events(factory, redis_url: str, job_id: uuid.UUID, after_seq: int,
             if now - last_sent >= KEEPALIVE_SECONDS:
                 yield ": keepalive\n\n"
                 last_sent = now
-            wake.wait(min(1.0, max(0.0, deadline - now)))
-    finally:
-        wake.close()
+            feed.wait(view.version, min(last_sent + KEEPALIVE_SECONDS, deadline) - now)

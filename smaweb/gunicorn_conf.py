@@ -7,9 +7,10 @@ import sys
 
 CONFIG = "python:smaweb.gunicorn_conf"
 
-# heads read in the event loop under a deadline, connections per address capped
-worker_class = "smaweb.gthread.GuardedThreadWorker"
-threads = 16
+# a greenlet per connection (gevent): long-lived requests (live output, start?wait=) are
+# cheap; heads read under a deadline, connections per address capped (smaweb/ggevent.py)
+worker_class = "smaweb.ggevent.GuardedGeventWorker"
+worker_connections = 4096  # per process; followers of live output hold one each
 # no gunicornc control socket: sma does not use it, it would sit in $HOME/.gunicorn (one path
 # for every instance of a user), and a job running as that user could stop the server with it
 control_socket_disable = True

@@ -65,3 +65,55 @@ def test_events_errors(api, client):
     # a job that does not end: the stream ends at its timeout, nothing lost
     quick = client.get(f"/api/v1/jobs/{job['id']}/events?timeout=0.5", headers=api.headers)
     assert quick.status_code == 200 and "event: status" not in quick.get_data(as_text=True)
+
+
+def test_followers_of_one_job_share_its_feed(api, services, worker):
+    """Five followers of a job: one feed in the web process reads for all of them, and each
+    gets every record in order and the final status."""
+    import threading
+    import uuid
+
+    rb = api.create_runbook(content=SLOW)
+    job = api.start(rb["name"])
+    url = f"{services['api_url']}/api/v1/jobs/{job['id']}/events"
+    hub = services["web_app"].extensions["sma_live"]
+    first = threading.Barrier(6)
+    results: list[list] = []
+
+    def follow() -> None:
+        seen = []
+        with requests.get(url, headers=api.headers, stream=True, timeout=30) as resp:
+            for event, _, data in _read_events(resp):
+                seen.append((event, data))
+                if event == "record" and data["text"] == "one":
+                    first.wait(20)
+        results.append(seen)
+
+    threads = [threading.Thread(target=follow) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    first.wait(20)  # all five have the first line, the job runs on
+    feed = hub.feeds[uuid.UUID(job["id"])]
+    assert feed.followers == 5
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 5
+    for seen in results:
+        assert [d["text"] for e, d in seen if e == "record"] == ["one", "two"]
+        assert seen[-1][0] == "status" and seen[-1][1]["status"] == "Completed"
+
+
+def test_followers_poll_without_redis(api, settings, worker):
+    """A web process that cannot reach Redis still streams every record (it polls)."""
+    from smacommon.embedded_redis import free_port
+    from smaweb import create_app
+
+    rb = api.create_runbook(content=SLOW)
+    job = api.start(rb["name"])
+    lost = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    client = create_app({"TESTING": True, "SMA_SETTINGS": lost}).test_client()
+    body = client.get(f"/api/v1/jobs/{job['id']}/events", headers=api.headers).get_data(
+        as_text=True)
+    events = [block for block in body.split("\n\n") if "event: record" in block]
+    assert ['"one"' in events[0], '"two"' in events[1]] == [True, True] and len(events) == 2
+    assert "event: status" in body and '"Completed"' in body

@@ -1,5 +1,5 @@
 """The web server as `sma up` and the compose image run it (smaweb.gunicorn_conf.command), under
-attack by slow and greedy clients (smaweb/gthread.py), and its security headers over TLS."""
+attack by slow and greedy clients (smaweb/ggevent.py), and its security headers over TLS."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def _answers_quickly(server: WebServer) -> None:
 
 def test_slow_request_heads_do_not_starve_the_server(web):
     server = web(SMA_HEADER_TIMEOUT_SECONDS="3")
-    # 40 clients, more than the 16 threads, each sending half a request and then nothing
+    # 40 clients, each sending half a request and then nothing
     began = time.monotonic()
     slow = [_open(server.port, PARTIAL) for _ in range(40)]
     silent = [_open(server.port, b"") for _ in range(10)]  # and some that send nothing

@@ -38,6 +38,7 @@ from smacommon.streams import OUTPUT
 from smaweb.auth import current_principal
 from smaweb.events import job_events
 from smaweb.extensions import SmaBlueprint, db
+from smaweb.livehub import live_hub
 from smaweb.pagination import keyset_page
 
 blp = SmaBlueprint("jobs", __name__, url_prefix="/api/v1",
@@ -81,14 +82,18 @@ def _named(job: Job, runbook: Runbook, test: bool = False) -> Job:
 
 
 def _wait(session: Session, job: Job, seconds: float) -> Job:
+    """Until the job ends or `seconds` pass: woken by the live hub when its status changes
+    (the worker announces its end), holding no database connection meanwhile."""
     deadline = time.monotonic() + seconds
-    delay = 0.02
-    status = job.status
-    while status not in _DONE and time.monotonic() < deadline:
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-        status = session.scalar(select(Job.status).where(Job.id == job.id))
-        session.rollback()  # hold no transaction while sleeping; the next read sees new commits
+    hub = live_hub()
+    with hub.feed(job.id, records=False) as feed:
+        state, version = feed.current(hub.factory)
+        while state is not None and state.status not in _DONE:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            feed.wait(version, left)
+            state, version = feed.current(hub.factory)
     session.refresh(job)
     return job
 
@@ -188,6 +193,7 @@ def _control(job_id: str, action) -> Job:
     job = get_job(session, job_id)
     action(session, job, f"user:{current_principal()}")
     session.commit()
+    live_hub().announce(job.id)  # its followers and waiters, in every web process, look again
     session.refresh(job)
     return _detail(session, job)
 
@@ -240,11 +246,9 @@ def events(args, headers, job_id):
     job = get_job(db.session, job_id)
     # a reconnecting EventSource sends Last-Event-ID with its first URL: the later wins
     after = max(args.get("after_seq") or 0, headers.get("last_event_id") or 0)
-    stream = job_events(current_app.extensions["sma_db"].factory,
-                        current_app.config["SMA_SETTINGS"].effective_redis_url, job.id, after,
-                        args["timeout"])
-    db.session.close()  # the stream uses its own short sessions
-    return Response(stream_with_context(stream), mimetype="text/event-stream",
+    stream = job_events(live_hub(), job.id, after, args["timeout"])
+    db.session.close()  # the stream uses its own short sessions, and no request context
+    return Response(stream, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
