@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     requeue_new_after_seconds: float = Field(default=60.0, ge=1, le=86400)
     max_attempts: int = Field(default=3, ge=1, le=100)
 
+    @field_validator("job_lease_seconds", mode="before")
+    @classmethod
+    def _lease_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _lease_from_heartbeat(self) -> Settings:
         if self.job_lease_seconds is None:
