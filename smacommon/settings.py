@@ -6,13 +6,18 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smacommon.errors import ConfigurationError
 from smacommon.workergroups import NAME_RULE, is_valid_worker_group
 
 MIN_SECRET_CHARS = 16
+# A worker whose heartbeat is older than this many intervals is lost (smacommon.services.
+# workers.online_since), and a job's lease is as long by default: a worker that dies is
+# seen gone, and its jobs' leases run out, within the same bound (README, "How fast sma
+# notices a lost worker").
+LOST_AFTER_HEARTBEATS = 3
 
 
 def _default_data_dir() -> Path:
@@ -68,17 +73,30 @@ class Settings(BaseSettings):
     stream_batch_ms: int = Field(default=100, ge=1, le=60_000)
     max_line_bytes: int = Field(default=64 * 1024, ge=256)
     kill_grace_seconds: float = Field(default=3.0, ge=0, le=300)
-    job_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # empty: LOST_AFTER_HEARTBEATS heartbeats (9 s); renewed every third of it
+    job_lease_seconds: float | None = Field(default=None, ge=1, le=3600)
     db_retry_seconds: float = Field(default=300.0, ge=0, le=86400)
-    worker_heartbeat_seconds: float = Field(default=15.0, ge=0.2, le=3600)
+    worker_heartbeat_seconds: float = Field(default=3.0, ge=0.2, le=3600)
     config_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
     celery_events: bool = False
     log_format: str = Field(default="json", pattern=r"^(json|text)$")
     schedule_check_seconds: float = Field(default=1.0, ge=0.05, le=60)
     max_job_depth: int = Field(default=10, ge=1, le=100)
-    reaper_interval_seconds: float = Field(default=10.0, ge=0.2, le=3600)
+    reaper_interval_seconds: float = Field(default=2.0, ge=0.2, le=3600)
     requeue_new_after_seconds: float = Field(default=60.0, ge=1, le=86400)
     max_attempts: int = Field(default=3, ge=1, le=100)
+
+    @field_validator("job_lease_seconds", mode="before")
+    @classmethod
+    def _lease_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _lease_from_heartbeat(self) -> Settings:
+        if self.job_lease_seconds is None:
+            self.job_lease_seconds = max(1.0, LOST_AFTER_HEARTBEATS
+                                         * self.worker_heartbeat_seconds)
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import timedelta
 
 import redis
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -14,9 +13,10 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select
 
-from smacommon.db import get_engine, read_connection, utcnow
+from smacommon.db import get_engine, read_connection
 from smacommon.metrics import DURATION_BUCKETS, LATENCY_BUCKETS, SEP, _le, read_counters
 from smacommon.models import Job, Worker
+from smacommon.services.workers import is_online
 from smacommon.workergroups import is_valid_worker_group, queue_name
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,10 @@ class ServiceCollector:
         active = GaugeMetricFamily("sma_jobs_active", "Jobs by current non-final status",
                                    labels=["status"])
         with read_connection(engine) as conn:
-            fresh = utcnow() - timedelta(seconds=3 * settings.worker_heartbeat_seconds)
             groups = set()
             for group, count in conn.execute(
-                    select(Worker.worker_group, func.count()).where(Worker.heartbeat_at >= fresh)
+                    select(Worker.worker_group, func.count())
+                    .where(is_online(settings.worker_heartbeat_seconds))
                     .group_by(Worker.worker_group)):
                 online.add_metric([group], count)
                 groups.add(group)

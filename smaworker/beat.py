@@ -21,6 +21,7 @@ from smacommon.services.audit import Actor
 from smacommon.services.retention import purge_jobs
 from smacommon.services.schedules import fire_due
 from smacommon.settings import get_settings
+from smaworker.lease import AFTER_OUTAGE_SECONDS
 from smaworker.reaper import reap
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,9 @@ class SmaScheduler(PersistentScheduler):
 
     def _probe(self, engine) -> None:
         """Whether the database answers again after an outage. Leases ran out while nobody
-        could renew them: the workers get one lease period to renew theirs before the
-        reaper judges any job lost (and runs it twice)."""
+        could renew them: live runs renew theirs within about a second, so the reaper
+        judges none for AFTER_OUTAGE_SECONDS (else it would run those jobs twice); lost
+        jobs run again that much later (smaworker.lease)."""
         try:
             with engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
@@ -97,10 +99,9 @@ class SmaScheduler(PersistentScheduler):
                 log.exception("database check failed")
             return
         self.unreachable = False
-        self.next_reap = max(self.next_reap,
-                             time.monotonic() + self.sma_settings.job_lease_seconds)
+        self.next_reap = max(self.next_reap, time.monotonic() + AFTER_OUTAGE_SECONDS)
         log.warning("the database answers again; the reaper waits %s s for workers to renew "
-                    "their leases", self.sma_settings.job_lease_seconds)
+                    "their leases", AFTER_OUTAGE_SECONDS)
 
 
 def _enqueue(job_id: str, group: str) -> None:

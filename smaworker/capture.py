@@ -54,7 +54,7 @@ class StreamWriter:
                  batch_lines: int = 1000, batch_ms: int = 100, publish=None,
                  keep: dict[str, bool] | None = None, transaction=None,
                  before_write: Callable[[Connection], None] | None = None,
-                 still_ours: Callable[[Connection], bool] | None = None) -> None:
+                 still_ours: Callable[[Connection, bool], bool] | None = None) -> None:
         self.engine = engine
         self.transaction = transaction or engine.begin  # () -> context manager -> Connection
         self.job_id = job_id
@@ -78,8 +78,9 @@ class StreamWriter:
         self._inflight_bytes = 0
         self._retry_at = 0.0
         self.failures = 0  # writes failed in a row because the database was unreachable
-        # after failed writes: called in the next write's transaction; False means the job
-        # is no longer this run's (taken over meanwhile), so what it holds is dropped
+        # called in each write's transaction (asked to check the database after failed
+        # writes); False means the job is no longer this run's (taken over meanwhile), so
+        # what it holds is dropped. See smaworker.lease.
         self.still_ours = still_ours
         self.superseded = False
         self._announce_after = 0.0  # after a failed announcement: not before this
@@ -179,9 +180,10 @@ class StreamWriter:
             return
         try:
             with self.transaction() as own:
+                if self.still_ours is not None and not self.still_ours(own,
+                                                                       bool(self.failures)):
+                    raise _Superseded
                 if self.failures:
-                    if self.still_ours is not None and not self.still_ours(own):
-                        raise _Superseded
                     self._skip_written(own)
                 if self.before_write is not None:
                     self.before_write(own)

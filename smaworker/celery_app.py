@@ -109,8 +109,11 @@ def _remove_copies(**_: object) -> None:
 
 @signals.worker_process_init.connect
 def _pool_process_init(**_: object) -> None:
+    from smaworker.lease import limit_idle_transactions
+
     # a forked pool process must not share its parent's database connections
     dispose_engines()
+    limit_idle_transactions(settings.job_lease_seconds)  # where jobs run: see smaworker.lease
 
 
 @signals.worker_ready.connect

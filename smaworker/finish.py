@@ -18,6 +18,7 @@ from smacommon.services.jobs import current_status, transition
 from smacommon.states import JobStatus
 from smacommon.streams import ERROR
 from smaworker.capture import StreamWriter
+from smaworker.lease import RENEW_WITHIN_SECONDS
 from smaworker.limits import limit_reason
 from smaworker.resources import JobResources, JobUsage
 from smaworker.supervise import Ending
@@ -95,7 +96,8 @@ def finish(runner: JobRunner, writer: StreamWriter, status: JobStatus, *,
                 log.warning("job %s: the database is unreachable; trying again to record "
                             "that it ended (%s)", job_id, status.value)
             time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            # every second at most, so it is recorded before beat's reaper judges the lease
+            delay = min(delay * 2, RENEW_WITHIN_SECONDS)
             continue
         break
     if not flushed:

@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ from smacommon.sealing import seal
 from smacommon.services.jobs import transition
 from smacommon.services.tokens import hash_token, new_job_secret
 from smacommon.settings import Settings
-from smacommon.states import JobStatus
+from smacommon.states import ACTIVE_STATUSES, JobStatus
 from smacommon.streams import DEBUG, ERROR, PROGRESS, VERBOSE
 from smaworker.capture import StreamWriter
 from smaworker.channel import new_tag
@@ -56,6 +57,7 @@ from smaworker.engines import JobContext
 from smaworker.engines import get_engine as get_runbook_engine
 from smaworker.finish import finish, finish_run
 from smaworker.jobkeys import JobKeys, JobKeysUnavailable
+from smaworker.lease import Lease
 from smaworker.resources import JobResources
 from smaworker.sandbox import CLEAN_PATH, current_sandbox
 from smaworker.supervise import Supervisor
@@ -63,6 +65,7 @@ from smaworker.supervise import Supervisor
 log = logging.getLogger(__name__)
 
 _jobs = Job.__table__
+_ACTIVE = frozenset(s.value for s in ACTIVE_STATUSES)
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +98,7 @@ class JobRunner:
         self.first_seq: int | None = None  # the last seq before this attempt's records
         self.engine = get_engine(settings.effective_database_url)
         self.attempt = 1
+        self.lease = Lease(settings.job_lease_seconds)  # when the job was last ours for sure
         self.job: ClaimedJob | None = None  # what the claim read of the job
         self.runbook: ClaimedRunbook | None = None  # ... of its runbook
         self.version: ClaimedVersion | None = None  # ... and of the version it runs
@@ -144,6 +148,7 @@ class JobRunner:
         """A transaction of this run. When it does not commit, what it would have recorded
         (Running, a checkpoint) is still due and goes with the next one."""
         started, refused = self.started, self.running_refused
+        self.lease.begin()
         try:
             with self.engine.begin() as conn:
                 yield conn
@@ -154,16 +159,19 @@ class JobRunner:
             sent, self._checkpoint_sent = self._checkpoint_sent, None
         if sent is not None and sent is self.pending_checkpoint:
             self.pending_checkpoint = None
+        self.lease.committed()
 
     # --- claim -------------------------------------------------------------------------
 
     def _claim(self) -> bool:
         """Take the job (see `claim_job`); keep what the claim read to run it."""
+        asked = time.monotonic()
         claim = claim_job(self.engine, self.job_id, worker=self.worker_name, actor=self.actor,
                           lease_seconds=self.settings.job_lease_seconds,
                           token_hash=hash_token(self.token))
         if claim is None:
             return False
+        self.lease.confirmed(asked)
         self.job, self.runbook, self.version = claim.job, claim.runbook, claim.version
         self.attempt = claim.job.attempt
         return True
@@ -227,6 +235,10 @@ class JobRunner:
             restored = workdir / "checkpoint.json"
             restored.write_text(json.dumps(checkpoint), encoding="utf-8")
             env["SMA_CHECKPOINT_FILE"] = str(restored)
+        if not self.lease.fresh and self.check_status(renew=True) is None:
+            # its start took longer than the lease (its keys slow to come): taken over?
+            log.warning("job %s: taken over by a later run before this one started", self.job_id)
+            return
         # stdout is a pipe of ours, so the record channel can be a second descriptor of it
         # (records and lines in one ordered stream: see smaworker.channel)
         stdout_r, stdout_w = os.pipe()
@@ -320,13 +332,25 @@ class JobRunner:
     def check_status(self, renew: bool) -> str | None:
         """The job's status as seen by this attempt (None: it is no longer ours); renews
         the lease when asked."""
-        return check_status(self.engine, self.job_id, self.attempt, self.worker_name,
-                            self.settings.job_lease_seconds, renew)
+        asked = time.monotonic()
+        status = check_status(self.engine, self.job_id, self.attempt, self.worker_name,
+                              self.settings.job_lease_seconds, renew)
+        if renew and status in _ACTIVE:
+            self.lease.confirmed(asked)
+        return status
 
-    def still_ours(self, conn: Connection) -> bool:
-        """Renew the lease, if this run still has the job (see `claim.still_ours`)."""
-        return still_ours(conn, self.job_id, self.attempt, self.worker_name,
+    def still_ours(self, conn: Connection, recheck: bool = False) -> bool:
+        """Whether this run still has the job: without asking while the lease is fresh
+        (see smaworker.lease), else renewing it in `conn`'s transaction with the row locked
+        (see `claim.still_ours`); `recheck` asks in any case."""
+        if not recheck and self.lease.fresh:
+            return True
+        asked = time.monotonic()
+        ours = still_ours(conn, self.job_id, self.attempt, self.worker_name,
                           self.settings.job_lease_seconds)
+        if ours:
+            self.lease.confirmed_on_commit(asked)
+        return ours
 
     def checkpoint(self, writer: StreamWriter, data: Any) -> None:
         """Seal the runbook's checkpoint with the job's keys and keep it with every record

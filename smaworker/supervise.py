@@ -26,6 +26,7 @@ from smacommon.states import JobStatus
 from smacommon.streams import ERROR, OUTPUT
 from smaworker.capture import LineSplitter, StreamWriter, parse_record
 from smaworker.channel import RECORD, TEXT, Demux
+from smaworker.lease import RENEW_WITHIN_SECONDS
 from smaworker.resources import reap
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 _READ = 65536
 _EXIT_DRAIN_SECONDS = 0.5
-_CONTROL_SECONDS = 1.0
+_CONTROL_SECONDS = RENEW_WITHIN_SECONDS  # and the lease is renewed after an outage
 _DELIVERY_ORDER = {OUTPUT: 0, ERROR: 1}
 
 

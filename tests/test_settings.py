@@ -52,6 +52,23 @@ def test_defaults_and_postgres_url(monkeypatch, tmp_path):
     assert load_settings().effective_database_url == "postgresql+psycopg://u@h/db"
 
 
+def test_the_lease_is_three_heartbeats_unless_set(monkeypatch):
+    for var in ("SMA_JOB_LEASE_SECONDS", "SMA_WORKER_HEARTBEAT_SECONDS",
+                "SMA_REAPER_INTERVAL_SECONDS"):
+        monkeypatch.delenv(var, raising=False)
+    settings = load_settings()
+    assert (settings.worker_heartbeat_seconds, settings.job_lease_seconds,
+            settings.reaper_interval_seconds) == (3.0, 9.0, 2.0)
+    monkeypatch.setenv("SMA_WORKER_HEARTBEAT_SECONDS", "5")
+    monkeypatch.setenv("SMA_JOB_LEASE_SECONDS", "")  # as .env.example leaves it
+    assert load_settings().job_lease_seconds == 15.0
+    monkeypatch.setenv("SMA_JOB_LEASE_SECONDS", "40")
+    assert load_settings().job_lease_seconds == 40.0
+    monkeypatch.setenv("SMA_JOB_LEASE_SECONDS", "0.5")
+    with pytest.raises(ConfigurationError, match="SMA_JOB_LEASE_SECONDS"):
+        load_settings()
+
+
 def test_cli_reports_bad_setting_without_traceback(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "SMA_DATA_DIR": str(tmp_path),
            "SMA_JOB_OUTPUT_LIMIT": "lots", "HOME": str(tmp_path)}

@@ -6,7 +6,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -19,6 +18,7 @@ from smacommon.parameters import validate
 from smacommon.sealing import seal_parameters
 from smacommon.services.audit import record
 from smacommon.services.runbooks import draft_parameters
+from smacommon.services.workers import is_online
 from smacommon.states import FINAL_STATUSES, JobStatus, WaitingFor, allowed_sources
 from smacommon.workergroups import validate_worker_group
 
@@ -75,9 +75,8 @@ def no_worker_reason(session: Session | Connection, group: str,
 
 def _no_worker_reason(session: Session | Connection, group: str,
                       heartbeat_seconds: float) -> str | None:
-    fresh = utcnow() - timedelta(seconds=heartbeat_seconds * 3)
     online = session.execute(select(func.count()).select_from(Worker.__table__).where(
-        Worker.worker_group == group, Worker.heartbeat_at >= fresh)).scalar()
+        Worker.worker_group == group, is_online(heartbeat_seconds))).scalar()
     if online:
         return None
     return (f"No worker of group {group!r} is online; the job starts as soon as one joins "

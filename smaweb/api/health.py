@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 import redis
 from flask import Blueprint, current_app
 from sqlalchemy import func, select, text
 
-from smacommon.db import utcnow
 from smacommon.models import Worker
+from smacommon.services.workers import is_online
 from smaweb.extensions import db
 
 bp = Blueprint("health", __name__)
@@ -32,9 +31,8 @@ def ready():
     began = time.perf_counter()
     try:
         db.session.execute(text("SELECT 1"))
-        fresh = utcnow() - timedelta(seconds=3 * settings.worker_heartbeat_seconds)
         online = db.session.scalar(select(func.count()).select_from(Worker)
-                                   .where(Worker.heartbeat_at >= fresh))
+                                   .where(is_online(settings.worker_heartbeat_seconds)))
         checks["database"] = {"ok": True, "ms": _ms(began)}
         checks["workers"] = {"ok": online > 0, "online": online}
         if not online:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from smacommon.db import utcnow
 from smacommon.models import Job, Runbook, Worker
+from smacommon.services.workers import is_online
 from smacommon.states import JobStatus
 from smaweb.extensions import db
 from smaweb.limiter import count_failure
@@ -64,8 +65,7 @@ def dashboard():
         .where(Job.status == "Failed", Job.created_at >= since)
         .order_by(Job.created_at.desc()).limit(10)).all()
     online = db.session.scalar(select(func.count()).select_from(Worker).where(
-        Worker.heartbeat_at >= utcnow() - timedelta(
-            seconds=3 * current_app.config["SMA_SETTINGS"].worker_heartbeat_seconds)))
+        is_online(current_app.config["SMA_SETTINGS"].worker_heartbeat_seconds)))
     return render_template("dashboard.html", bars=bars, total=sum(counts.values()),
                            running=running, failures=failures, online=online,
                            first_line=first_line)
