@@ -32,10 +32,13 @@ def read_database(db_url: str, runbook: str) -> dict[str, dict]:
                                  "reason": row.status_reason, "exception": row.exception,
                                  "records": [], "history": []}
         for row in conn.execute(select(JobStream.job_id, JobStream.seq, JobStream.stream,
-                                       JobStream.text).join(Job, Job.id == JobStream.job_id)
+                                       JobStream.text, JobStream.time)
+                                .join(Job, Job.id == JobStream.job_id)
                                 .where(Job.runbook_id == rb)
                                 .order_by(JobStream.job_id, JobStream.seq)):
-            jobs[str(row.job_id)]["records"].append((row.seq, row.stream, row.text))
+            job = jobs[str(row.job_id)]
+            job["records"].append((row.seq, row.stream, row.text))
+            job.setdefault("times", []).append(row.time.timestamp())
         for row in conn.execute(select(JobStatusEvent.job_id, JobStatusEvent.status,
                                        JobStatusEvent.time, JobStatusEvent.reason)
                                 .join(Job, Job.id == JobStatusEvent.job_id)
@@ -69,6 +72,25 @@ def read_api(session: requests.Session, url: str, ids: list[str]) -> dict[str, d
         return dict(pool.map(one, ids))
 
 
+_BEGIN = re.compile(r"^chaos \S+ begin (\d+)/")
+
+
+def resume_gaps(job: dict) -> list[float]:
+    """Seconds from the last record of an attempt to the begin line of the next: how long
+    the job stood still after its worker was lost."""
+    gaps = []
+    records, times = job["records"], job.get("times", [])
+    for i, (_seq, _stream, text) in enumerate(records):
+        m = _BEGIN.match(text)
+        if not m or i == 0:
+            continue
+        own_warning = f" warning {m.group(1)}/"  # the new attempt's, stored before its begin
+        before = [times[j] for j in range(i) if own_warning not in records[j][2]]
+        if before:
+            gaps.append(times[i] - before[-1])
+    return gaps
+
+
 def percentiles(values: list[float]) -> dict:
     ordered = sorted(values)
     if not ordered:
@@ -97,7 +119,7 @@ def audit(db: dict[str, dict], api: dict[str, dict | None], acknowledged: dict[s
     jobs_with: Counter = Counter()
     other: Counter = Counter()
     examples: dict[str, list[str]] = defaultdict(list)
-    waits, durations, attempts = [], [], Counter()
+    waits, durations, gaps, attempts = [], [], [], Counter()
     for job_id, job in db.items():
         result: JobAudit = audit_records(job["tag"] or "", steps, job["records"],
                                          job["status"] == "Completed")
@@ -111,6 +133,7 @@ def audit(db: dict[str, dict], api: dict[str, dict | None], acknowledged: dict[s
                 if len(examples[name]) < 3:
                     examples[name].append(job_id)
         other.update(result.other)
+        gaps += resume_gaps(job)
         attempts[job["attempt"]] += 1
         if result.attempts_seen != job["attempt"]:
             jobs_with["attempts_seen_not_attempt"] += 1
@@ -139,6 +162,7 @@ def audit(db: dict[str, dict], api: dict[str, dict | None], acknowledged: dict[s
         "wait_start_to_running_s": percentiles(waits),
         "never_ran": len(db) - len(waits),
         "start_to_completed_s": percentiles(durations),
+        "resume_gap_s": percentiles(gaps),
     }
 
 
@@ -150,15 +174,20 @@ _PATTERNS = {"tracebacks": re.compile(r"^Traceback \(most recent call last\)"),
 
 
 def scan_logs(folder: Path) -> dict:
-    """How often each process kind logged a traceback, an unrecoverable error, an ERROR."""
+    """How often each process kind logged a traceback (a chain of them counts once), an
+    unrecoverable error, an ERROR."""
     found: dict[str, Counter] = defaultdict(Counter)
     for path in sorted(folder.glob("*.log")):
         kind = path.stem.split("-")[0]
+        chained = False
         with open(path, errors="replace") as fh:
             for line in fh:
                 for name, pattern in _PATTERNS.items():
-                    if pattern.search(line):
+                    if pattern.search(line) and not (name == "tracebacks" and chained):
                         found[kind][name] += 1
+                if line.strip():
+                    chained = line.startswith(("During handling of the above exception",
+                                               "The above exception was the direct cause"))
     return {kind: dict(counts) for kind, counts in sorted(found.items())}
 
 
