@@ -30,7 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chaos_audit import RUNBOOK  # noqa: E402
 from chaos_faults import KINDS, ChaosLoop  # noqa: E402
-from chaos_report import SETTLED, audit, read_api, read_database, scan_logs, targets  # noqa: E402
+from chaos_report import (  # noqa: E402
+    SETTLED,
+    audit,
+    read_api,
+    read_database,
+    recoveries,
+    scan_logs,  # noqa: E402
+    targets,
+)
 from chaos_stack import TOKEN, ChaosStack  # noqa: E402
 from chaos_traffic import HttpLog, Reader, Starter, session  # noqa: E402
 
@@ -178,6 +186,7 @@ def run(args: argparse.Namespace, stack: ChaosStack) -> dict:
         "starts": {"never_accepted": len(starter.never_accepted),
                    "ambiguous": starter.ambiguous},
         "audit": audit(db, api, starter.acknowledged, args.steps),
+        "lost_jobs_resumed": recoveries(db, loop.faults),
         "http": log.summary(windows),
         "unexpected_exits": loop.unexpected_exits,
         "logs": scan_logs(stack.folder / "logs"),

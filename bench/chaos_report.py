@@ -40,11 +40,13 @@ def read_database(db_url: str, runbook: str) -> dict[str, dict]:
             job["records"].append((row.seq, row.stream, row.text))
             job.setdefault("times", []).append(row.time.timestamp())
         for row in conn.execute(select(JobStatusEvent.job_id, JobStatusEvent.status,
-                                       JobStatusEvent.time, JobStatusEvent.reason)
+                                       JobStatusEvent.time, JobStatusEvent.reason,
+                                       JobStatusEvent.actor)
                                 .join(Job, Job.id == JobStatusEvent.job_id)
                                 .where(Job.runbook_id == rb).order_by(JobStatusEvent.id)):
-            jobs[str(row.job_id)]["history"].append((row.status, row.time.timestamp(),
-                                                     row.reason))
+            job = jobs[str(row.job_id)]
+            job["history"].append((row.status, row.time.timestamp(), row.reason))
+            job.setdefault("actors", []).append(row.actor)
     engine.dispose()
     return jobs
 
@@ -164,6 +166,37 @@ def audit(db: dict[str, dict], api: dict[str, dict | None], acknowledged: dict[s
         "start_to_completed_s": percentiles(durations),
         "resume_gap_s": percentiles(gaps),
     }
+
+
+def recoveries(db: dict[str, dict], faults: list) -> dict:
+    """For each job the reaper resumed: seconds from the kill of the worker that ran it to
+    its next Running (lost-worker detection plus requeue); and resumptions with no kill of
+    that worker before them (a live worker's job taken over: a stall, an outage)."""
+    seconds, without_kill = [], 0
+    for job in db.values():
+        ran_on = None
+        history = job["history"]
+        for i, (status, t, _reason) in enumerate(history):
+            if status == "Activating":
+                ran_on = None
+            if status == "Resuming" and ran_on is not None:
+                kills = [f.start for f in faults if f.kind == "kill_worker"
+                         and f.target == ran_on and f.start <= t]
+                later = [u for st, u, _ in history[i:] if st == "Running"]
+                if kills and later:
+                    seconds.append(later[0] - max(kills))
+                else:
+                    without_kill += 1
+            if status == "Running":
+                ran_on = _worker_of(job, i)
+    return {"kill_to_running_again_s": percentiles(seconds),
+            "resumed_without_kill": without_kill}
+
+
+def _worker_of(job: dict, index: int) -> str | None:
+    actor = job.get("actors", [None] * (index + 1))[index] or ""
+    # the stack names its workers chaos-worker-N; the chaos loop's targets are worker-N
+    return actor.removeprefix("worker:chaos-") if actor.startswith("worker:") else None
 
 
 _PATTERNS = {"tracebacks": re.compile(r"^Traceback \(most recent call last\)"),
