@@ -177,6 +177,7 @@ def run(args: argparse.Namespace, stack: ChaosStack) -> dict:
                    "faults": list(args.kinds) if not args.no_chaos else [],
                    "stall_seconds": args.stall_seconds, "restart_after": args.restart_after,
                    "seed": args.seed, "settings": dict(sorted(args.settings.items())),
+                   "inherited_settings": stack.inherited,
                    "postgres": _pg_version(stack)},
         "seconds": {"starting": round(starts_done - began, 1),
                     "draining": round(drained - starts_done, 1),

@@ -140,6 +140,9 @@ class ChaosStack:
         self.db_url = f"postgresql+psycopg://postgres@127.0.0.1:{self.pg_port}/postgres"
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SMA_") or k not in _OWN}
+        # named in the JSON (not their values: a URL may hold a password)
+        self.inherited = sorted(k for k in env if k.startswith("SMA_") and k not in settings
+                                and k != "SMA_BENCH_KEEP")
         env.update(settings)
         env.update(
             SMA_DATABASE_URL=self.db_url, SMA_REDIS_URL=self.redis_url,
