@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 3
 
-.PHONY: run test test-sqlite test-postgres bench lint deps clean assets compose-check
+.PHONY: run test test-sqlite test-postgres bench chaos lint deps clean assets compose-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,19 @@ bench: deps
 	$(PY) bench/output.py | tee bench/results/output.json
 	$(PY) bench/portal.py | tee bench/results/portal.json
 	$(PY) bench/live.py | tee bench/results/live.json
+
+# the chaos benchmark (docs/chaos.md): 1,000 jobs while workers, Redis, PostgreSQL and beat
+# are killed and restarted, about 20 minutes; not part of `make bench` or `make test`. It
+# starts its own PostgreSQL from the server binaries (/usr/lib/postgresql/*/bin) and its own
+# redis-server. CHAOS_ARGS passes options: make chaos CHAOS_ARGS="--jobs 100 --minutes 1"
+CHAOS_ARGS ?=
+chaos: deps
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+	  echo "make chaos needs PostgreSQL's server binaries (initdb, pg_ctl, postgres): apt-get install postgresql" >&2; \
+	  exit 2; \
+	fi
+	@mkdir -p bench/results
+	set -o pipefail; $(PY) bench/chaos.py $(CHAOS_ARGS) | tee bench/results/chaos.json
 
 # docker-compose.yml checked offline by Debian's docker-compose (no Docker engine needed),
 # with .env.example standing in for .env
