@@ -1,5 +1,6 @@
-"""The job row as one run holds it: the claim (within the runbook's concurrency limit), the
-lease renewed while the runbook runs, and the end of a lost earlier run on this host."""
+"""The job row as one run holds it: the claim (within the runbook's concurrency limit) that
+opens the run's attempt, the lease renewed while the runbook runs, and the end of a lost
+earlier run on this host."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from smacommon.db import utcnow
 from smacommon.models import Job, Runbook, RunbookVersion
+from smacommon.services.attempts import begin_attempt
 from smacommon.services.jobs import transition
 from smacommon.states import ACTIVE_STATUSES, JobStatus, WaitingFor
 from smaworker.limits import LIMITS
@@ -37,6 +39,8 @@ class ClaimedJob:
     sealed_parameters: str | None
     checkpoint: Any
     sealed_checkpoint: str | None
+    checkpoint_at: datetime | None
+    started_by: str
     pid: int | None
     is_test: bool
     test_content: str | None
@@ -113,9 +117,13 @@ def claim_job(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
         if claim.runbook.max_concurrent_jobs and not _slot_free(conn, job_id, claim.runbook):
             return None
         lease = utcnow() + timedelta(seconds=lease_seconds)
+        attempt = claim.job.attempt
         claimed = transition(conn, job_id, JobStatus.ACTIVATING, actor=actor,
-                             sources=_CLAIMABLE, worker=worker, status_reason=None,
-                             lease_expires_at=lease, token_hash=token_hash)
+                             sources=_CLAIMABLE, expect={"attempt": attempt}, worker=worker,
+                             status_reason=None, lease_expires_at=lease, token_hash=token_hash)
+        if claimed:
+            begin_attempt(conn, job_id, attempt, worker=worker, started_by=claim.job.started_by,
+                          checkpoint_at=claim.job.checkpoint_at)
     if not claimed:
         log.info("job %s: already claimed or no longer runnable; message dropped", job_id)
         return None

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,10 @@ _jobs = Job.__table__
 
 @dataclass(frozen=True, eq=False)
 class Checkpoint:
-    """A checkpoint the runbook wrote (any JSON value, null too), not sealed yet."""
+    """A checkpoint the runbook wrote (any JSON value, null too) at `at`, not sealed yet."""
 
     data: Any
+    at: datetime
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +77,7 @@ class SealedCheckpoint:
     """A checkpoint sealed with the job's keys, until a transaction that commits writes it."""
 
     token: str
+    at: datetime
 
 
 class JobRunner:
@@ -195,7 +198,7 @@ class JobRunner:
             end_previous_run(job.pid, self.job_id)
         engine = get_runbook_engine(runbook.runbook_type)
         writer = StreamWriter(
-            self.engine, self.job_id, next_seq=last_seq + 1,
+            self.engine, self.job_id, next_seq=last_seq + 1, attempt=self.attempt,
             batch_lines=self.settings.stream_batch_lines,
             batch_ms=self.settings.stream_batch_ms, publish=self.publish,
             keep={VERBOSE: runbook.log_verbose, PROGRESS: runbook.log_progress,
@@ -269,7 +272,8 @@ class JobRunner:
         if self.pending_checkpoint is not None:
             conn.execute(update(_jobs).where(
                 _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt)
-                .values(checkpoint=None, sealed_checkpoint=self.pending_checkpoint.token))
+                .values(checkpoint=None, sealed_checkpoint=self.pending_checkpoint.token,
+                        checkpoint_at=self.pending_checkpoint.at))
             self._checkpoint_sent = self.pending_checkpoint
 
     def record_running(self, conn: Connection) -> None:
@@ -319,7 +323,7 @@ class JobRunner:
     def checkpoint(self, writer: StreamWriter, data: Any) -> None:
         """Seal the runbook's checkpoint with the job's keys and keep it with every record
         written before it (now, or with the next batch the database takes)."""
-        self.unsealed_checkpoint = Checkpoint(data)
+        self.unsealed_checkpoint = Checkpoint(data, utcnow())
         self.seal_checkpoint(writer)
 
     def seal_checkpoint(self, writer: StreamWriter, *, now: bool = False) -> None:
@@ -330,8 +334,7 @@ class JobRunner:
         keys = self.keys.get_soon(now=now)
         if keys is None:
             return
-        data = self.unsealed_checkpoint.data
-        self.unsealed_checkpoint = None
-        self.pending_checkpoint = SealedCheckpoint(seal(keys, data))
+        unsealed, self.unsealed_checkpoint = self.unsealed_checkpoint, None
+        self.pending_checkpoint = SealedCheckpoint(seal(keys, unsealed.data), unsealed.at)
         writer.dirty = True
         writer.flush()

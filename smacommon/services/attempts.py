@@ -1,0 +1,73 @@
+"""Attempts: each run of a job is one, numbered from 1 (jobs.attempt is the current one).
+
+The move that resumes a job decides why its next attempt starts and writes the attempt's
+row (`resume_as_next_attempt`); the worker's claim opens it (`begin_attempt`: worker,
+start, the checkpoint it continues from); `transition()` closes it when the job leaves the
+attempt (a final status, Suspended, or Resuming after its worker was lost).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from smacommon.db import utcnow
+from smacommon.models import Job, JobAttempt
+from smacommon.services.jobs import transition
+from smacommon.states import AttemptCause, JobStatus
+
+_jobs = Job.__table__
+_attempts = JobAttempt.__table__
+
+
+def resume_as_next_attempt(session: Session | Connection, job_id: uuid.UUID, attempt: int,
+                           cause: AttemptCause, *, actor: str, reason: str,
+                           sources: frozenset[JobStatus] | None = None,
+                           expect: dict[str, Any] | None = None, **fields: Any) -> bool:
+    """Move the job, now at `attempt`, to Resuming as attempt `attempt + 1`, saying why;
+    False if its status (or its attempt: another actor moved it first) forbids it.
+
+    The caller commits; a worker of its group then claims it (`begin_attempt`)."""
+    moved = transition(session, job_id, JobStatus.RESUMING, sources=sources, actor=actor,
+                       expect={**(expect or {}), "attempt": attempt}, attempt=attempt + 1,
+                       status_reason=reason, lease_expires_at=None, end_time=None, **fields)
+    if moved:
+        session.execute(insert(_attempts).values(job_id=job_id, attempt=attempt + 1,
+                                                 cause=cause.value, reason=reason))
+    return moved
+
+
+def begin_attempt(conn: Connection, job_id: uuid.UUID, attempt: int, *, worker: str,
+                  started_by: str, checkpoint_at: datetime | None) -> None:
+    """Open the attempt a worker just claimed (in the claim's transaction)."""
+    values = {"worker": worker, "started_at": utcnow(), "ended_at": None, "status": None,
+              "end_reason": None,
+              "resumed_from_checkpoint_at": checkpoint_at if attempt > 1 else None}
+    if attempt > 1 and conn.execute(update(_attempts).where(
+            _attempts.c.job_id == job_id, _attempts.c.attempt == attempt)
+            .values(**values)).rowcount:
+        return
+    # the first run; or a job resumed by an sma without attempts (only its reaper resumed)
+    first = attempt == 1
+    conn.execute(insert(_attempts).values(
+        job_id=job_id, attempt=attempt,
+        cause=(AttemptCause.FIRST if first else AttemptCause.WORKER_LOST).value,
+        reason=f"Started by {started_by}." if first and started_by else None, **values))
+
+
+def lost_attempts(conn: Session | Connection, job_id: uuid.UUID) -> int:
+    """How many of the job's attempts so far ended because their worker was lost (each
+    started the next one; a user's resume or a worker's shutdown does not count)."""
+    return conn.execute(select(func.count()).select_from(_attempts).where(
+        _attempts.c.job_id == job_id,
+        _attempts.c.cause == AttemptCause.WORKER_LOST.value)).scalar() or 0
+
+
+def job_attempts(session: Session, job_id: uuid.UUID) -> list[JobAttempt]:
+    """The job's attempts, first first."""
+    return list(session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)
+                                .order_by(JobAttempt.attempt)))
