@@ -3,7 +3,8 @@
     GET /api/v1/jobs/{id}/events     (Last-Event-ID or ?after_seq= resumes after a seq)
 
 Each status the job passes through is an event `state`; each record is an event `record`
-whose id is its seq, so a client that lost the connection
+(with the `attempt` that wrote it; `?attempt=` keeps one attempt's) whose id is its seq, so a
+client that lost the connection
 asks again with Last-Event-ID and misses nothing. Records are read from the database; the
 worker's announcement on Redis (one per batch) only wakes the reader, and without Redis the
 reader polls every second. The stream ends with an event `status` once the job is in a final
@@ -70,13 +71,15 @@ class _Wakeup:
 
 
 def job_events(factory, redis_url: str, job_id: uuid.UUID, after_seq: int,
-               timeout: float) -> Iterator[str]:
-    """The event stream (a generator the response streams)."""
+               timeout: float, attempt: int | None = None) -> Iterator[str]:
+    """The event stream (a generator the response streams); with `attempt`, only that
+    attempt's records."""
     wake = _Wakeup(redis_url, job_id)
     deadline = time.monotonic() + timeout
     last_sent = time.monotonic()
     yield "retry: 1000\n\n"
     shown_status = None
+    only = [JobStream.attempt == attempt] if attempt else []
     try:
         while True:
             with factory() as session:
@@ -84,9 +87,9 @@ def job_events(factory, redis_url: str, job_id: uuid.UUID, after_seq: int,
                 status = session.execute(select(Job.status, Job.status_reason, Job.exit_code,
                                                 Job.exception).where(Job.id == job_id)).first()
                 rows = session.execute(
-                    select(JobStream.seq, JobStream.stream, JobStream.time, JobStream.text,
-                           JobStream.value)
-                    .where(JobStream.job_id == job_id, JobStream.seq > after_seq)
+                    select(JobStream.seq, JobStream.attempt, JobStream.stream, JobStream.time,
+                           JobStream.text, JobStream.value)
+                    .where(JobStream.job_id == job_id, JobStream.seq > after_seq, *only)
                     .order_by(JobStream.seq).limit(BATCH)).all()
             if status is None:
                 return  # purged meanwhile
@@ -95,7 +98,8 @@ def job_events(factory, redis_url: str, job_id: uuid.UUID, after_seq: int,
                 yield _event("state", {"status": status.status,
                                        "status_reason": status.status_reason})
             for row in rows:
-                yield _event("record", {"seq": row.seq, "stream": row.stream,
+                yield _event("record", {"seq": row.seq, "attempt": row.attempt,
+                                        "stream": row.stream,
                                         "time": row.time.isoformat(), "text": row.text,
                                         "value": row.value}, row.seq)
             if rows:

@@ -84,6 +84,7 @@ class Claim:
     job: ClaimedJob
     runbook: ClaimedRunbook
     version: ClaimedVersion
+    after_seq: int = 0  # the job's last record before this attempt
 
 
 _JOB_FIELDS = tuple(f.name for f in fields(ClaimedJob))
@@ -122,8 +123,10 @@ def claim_job(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
                              sources=_CLAIMABLE, expect={"attempt": attempt}, worker=worker,
                              status_reason=None, lease_expires_at=lease, token_hash=token_hash)
         if claimed:
-            begin_attempt(conn, job_id, attempt, worker=worker, started_by=claim.job.started_by,
-                          checkpoint_at=claim.job.checkpoint_at)
+            claim.after_seq = begin_attempt(
+                conn, job_id, attempt, worker=worker, started_by=claim.job.started_by,
+                checkpoint_at=claim.job.checkpoint_at,
+                ran_before=claim.job.start_time is not None)
     if not claimed:
         log.info("job %s: already claimed or no longer runnable; message dropped", job_id)
         return None

@@ -31,10 +31,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, update
 
-from smacommon.db import get_engine, is_transient, read_connection, utcnow
-from smacommon.models import Job, JobStream
+from smacommon.db import get_engine, is_transient, utcnow
+from smacommon.models import Job
 from smacommon.sealing import seal
 from smacommon.services.jobs import transition
 from smacommon.services.tokens import hash_token, new_job_secret
@@ -96,6 +96,7 @@ class JobRunner:
         self.first_seq: int | None = None  # the last seq before this attempt's records
         self.engine = get_engine(settings.effective_database_url)
         self.attempt = 1
+        self.after_seq = 0
         self.job: ClaimedJob | None = None  # what the claim read of the job
         self.runbook: ClaimedRunbook | None = None  # ... of its runbook
         self.version: ClaimedVersion | None = None  # ... and of the version it runs
@@ -167,6 +168,7 @@ class JobRunner:
             return False
         self.job, self.runbook, self.version = claim.job, claim.runbook, claim.version
         self.attempt = claim.job.attempt
+        self.after_seq = claim.after_seq  # it ran before: number after its records
         return True
 
     # --- run ---------------------------------------------------------------------------
@@ -184,12 +186,7 @@ class JobRunner:
                 declared = []
         else:
             content, declared = self.version.content, self.version.parameters
-        last_seq = 0
-        if job.start_time is not None:  # it ran before: go on numbering after its records
-            with read_connection(self.engine) as conn:
-                last_seq = conn.execute(select(func.max(JobStream.seq))
-                                        .where(JobStream.job_id == self.job_id)).scalar() or 0
-        return content, declared, last_seq
+        return content, declared, self.after_seq
 
     def _run_claimed(self, workdir: Path, resources: JobResources) -> None:
         job, runbook = self.job, self.runbook

@@ -139,6 +139,8 @@ class JobAttempt(Base):
     # when the checkpoint it continued from was written (null: it began from the start)
     resumed_from_checkpoint_at: Mapped[datetime | None] = mapped_column(UTCDateTime,
                                                                          default=None)
+    # its records are numbered after this seq (the job's last record when it started)
+    after_seq: Mapped[int | None] = mapped_column(Integer, default=None)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # the job's status when the attempt ended (Resuming: its worker was lost), and why
     status: Mapped[str | None] = mapped_column(String(16), default=None)

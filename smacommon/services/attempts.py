@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from smacommon.db import utcnow
-from smacommon.models import Job, JobAttempt
+from smacommon.models import Job, JobAttempt, JobStream
 from smacommon.services.jobs import transition
 from smacommon.states import AttemptCause, JobStatus
 
@@ -42,21 +42,28 @@ def resume_as_next_attempt(session: Session | Connection, job_id: uuid.UUID, att
 
 
 def begin_attempt(conn: Connection, job_id: uuid.UUID, attempt: int, *, worker: str,
-                  started_by: str, checkpoint_at: datetime | None) -> None:
-    """Open the attempt a worker just claimed (in the claim's transaction)."""
-    values = {"worker": worker, "started_at": utcnow(), "ended_at": None, "status": None,
-              "end_reason": None,
+                  started_by: str, checkpoint_at: datetime | None, ran_before: bool) -> int:
+    """Open the attempt a worker just claimed (in the claim's transaction); returns the
+    job's last record number so far (`ran_before`: it may have records), after which the
+    attempt's records are numbered."""
+    after_seq = 0
+    if ran_before:
+        after_seq = conn.execute(select(func.max(JobStream.seq))
+                                 .where(JobStream.job_id == job_id)).scalar() or 0
+    values = {"worker": worker, "started_at": utcnow(), "after_seq": after_seq,
+              "ended_at": None, "status": None, "end_reason": None,
               "resumed_from_checkpoint_at": checkpoint_at if attempt > 1 else None}
     if attempt > 1 and conn.execute(update(_attempts).where(
             _attempts.c.job_id == job_id, _attempts.c.attempt == attempt)
             .values(**values)).rowcount:
-        return
+        return after_seq
     # the first run; or a job resumed by an sma without attempts (only its reaper resumed)
     first = attempt == 1
     conn.execute(insert(_attempts).values(
         job_id=job_id, attempt=attempt,
         cause=(AttemptCause.FIRST if first else AttemptCause.WORKER_LOST).value,
         reason=f"Started by {started_by}." if first and started_by else None, **values))
+    return after_seq
 
 
 def lost_attempts(conn: Session | Connection, job_id: uuid.UUID) -> int:
@@ -65,6 +72,14 @@ def lost_attempts(conn: Session | Connection, job_id: uuid.UUID) -> int:
     return conn.execute(select(func.count()).select_from(_attempts).where(
         _attempts.c.job_id == job_id,
         _attempts.c.cause == AttemptCause.WORKER_LOST.value)).scalar() or 0
+
+
+def record_range(session: Session, job_id: uuid.UUID, attempt: int) -> tuple[int, int | None]:
+    """The seqs an attempt's records lie within: after the first, up to the second (None:
+    no bound); the key's own range, so a filter on one attempt reads no other's records."""
+    bounds = dict(session.execute(select(_attempts.c.attempt, _attempts.c.after_seq).where(
+        _attempts.c.job_id == job_id, _attempts.c.attempt.in_((attempt, attempt + 1)))).all())
+    return bounds.get(attempt) or 0, bounds.get(attempt + 1)
 
 
 def job_attempts(session: Session, job_id: uuid.UUID) -> list[JobAttempt]:

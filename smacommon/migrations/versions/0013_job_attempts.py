@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column('worker', sa.String(length=200), nullable=True),
         sa.Column('started_at', smacommon.db.UTCDateTime(), nullable=True),
         sa.Column('resumed_from_checkpoint_at', smacommon.db.UTCDateTime(), nullable=True),
+        sa.Column('after_seq', sa.Integer(), nullable=True),
         sa.Column('ended_at', smacommon.db.UTCDateTime(), nullable=True),
         sa.Column('status', sa.String(length=16), nullable=True),
         sa.Column('end_reason', sa.Text(), nullable=True),
