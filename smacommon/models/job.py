@@ -109,6 +109,10 @@ class JobStatusEvent(Base):
         return f"<JobStatusEvent {self.job_id} {self.status}>"
 
 
+_CAUSES = {AttemptCause.FIRST.value: "first run",
+           AttemptCause.USER.value: "resumed by a user",
+           AttemptCause.WORKER_LOST.value: "resumed after its worker was lost",
+           AttemptCause.WORKER_SHUTDOWN.value: "resumed after the worker shut down"}
 _AFTER = {AttemptCause.USER.value: "after a user resumed it",
           AttemptCause.WORKER_LOST.value: "after its worker was lost",
           AttemptCause.WORKER_SHUTDOWN.value: "after the worker shut down"}
@@ -145,6 +149,11 @@ class JobAttempt(Base):
     # the job's status when the attempt ended (Resuming: its worker was lost), and why
     status: Mapped[str | None] = mapped_column(String(16), default=None)
     end_reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+    @property
+    def cause_text(self) -> str:
+        """Why it started, in words ("resumed after its worker was lost")."""
+        return _CAUSES.get(self.cause, self.cause)
 
     @property
     def summary(self) -> str:
