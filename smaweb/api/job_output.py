@@ -64,7 +64,7 @@ def output(args, job_id):
         return "".join(heads.get(n, f"--- Attempt {n} ---\n") for n in range(shown + 1, upto + 1))
 
     def lines():
-        after, shown = 0, 1
+        after, shown = 0, args.get("attempt") or 1  # one attempt: no marker
         while True:
             with factory() as session:
                 rows = session.execute(
