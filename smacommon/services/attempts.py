@@ -16,11 +16,10 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from smacommon.db import utcnow
-from smacommon.models import Job, JobAttempt, JobStream
+from smacommon.models import JobAttempt, JobStream
 from smacommon.services.jobs import transition
 from smacommon.states import AttemptCause, JobStatus
 
-_jobs = Job.__table__
 _attempts = JobAttempt.__table__
 
 

@@ -153,9 +153,8 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
     column values the row must still have (e.g. the attempt a worker runs). The move is
     recorded in the status history in the same transaction, and a move that ends the job's
     attempt closes its row in job_attempts (see smacommon.services.attempts); the caller
-    commits. Two actors
-    racing for the same job cannot both win: the UPDATE matches once. Core statements on
-    the tables: this runs several times for every job.
+    commits. Two actors racing for the same job cannot both win: the UPDATE matches once.
+    Core statements on the tables: this runs several times for every job.
     """
     allowed = allowed_sources(target)
     if sources is not None:
