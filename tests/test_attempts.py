@@ -151,6 +151,15 @@ def test_records_output_and_detail_of_a_job_resumed_after_its_worker_was_lost(
     assert followed.returncode == 0 and followed.stdout.splitlines() == lines
     shown = _sma(tmp_path, "job", "show", job_id)
     assert "worker_lost" in shown.stdout and second in shown.stdout
+    # and the Python client's typed results
+    from smacli.client import SmaClient
+
+    sma = SmaClient(os.environ["SMA_API_URL"], ADMIN_TOKEN)
+    typed = sma.get_job(job_id)
+    assert typed.attempt == 2 and [a.number for a in typed.attempts] == [1, 2]
+    assert typed.attempts[1].summary == summary and typed.attempts[1].worker == second
+    assert [r.attempt for r in sma.job_records(job_id, attempt=2)] == [2] * len(two)
+    assert sma.job_output(job_id, attempt=1).splitlines() == only.stdout.splitlines()
 
 
 def _sma(tmp_path, *args: str) -> subprocess.CompletedProcess:
@@ -185,12 +194,16 @@ def test_a_job_resumed_by_a_user_is_its_next_attempt(api, worker):
     assert api.post(f"/api/v1/jobs/{job['id']}/suspend").status_code == 202
     suspended = api.wait(job["id"], timeout=20, statuses=("Suspended",))
     (first,) = suspended["attempts"]
+    assert _when(first["started_at"]) < _when(suspended["checkpoint_at"]) < _when(
+        first["ended_at"])
     assert first["status"] == "Suspended" and first["end_reason"] == suspended["status_reason"]
     resumed = api.post(f"/api/v1/jobs/{job['id']}/resume").get_json()
     assert resumed["attempt"] == 2 and resumed["attempts"][1]["cause"] == "user"
     done = api.wait(job["id"], timeout=30)
     assert done["status"] == "Completed" and done["attempt"] == 2
     second = done["attempts"][1]
+    assert done["checkpoint_at"] is None  # dropped with the checkpoint when it completed
+    assert second["resumed_from_checkpoint_at"] == suspended["checkpoint_at"]
     assert second["reason"].startswith("Resumed by user:") and second["status"] == "Completed"
     assert second["resumed_from_checkpoint_at"] is not None
     text = _output(api, job["id"])

@@ -105,6 +105,8 @@ class JobDetailSchema(JobSchema):
         "description": "Each run of the job, first first."})
     has_checkpoint = ma.fields.Function(
         lambda j: j.sealed_checkpoint is not None or j.checkpoint is not None, dump_only=True)
+    checkpoint_at = ma.fields.DateTime(dump_only=True, allow_none=True, metadata={
+        "description": "When the runbook wrote the checkpoint kept (a resume goes on from it)."})
 
 
 class JobBatchResultSchema(ma.Schema):
