@@ -274,3 +274,14 @@ def test_only_lost_workers_count_towards_max_attempts(api, services, settings):
         (1, "first", "w1", "Suspended"), (2, "user", "w2", "Suspended"),
         (3, "user", "w3", "Resuming"), (4, "worker_lost", "w4", "Resuming"),
         (5, "worker_lost", "w5", "Suspended")]
+
+
+def test_sma_job_output_refuses_a_bad_attempt(api, services, tmp_path):
+    job = api.start(api.create_runbook()["name"], worker_group="nobody-serves-this")
+    zero = _sma(tmp_path, "job", "output", job["id"], "--attempt", "0")
+    assert zero.returncode != 0 and "--attempt must be 1 or more" in zero.stderr
+    unknown = _sma(tmp_path, "job", "output", job["id"], "--attempt", "3")
+    assert unknown.returncode != 0
+    assert f"Job {job['id']} has no attempt 3: it has run once." in unknown.stderr
+    word = _sma(tmp_path, "job", "output", job["id"], "--attempt", "two")
+    assert word.returncode != 0 and "--attempt" in word.stderr
