@@ -285,3 +285,49 @@ def test_sma_job_output_refuses_a_bad_attempt(api, services, tmp_path):
     assert f"Job {job['id']} has no attempt 3: it has run once." in unknown.stderr
     word = _sma(tmp_path, "job", "output", job["id"], "--attempt", "two")
     assert word.returncode != 0 and "--attempt" in word.stderr
+
+
+def test_an_attempt_that_began_without_output_is_marked_at_the_end(api, client, services):
+    from smacommon.db import get_engine
+    from smacommon.services.jobs import transition
+    from smacommon.states import JobStatus
+    from smaworker.claim import claim_job
+
+    engine = get_engine(services["database_url"])
+    job_id = api.start(api.create_runbook()["name"], worker_group="nobody-serves-this")["id"]
+    key = uuid.UUID(job_id)
+    assert claim_job(engine, key, worker="w1", actor="worker:w1", lease_seconds=30,
+                     token_hash=uuid.uuid4().hex) is not None
+    with engine.begin() as conn:
+        assert transition(conn, key, JobStatus.SUSPENDED, status_reason="paused")
+    assert api.post(f"/api/v1/jobs/{job_id}/resume").status_code == 202
+    assert claim_job(engine, key, worker="w2", actor="worker:w2", lease_seconds=30,
+                     token_hash=uuid.uuid4().hex) is not None
+    line = ("Attempt 2 — resumed on worker w2 from the start (no checkpoint) after a user "
+            "resumed it")
+    assert _output(api, job_id) == f"--- {line} ---\n"
+    assert _output(api, job_id, attempt=2) == ""
+    sign_in(client)
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert f'<div class="attempt-sep" role="separator" data-attempt="2">{line}</div>' in page
+    assert re.search(r'id="records"[^>]* data-attempt="2"', page)  # live goes on from 2
+
+
+def test_a_job_resumed_before_attempts_were_kept_gets_its_row_at_the_claim(api, services):
+    """A job the reaper of an older sma resumed (attempt 2, no attempt rows) is claimed as
+    attempt 2, resumed after its worker was lost: the only resume that sma made."""
+    from sqlalchemy import update
+
+    from smacommon.db import get_engine
+    from smacommon.models import Job
+    from smaworker.claim import claim_job
+
+    engine = get_engine(services["database_url"])
+    job_id = api.start(api.create_runbook()["name"], worker_group="nobody-serves-this")["id"]
+    with engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id == uuid.UUID(job_id))
+                     .values(status="Resuming", attempt=2))
+    assert claim_job(engine, uuid.UUID(job_id), worker="w9", actor="worker:w9",
+                     lease_seconds=30, token_hash=uuid.uuid4().hex) is not None
+    (row,) = api.get(f"/api/v1/jobs/{job_id}").get_json()["attempts"]
+    assert (row["number"], row["cause"], row["worker"]) == (2, "worker_lost", "w9")
