@@ -85,6 +85,22 @@ class RunbookVersion(Resource):
 
 
 @dataclass
+class JobAttempt(Resource):
+    """One run of a job (GET /jobs/{id} lists them as `attempts`)."""
+
+    number: int | None = None
+    cause: str | None = None  # first, user, worker_lost, worker_shutdown
+    reason: str | None = None
+    worker: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    status: str | None = None
+    end_reason: str | None = None
+    resumed_from_checkpoint_at: str | None = None
+    summary: str | None = None  # "Attempt 2 — resumed on worker w1 from the checkpoint of ..."
+
+
+@dataclass
 class Job(Resource):
     id: str | None = None
     runbook_name: str | None = None
@@ -96,10 +112,20 @@ class Job(Resource):
     worker: str | None = None
     started_by: str | None = None
     parent_job_id: str | None = None
+    attempt: int | None = None  # its current run: 1, then + 1 each time it is resumed
     exit_code: int | None = None
     created_at: str | None = None
     start_time: str | None = None
     end_time: str | None = None
+    # each run, with a job read alone (get_job), else None
+    attempts: list[JobAttempt] | None = None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Job:
+        job = super().from_api(data)
+        if job.attempts is not None:
+            job.attempts = [JobAttempt.from_api(a) for a in job.attempts]
+        return job
 
     @property
     def finished(self) -> bool:
@@ -109,6 +135,7 @@ class Job(Resource):
 @dataclass
 class JobRecord(Resource):
     seq: int | None = None
+    attempt: int | None = None  # the run of the job that wrote it
     stream: str | None = None
     time: str | None = None
     text: str | None = None
@@ -376,18 +403,23 @@ class SmaClient:
         return Job.from_api(self._json("POST", f"/jobs/{_q(job_id)}/resume"))
 
     def job_records(self, job_id: str, streams: list[str] | None = None,
-                    after_seq: int = 0) -> Iterator[JobRecord]:
+                    after_seq: int = 0, attempt: int | None = None) -> Iterator[JobRecord]:
+        """The job's records in order (`attempt`: only those of that run of it)."""
         while True:
             page = self._json("GET", f"/jobs/{_q(job_id)}/streams", after_seq=after_seq,
-                              stream=",".join(streams) if streams else None, limit=5000)
+                              stream=",".join(streams) if streams else None, limit=5000,
+                              attempt=attempt)
             for item in page["items"]:
                 yield JobRecord.from_api(item)
             if page.get("next_after_seq") is None:
                 return
             after_seq = page["next_after_seq"]
 
-    def job_output(self, job_id: str) -> str:
-        return self.request("GET", f"/jobs/{_q(job_id)}/output").text
+    def job_output(self, job_id: str, attempt: int | None = None) -> str:
+        """The Output stream as text, with a `--- Attempt N — ... ---` line before each
+        attempt after the first (`attempt`: only that attempt's output, no such line)."""
+        return self.request("GET", f"/jobs/{_q(job_id)}/output",
+                            params={"attempt": attempt}).text
 
     def wait_job(self, job_id: str, timeout: float | None = None) -> Job:
         """Poll until the job is Completed, Failed, Stopped or Suspended."""
@@ -403,14 +435,17 @@ class SmaClient:
             pause = min(pause * 1.5, 2.0)
 
     def job_events(self, job_id: str, after_seq: int = 0, *, reconnect: bool = True,
-                   give_up_after: float = 300.0) -> Iterator[JobEvent]:
+                   give_up_after: float = 300.0, attempt: int | None = None
+                   ) -> Iterator[JobEvent]:
         """The job's records live (server-sent events), then its final status. A dropped
-        connection (a restarted server) is resumed after the last record received."""
+        connection (a restarted server) is resumed after the last record received.
+        `attempt`: only the records of that run of the job."""
         failing_since: float | None = None
         pause = 0.2
         while True:
             try:
                 resp = self.request("GET", f"/jobs/{_q(job_id)}/events",
+                                    params={"attempt": attempt},
                                     headers={"Last-Event-ID": str(after_seq),
                                              "Accept": "text/event-stream"},
                                     stream=True, timeout=60)

@@ -48,6 +48,16 @@ class WaitingFor(StrEnum):
     SLOT = "slot"      # its runbook already runs max_concurrent_jobs jobs
 
 
+class AttemptCause(StrEnum):
+    """Why an attempt of a job started (job_attempts.cause): each run of a job is an
+    attempt, numbered from 1, and each stream record carries its number."""
+
+    FIRST = "first"                      # the job's first run
+    USER = "user"                        # a user resumed it (from Suspended)
+    WORKER_LOST = "worker_lost"          # the reaper resumed it: its worker was lost
+    WORKER_SHUTDOWN = "worker_shutdown"  # resumed after its worker shut down
+
+
 FINAL_STATUSES = frozenset({S.COMPLETED, S.FAILED, S.STOPPED})
 ACTIVE_STATUSES = frozenset({S.ACTIVATING, S.RUNNING, S.STOPPING, S.SUSPENDING})
 ALL_STATUSES = tuple(s.value for s in JobStatus)

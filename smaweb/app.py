@@ -72,6 +72,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         connections,
         credentials,
         health,
+        job_output,
         jobs,
         runbooks,
         runtime,
@@ -82,7 +83,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         workers,
     )
 
-    for blueprint in (runbooks.blp, jobs.blp, variables.blp, credentials.blp,
+    for blueprint in (runbooks.blp, jobs.blp, job_output.blp, variables.blp, credentials.blp,
                       connections.types_blp, connections.blp, certificates.blp, runtime.blp,
                       workers.blp, tokens.blp, audit.blp, admin.blp, schedules.blp,
                       webhooks.blp):

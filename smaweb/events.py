@@ -3,12 +3,13 @@
     GET /api/v1/jobs/{id}/events     (Last-Event-ID or ?after_seq= resumes after a seq)
 
 Each status the job passes through is an event `state`; each record is an event `record`
-whose id is its seq, so a client that lost the connection asks again with Last-Event-ID and
-misses nothing. Records come from the job's feed in this process's live hub
-(smaweb/livehub.py): it reads them once for all the job's followers when the worker
-announces them on Redis, and looks every second in any case (without Redis, that is all).
-The stream ends with an event `status` once the job is in a final status (or Suspended), or
-after `timeout` seconds (default 300), when a client reconnects.
+(with the `attempt` that wrote it; `?attempt=` keeps one attempt's) whose id is its seq, so a
+client that lost the connection asks again with Last-Event-ID and misses nothing. Records
+come from the job's feed in this process's live hub (smaweb/livehub.py): it reads them once
+for all the job's followers when the worker announces them on Redis, and looks every second
+in any case (without Redis, that is all). The stream ends with an event `status` once the
+job is in a final status (or Suspended), or after `timeout` seconds (default 300), when a
+client reconnects.
 """
 
 from __future__ import annotations
@@ -61,9 +62,10 @@ def _status_event(state: JobState) -> str:
                              "exit_code": state.exit_code, "exception": state.exception})
 
 
-def job_events(hub: LiveHub, job_id: uuid.UUID, after_seq: int,
-               timeout: float) -> Iterator[str | bytes]:
-    """The event stream (a generator the response streams)."""
+def job_events(hub: LiveHub, job_id: uuid.UUID, after_seq: int, timeout: float,
+               attempt: int | None = None) -> Iterator[str | bytes]:
+    """The event stream (a generator the response streams); with `attempt`, only that
+    attempt's records."""
     deadline = time.monotonic() + timeout
     last_sent = time.monotonic()
     yield "retry: 1000\n\n"
@@ -81,7 +83,9 @@ def job_events(hub: LiveHub, job_id: uuid.UUID, after_seq: int,
             # a follower before the feed's tail (a resume, a slow client) reads its own
             records = hub.read(job_id, after_seq) if view.behind else view.records
             if records:
-                yield from _writes(records)
+                shown = records if not attempt else [r for r in records if r.attempt == attempt]
+                if shown:
+                    yield from _writes(shown)
                 after_seq = records[-1].seq
                 last_sent = time.monotonic()
                 if view.behind:

@@ -48,8 +48,8 @@ KEEP_RECORDS = 2 * BATCH  # the tail a feed keeps for its followers
 KEEP_BYTES = 1 << 20
 CHUNK = 500  # job ids per query of a tick
 
-RECORD_COLUMNS = (JobStream.seq, JobStream.stream, JobStream.time, JobStream.text,
-                  JobStream.value)
+RECORD_COLUMNS = (JobStream.seq, JobStream.attempt, JobStream.stream, JobStream.time,
+                  JobStream.text, JobStream.value)
 STATE_COLUMNS = (Job.status, Job.status_reason, Job.exit_code, Job.exception)
 
 
@@ -66,12 +66,13 @@ class JobState:
 class Record:
     """One stream record as readers get it; its event text is made once, for all of them."""
 
-    __slots__ = ("seq", "data", "size", "event")
+    __slots__ = ("seq", "attempt", "data", "size", "event")
 
     def __init__(self, row: Any) -> None:
         self.seq: int = row.seq
-        self.data = {"seq": row.seq, "stream": row.stream, "time": row.time.isoformat(),
-                     "text": row.text, "value": row.value}
+        self.attempt: int = row.attempt
+        self.data = {"seq": row.seq, "attempt": row.attempt, "stream": row.stream,
+                     "time": row.time.isoformat(), "text": row.text, "value": row.value}
         self.size = len(row.text or "") + 200
         self.event: bytes | None = None  # smaweb.events fills it on first use
 

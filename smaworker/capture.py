@@ -38,9 +38,9 @@ _MAX_HELD_ROWS = 50_000
 _MAX_HELD_BYTES = 32 << 20
 _MAX_BACKOFF = 5.0
 _ANNOUNCE_PAUSE = 1.0
-_SQLITE_INSERT = ("INSERT INTO job_streams (job_id, seq, stream, time, text, value) "
-                  "VALUES (?, ?, ?, ?, ?, ?)")
-_PG_COPY = "COPY job_streams (job_id, seq, stream, time, text, value) FROM STDIN"
+_SQLITE_INSERT = ("INSERT INTO job_streams (job_id, seq, stream, time, text, value, attempt) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?)")
+_PG_COPY = "COPY job_streams (job_id, seq, stream, time, text, value, attempt) FROM STDIN"
 
 
 class _Superseded(Exception):
@@ -48,9 +48,10 @@ class _Superseded(Exception):
 
 
 class StreamWriter:
-    """Numbers records per job and writes them to `job_streams` in batches."""
+    """Numbers records per job and writes them to `job_streams` in batches, each stamped
+    with the attempt (run) of the job that wrote it."""
 
-    def __init__(self, engine: Engine, job_id: uuid.UUID, *, next_seq: int = 1,
+    def __init__(self, engine: Engine, job_id: uuid.UUID, *, next_seq: int = 1, attempt: int = 1,
                  batch_lines: int = 1000, batch_ms: int = 100, publish=None,
                  keep: dict[str, bool] | None = None, transaction=None,
                  before_write: Callable[[Connection], None] | None = None,
@@ -59,6 +60,7 @@ class StreamWriter:
         self.transaction = transaction or engine.begin  # () -> context manager -> Connection
         self.job_id = job_id
         self.seq = next_seq - 1
+        self.attempt = attempt
         self.batch_lines = batch_lines
         self.batch_seconds = batch_ms / 1000.0
         self.publish = publish
@@ -119,7 +121,8 @@ class StreamWriter:
         self.seq += 1
         if not self._pending:
             self._first_pending = time.monotonic()
-        self._pending.append((self._job_key, self.seq, stream, self._time(), text, encoded))
+        self._pending.append((self._job_key, self.seq, stream, self._time(), text, encoded,
+                              self.attempt))
         self._pending_bytes += len(text)
         if (len(self._pending) >= self.batch_lines or self._pending_bytes >= _MAX_BATCH_BYTES) \
                 and not self.failures:

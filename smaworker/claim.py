@@ -1,5 +1,6 @@
-"""The job row as one run holds it: the claim (within the runbook's concurrency limit), the
-lease renewed while the runbook runs, and the end of a lost earlier run on this host."""
+"""The job row as one run holds it: the claim (within the runbook's concurrency limit) that
+opens the run's attempt, the lease renewed while the runbook runs, and the end of a lost
+earlier run on this host."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from smacommon.db import utcnow
 from smacommon.models import Job, Runbook, RunbookVersion
 from smacommon.outages import once_more_if_cut
+from smacommon.services.attempts import begin_attempt
 from smacommon.services.jobs import transition
 from smacommon.states import ACTIVE_STATUSES, JobStatus, WaitingFor
 from smaworker.limits import LIMITS
@@ -38,6 +40,8 @@ class ClaimedJob:
     sealed_parameters: str | None
     checkpoint: Any
     sealed_checkpoint: str | None
+    checkpoint_at: datetime | None
+    started_by: str
     pid: int | None
     is_test: bool
     test_content: str | None
@@ -81,6 +85,7 @@ class Claim:
     job: ClaimedJob
     runbook: ClaimedRunbook
     version: ClaimedVersion
+    after_seq: int = 0  # the job's last record before this attempt
 
 
 _JOB_FIELDS = tuple(f.name for f in fields(ClaimedJob))
@@ -128,9 +133,15 @@ def _claim_once(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
         if claim.runbook.max_concurrent_jobs and not _slot_free(conn, job_id, claim.runbook):
             return None
         lease = utcnow() + timedelta(seconds=lease_seconds)
+        attempt = claim.job.attempt
         claimed = transition(conn, job_id, JobStatus.ACTIVATING, actor=actor,
-                             sources=_CLAIMABLE, worker=worker, status_reason=None,
-                             lease_expires_at=lease, token_hash=token_hash)
+                             sources=_CLAIMABLE, expect={"attempt": attempt}, worker=worker,
+                             status_reason=None, lease_expires_at=lease, token_hash=token_hash)
+        if claimed:
+            claim.after_seq = begin_attempt(
+                conn, job_id, attempt, worker=worker, started_by=claim.job.started_by,
+                checkpoint_at=claim.job.checkpoint_at,
+                ran_before=claim.job.start_time is not None)
     if not claimed:
         log.info("job %s: already claimed or no longer runnable; message dropped", job_id)
         return None

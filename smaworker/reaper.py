@@ -14,9 +14,10 @@ from sqlalchemy import Engine, delete, select, update
 
 from smacommon.db import read_connection, utcnow
 from smacommon.models import Job, Worker
+from smacommon.services.attempts import lost_attempts, resume_as_next_attempt
 from smacommon.services.jobs import no_worker_reason, transition
 from smacommon.settings import Settings
-from smacommon.states import ACTIVE_STATUSES, JobStatus, WaitingFor
+from smacommon.states import ACTIVE_STATUSES, AttemptCause, JobStatus, WaitingFor
 from smacommon.workergroups import NAME_RULE, is_valid_worker_group
 
 log = logging.getLogger(__name__)
@@ -68,17 +69,18 @@ def _settle_lost(engine: Engine, settings: Settings, job_id, status: str, attemp
                             status_reason=f"Suspended: its worker {worker} was lost while "
                                           "suspending it.")
             return ("suspended" if ok else None), False
-        if attempt < settings.max_attempts:
-            ok = transition(conn, job_id, S.RESUMING, actor=ACTOR, expect=expect,
-                            attempt=attempt + 1, lease_expires_at=None, end_time=None,
-                            status_reason=(
-                                f"Its worker {worker} was lost; resumed from its last "
-                                f"checkpoint (attempt {attempt + 1} of "
-                                f"{settings.max_attempts})."))
+        lost = lost_attempts(conn, job_id) + 1  # this one too
+        if lost < settings.max_attempts:
+            ok = resume_as_next_attempt(
+                conn, job_id, attempt, AttemptCause.WORKER_LOST, actor=ACTOR,
+                expect={"status": status},
+                reason=(f"Its worker {worker} was lost; resumed from its last checkpoint "
+                        f"(attempt {attempt + 1}; lost {lost} of {settings.max_attempts} "
+                        "times allowed)."))
             return ("resumed" if ok else None), ok
         ok = transition(conn, job_id, S.SUSPENDED, actor=ACTOR, expect=expect,
                         status_reason=(
-                            f"Suspended: its worker was lost {attempt} times "
+                            f"Suspended: its worker was lost {lost} times "
                             f"(max_attempts {settings.max_attempts}); resume it to try again."))
         return ("suspended" if ok else None), False
 

@@ -28,14 +28,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, update
 
-from smacommon.db import get_engine, is_transient, read_connection, utcnow
-from smacommon.models import Job, JobStream
-from smacommon.outages import once_more_if_cut
+from smacommon.db import get_engine, is_transient, utcnow
+from smacommon.models import Job
 from smacommon.sealing import seal
 from smacommon.services.jobs import transition
 from smacommon.services.tokens import hash_token, new_job_secret
@@ -70,9 +70,10 @@ _ACTIVE = frozenset(s.value for s in ACTIVE_STATUSES)
 
 @dataclass(frozen=True, eq=False)
 class Checkpoint:
-    """A checkpoint the runbook wrote (any JSON value, null too), not sealed yet."""
+    """A checkpoint the runbook wrote (any JSON value, null too) at `at`, not sealed yet."""
 
     data: Any
+    at: datetime
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +81,7 @@ class SealedCheckpoint:
     """A checkpoint sealed with the job's keys, until a transaction that commits writes it."""
 
     token: str
+    at: datetime
 
 
 class JobRunner:
@@ -99,6 +101,7 @@ class JobRunner:
         self.engine = get_engine(settings.effective_database_url)
         self.attempt = 1
         self.lease = Lease(settings.job_lease_seconds)  # when the job was last ours for sure
+        self.after_seq = 0
         self.job: ClaimedJob | None = None  # what the claim read of the job
         self.runbook: ClaimedRunbook | None = None  # ... of its runbook
         self.version: ClaimedVersion | None = None  # ... and of the version it runs
@@ -174,6 +177,7 @@ class JobRunner:
         self.lease.confirmed(asked)
         self.job, self.runbook, self.version = claim.job, claim.runbook, claim.version
         self.attempt = claim.job.attempt
+        self.after_seq = claim.after_seq  # it ran before: number after its records
         return True
 
     # --- run ---------------------------------------------------------------------------
@@ -191,16 +195,7 @@ class JobRunner:
                 declared = []
         else:
             content, declared = self.version.content, self.version.parameters
-        last_seq = 0
-        if job.start_time is not None:  # it ran before: go on numbering after its records
-            last_seq = once_more_if_cut(self._last_seq)
-        return content, declared, last_seq
-
-    def _last_seq(self) -> int:
-        with read_connection(self.engine) as conn:
-            return conn.execute(select(func.max(JobStream.seq))
-                                .where(JobStream.job_id == self.job_id)).scalar() or 0
-
+        return content, declared, self.after_seq
     def _run_claimed(self, workdir: Path, resources: JobResources) -> None:
         job, runbook = self.job, self.runbook
         content, declared, last_seq = self._prepare()
@@ -208,7 +203,7 @@ class JobRunner:
             end_previous_run(job.pid, self.job_id)
         engine = get_runbook_engine(runbook.runbook_type)
         writer = StreamWriter(
-            self.engine, self.job_id, next_seq=last_seq + 1,
+            self.engine, self.job_id, next_seq=last_seq + 1, attempt=self.attempt,
             batch_lines=self.settings.stream_batch_lines,
             batch_ms=self.settings.stream_batch_ms, publish=self.publish,
             keep={VERBOSE: runbook.log_verbose, PROGRESS: runbook.log_progress,
@@ -293,7 +288,8 @@ class JobRunner:
         if self.pending_checkpoint is not None:
             conn.execute(update(_jobs).where(
                 _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt)
-                .values(checkpoint=None, sealed_checkpoint=self.pending_checkpoint.token))
+                .values(checkpoint=None, sealed_checkpoint=self.pending_checkpoint.token,
+                        checkpoint_at=self.pending_checkpoint.at))
             self._checkpoint_sent = self.pending_checkpoint
 
     def record_running(self, conn: Connection) -> None:
@@ -355,7 +351,7 @@ class JobRunner:
     def checkpoint(self, writer: StreamWriter, data: Any) -> None:
         """Seal the runbook's checkpoint with the job's keys and keep it with every record
         written before it (now, or with the next batch the database takes)."""
-        self.unsealed_checkpoint = Checkpoint(data)
+        self.unsealed_checkpoint = Checkpoint(data, utcnow())
         self.seal_checkpoint(writer)
 
     def seal_checkpoint(self, writer: StreamWriter, *, now: bool = False) -> None:
@@ -366,8 +362,7 @@ class JobRunner:
         keys = self.keys.get_soon(now=now)
         if keys is None:
             return
-        data = self.unsealed_checkpoint.data
-        self.unsealed_checkpoint = None
-        self.pending_checkpoint = SealedCheckpoint(seal(keys, data))
+        unsealed, self.unsealed_checkpoint = self.unsealed_checkpoint, None
+        self.pending_checkpoint = SealedCheckpoint(seal(keys, unsealed.data), unsealed.at)
         writer.dirty = True
         writer.flush()

@@ -211,3 +211,38 @@ def test_every_page_works_under_the_content_security_policy(page, api, worker):
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("sma", timeout=20_000)
     page.wait_for_load_state("networkidle")
     assert page.problems == []
+
+
+def test_a_new_attempt_is_separated_live(page, api, processes):
+    """The job's page is open while its worker is killed: when the resumed run's records
+    arrive, a line says which attempt they are, on which worker, from which checkpoint."""
+    import uuid
+
+    from tests.test_job_control import STEPS, _running_with
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    first = processes.worker(group, concurrency=1)
+    rb = api.create_runbook(content=STEPS.format(n=10, pause=0.4), worker_group=group)
+    job = api.start(rb["name"])
+    _running_with(api, job["id"], "step 2")
+    page.goto(f"/jobs/{job['id']}")
+    page.locator("#records .rec").first.wait_for()
+    assert page.locator("#records .attempt-sep").count() == 0
+    assert page.locator("#job-attempt").is_hidden()
+    first.kill()
+    second = processes.worker(group, concurrency=1)
+    processes.beat()
+    separator = page.locator("#records .attempt-sep")
+    expect(separator).to_have_count(1, timeout=60_000)
+    expect(separator).to_contain_text(
+        f"Attempt 2 — resumed on worker {second.name} from the checkpoint of ",
+        timeout=10_000)
+    expect(separator).to_contain_text("after its worker was lost")
+    expect(page.locator("#job-attempt")).to_have_text("resumed · attempt 2")
+    expect(page.locator("#job-status")).to_have_text("Completed", timeout=60_000)
+    # what came before the line is attempt 1's, what came after attempt 2's
+    drawn = page.evaluate("""() => [...document.querySelectorAll('#records > div')]
+        .map((e) => [e.className.split(' ')[0], e.dataset.attempt])""")
+    at = drawn.index(["attempt-sep", "2"])
+    assert {a for _, a in drawn[:at]} == {"1"} and {a for _, a in drawn[at + 1:]} == {"2"}
+    shot(page, "job-resumed")

@@ -125,6 +125,9 @@ def test_suspend_and_resume_continue_from_the_checkpoint(api, worker):
     assert done["status"] == "Completed", done
     assert done["has_checkpoint"] is False  # removed once the job completed
     lines = _output(api, job["id"])
+    marks = [line for line in lines if line.startswith("--- Attempt 2 — ")]
+    assert len(marks) == 1 and marks[0].endswith(" after a user resumed it ---")  # a 2nd run
+    lines.remove(marks[0])
     assert lines.count("step 0") == 1  # continued, not restarted
     assert [f"step {i}" for i in range(8)] == sorted(set(lines) - {"done"},
                                                      key=lambda s: int(s.split()[1]))

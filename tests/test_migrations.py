@@ -5,9 +5,11 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.engine import make_url
 
-from smacommon.db import Base, get_engine
+from smacommon.db import Base, get_engine, utcnow
 from smacommon.migrate import alembic_config, upgrade
+from smacommon.models import Job, JobStream
 
 
 def test_migrations_match_models(services):
@@ -24,3 +26,46 @@ def test_downgrade_and_upgrade_again(tmp_path):
     upgrade(url)
     with get_engine(url).connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+
+def test_records_written_before_attempts_are_of_attempt_1(services, tmp_path):
+    """0013 on a database with jobs and records: every record is of attempt 1 (SQLite, and
+    PostgreSQL when the tests run there)."""
+    import uuid
+
+    from sqlalchemy import MetaData, insert, select
+
+    from tests.conftest import _postgres
+
+    base = services["database_url"]
+    url = (_postgres(base, f"{make_url(base).database}_m13", create=True)
+           if base.startswith("postgresql") else f"sqlite:///{tmp_path / 'm.db'}")
+    command.upgrade(alembic_config(url), "0012")
+    engine = get_engine(url)
+    tables = MetaData()
+    tables.reflect(engine, only=("runbooks", "jobs", "job_streams"))
+    runbook_id, job_id, now = uuid.uuid4(), uuid.uuid4(), utcnow().replace(tzinfo=None)
+    key = (lambda u: u.hex) if url.startswith("sqlite") else (lambda u: u)  # reflected CHAR(32)
+    with engine.begin() as conn:
+        conn.execute(insert(tables.tables["runbooks"]).values(
+            id=key(runbook_id), name="old", description="", runbook_type="python", tags=[],
+            log_verbose=False, log_progress=False, log_debug=False, worker_group="default",
+            created_at=now, modified_at=now))
+        conn.execute(insert(tables.tables["jobs"]).values(
+            id=key(job_id), runbook_id=key(runbook_id), is_test=False, status="Completed", parameters={},
+            worker_group="default", started_by="user:x", attempt=1, created_at=now,
+            modified_at=now))
+        conn.execute(insert(tables.tables["job_streams"]), [
+            {"job_id": key(job_id), "seq": n, "stream": "Output", "time": now, "text": f"line {n}"}
+            for n in (1, 2)])
+    engine.dispose()
+    upgrade(url)
+    engine = get_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(select(JobStream.seq, JobStream.attempt)
+                            .where(JobStream.job_id == job_id)
+                            .order_by(JobStream.seq)).all() == [(1, 1), (2, 1)]
+        assert conn.execute(select(Job.checkpoint_at).where(Job.id == job_id)).scalar() is None
+    engine.dispose()
+    if base.startswith("postgresql"):
+        _postgres(base, make_url(url).database, create=False)

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from smacli.cli.attempts import AttemptMarkers
 from smacli.cli.common import (
     Output,
     UsageError,
@@ -131,6 +132,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only these streams (repeatable; default all)")
     p.add_argument("--follow", "-f", action="store_true",
                    help="keep printing new records until the job ends")
+    p.add_argument("--attempt", type=int, metavar="N",
+                   help="only what attempt N (its Nth run) wrote; without it, a line "
+                        "'--- Attempt N — ... ---' marks where each later attempt begins")
     p.set_defaults(func=job_output)
     for verb, cmdlet in (("stop", "Stop-SmaJob"), ("suspend", "Suspend-SmaJob"),
                          ("resume", "Resume-SmaJob")):
@@ -335,17 +339,28 @@ def job_show(args, out: Output):
         out.console.print()
         out.table(history, [("STATUS", "status"), ("TIME", "time"), ("BY", "actor"),
                             ("REASON", "reason")])
+    if len(job.attempts or []) > 1:
+        out.console.print()
+        out.table(job.attempts, [("ATTEMPT", "number"), ("WORKER", "worker"),
+                                 ("STARTED", "started_at"), ("ENDED", "ended_at"),
+                                 ("ENDED AS", "status"), ("WHY IT STARTED", "cause"),
+                                 ("FROM CHECKPOINT OF", "resumed_from_checkpoint_at")])
 
 
 def job_output(args, out: Output):
+    if args.attempt is not None and args.attempt < 1:
+        raise UsageError("--attempt must be 1 or more (each run of a job is an attempt)")
     sma = client(args)
     if args.follow:
-        return follow(sma, args.id, out, streams=args.stream)
-    records = list(sma.job_records(args.id, streams=args.stream))
+        return follow(sma, args.id, out, streams=args.stream, attempt=args.attempt)
+    records = list(sma.job_records(args.id, streams=args.stream, attempt=args.attempt))
     if out.json:
         out.data(records)
         return 0
+    markers = AttemptMarkers(sma, args.id) if args.attempt is None else None
     for record in records:
+        if markers is not None:
+            markers.before(record)
         _print_record(out, record)
     return 0
 
@@ -373,19 +388,23 @@ def _wait(sma: SmaClient, job: Job, out: Output, timeout: float | None) -> int:
 
 
 def follow(sma: SmaClient, job_id: str, out: Output, streams: list[str] | None = None,
-           timeout: float | None = None) -> int:
-    """Print the job's records as they come (resuming a dropped stream), then its end."""
+           timeout: float | None = None, attempt: int | None = None) -> int:
+    """Print the job's records as they come (resuming a dropped stream), then its end; a
+    line marks where each attempt after the first begins."""
     import time
 
     deadline = None if timeout is None else time.monotonic() + timeout
     final = None
-    for event in sma.job_events(job_id):
+    markers = AttemptMarkers(sma, job_id)
+    for event in sma.job_events(job_id, attempt=attempt):
         if event.record is not None:
             if streams and event.record.stream not in streams:
                 continue
             if out.json:
                 print(json.dumps({"record": event.record.raw}), flush=True)
             else:
+                if attempt is None:
+                    markers.before(event.record)
                 _print_record(out, event.record)
         elif event.status is not None:
             final = event.status

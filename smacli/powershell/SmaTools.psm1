@@ -141,15 +141,18 @@ function Get-SmaJob {
 function Get-SmaJobOutput {
     <#
     .SYNOPSIS
-    A job's records (-Stream Output, Error, Warning, Verbose, Progress, Debug).
+    A job's records (-Stream Output, Error, Warning, Verbose, Progress, Debug), each with the
+    attempt (run of the job) that wrote it; -Attempt N keeps that attempt's.
     #>
     [CmdletBinding()]
     param([Parameter(Mandatory, Position = 0)][string]$Id,
-          [ValidateSet('Output', 'Error', 'Warning', 'Verbose', 'Progress', 'Debug')][string[]]$Stream)
+          [ValidateSet('Output', 'Error', 'Warning', 'Verbose', 'Progress', 'Debug')][string[]]$Stream,
+          [ValidateRange(1, 2147483647)][int]$Attempt)
     $after = 0
     do {
         $path = "/jobs/$([uri]::EscapeDataString($Id))/streams?after_seq=$after&limit=5000"
         if ($Stream) { $path += "&stream=$($Stream -join ',')" }
+        if ($Attempt) { $path += "&attempt=$Attempt" }
         $page = Invoke-SmaApi GET $path
         $page.items
         $after = $page.next_after_seq

@@ -4,7 +4,7 @@ from smacommon.db import Base
 from smacommon.models.asset import Certificate, Connection, ConnectionType, Credential, Variable
 from smacommon.models.auth import ApiToken, AuditEvent
 from smacommon.models.config import ServiceSetting
-from smacommon.models.job import Job, JobStatusEvent, JobStream
+from smacommon.models.job import Job, JobAttempt, JobStatusEvent, JobStream
 from smacommon.models.portal import PortalSession
 from smacommon.models.runbook import Runbook, RunbookVersion
 from smacommon.models.schedule import JobSchedule, Schedule, ScheduleFire
@@ -13,7 +13,7 @@ from smacommon.models.worker import Worker
 
 __all__ = [
     "ApiToken", "AuditEvent", "Base", "Certificate", "Connection", "ConnectionType", "Credential",
-    "Job", "JobSchedule", "JobStatusEvent", "JobStream", "PortalSession", "Runbook",
+    "Job", "JobAttempt", "JobSchedule", "JobStatusEvent", "JobStream", "PortalSession", "Runbook",
     "RunbookVersion", "Schedule", "ScheduleFire", "ServiceSetting", "Variable", "Webhook",
     "Worker",
 ]

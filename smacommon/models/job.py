@@ -6,12 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smacommon.db import Base, UTCDateTime, utcnow
 from smacommon.models.types import JSONType
-from smacommon.states import JobStatus
+from smacommon.states import AttemptCause, JobStatus
 
 
 class Job(Base):
@@ -52,6 +52,9 @@ class Job(Base):
     # clear before 0008, read on resume and replaced by the next
     sealed_checkpoint: Mapped[str | None] = mapped_column(Text, default=None)
     checkpoint: Mapped[Any | None] = mapped_column(JSONType, default=None)
+    # when the runbook wrote the checkpoint kept (null: none)
+    checkpoint_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # the run's number: 1, then + 1 each time it is resumed (job_attempts has one row each)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
     # what its last run used, where the worker could measure it (smaworker/resources.py)
@@ -78,6 +81,8 @@ class JobStream(Base):
         ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # the attempt (run) of the job that wrote it
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     stream: Mapped[str] = mapped_column(String(16))
     time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     text: Mapped[str] = mapped_column(Text, default="")
@@ -102,3 +107,70 @@ class JobStatusEvent(Base):
 
     def __repr__(self) -> str:
         return f"<JobStatusEvent {self.job_id} {self.status}>"
+
+
+_CAUSES = {AttemptCause.FIRST.value: "first run",
+           AttemptCause.USER.value: "resumed by a user",
+           AttemptCause.WORKER_LOST.value: "resumed after its worker was lost",
+           AttemptCause.WORKER_SHUTDOWN.value: "resumed after the worker shut down"}
+_AFTER = {AttemptCause.USER.value: "after a user resumed it",
+          AttemptCause.WORKER_LOST.value: "after its worker was lost",
+          AttemptCause.WORKER_SHUTDOWN.value: "after the worker shut down"}
+
+
+def _clock(moment: datetime, day_of: datetime | None) -> str:
+    """`12:03:07 UTC`, with the date when it is not the day of `day_of`."""
+    if day_of is not None and moment.date() == day_of.date():
+        return moment.strftime("%H:%M:%S UTC")
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class JobAttempt(Base):
+    """One run of a job: who ran it, when, why it started and how it ended."""
+
+    __tablename__ = "job_attempts"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # why it started: an AttemptCause, and the reason in words
+    cause: Mapped[str] = mapped_column(String(16), default=AttemptCause.FIRST.value)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # null until a worker claims it (a resumed job waits for one)
+    worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # when the checkpoint it continued from was written (null: it began from the start)
+    resumed_from_checkpoint_at: Mapped[datetime | None] = mapped_column(UTCDateTime,
+                                                                         default=None)
+    # its records are numbered after this seq (the job's last record when it started)
+    after_seq: Mapped[int | None] = mapped_column(Integer, default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # the job's status when the attempt ended (Resuming: its worker was lost), and why
+    status: Mapped[str | None] = mapped_column(String(16), default=None)
+    end_reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+    @property
+    def cause_text(self) -> str:
+        """Why it started, in words ("resumed after its worker was lost")."""
+        return _CAUSES.get(self.cause, self.cause)
+
+    @property
+    def summary(self) -> str:
+        """One line for people: "Attempt 2 — resumed on worker w1 from the checkpoint of
+        12:03:07 UTC after its worker was lost" (the marker between attempts' output)."""
+        head = f"Attempt {self.attempt} — "
+        if self.started_at is None and self.ended_at is not None:
+            return f"{head}never ran ({self.status})"
+        if self.cause == AttemptCause.FIRST.value:
+            return head + (f"started on worker {self.worker}" if self.started_at is not None
+                           else "waiting for a worker")
+        doing = (f"resumed on worker {self.worker}" if self.started_at is not None
+                 else "waiting for a worker to resume it")
+        checkpoint = self.resumed_from_checkpoint_at
+        since = (f"from the checkpoint of {_clock(checkpoint, self.started_at)}"
+                 if checkpoint is not None else "from the start (no checkpoint)")
+        return f"{head}{doing} {since} {_AFTER.get(self.cause, '')}".rstrip()
+
+    def __repr__(self) -> str:
+        return f"<JobAttempt {self.job_id}#{self.attempt} {self.cause}>"

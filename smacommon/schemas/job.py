@@ -12,6 +12,13 @@ from smacommon.states import ALL_STATUSES
 from smacommon.streams import STREAMS
 
 
+def AttemptArg() -> DbInteger:  # noqa: N802 (a field, named like one)
+    """The `attempt` filter: only what that attempt (run) of the job wrote."""
+    return DbInteger(validate=ma.validate.Range(min=1, error="Attempts are numbered from 1."),
+                     metadata={"description": "Only the records of this attempt (1, 2, ...: "
+                                              "each run of the job is one)."})
+
+
 class JobStartSchema(StrictSchema):
     parameters = ma.fields.Raw(load_default=None,
                                metadata={"description": "Parameter values by name."})
@@ -68,10 +75,38 @@ class JobStatusEventSchema(ma.Schema):
     reason = ma.fields.String(dump_only=True, allow_none=True)
 
 
+class JobAttemptSchema(ma.Schema):
+    number = ma.fields.Integer(attribute="attempt", dump_only=True)
+    cause = ma.fields.String(dump_only=True, metadata={
+        "description": "Why it started: first, user (resumed by a user), worker_lost "
+                       "(resumed after its worker was lost), worker_shutdown (resumed after "
+                       "its worker shut down)."})
+    reason = ma.fields.String(dump_only=True, allow_none=True)
+    worker = ma.fields.String(dump_only=True, allow_none=True,
+                              metadata={"description": "Null until a worker claims it."})
+    started_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    ended_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    status = ma.fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "The job's status when the attempt ended (Resuming: its worker was "
+                       "lost and the next attempt resumes it); null while it runs."})
+    end_reason = ma.fields.String(dump_only=True, allow_none=True)
+    resumed_from_checkpoint_at = ma.fields.DateTime(dump_only=True, allow_none=True, metadata={
+        "description": "When the checkpoint it continued from was written (null: from the "
+                       "start)."})
+    after_seq = ma.fields.Integer(dump_only=True, allow_none=True, metadata={
+        "description": "Its records are numbered after this seq."})
+    summary = ma.fields.String(dump_only=True, metadata={
+        "description": "One line for people, the marker between attempts in the output."})
+
+
 class JobDetailSchema(JobSchema):
     status_history = ma.fields.List(ma.fields.Nested(JobStatusEventSchema), dump_only=True)
+    attempts = ma.fields.List(ma.fields.Nested(JobAttemptSchema), dump_only=True, metadata={
+        "description": "Each run of the job, first first."})
     has_checkpoint = ma.fields.Function(
         lambda j: j.sealed_checkpoint is not None or j.checkpoint is not None, dump_only=True)
+    checkpoint_at = ma.fields.DateTime(dump_only=True, allow_none=True, metadata={
+        "description": "When the runbook wrote the checkpoint kept (a resume goes on from it)."})
 
 
 class JobBatchResultSchema(ma.Schema):
@@ -97,6 +132,8 @@ class JobQueryArgsSchema(PageArgsSchema):
 
 class JobStreamSchema(ma.Schema):
     seq = ma.fields.Integer(dump_only=True)
+    attempt = ma.fields.Integer(dump_only=True,
+                                metadata={"description": "The attempt (run) that wrote it."})
     stream = ma.fields.String(dump_only=True)
     time = ma.fields.DateTime(dump_only=True)
     text = ma.fields.String(dump_only=True)
@@ -113,6 +150,11 @@ class JobStreamQueryArgsSchema(StrictSchema):
     stream = DelimitedList(ma.fields.String(validate=ma.validate.OneOf(STREAMS)))
     after_seq = DbInteger(load_default=0, validate=ma.validate.Range(min=0))
     limit = ma.fields.Integer(load_default=1000, validate=ma.validate.Range(min=1, max=10000))
+    attempt = AttemptArg()
+
+
+class JobOutputQueryArgsSchema(StrictSchema):
+    attempt = AttemptArg()
 
 
 class JobEventsQueryArgsSchema(StrictSchema):
@@ -121,6 +163,7 @@ class JobEventsQueryArgsSchema(StrictSchema):
     timeout = ma.fields.Float(load_default=300.0, validate=ma.validate.Range(min=0, max=3600),
                               metadata={"description": "End the stream after this many "
                                         "seconds; the client reconnects with Last-Event-ID."})
+    attempt = AttemptArg()
 
 
 class JobEventsHeadersSchema(ma.Schema):

@@ -13,13 +13,19 @@ from sqlalchemy.orm import Session
 
 from smacommon.db import on_commit, utcnow, when_committed
 from smacommon.errors import IllegalTransition, JobNotFound, NotPublished
-from smacommon.models import Job, JobStatusEvent, Runbook, Worker
+from smacommon.models import Job, JobAttempt, JobStatusEvent, Runbook, Worker
 from smacommon.parameters import validate
 from smacommon.sealing import seal_parameters
 from smacommon.services.audit import record
 from smacommon.services.runbooks import draft_parameters
 from smacommon.services.workers import is_online
-from smacommon.states import FINAL_STATUSES, JobStatus, WaitingFor, allowed_sources
+from smacommon.states import (
+    FINAL_STATUSES,
+    AttemptCause,
+    JobStatus,
+    WaitingFor,
+    allowed_sources,
+)
 from smacommon.workergroups import validate_worker_group
 
 Enqueue = Callable[[str, str], None]
@@ -27,6 +33,9 @@ log = logging.getLogger(__name__)
 S = JobStatus
 _jobs = Job.__table__
 _events = JobStatusEvent.__table__
+_attempts = JobAttempt.__table__
+# a job that moves here leaves its attempt (Resuming from an active status: it was lost)
+_ENDS_ATTEMPT = FINAL_STATUSES | {S.SUSPENDED, S.RESUMING}
 
 
 def _default_enqueue(job_id: str, group: str) -> None:
@@ -141,9 +150,10 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
 
     `sources` narrows the legal predecessors (e.g. a claim only from `New`); `expect` adds
     column values the row must still have (e.g. the attempt a worker runs). The move is
-    recorded in the status history in the same transaction; the caller commits. Two actors
-    racing for the same job cannot both win: the UPDATE matches once. Core statements on
-    the tables: this runs several times for every job.
+    recorded in the status history in the same transaction, and a move that ends the job's
+    attempt closes its row in job_attempts (see smacommon.services.attempts); the caller
+    commits. Two actors racing for the same job cannot both win: the UPDATE matches once.
+    Core statements on the tables: this runs several times for every job.
     """
     allowed = allowed_sources(target)
     if sources is not None:
@@ -159,6 +169,7 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
     if target in FINAL_STATUSES:  # a suspended job keeps its checkpoint; a finished one not
         values.setdefault("checkpoint", None)
         values.setdefault("sealed_checkpoint", None)
+        values.setdefault("checkpoint_at", None)
     if target == S.RUNNING:
         values.setdefault("start_time", now)
     stmt = (update(_jobs)
@@ -171,6 +182,10 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
         return False
     session.execute(insert(_events).values(job_id=job_id, status=target.value, time=now,
                                            actor=actor, reason=fields.get("status_reason")))
+    if target in _ENDS_ATTEMPT:  # the open attempt ends with the job's move
+        session.execute(update(_attempts).where(
+            _attempts.c.job_id == job_id, _attempts.c.ended_at.is_(None))
+            .values(ended_at=now, status=target.value, end_reason=fields.get("status_reason")))
     extra = {"event": "job_transition", "job_id": str(job_id), "status": target.value,
              "runbook": _runbook_name(session, moved.runbook_id), "actor": actor}
     when_committed(session, lambda: log.info("job %s %s", job_id, target.value, extra=extra))
@@ -236,10 +251,13 @@ def suspend_job(session: Session, job: Job, actor: str) -> None:
 
 def resume_job(session: Session, job: Job, actor: str, enqueue: Enqueue | None = None) -> None:
     """Send a suspended job back through the queue; it continues from its last checkpoint."""
+    from smacommon.services.attempts import resume_as_next_attempt
+
     # only from Suspended: Running -> Resuming is the reaper's move for a lost job
-    require_transition(session, job.id, S.RESUMING, actor=actor,
-                       sources=frozenset({S.SUSPENDED}),
-                       status_reason=f"Resumed by {actor}.", end_time=None)
+    if not resume_as_next_attempt(session, job.id, job.attempt, AttemptCause.USER, actor=actor,
+                                  reason=f"Resumed by {actor}.",
+                                  sources=frozenset({S.SUSPENDED})):
+        raise IllegalTransition(job.id, current_status(session, job.id), S.RESUMING.value)
     record(session, "job.resume", f"/api/v1/jobs/{job.id}")
     job_id, group = str(job.id), job.worker_group
     send = enqueue or _default_enqueue

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, select
 
 from smacommon.db import utcnow
-from smacommon.models import Job, JobStatusEvent, JobStream
+from smacommon.models import Job, JobAttempt, JobStatusEvent, JobStream
 from smacommon.services.audit import Actor, record_alone
 from smacommon.states import FINAL_STATUSES
 
@@ -44,6 +44,7 @@ def purge_jobs(engine: Engine, older_than_days: int, actor: Actor) -> dict:
                     break
         with engine.begin() as conn:
             conn.execute(delete(JobStatusEvent).where(JobStatusEvent.job_id.in_(ids)))
+            conn.execute(delete(JobAttempt).where(JobAttempt.job_id.in_(ids)))
             conn.execute(Job.__table__.update().where(Job.parent_job_id.in_(ids))
                          .values(parent_job_id=None))
             jobs_deleted += conn.execute(delete(Job).where(Job.id.in_(ids))).rowcount

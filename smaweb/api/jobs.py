@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, current_app
 from flask.views import MethodView
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from smacommon.schemas.job import (
     JobStreamPageSchema,
     JobStreamQueryArgsSchema,
 )
+from smacommon.services.attempts import job_attempts
 from smacommon.services.jobs import (
     get_job,
     resume_job,
@@ -34,7 +35,7 @@ from smacommon.services.jobs import (
 )
 from smacommon.services.runbooks import get_runbook
 from smacommon.states import FINAL_STATUSES, JobStatus
-from smacommon.streams import OUTPUT
+from smaweb.api.job_output import check_attempt, of_attempt
 from smaweb.auth import current_principal
 from smaweb.events import job_events
 from smaweb.extensions import SmaBlueprint, db
@@ -177,13 +178,14 @@ def jobs_statement(runbook_id=None, statuses=None, started_by=None, is_test=None
 
 def _detail(session: Session, job: Job) -> Job:
     job.status_history = status_history(session, job.id)
+    job.attempts = job_attempts(session, job.id)
     return _with_names(session, [job])[0]
 
 
 @blp.route("/jobs/<job_id>", methods=["GET"])
 @blp.response(200, JobDetailSchema)
 def get(job_id):
-    """Get a job with its status history."""
+    """Get a job with its status history and its attempts (each run of it)."""
     session = db.session
     return _detail(session, get_job(session, job_id))
 
@@ -224,11 +226,13 @@ def resume(job_id):
 @blp.arguments(JobStreamQueryArgsSchema, location="query")
 @blp.response(200, JobStreamPageSchema)
 def streams(args, job_id):
-    """Records the job wrote, in order; `next_after_seq` pages on."""
+    """Records the job wrote, in order (each with its attempt); `next_after_seq` pages on."""
     session = db.session
     job = get_job(session, job_id)
     stmt = select(JobStream).where(JobStream.job_id == job.id,
                                    JobStream.seq > args["after_seq"])
+    if args.get("attempt"):
+        stmt = stmt.where(*of_attempt(session, job, args["attempt"]))
     if args.get("stream"):
         stmt = stmt.where(JobStream.stream.in_(args["stream"]))
     rows = list(session.scalars(stmt.order_by(JobStream.seq).limit(args["limit"] + 1)))
@@ -244,34 +248,11 @@ def streams(args, job_id):
 def events(args, headers, job_id):
     """Live records as server-sent events (`record`, id = seq), then a `status` event."""
     job = get_job(db.session, job_id)
+    if args.get("attempt"):
+        check_attempt(job, args["attempt"])
     # a reconnecting EventSource sends Last-Event-ID with its first URL: the later wins
     after = max(args.get("after_seq") or 0, headers.get("last_event_id") or 0)
-    stream = job_events(live_hub(), job.id, after, args["timeout"])
+    stream = job_events(live_hub(), job.id, after, args["timeout"], attempt=args.get("attempt"))
     db.session.close()  # the stream uses its own short sessions, and no request context
     return Response(stream, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-@blp.route("/jobs/<job_id>/output", methods=["GET"])
-@blp.response(200, {"type": "string"}, content_type="text/plain")
-def output(job_id):
-    """The Output stream as plain text, one record per line."""
-    job = get_job(db.session, job_id)
-    factory = current_app.extensions["sma_db"].factory
-
-    def lines():
-        after = 0
-        while True:
-            with factory() as session:
-                rows = session.execute(
-                    select(JobStream.seq, JobStream.text)
-                    .where(JobStream.job_id == job.id, JobStream.stream == OUTPUT,
-                           JobStream.seq > after)
-                    .order_by(JobStream.seq).limit(5000)).all()
-            if not rows:
-                return
-            yield "".join(f"{text}\n" for _, text in rows)
-            after = rows[-1][0]
-
-    return Response(stream_with_context(lines()), mimetype="text/plain",
-                    content_type="text/plain; charset=utf-8")

@@ -2,11 +2,14 @@
 
 A job page renders only the tail of the output (the last TAIL records) and pages backwards
 on demand, so a job with a million lines opens as fast as one with ten. New records arrive
-by server-sent events from /api/v1/jobs/{id}/events, after the last seq rendered.
+by server-sent events from /api/v1/jobs/{id}/events, after the last seq rendered. A line
+("Attempt 2 — resumed on worker w1 from the checkpoint of 12:03:07 UTC after its worker was
+lost") separates the records of one attempt (run) of the job from the next.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -14,8 +17,9 @@ from sqlalchemy import false, select
 
 from smacommon.db import utcnow
 from smacommon.errors import SmaError
-from smacommon.models import Job, JobStream, Runbook
+from smacommon.models import Job, JobAttempt, JobStream, Runbook
 from smacommon.schemas.common import DB_INT_MAX
+from smacommon.services.attempts import job_attempts
 from smacommon.services.jobs import get_job, resume_job, status_history, stop_job, suspend_job
 from smacommon.states import FINAL_STATUSES, JobStatus, allowed_sources
 from smacommon.streams import STREAMS
@@ -72,6 +76,45 @@ def job_rows():
     return render_template("_job_rows.html", jobs=items, names=_names(items), live=LIVE)
 
 
+@dataclass(frozen=True)
+class Marker:
+    """The line drawn before the records of an attempt after the first."""
+
+    attempt: int
+    text: str
+    marker: bool = True  # what the templates test (a record has no such attribute)
+
+
+def _attempt_before(job_id, seq: int) -> int:
+    """The attempt of the record before `seq` (1 when there is none): the records drawn
+    from `seq` on need a marker for each later attempt."""
+    attempt = db.session.scalar(select(JobStream.attempt).where(
+        JobStream.job_id == job_id, JobStream.seq == seq - 1)) if seq > 1 else None
+    return attempt or 1
+
+
+def _with_markers(rows: list[JobStream], attempts: list[JobAttempt], shown: int,
+                  began: int = 0) -> tuple[list, int]:
+    """The records with a Marker before the first of each attempt after `shown`, and up to
+    attempt `began` after them (it began, and wrote nothing yet); and the last attempt
+    marked."""
+    texts = {a.attempt: a.summary for a in attempts}
+    items: list = []
+
+    def mark(upto: int) -> None:
+        items.extend(Marker(n, texts.get(n, f"Attempt {n}")) for n in range(shown + 1, upto + 1))
+
+    for row in rows:
+        if row.attempt > shown:
+            mark(row.attempt)
+            shown = row.attempt
+        items.append(row)
+    if began > shown:
+        mark(began)
+        shown = began
+    return items, shown
+
+
 def _controls(job: Job) -> dict[str, bool]:
     """Which buttons the job's status allows (the server checks again)."""
     current = JobStatus(job.status)
@@ -92,8 +135,13 @@ def job(job_id: str):
     rows = list(reversed(rows))
     runbook = db.session.get(Runbook, item.runbook_id)
     final = item.status in {s.value for s in FINAL_STATUSES}
+    attempts = job_attempts(db.session, item.id)
+    began = max((a.attempt for a in attempts if a.started_at is not None), default=1)
+    before = _attempt_before(item.id, rows[0].seq) if rows and item.attempt > 1 else 1
+    items, shown = _with_markers(rows, attempts, before, began)
     return render_template(
-        "job.html", job=item, runbook=runbook, records=rows,
+        "job.html", job=item, runbook=runbook, records=items, attempts=attempts,
+        shown_attempt=shown,
         first_seq=rows[0].seq if rows else None, last_seq=rows[-1].seq if rows else 0,
         history=status_history(db.session, item.id), controls=_controls(item),
         streams=STREAMS, final=final)
@@ -110,7 +158,11 @@ def job_records(job_id: str):
         JobStream.job_id == item.id, JobStream.seq < before)
         .order_by(JobStream.seq.desc()).limit(PAGE * 4)).all()
     rows = list(reversed(rows))
-    return render_template("_records.html", job=item, records=rows,
+    items = rows
+    if rows and item.attempt > 1:
+        items, _ = _with_markers(rows, job_attempts(db.session, item.id),
+                                 _attempt_before(item.id, rows[0].seq))
+    return render_template("_records.html", job=item, records=items,
                            first_seq=rows[0].seq if rows else None)
 
 

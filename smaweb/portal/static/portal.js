@@ -77,6 +77,33 @@
     });
   }
 
+  // the separator lines before attempts `from` + 1 ... `to` of a job, worded by the API
+  function newAttempt(box, from, to) {
+    const lines = [];
+    for (let n = from + 1; n <= to; n++) {
+      const line = document.createElement("div");
+      line.className = "attempt-sep";
+      line.setAttribute("role", "separator");
+      line.dataset.attempt = n;
+      line.textContent = "Attempt " + n;
+      box.append(line);
+      lines.push(line);
+    }
+    const badge = document.getElementById("job-attempt");
+    if (badge) { badge.textContent = "resumed · attempt " + to; badge.hidden = false; }
+    fetch(`/api/v1/jobs/${box.dataset.job}`, {credentials: "same-origin"})
+      .then((resp) => (resp.ok ? resp.json() : null))
+      .then((job) => {
+        if (!job) return;
+        const texts = {};
+        (job.attempts || []).forEach((a) => { texts[a.number] = a.summary; });
+        lines.forEach((line) => {
+          if (texts[line.dataset.attempt]) line.textContent = texts[line.dataset.attempt];
+        });
+      })
+      .catch(() => {});  // the plain "Attempt N" stays
+  }
+
   // a job's live output: server-sent events after the last record drawn
   function liveOutput() {
     const box = document.getElementById("records");
@@ -102,14 +129,20 @@
     toBottom();
     if (box.dataset.final) return;
     let last = parseInt(box.dataset.lastSeq || "0", 10);
+    let attempt = parseInt(box.dataset.attempt || "1", 10);
     const source = new EventSource(`/api/v1/jobs/${box.dataset.job}/events?after_seq=${last}`);
     source.addEventListener("record", (event) => {
       const record = JSON.parse(event.data);
       if (record.seq <= last) return;  // after a reconnect
       last = record.seq;
+      if (record.attempt > attempt) {  // the job runs again: a line before the new attempt
+        newAttempt(box, attempt, record.attempt);
+        attempt = record.attempt;
+      }
       const line = document.createElement("div");
       line.className = "rec st-" + record.stream;
       line.dataset.seq = record.seq;
+      line.dataset.attempt = record.attempt;
       const tag = document.createElement("span");
       tag.className = "stream";
       tag.textContent = record.stream;

@@ -1,0 +1,87 @@
+"""Attempts: each run of a job is one, numbered from 1 (jobs.attempt is the current one).
+
+The move that resumes a job decides why its next attempt starts and writes the attempt's
+row (`resume_as_next_attempt`); the worker's claim opens it (`begin_attempt`: worker,
+start, the checkpoint it continues from); `transition()` closes it when the job leaves the
+attempt (a final status, Suspended, or Resuming after its worker was lost).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from smacommon.db import utcnow
+from smacommon.models import JobAttempt, JobStream
+from smacommon.services.jobs import transition
+from smacommon.states import AttemptCause, JobStatus
+
+_attempts = JobAttempt.__table__
+
+
+def resume_as_next_attempt(session: Session | Connection, job_id: uuid.UUID, attempt: int,
+                           cause: AttemptCause, *, actor: str, reason: str,
+                           sources: frozenset[JobStatus] | None = None,
+                           expect: dict[str, Any] | None = None, **fields: Any) -> bool:
+    """Move the job, now at `attempt`, to Resuming as attempt `attempt + 1`, saying why;
+    False if its status (or its attempt: another actor moved it first) forbids it.
+
+    The caller commits; a worker of its group then claims it (`begin_attempt`)."""
+    moved = transition(session, job_id, JobStatus.RESUMING, sources=sources, actor=actor,
+                       expect={**(expect or {}), "attempt": attempt}, attempt=attempt + 1,
+                       status_reason=reason, lease_expires_at=None, end_time=None, **fields)
+    if moved:
+        session.execute(insert(_attempts).values(job_id=job_id, attempt=attempt + 1,
+                                                 cause=cause.value, reason=reason))
+    return moved
+
+
+def begin_attempt(conn: Connection, job_id: uuid.UUID, attempt: int, *, worker: str,
+                  started_by: str, checkpoint_at: datetime | None, ran_before: bool) -> int:
+    """Open the attempt a worker just claimed (in the claim's transaction); returns the
+    job's last record number so far (`ran_before`: it may have records), after which the
+    attempt's records are numbered."""
+    after_seq = 0
+    if ran_before:
+        after_seq = conn.execute(select(func.max(JobStream.seq))
+                                 .where(JobStream.job_id == job_id)).scalar() or 0
+    values = {"worker": worker, "started_at": utcnow(), "after_seq": after_seq,
+              "ended_at": None, "status": None, "end_reason": None,
+              "resumed_from_checkpoint_at": checkpoint_at if attempt > 1 else None}
+    if attempt > 1 and conn.execute(update(_attempts).where(
+            _attempts.c.job_id == job_id, _attempts.c.attempt == attempt)
+            .values(**values)).rowcount:
+        return after_seq
+    # the first run; or a job resumed by an sma without attempts (only its reaper resumed)
+    first = attempt == 1
+    conn.execute(insert(_attempts).values(
+        job_id=job_id, attempt=attempt,
+        cause=(AttemptCause.FIRST if first else AttemptCause.WORKER_LOST).value,
+        reason=f"Started by {started_by}." if first and started_by else None, **values))
+    return after_seq
+
+
+def lost_attempts(conn: Session | Connection, job_id: uuid.UUID) -> int:
+    """How many of the job's attempts so far ended because their worker was lost (each
+    started the next one; a user's resume or a worker's shutdown does not count)."""
+    return conn.execute(select(func.count()).select_from(_attempts).where(
+        _attempts.c.job_id == job_id,
+        _attempts.c.cause == AttemptCause.WORKER_LOST.value)).scalar() or 0
+
+
+def record_range(session: Session, job_id: uuid.UUID, attempt: int) -> tuple[int, int | None]:
+    """The seqs an attempt's records lie within: after the first, up to the second (None:
+    no bound); the key's own range, so a filter on one attempt reads no other's records."""
+    bounds = dict(session.execute(select(_attempts.c.attempt, _attempts.c.after_seq).where(
+        _attempts.c.job_id == job_id, _attempts.c.attempt.in_((attempt, attempt + 1)))).all())
+    return bounds.get(attempt) or 0, bounds.get(attempt + 1)
+
+
+def job_attempts(session: Session, job_id: uuid.UUID) -> list[JobAttempt]:
+    """The job's attempts, first first."""
+    return list(session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)
+                                .order_by(JobAttempt.attempt)))
