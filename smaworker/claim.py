@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from smacommon.db import utcnow
 from smacommon.models import Job, Runbook, RunbookVersion
 from smacommon.outages import once_more_if_cut
-from smacommon.services.attempts import begin_attempt
+from smacommon.services.attempts import attempt_after_seq, begin_attempt
 from smacommon.services.jobs import transition
 from smacommon.states import ACTIVE_STATUSES, JobStatus, WaitingFor
 from smaworker.limits import LIMITS
@@ -129,7 +129,9 @@ def _claim_once(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
                                         for n in _RUNBOOK_FIELDS}),
                       ClaimedVersion(row.version_content, row.version_parameters))
         if row.status == JobStatus.ACTIVATING.value and row.token_hash == token_hash:
-            return claim  # this run's own claim, committed on a connection cut since
+            # this run's own claim, committed on a connection cut since: its attempt is open
+            claim.after_seq = attempt_after_seq(conn, job_id, claim.job.attempt)
+            return claim
         if claim.runbook.max_concurrent_jobs and not _slot_free(conn, job_id, claim.runbook):
             return None
         lease = utcnow() + timedelta(seconds=lease_seconds)

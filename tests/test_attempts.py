@@ -331,3 +331,37 @@ def test_a_job_resumed_before_attempts_were_kept_gets_its_row_at_the_claim(api, 
                      lease_seconds=30, token_hash=uuid.uuid4().hex) is not None
     (row,) = api.get(f"/api/v1/jobs/{job_id}").get_json()["attempts"]
     assert (row["number"], row["cause"], row["worker"]) == (2, "worker_lost", "w9")
+
+
+def test_a_claim_tried_again_after_its_answer_was_lost_numbers_after_earlier_records(
+        api, services):
+    """A claim whose commit went through but whose answer was lost (a cut connection) is
+    tried once more and finds its own claim: it numbers its records after the earlier
+    attempt's, as the first try would have."""
+    from smacommon.db import get_engine, utcnow
+    from smacommon.services.jobs import transition
+    from smacommon.states import JobStatus
+    from smaworker.capture import StreamWriter
+    from smaworker.claim import claim_job
+
+    engine = get_engine(services["database_url"])
+    job_id = api.start(api.create_runbook()["name"], worker_group="nobody-serves-this")["id"]
+    key = uuid.UUID(job_id)
+    assert claim_job(engine, key, worker="w1", actor="worker:w1", lease_seconds=30,
+                     token_hash=uuid.uuid4().hex) is not None
+    with engine.begin() as conn:  # as the worker does once the job runs
+        assert transition(conn, key, JobStatus.RUNNING, start_time=utcnow())
+    writer = StreamWriter(engine, key, attempt=1)
+    for text in ("one", "two", "three"):
+        writer.add("Output", text)
+    writer.flush()
+    with engine.begin() as conn:
+        assert transition(conn, key, JobStatus.SUSPENDED, status_reason="paused")
+    assert api.post(f"/api/v1/jobs/{job_id}/resume").status_code == 202
+    token = uuid.uuid4().hex
+    first = claim_job(engine, key, worker="w2", actor="worker:w2", lease_seconds=30,
+                      token_hash=token)
+    again = claim_job(engine, key, worker="w2", actor="worker:w2", lease_seconds=30,
+                      token_hash=token)
+    assert first is not None and again is not None
+    assert first.after_seq == again.after_seq == 3

@@ -65,6 +65,12 @@ def begin_attempt(conn: Connection, job_id: uuid.UUID, attempt: int, *, worker: 
     return after_seq
 
 
+def attempt_after_seq(conn: Connection, job_id: uuid.UUID, attempt: int) -> int:
+    """The record number an open attempt's records are numbered after (begin_attempt's)."""
+    return conn.execute(select(_attempts.c.after_seq).where(
+        _attempts.c.job_id == job_id, _attempts.c.attempt == attempt)).scalar() or 0
+
+
 def lost_attempts(conn: Session | Connection, job_id: uuid.UUID) -> int:
     """How many of the job's attempts so far ended because their worker was lost (each
     started the next one; a user's resume or a worker's shutdown does not count)."""
