@@ -32,7 +32,8 @@ class Job(Base):
     test_content: Mapped[str | None] = mapped_column(Text, default=None)
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.NEW.value)
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
-    # a WaitingFor while New or Resuming and its status_reason says why it waits
+    # a WaitingFor while its status_reason says why it waits (New, Resuming; Suspended
+    # when its worker shut down)
     waiting_for: Mapped[str | None] = mapped_column(String(16), default=None)
     exception: Mapped[str | None] = mapped_column(Text, default=None)
     # the values of parameters declared secret are "***" here, and sealed in sealed_parameters
@@ -52,7 +53,11 @@ class Job(Base):
     # clear before 0008, read on resume and replaced by the next
     sealed_checkpoint: Mapped[str | None] = mapped_column(Text, default=None)
     checkpoint: Mapped[Any | None] = mapped_column(JSONType, default=None)
+    # the run's number (1, 2, ...): every resume by the reaper or after a shutdown adds one
     attempt: Mapped[int] = mapped_column(Integer, default=1)
+    # the attempts that count toward SMA_MAX_ATTEMPTS: the first and each one after a lost
+    # worker, not those after the worker shut down cleanly
+    counted_attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
     # what its last run used, where the worker could measure it (smaworker/resources.py)
     cpu_seconds: Mapped[float | None] = mapped_column(Float, default=None)
@@ -99,6 +104,8 @@ class JobStatusEvent(Base):
     time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor: Mapped[str] = mapped_column(String(200), default="")
     reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # a smacommon.states.ReasonCode where the move has one
+    reason_code: Mapped[str | None] = mapped_column(String(32), default=None)
 
     def __repr__(self) -> str:
         return f"<JobStatusEvent {self.job_id} {self.status}>"

@@ -47,6 +47,10 @@ class JobSchema(ma.Schema):
     started_by = ma.fields.String(dump_only=True)
     parent_job_id = ma.fields.UUID(dump_only=True, allow_none=True)
     attempt = ma.fields.Integer(dump_only=True)
+    counted_attempts = ma.fields.Integer(
+        dump_only=True, metadata={"description": "The attempts that count toward "
+                                  "SMA_MAX_ATTEMPTS: a resume after its worker shut down "
+                                  "cleanly adds to attempt, not to this."})
     exit_code = ma.fields.Integer(dump_only=True, allow_none=True)
     cpu_seconds = ma.fields.Float(
         dump_only=True, allow_none=True,
@@ -66,6 +70,9 @@ class JobStatusEventSchema(ma.Schema):
     time = ma.fields.DateTime(dump_only=True)
     actor = ma.fields.String(dump_only=True)
     reason = ma.fields.String(dump_only=True, allow_none=True)
+    reason_code = ma.fields.String(
+        dump_only=True, allow_none=True,
+        metadata={"description": "Why, as a code: worker_shutdown, worker_lost (null: none)."})
 
 
 class JobDetailSchema(JobSchema):

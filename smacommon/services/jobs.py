@@ -19,7 +19,13 @@ from smacommon.parameters import validate
 from smacommon.sealing import seal_parameters
 from smacommon.services.audit import record
 from smacommon.services.runbooks import draft_parameters
-from smacommon.states import FINAL_STATUSES, JobStatus, WaitingFor, allowed_sources
+from smacommon.states import (
+    FINAL_STATUSES,
+    JobStatus,
+    ReasonCode,
+    WaitingFor,
+    allowed_sources,
+)
 from smacommon.workergroups import validate_worker_group
 
 Enqueue = Callable[[str, str], None]
@@ -137,12 +143,14 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
 
 def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStatus, *,
                sources: frozenset[JobStatus] | None = None, actor: str = "",
-               expect: dict[str, Any] | None = None, **fields: Any) -> bool:
+               expect: dict[str, Any] | None = None, code: ReasonCode | None = None,
+               **fields: Any) -> bool:
     """Move a job to `target` with one conditional UPDATE; False if its status forbids it.
 
     `sources` narrows the legal predecessors (e.g. a claim only from `New`); `expect` adds
     column values the row must still have (e.g. the attempt a worker runs). The move is
-    recorded in the status history in the same transaction; the caller commits. Two actors
+    recorded in the status history in the same transaction, with `code` beside the
+    status_reason; the caller commits. Two actors
     racing for the same job cannot both win: the UPDATE matches once. Core statements on
     the tables: this runs several times for every job.
     """
@@ -171,7 +179,8 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
     if moved is None:
         return False
     session.execute(insert(_events).values(job_id=job_id, status=target.value, time=now,
-                                           actor=actor, reason=fields.get("status_reason")))
+                                           actor=actor, reason=fields.get("status_reason"),
+                                           reason_code=code.value if code else None))
     extra = {"event": "job_transition", "job_id": str(job_id), "status": target.value,
              "runbook": _runbook_name(session, moved.runbook_id), "actor": actor}
     when_committed(session, lambda: log.info("job %s %s", job_id, target.value, extra=extra))
@@ -245,6 +254,27 @@ def resume_job(session: Session, job: Job, actor: str, enqueue: Enqueue | None =
     job_id, group = str(job.id), job.worker_group
     send = enqueue or _default_enqueue
     on_commit(session, lambda: send(job_id, group))
+
+
+def resume_after_shutdown(conn: Connection, group: str, actor: str,
+                          limit: int = 1000) -> list[str]:
+    """Move the jobs of `group` suspended because their worker shut down to Resuming, as a
+    worker of the group is online (a new attempt, not counted toward SMA_MAX_ATTEMPTS);
+    their ids, for the caller to queue once this commits. A job a user suspended stays."""
+    rows = conn.execute(select(_jobs.c.id, _jobs.c.attempt).where(
+        _jobs.c.status == S.SUSPENDED.value, _jobs.c.waiting_for == WaitingFor.RESTART.value,
+        _jobs.c.worker_group == group).order_by(_jobs.c.created_at).limit(limit)).all()
+    resumed = []
+    for job_id, attempt in rows:
+        if transition(conn, job_id, S.RESUMING, actor=actor, sources=frozenset({S.SUSPENDED}),
+                      expect={"attempt": attempt, "waiting_for": WaitingFor.RESTART.value},
+                      code=ReasonCode.WORKER_SHUTDOWN, attempt=attempt + 1, end_time=None,
+                      status_reason=(
+                          f"Resumed from its last checkpoint after its worker shut down: a "
+                          f"worker of group {group!r} is online (attempt {attempt + 1}; not "
+                          f"counted toward SMA_MAX_ATTEMPTS).")):
+            resumed.append(str(job_id))
+    return resumed
 
 
 def status_history(session: Session, job_id: uuid.UUID) -> list[JobStatusEvent]:
