@@ -10,13 +10,13 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, distinct, select, update
 
 from smacommon.db import read_connection, utcnow
 from smacommon.models import Job, Worker
-from smacommon.services.jobs import no_worker_reason, transition
+from smacommon.services.jobs import no_worker_reason, resume_after_shutdown, transition
 from smacommon.settings import Settings
-from smacommon.states import ACTIVE_STATUSES, JobStatus, WaitingFor
+from smacommon.states import ACTIVE_STATUSES, JobStatus, ReasonCode, WaitingFor
 from smacommon.workergroups import NAME_RULE, is_valid_worker_group
 
 log = logging.getLogger(__name__)
@@ -32,17 +32,19 @@ def reap(engine: Engine, settings: Settings, enqueue: Callable[[str, str], None]
     now = utcnow()
     with read_connection(engine) as conn:
         lost = conn.execute(select(_jobs.c.id, _jobs.c.status, _jobs.c.attempt,
-                                   _jobs.c.worker_group, _jobs.c.worker)
+                                   _jobs.c.counted_attempts, _jobs.c.worker_group,
+                                   _jobs.c.worker)
                             .where(_jobs.c.status.in_([s.value for s in ACTIVE_STATUSES]),
                                    _jobs.c.lease_expires_at < now)).all()
-    for job_id, status, attempt, group, worker in lost:
-        kind, send = _settle_lost(engine, settings, job_id, status, attempt, worker)
+    for job_id, status, attempt, counted, group, worker in lost:
+        kind, send = _settle_lost(engine, settings, job_id, status, attempt, counted, worker)
         if kind:
             done[kind] += 1
             log.warning("job %s: lost by worker %s while %s; %s", job_id, worker, status, kind)
         if send and is_valid_worker_group(group):  # else _requeue_waiting ends it
             enqueue(str(job_id), group)
     done["requeued"] = _requeue_waiting(engine, settings, enqueue)
+    done["resumed_after_shutdown"] = _resume_after_shutdown(engine, settings, enqueue)
     done["workers_forgotten"] = _forget_workers(engine)
     return done
 
@@ -54,8 +56,33 @@ def _forget_workers(engine: Engine) -> int:
             Worker.heartbeat_at < utcnow() - WORKER_FORGOTTEN_AFTER)).rowcount
 
 
+def _resume_after_shutdown(engine: Engine, settings: Settings,
+                           enqueue: Callable[[str, str], None]) -> int:
+    """Jobs suspended when their worker shut down resume once a worker of their group is
+    online (a worker does this when it registers; this pass covers the other workers of
+    the group, already online)."""
+    with read_connection(engine) as conn:
+        groups = conn.execute(select(distinct(_jobs.c.worker_group)).where(
+            _jobs.c.status == S.SUSPENDED.value,
+            _jobs.c.waiting_for == WaitingFor.RESTART.value)).scalars().all()
+    count = 0
+    for group in groups:
+        if not is_valid_worker_group(group):
+            continue
+        with engine.begin() as conn:
+            if no_worker_reason(conn, group, settings.worker_heartbeat_seconds):
+                continue
+            resumed = resume_after_shutdown(conn, group, actor=ACTOR)
+        for job_id in resumed:
+            enqueue(job_id, group)
+            log.info("job %s: resumed after its worker shut down: a worker of group %r is "
+                     "online", job_id, group)
+        count += len(resumed)
+    return count
+
+
 def _settle_lost(engine: Engine, settings: Settings, job_id, status: str, attempt: int,
-                 worker: str | None) -> tuple[str | None, bool]:
+                 counted: int, worker: str | None) -> tuple[str | None, bool]:
     expect = {"attempt": attempt, "status": status}
     with engine.begin() as conn:
         if status == S.STOPPING.value:
@@ -68,17 +95,19 @@ def _settle_lost(engine: Engine, settings: Settings, job_id, status: str, attemp
                             status_reason=f"Suspended: its worker {worker} was lost while "
                                           "suspending it.")
             return ("suspended" if ok else None), False
-        if attempt < settings.max_attempts:
+        # attempts after a clean shutdown of the worker are not counted (counted_attempts)
+        if counted < settings.max_attempts:
             ok = transition(conn, job_id, S.RESUMING, actor=ACTOR, expect=expect,
-                            attempt=attempt + 1, lease_expires_at=None, end_time=None,
-                            status_reason=(
+                            code=ReasonCode.WORKER_LOST, attempt=attempt + 1,
+                            counted_attempts=counted + 1, lease_expires_at=None,
+                            end_time=None, status_reason=(
                                 f"Its worker {worker} was lost; resumed from its last "
-                                f"checkpoint (attempt {attempt + 1} of "
-                                f"{settings.max_attempts})."))
+                                f"checkpoint (attempt {attempt + 1}; {counted + 1} of "
+                                f"{settings.max_attempts} counted toward max_attempts)."))
             return ("resumed" if ok else None), ok
         ok = transition(conn, job_id, S.SUSPENDED, actor=ACTOR, expect=expect,
-                        status_reason=(
-                            f"Suspended: its worker was lost {attempt} times "
+                        code=ReasonCode.WORKER_LOST, status_reason=(
+                            f"Suspended: its worker was lost {counted} times "
                             f"(max_attempts {settings.max_attempts}); resume it to try again."))
         return ("suspended" if ok else None), False
 
