@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import Engine, delete, distinct, select, update
+from sqlalchemy import Engine, delete, select, update
 
 from smacommon.db import read_connection, utcnow
 from smacommon.models import Job, Worker
@@ -62,7 +62,7 @@ def _resume_after_shutdown(engine: Engine, settings: Settings,
     online (a worker does this when it registers; this pass covers the other workers of
     the group, already online)."""
     with read_connection(engine) as conn:
-        groups = conn.execute(select(distinct(_jobs.c.worker_group)).where(
+        groups = conn.execute(select(_jobs.c.worker_group).distinct().where(
             _jobs.c.status == S.SUSPENDED.value,
             _jobs.c.waiting_for == WaitingFor.RESTART.value)).scalars().all()
     count = 0
