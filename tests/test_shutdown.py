@@ -105,12 +105,13 @@ def test_a_worker_of_the_group_already_online_takes_them_through_the_reaper(
     group = f"g-{uuid.uuid4().hex[:6]}"
     leaving = processes.worker(group, concurrency=1,
                                env={"SMA_SHUTDOWN_GRACE_SECONDS": "0.5"})
-    content, nap = _long(n=20, pause=0.3)
+    content, nap = _long(n=100, pause=0.2)
     rb = api.create_runbook(content=content, worker_group=group)
     job = api.start(rb["name"])
     _running_with(api, job["id"], "step 1")
     staying = processes.worker(group, concurrency=1)
     processes.beat(env={"SMA_MAX_ATTEMPTS": "1"})
+    assert "done" not in _output(api, job["id"])
     leaving.proc.send_signal(signal.SIGTERM)
     assert leaving.proc.wait(timeout=30) == 0
     done = api.wait(job["id"], timeout=60, statuses=ENDED)
