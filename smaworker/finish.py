@@ -107,12 +107,12 @@ def finish(runner: JobRunner, writer: StreamWriter, status: JobStatus, *,
                     "its last records are left out", job_id, status.value)
         return
     writer.committed()
-    if not done:
-        log.info("job %s: not moved to %s; its status changed meanwhile", job_id, status)
-    elif restart:
+    if done and restart:
         log.warning("job %s suspended: the worker shut down; it resumes from its last "
                     "checkpoint as soon as a worker of group %r is online", job_id,
                     runner.settings.worker_group)
+    if not done:
+        log.info("job %s: not moved to %s; its status changed meanwhile", job_id, status)
     elif runner.metrics is not None:
         duration = (utcnow() - runner.run_started).total_seconds() \
             if runner.run_started is not None else None

@@ -6,7 +6,8 @@ waits for the running ones (its warm shutdown); the main process writes a deadli
 SMA_SHUTDOWN_GRACE_SECONDS away, into a page of memory it shares with its pool processes
 since they were forked. Each pool process's supervisor loop reads it: a job still running
 at the deadline is suspended (its process group ended, its checkpoint kept) and resumes
-when a worker of its group is back; a second signal moves the deadline to now.
+when a worker of its group is back. A second SIGTERM moves the deadline to now (a second
+SIGINT is Celery's cold shutdown, which ends the pool processes and their jobs at once).
 
 The page is read and written without locks: the main process writes it in a signal
 handler, where no lock may be taken.
