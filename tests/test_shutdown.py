@@ -249,3 +249,29 @@ def test_ctrl_c_of_sma_up_suspends_and_the_next_sma_up_resumes(tmp_path):
         wait_gone(nap2, timeout=10)
     finally:
         again.kill()
+
+
+def test_a_job_handed_over_as_the_worker_stops_goes_back_to_the_queue(api, services,
+                                                                       monkeypatch):
+    """A message the pool process gets after the shutdown began is not run there: it goes
+    back to the group's queue, for the next worker (the job stays New)."""
+    import redis
+
+    from smacommon.workergroups import queue_name
+    from smaworker import shutdown, tasks
+
+    group = f"g-{uuid.uuid4().hex[:6]}"  # served by nobody here: the message stays queued
+    monkeypatch.setattr(tasks.settings, "worker_group", group)
+    rb = api.create_runbook(content="print('later')\n", worker_group=group)
+    job = api.start(rb["name"])
+    broker = redis.Redis.from_url(services["redis_url"])
+    broker.delete(queue_name(group))
+    shutdown.begin(30)
+    try:
+        tasks.run_job(job["id"])
+    finally:
+        shutdown._DEADLINE.pack_into(shutdown._page, 0, 0.0)  # this test process goes on
+    assert api.get(f"/api/v1/jobs/{job['id']}").get_json()["status"] == "New"
+    sent = [m for m in broker.lrange(queue_name(group), 0, -1) if job["id"].encode() in m]
+    broker.delete(queue_name(group))
+    assert len(sent) == 1
