@@ -18,6 +18,10 @@ from smacommon.process import tied_to_parent
 from smacommon.settings import load_settings
 
 STOP_SECONDS = 15.0
+# what a worker needs beyond SMA_SHUTDOWN_GRACE_SECONDS to suspend the jobs still running
+# (SIGTERM, SMA_KILL_GRACE_SECONDS, SIGKILL), record it and exit; compose's
+# stop_grace_period leaves the same
+SHUTDOWN_MARGIN_SECONDS = 15.0
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
@@ -137,11 +141,14 @@ class Stack:
         self.new_token: str | None = None
         self.api_url = ""
         self.data_dir = Path()
+        self.shutdown_grace = 0.0
+        self.hurried = False
 
     def start(self) -> Stack:
         os.environ.update(self.extra_env)
         settings = load_settings(**self.overrides)
         _check_job_user(settings)
+        self.shutdown_grace = settings.shutdown_grace_seconds
         self.data_dir = settings.data_dir.expanduser().resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.data_dir.stat().st_uid == os.geteuid():
@@ -219,24 +226,40 @@ class Stack:
         self.redis.start()
 
     def stop(self) -> None:
+        """The worker first: it takes no more jobs, lets the running ones end for
+        SMA_SHUTDOWN_GRACE_SECONDS and suspends the rest; then beat and the web service
+        (which the jobs may call until then). `hurry()` ends everything at once."""
+        self._terminate(["worker"], self.shutdown_grace + SHUTDOWN_MARGIN_SECONDS)
+        self._terminate(["beat", "web"], STOP_SECONDS)
         procs = list(self.procs.values())
         for proc in procs:
-            if proc.poll() is None:
-                _signal_group(proc, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_SECONDS
-        for proc in procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for proc in procs:
-            _signal_group(proc, signal.SIGKILL)
+            _signal_group(proc, signal.SIGKILL)  # whatever they left behind
             if proc.poll() is None:
                 proc.wait(timeout=10)
         self.procs.clear()
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+
+    def hurry(self) -> None:
+        """Stop waiting: kill every process group now (a second Ctrl-C). Jobs still running
+        are left to the reaper, as after a lost worker."""
+        self.hurried = True
+
+    def _terminate(self, names: list[str], timeout: float) -> None:
+        """SIGTERM to the main process of each (never its group: a Celery worker's pool
+        processes and a job's processes are the main process's to end), and wait."""
+        procs = [self.procs[name] for name in names if name in self.procs]
+        for proc in procs:
+            if proc.poll() is None and not self.hurried:
+                try:
+                    proc.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        while not self.hurried and time.monotonic() < deadline and \
+                any(proc.poll() is None for proc in procs):
+            time.sleep(0.1)
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -253,6 +276,8 @@ def up(args: argparse.Namespace) -> int:
 
     def _stop(_signum, _frame):
         nonlocal stopping
+        if stopping:
+            stack.hurry()
         stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
@@ -271,7 +296,8 @@ def up(args: argparse.Namespace) -> int:
             stack.check()
             stack.keep_broker()
             time.sleep(0.5)
-        print("\nsma: stopping…", flush=True)
+        print(f"\nsma: stopping… running jobs have {stack.shutdown_grace:g} s to end, then are "
+              "suspended (Ctrl-C again ends everything now)", flush=True)
         return 0
     finally:
         stack.stop()

@@ -134,7 +134,7 @@ def repair_broker_keys(settings: Settings) -> list[str]:
     which the reaper sends again. A broker that does not answer is left to Celery's retry."""
     import redis
 
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
+    client = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=5,
                                   socket_connect_timeout=5)
     removed = []
     try:

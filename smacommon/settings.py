@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     stream_batch_ms: int = Field(default=100, ge=1, le=60_000)
     max_line_bytes: int = Field(default=64 * 1024, ge=256)
     kill_grace_seconds: float = Field(default=3.0, ge=0, le=300)
+    # a worker told to stop lets its running jobs end for this long, then suspends the rest
+    # (they resume from their last checkpoint when a worker of their group is back)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=86400)
     # empty: LOST_AFTER_HEARTBEATS heartbeats (9 s); renewed every third of it
     job_lease_seconds: float | None = Field(default=None, ge=1, le=3600)
     db_retry_seconds: float = Field(default=300.0, ge=0, le=86400)

@@ -35,17 +35,29 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.SUSPENDING: frozenset({S.RUNNING}),
     # suspended by its worker, or by the reaper after too many lost attempts
     S.SUSPENDED: frozenset({S.SUSPENDING, S.ACTIVATING, S.RUNNING}),
-    # resumed by a user, or by the reaper when the process running it was lost
+    # resumed by a user, by the reaper when the process running it was lost, or when a
+    # worker of its group is back after its own worker shut down
     S.RESUMING: frozenset({S.SUSPENDED, S.ACTIVATING, S.RUNNING}),
 }
 
 
 class WaitingFor(StrEnum):
-    """What a New or Resuming job waits for, when its status_reason says it waits
-    (jobs.waiting_for: the reaper decides by it, never by the reason's text)."""
+    """What a waiting job waits for, when its status_reason says it waits (jobs.waiting_for:
+    the reaper and the workers decide by it, never by the reason's text)."""
 
-    WORKER = "worker"  # no worker of its group is online
-    SLOT = "slot"      # its runbook already runs max_concurrent_jobs jobs
+    WORKER = "worker"  # New or Resuming: no worker of its group is online
+    SLOT = "slot"      # New or Resuming: its runbook already runs max_concurrent_jobs jobs
+    # Suspended because its worker shut down: resumes, from its last checkpoint, as soon as
+    # a worker of its group is online (a job a user suspended never has it)
+    RESTART = "restart"
+
+
+class ReasonCode(StrEnum):
+    """Why a job moved, as a code beside the status reason's text (job_status_events
+    .reason_code), for whoever must tell the cases apart without reading the text."""
+
+    WORKER_SHUTDOWN = "worker_shutdown"  # its worker shut down (suspended, then resumed)
+    WORKER_LOST = "worker_lost"          # its worker was lost (resumed, or suspended)
 
 
 class AttemptCause(StrEnum):

@@ -14,6 +14,7 @@ from smacommon.errors import ConfigurationError
 from smacommon.queue import celery_config, repair_broker_keys, require_broker
 from smacommon.settings import get_settings
 from smacommon.workergroups import queue_name
+from smaworker import shutdown
 from smaworker.broker import ResendOnConnect, patch_kombu
 
 log = logging.getLogger(__name__)
@@ -116,15 +117,45 @@ def _pool_process_init(**_: object) -> None:
     limit_idle_transactions(settings.job_lease_seconds)  # where jobs run: see smaworker.lease
 
 
+_stopping = threading.Event()  # set in the main process when the worker is told to stop
+
+
 @signals.worker_ready.connect
 def _register(sender=None, **_: object) -> None:
-    from smaworker.registry import heartbeat_forever, register
+    from smacommon.queue import enqueue_job
+    from smaworker.registry import register, resume_suspended
 
     concurrency = getattr(getattr(sender, "controller", None), "concurrency", None) or 1
     group = settings.worker_group  # whose queue it consumes (_check_queues)
     engine = get_engine(settings.effective_database_url)
     register(engine, worker_name(), group, concurrency)
-    thread = threading.Thread(target=heartbeat_forever, args=(
-        engine, worker_name(), group, concurrency, settings.worker_heartbeat_seconds),
-        name="sma-heartbeat", daemon=True)
+    try:
+        resume_suspended(engine, worker_name(), group, enqueue_job)
+    except Exception as exc:  # noqa: BLE001 - the reaper resumes them in its next pass
+        log.warning("worker %s could not resume the jobs suspended at a shutdown yet: %s",
+                    worker_name(), str(exc).splitlines()[0])
+    thread = threading.Thread(target=_heartbeat, args=(engine, group, concurrency),
+                              name="sma-heartbeat", daemon=True)
     thread.start()
+
+
+def _heartbeat(engine, group: str, concurrency: int) -> None:
+    from smaworker.registry import deregister, heartbeat_until
+
+    heartbeat_until(_stopping, engine, worker_name(), group, concurrency,
+                    settings.worker_heartbeat_seconds)
+    deregister(engine, worker_name())
+    log.info("worker %s is shutting down: it takes no more jobs and has left the workers "
+             "list; running jobs have %g s to end, then are suspended",
+             worker_name(), settings.shutdown_grace_seconds)
+
+
+@signals.worker_shutting_down.connect
+def _shutting_down(how: str = "Warm", **_: object) -> None:
+    # runs in the main process's signal handler (SIGTERM, SIGINT): no I/O, no lock held
+    # here; the heartbeat thread deregisters, the pool processes read the deadline
+    if how == "Cold" or shutdown.shutting_down():  # told again: suspend the jobs now
+        shutdown.hurry()
+    else:
+        shutdown.begin(settings.shutdown_grace_seconds)
+    _stopping.set()

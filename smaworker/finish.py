@@ -15,7 +15,7 @@ from sqlalchemy import Connection, select
 from smacommon.db import is_transient, read_connection, utcnow
 from smacommon.models import Job
 from smacommon.services.jobs import current_status, transition
-from smacommon.states import JobStatus
+from smacommon.states import JobStatus, ReasonCode, WaitingFor
 from smacommon.streams import ERROR
 from smaworker.capture import StreamWriter
 from smaworker.lease import RENEW_WITHIN_SECONDS
@@ -41,7 +41,7 @@ def finish_run(runner: JobRunner, writer: StreamWriter, outcome: int | None,
     if ending is not None:
         finish(runner, writer, ending.status, exit_code=outcome, reason=ending.reason,
                exception=ending.reason if ending.status == JobStatus.FAILED else None,
-               usage=usage)
+               usage=usage, code=ending.code)
     elif outcome == 0:
         finish(runner, writer, JobStatus.COMPLETED, exit_code=0, usage=usage)
     else:
@@ -57,9 +57,10 @@ def finish_run(runner: JobRunner, writer: StreamWriter, outcome: int | None,
 
 def finish(runner: JobRunner, writer: StreamWriter, status: JobStatus, *,
            exit_code: int | None, reason: str | None = None, exception: str | None = None,
-           usage: JobUsage | None = None) -> None:
+           usage: JobUsage | None = None, code: ReasonCode | None = None) -> None:
     """The last records and the final status, in one transaction; tried again for
     SMA_DB_RETRY_SECONDS while the database cannot be reached."""
+    restart = status == JobStatus.SUSPENDED and code == ReasonCode.WORKER_SHUTDOWN
     job_id, attempt = runner.job_id, runner.attempt
     if status == JobStatus.SUSPENDED:  # a checkpoint is kept only sealed: try once more
         runner.seal_checkpoint(writer, now=True)
@@ -76,8 +77,10 @@ def finish(runner: JobRunner, writer: StreamWriter, status: JobStatus, *,
                 if usage is not None:
                     fields.update(cpu_seconds=usage.cpu_seconds,
                                   peak_memory_mb=usage.peak_memory_mb)
+                if restart:  # resumes by itself once a worker of its group is online
+                    fields["waiting_for"] = WaitingFor.RESTART.value
                 done = transition(conn, job_id, status, actor=runner.actor,
-                                  expect={"attempt": attempt}, **fields)
+                                  expect={"attempt": attempt}, code=code, **fields)
                 if not done and current_status(conn, job_id) == JobStatus.STOPPING.value:
                     # asked to stop just as it ended: the stop won the race
                     status = JobStatus.STOPPED
@@ -106,6 +109,10 @@ def finish(runner: JobRunner, writer: StreamWriter, status: JobStatus, *,
                     "its last records are left out", job_id, status.value)
         return
     writer.committed()
+    if done and restart:
+        log.warning("job %s suspended: the worker shut down; it resumes from its last "
+                    "checkpoint as soon as a worker of group %r is online", job_id,
+                    runner.settings.worker_group)
     if not done:
         log.info("job %s: not moved to %s; its status changed meanwhile", job_id, status)
     elif runner.metrics is not None:

@@ -14,10 +14,14 @@ from sqlalchemy import Engine, delete, select, update
 
 from smacommon.db import read_connection, utcnow
 from smacommon.models import Job, Worker
-from smacommon.services.attempts import lost_attempts, resume_as_next_attempt
+from smacommon.services.attempts import (
+    lost_attempts,
+    resume_after_shutdown,
+    resume_as_next_attempt,
+)
 from smacommon.services.jobs import no_worker_reason, transition
 from smacommon.settings import Settings
-from smacommon.states import ACTIVE_STATUSES, AttemptCause, JobStatus, WaitingFor
+from smacommon.states import ACTIVE_STATUSES, AttemptCause, JobStatus, ReasonCode, WaitingFor
 from smacommon.workergroups import NAME_RULE, is_valid_worker_group
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,7 @@ def reap(engine: Engine, settings: Settings, enqueue: Callable[[str, str], None]
         if send and is_valid_worker_group(group):  # else _requeue_waiting ends it
             enqueue(str(job_id), group)
     done["requeued"] = _requeue_waiting(engine, settings, enqueue)
+    done["resumed_after_shutdown"] = _resume_after_shutdown(engine, settings, enqueue)
     done["workers_forgotten"] = _forget_workers(engine)
     return done
 
@@ -53,6 +58,31 @@ def _forget_workers(engine: Engine) -> int:
     with engine.begin() as conn:
         return conn.execute(delete(Worker.__table__).where(
             Worker.heartbeat_at < utcnow() - WORKER_FORGOTTEN_AFTER)).rowcount
+
+
+def _resume_after_shutdown(engine: Engine, settings: Settings,
+                           enqueue: Callable[[str, str], None]) -> int:
+    """Jobs suspended when their worker shut down resume once a worker of their group is
+    online (a worker does this when it registers; this pass covers the other workers of
+    the group, already online)."""
+    with read_connection(engine) as conn:
+        groups = conn.execute(select(_jobs.c.worker_group).distinct().where(
+            _jobs.c.status == S.SUSPENDED.value,
+            _jobs.c.waiting_for == WaitingFor.RESTART.value)).scalars().all()
+    count = 0
+    for group in groups:
+        if not is_valid_worker_group(group):
+            continue
+        with engine.begin() as conn:
+            if no_worker_reason(conn, group, settings.worker_heartbeat_seconds):
+                continue
+            resumed = resume_after_shutdown(conn, group, actor=ACTOR)
+        for job_id in resumed:
+            enqueue(job_id, group)
+            log.info("job %s: resumed after its worker shut down: a worker of group %r is "
+                     "online", job_id, group)
+        count += len(resumed)
+    return count
 
 
 def _settle_lost(engine: Engine, settings: Settings, job_id, status: str, attempt: int,
@@ -73,13 +103,13 @@ def _settle_lost(engine: Engine, settings: Settings, job_id, status: str, attemp
         if lost < settings.max_attempts:
             ok = resume_as_next_attempt(
                 conn, job_id, attempt, AttemptCause.WORKER_LOST, actor=ACTOR,
-                expect={"status": status},
+                expect={"status": status}, code=ReasonCode.WORKER_LOST,
                 reason=(f"Its worker {worker} was lost; resumed from its last checkpoint "
                         f"(attempt {attempt + 1}; lost {lost} of {settings.max_attempts} "
                         "times allowed)."))
             return ("resumed" if ok else None), ok
         ok = transition(conn, job_id, S.SUSPENDED, actor=ACTOR, expect=expect,
-                        status_reason=(
+                        code=ReasonCode.WORKER_LOST, status_reason=(
                             f"Suspended: its worker was lost {lost} times "
                             f"(max_attempts {settings.max_attempts}); resume it to try again."))
         return ("suspended" if ok else None), False

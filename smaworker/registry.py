@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, delete, update
 from sqlalchemy.orm import Session
 
 from smacommon.db import is_transient, utcnow
 from smacommon.models import Worker
 from smacommon.outages import once_more_if_cut
+from smacommon.services.attempts import resume_after_shutdown
 from smaworker.engines import available_engines
 
 log = logging.getLogger(__name__)
@@ -37,12 +40,43 @@ def register(engine: Engine, name: str, group: str, concurrency: int) -> None:
     log.info("worker %s registered in group %s with engines %s", name, group, available_engines())
 
 
-def heartbeat_forever(engine: Engine, name: str, group: str, concurrency: int,
-                      every: float) -> None:
-    """Refresh the heartbeat; a row removed meanwhile (purged as lost) is written again."""
+def resume_suspended(engine: Engine, name: str, group: str,
+                     enqueue: Callable[[str, str], None]) -> int:
+    """A worker of `group` is online: the group's jobs suspended when their worker shut down
+    resume (see `resume_after_shutdown`); how many."""
+    with engine.begin() as conn:
+        resumed = resume_after_shutdown(conn, group, actor=f"worker:{name}")
+    for job_id in resumed:
+        enqueue(job_id, group)
+    if resumed:
+        log.info("worker %s resumes %d job(s) suspended when their worker shut down",
+                 name, len(resumed))
+    return len(resumed)
+
+
+def deregister(engine: Engine, name: str, tries: int = 5) -> bool:
+    """Remove this worker's row (it is shutting down); False when the database did not
+    answer (the row then shows the worker lost once its heartbeat is old)."""
+    for attempt in range(tries):
+        try:
+            with engine.begin() as conn:
+                conn.execute(delete(Worker.__table__).where(Worker.name == name))
+            return True
+        except Exception as exc:
+            if not is_transient(exc) or attempt == tries - 1:
+                log.warning("worker %s could not remove its registration: %s", name,
+                            str(exc).splitlines()[0])
+                return False
+            time.sleep(0.5)
+    return False
+
+
+def heartbeat_until(stop: threading.Event, engine: Engine, name: str, group: str,
+                    concurrency: int, every: float) -> None:
+    """Refresh the heartbeat until `stop` is set; a row removed meanwhile (purged as lost)
+    is written again."""
     failing = False
-    while True:
-        time.sleep(every)
+    while not stop.wait(every):
         try:
             found = once_more_if_cut(lambda: _beat(engine, name))
             if not found:

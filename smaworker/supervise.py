@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 
 from smacommon.db import is_transient
 from smacommon.services import configuration
-from smacommon.states import JobStatus
+from smacommon.states import JobStatus, ReasonCode
 from smacommon.streams import ERROR, OUTPUT
+from smaworker import shutdown
 from smaworker.capture import LineSplitter, StreamWriter, parse_record
 from smaworker.channel import RECORD, TEXT, Demux
 from smaworker.lease import RENEW_WITHIN_SECONDS
@@ -47,6 +48,7 @@ class Ending:
     status: JobStatus | None       # None: the job is no longer ours; record nothing
     reason: str
     kill_at: float                 # SIGKILL follows SIGTERM at this time
+    code: ReasonCode | None = None
 
 
 class Supervisor:
@@ -110,6 +112,8 @@ class Supervisor:
                                                f"{self.timeout_seconds} s; it was stopped.")
                 if now >= self.next_control and drain_until is None:
                     self.control()
+                if self.ending is None and drain_until is None:
+                    self.check_shutdown(now)
                 if self.ending is not None and now >= self.ending.kill_at:
                     self.kill(signal.SIGKILL)
                 if drain_until is not None and now >= drain_until and self.pipes:
@@ -140,7 +144,8 @@ class Supervisor:
         waits = [self.writer.due_in(), self.next_control - now]
         if self.runner.started is not None:
             waits.append(self.running_due - now)
-        for at in (self.deadline, drain_until, self.ending and self.ending.kill_at):
+        for at in (self.deadline, drain_until, self.ending and self.ending.kill_at,
+                   self.ending is None and shutdown.deadline()):
             if at:
                 waits.append(at - now)
         timeout = max(0.0, min(w for w in waits if w is not None))
@@ -222,13 +227,25 @@ class Supervisor:
             self.end(JobStatus.SUSPENDED, "Suspended on request; resume continues from the "
                                           "last checkpoint.")
 
-    def end(self, status: JobStatus | None, reason: str, grace: float | None = None) -> None:
+    def check_shutdown(self, now: float) -> None:
+        """The worker is shutting down and the job did not end within the grace period:
+        suspend it, to resume from its last checkpoint when a worker of its group is back."""
+        at = shutdown.deadline()
+        if at is not None and now >= at:
+            group = self.settings.worker_group
+            self.end(JobStatus.SUSPENDED,
+                     f"Suspended: the worker {self.runner.worker_name} shut down before the "
+                     f"job ended; it resumes from its last checkpoint as soon as a worker of "
+                     f"group {group!r} is online.", code=ReasonCode.WORKER_SHUTDOWN)
+
+    def end(self, status: JobStatus | None, reason: str, grace: float | None = None,
+            code: ReasonCode | None = None) -> None:
         """Ask the process group to end (SIGTERM), and kill it after the grace period."""
         grace = self.settings.kill_grace_seconds if grace is None else grace
         kill_at = time.monotonic() + grace
         if self.ending is not None:
             kill_at = min(kill_at, self.ending.kill_at)
-        self.ending = Ending(status, reason, kill_at)
+        self.ending = Ending(status, reason, kill_at, code)
         if status is not None:
             self.writer.add(ERROR if status == JobStatus.FAILED else "Warning", reason)
         self.kill(signal.SIGKILL if grace <= 0 else signal.SIGTERM)

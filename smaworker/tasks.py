@@ -8,6 +8,7 @@ import redis
 
 from smacommon.metrics import RedisMetrics
 from smacommon.queue import enqueue_job
+from smaworker import shutdown
 from smaworker.celery_app import app, settings, worker_name
 from smaworker.runner import JobRunner
 
@@ -40,5 +41,14 @@ def _metrics_sink() -> RedisMetrics:
 @app.task(name="sma.run_job", ignore_result=True)
 def run_job(job_id: str) -> None:
     """Claim and run one job; a message for a job already claimed runs nothing."""
+    if shutdown.shutting_down():  # handed to this process as the worker was told to stop
+        try:
+            enqueue_job(job_id, settings.worker_group)  # for the group's next worker
+            log.info("job %s: not started, the worker is shutting down; sent back to the "
+                     "queue", job_id)
+        except Exception as exc:  # noqa: BLE001 - the job is in the database: the reaper
+            log.warning("job %s: not started, the worker is shutting down; the reaper "
+                        "sends it again (%s)", job_id, str(exc).splitlines()[0])
+        return
     JobRunner(job_id, settings, worker_name(), publish=_publish, enqueue=enqueue_job,
               metrics=_metrics_sink()).run()

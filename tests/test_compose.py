@@ -69,3 +69,15 @@ def test_worker_image_installs_powershell_the_documented_way():
     assert "packages.microsoft.com/config/debian/12/packages-microsoft-prod.deb" in dockerfile
     assert "install -y --no-install-recommends powershell" in dockerfile
     assert "useradd --system" in dockerfile and "sma-job" in dockerfile
+
+
+def test_workers_have_time_to_suspend_their_jobs_before_docker_kills_them(compose):
+    from smacli.server import SHUTDOWN_MARGIN_SECONDS
+
+    for name in ("worker-default", "worker-linux"):
+        worker = compose["services"][name]
+        grace = float(worker["environment"]["SMA_SHUTDOWN_GRACE_SECONDS"])
+        assert grace == 60
+        period = worker["stop_grace_period"]
+        assert period.endswith("s")
+        assert float(period[:-1]) == grace + SHUTDOWN_MARGIN_SECONDS, name

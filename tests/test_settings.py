@@ -33,6 +33,8 @@ from smacommon.settings import load_settings
     ("SMA_WORKER_NAME", ".."),
     ("SMA_HEADER_TIMEOUT_SECONDS", "0"),
     ("SMA_MAX_CONNECTIONS_PER_ADDRESS", "-1"),
+    ("SMA_SHUTDOWN_GRACE_SECONDS", "-1"),
+    ("SMA_SHUTDOWN_GRACE_SECONDS", "soon"),
 ])
 def test_bad_setting_names_the_variable(monkeypatch, var, value):
     monkeypatch.setenv(var, value)

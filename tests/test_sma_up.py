@@ -20,10 +20,11 @@ pytestmark = pytest.mark.e2e
 
 
 class Up:
-    def __init__(self, data_dir: Path, extra: list[str] | None = None) -> None:
+    def __init__(self, data_dir: Path, extra: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("SMA_") or k.startswith("SMA_TEST_")}
+        env = {**{k: v for k, v in os.environ.items()
+                  if not k.startswith("SMA_") or k.startswith("SMA_TEST_")}, **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "smacli.main", "up", "--data-dir", str(data_dir),
              "--port", str(self.port), "--workers", "2", *(extra or [])],

@@ -32,7 +32,8 @@ class Job(Base):
     test_content: Mapped[str | None] = mapped_column(Text, default=None)
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.NEW.value)
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
-    # a WaitingFor while New or Resuming and its status_reason says why it waits
+    # a WaitingFor while its status_reason says why it waits (New, Resuming; Suspended
+    # when its worker shut down)
     waiting_for: Mapped[str | None] = mapped_column(String(16), default=None)
     exception: Mapped[str | None] = mapped_column(Text, default=None)
     # the values of parameters declared secret are "***" here, and sealed in sealed_parameters
@@ -104,6 +105,8 @@ class JobStatusEvent(Base):
     time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor: Mapped[str] = mapped_column(String(200), default="")
     reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # a smacommon.states.ReasonCode where the move has one
+    reason_code: Mapped[str | None] = mapped_column(String(32), default=None)
 
     def __repr__(self) -> str:
         return f"<JobStatusEvent {self.job_id} {self.status}>"

@@ -73,6 +73,9 @@ class JobStatusEventSchema(ma.Schema):
     time = ma.fields.DateTime(dump_only=True)
     actor = ma.fields.String(dump_only=True)
     reason = ma.fields.String(dump_only=True, allow_none=True)
+    reason_code = ma.fields.String(
+        dump_only=True, allow_none=True,
+        metadata={"description": "Why, as a code: worker_shutdown, worker_lost (null: none)."})
 
 
 class JobAttemptSchema(ma.Schema):

@@ -16,11 +16,12 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from smacommon.db import utcnow
-from smacommon.models import JobAttempt, JobStream
+from smacommon.models import Job, JobAttempt, JobStream
 from smacommon.services.jobs import transition
-from smacommon.states import AttemptCause, JobStatus
+from smacommon.states import AttemptCause, JobStatus, ReasonCode, WaitingFor
 
 _attempts = JobAttempt.__table__
+_jobs = Job.__table__
 
 
 def resume_as_next_attempt(session: Session | Connection, job_id: uuid.UUID, attempt: int,
@@ -91,3 +92,27 @@ def job_attempts(session: Session, job_id: uuid.UUID) -> list[JobAttempt]:
     """The job's attempts, first first."""
     return list(session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)
                                 .order_by(JobAttempt.attempt)))
+
+
+def resume_after_shutdown(conn: Connection, group: str, actor: str,
+                          limit: int = 1000) -> list[str]:
+    """Move the jobs of `group` suspended because their worker shut down to Resuming, as a
+    worker of the group is online (their next attempt, not counted toward
+    SMA_MAX_ATTEMPTS); their ids, for the caller to queue once this commits. A job a user
+    suspended stays."""
+    rows = conn.execute(select(_jobs.c.id, _jobs.c.attempt).where(
+        _jobs.c.status == JobStatus.SUSPENDED.value,
+        _jobs.c.waiting_for == WaitingFor.RESTART.value,
+        _jobs.c.worker_group == group).order_by(_jobs.c.created_at).limit(limit)).all()
+    resumed = []
+    for job_id, attempt in rows:
+        if resume_as_next_attempt(
+                conn, job_id, attempt, AttemptCause.WORKER_SHUTDOWN, actor=actor,
+                sources=frozenset({JobStatus.SUSPENDED}),
+                expect={"waiting_for": WaitingFor.RESTART.value},
+                code=ReasonCode.WORKER_SHUTDOWN,
+                reason=(f"Resumed from its last checkpoint after its worker shut down: a "
+                        f"worker of group {group!r} is online (attempt {attempt + 1}; not "
+                        "counted toward SMA_MAX_ATTEMPTS).")):
+            resumed.append(str(job_id))
+    return resumed

@@ -23,6 +23,7 @@ from smacommon.states import (
     FINAL_STATUSES,
     AttemptCause,
     JobStatus,
+    ReasonCode,
     WaitingFor,
     allowed_sources,
 )
@@ -145,15 +146,17 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
 
 def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStatus, *,
                sources: frozenset[JobStatus] | None = None, actor: str = "",
-               expect: dict[str, Any] | None = None, **fields: Any) -> bool:
+               expect: dict[str, Any] | None = None, code: ReasonCode | None = None,
+               **fields: Any) -> bool:
     """Move a job to `target` with one conditional UPDATE; False if its status forbids it.
 
     `sources` narrows the legal predecessors (e.g. a claim only from `New`); `expect` adds
     column values the row must still have (e.g. the attempt a worker runs). The move is
-    recorded in the status history in the same transaction, and a move that ends the job's
-    attempt closes its row in job_attempts (see smacommon.services.attempts); the caller
-    commits. Two actors racing for the same job cannot both win: the UPDATE matches once.
-    Core statements on the tables: this runs several times for every job.
+    recorded in the status history in the same transaction, with `code` beside the
+    status_reason, and a move that ends the job's attempt closes its row in job_attempts
+    (see smacommon.services.attempts); the caller commits. Two actors racing for the same
+    job cannot both win: the UPDATE matches once. Core statements on the tables: this runs
+    several times for every job.
     """
     allowed = allowed_sources(target)
     if sources is not None:
@@ -181,7 +184,8 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
     if moved is None:
         return False
     session.execute(insert(_events).values(job_id=job_id, status=target.value, time=now,
-                                           actor=actor, reason=fields.get("status_reason")))
+                                           actor=actor, reason=fields.get("status_reason"),
+                                           reason_code=code.value if code else None))
     if target in _ENDS_ATTEMPT:  # the open attempt ends with the job's move
         session.execute(update(_attempts).where(
             _attempts.c.job_id == job_id, _attempts.c.ended_at.is_(None))
