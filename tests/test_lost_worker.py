@@ -203,11 +203,12 @@ def test_a_worker_whose_main_process_stalls_keeps_its_job(services, processes):
     api = _api()
     group = f"main-{uuid.uuid4().hex[:6]}"
     processes.beat(env=DEFAULTS)
-    first = processes.worker(group, concurrency=1, env=DEFAULTS)
-    processes.worker(group, concurrency=1, env=DEFAULTS)
+    workers = [processes.worker(group, concurrency=1, env=DEFAULTS) for _ in range(2)]
     rb = api.create_runbook(content=STEPS.format(n=100, pause=0.2), worker_group=group)
     job = api.start(rb["name"])
     _wait_for(lambda: _running(api, job["id"], 1, "step 3"), 30, "the job running")
+    # either worker may have taken it: stall the one that runs it
+    first = next(w for w in workers if w.name == _job(api, job["id"])["worker"])
     os.kill(first.proc.pid, signal.SIGSTOP)
     try:
         _wait_for(lambda: _worker_state(api, first.name) == "lost", LOST_WITHIN + MARGIN,
