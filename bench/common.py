@@ -15,7 +15,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from smacli.server import Stack  # noqa: E402
+from smacli.stack import Stack  # noqa: E402
 from smacommon.embedded_redis import free_port  # noqa: E402
 
 TOKEN = "sma_bench_admin_token"

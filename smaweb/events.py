@@ -5,11 +5,11 @@
 Each status the job passes through is an event `state`; each record is an event `record`
 (with the `attempt` that wrote it; `?attempt=` keeps one attempt's) whose id is its seq, so a
 client that lost the connection asks again with Last-Event-ID and misses nothing. Records
-come from the job's feed in this process's live hub (smaweb/livehub.py): it reads them once
-for all the job's followers when the worker announces them on Redis, and looks every second
-in any case (without Redis, that is all). The stream ends with an event `status` once the
-job is in a final status (or Suspended), or after `timeout` seconds (default 300), when a
-client reconnects.
+come from the job's feed (smaweb/livefeed.py) in this process's live hub (smaweb/livehub.py):
+it reads them once for all the job's followers when the worker announces them on Redis, and
+looks every second in any case (without Redis, that is all). The stream ends with an event
+`status` once the job is in a final status (or Suspended), or after `timeout` seconds
+(default 300), when a client reconnects.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any
 
 from smacommon import strictjson
 from smacommon.states import FINAL_STATUSES, JobStatus
-from smaweb.livehub import JobState, LiveHub, Record
+from smaweb.livefeed import JobState, Record
+from smaweb.livehub import LiveHub
 
 ENDS = {s.value for s in FINAL_STATUSES} | {JobStatus.SUSPENDED.value}
 KEEPALIVE_SECONDS = 15.0

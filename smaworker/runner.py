@@ -1,9 +1,10 @@
 """Runs one job: claim it, start its process, capture what it writes, record how it ended.
 
-This module prepares and starts the runbook's process and holds the run's state; the
-steps around it have their own: smaworker.claim (the job row: claim, concurrency slot,
-lease), smaworker.supervise (the loop over the running process), smaworker.finish (the
-final status).
+This module holds the run's state and takes the job through its steps, each in a module
+of its own: smaworker.claim (the job row: claim, concurrency slot, lease), smaworker.launch
+(what the runbook runs with: its script, checkpoint, environment and process),
+smaworker.supervise (the loop over the running process), smaworker.finish (the final
+status).
 
 Liveness is per job: while the runbook runs, this process renews the job's lease and
 checks its status about once a second, so a stop or suspend asked through the API ends the
@@ -17,12 +18,10 @@ when the database answers again, and the final status is retried for SMA_DB_RETR
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,7 +42,6 @@ from smacommon.settings import Settings
 from smacommon.states import ACTIVE_STATUSES, JobStatus
 from smacommon.streams import DEBUG, ERROR, PROGRESS, VERBOSE
 from smaworker.capture import StreamWriter
-from smaworker.channel import new_tag
 from smaworker.claim import (
     ClaimedJob,
     ClaimedRunbook,
@@ -53,13 +51,13 @@ from smaworker.claim import (
     end_previous_run,
     still_ours,
 )
-from smaworker.engines import JobContext
 from smaworker.engines import get_engine as get_runbook_engine
 from smaworker.finish import finish, finish_run
 from smaworker.jobkeys import JobKeys, JobKeysUnavailable
+from smaworker.launch import content_to_run, job_env, start_process, write_workdir
 from smaworker.lease import Lease
 from smaworker.resources import JobResources
-from smaworker.sandbox import CLEAN_PATH, current_sandbox
+from smaworker.sandbox import current_sandbox
 from smaworker.supervise import Supervisor
 
 log = logging.getLogger(__name__)
@@ -182,28 +180,14 @@ class JobRunner:
 
     # --- run ---------------------------------------------------------------------------
 
-    def _prepare(self) -> tuple[str, list[dict[str, Any]], int]:
-        """The content to run, its declared parameters, and the last record number so far."""
-        job, runbook = self.job, self.runbook
-        if job.is_test:
-            from smacommon.services.runbooks import draft_parameters
-
-            content = job.test_content or ""
-            try:
-                declared = draft_parameters(runbook, content)
-            except Exception:  # a broken draft: let the interpreter say what is wrong
-                declared = []
-        else:
-            content, declared = self.version.content, self.version.parameters
-        return content, declared, self.after_seq
     def _run_claimed(self, workdir: Path, resources: JobResources) -> None:
         job, runbook = self.job, self.runbook
-        content, declared, last_seq = self._prepare()
+        content, declared = content_to_run(job, runbook, self.version)
         if job.pid:
             end_previous_run(job.pid, self.job_id)
         engine = get_runbook_engine(runbook.runbook_type)
         writer = StreamWriter(
-            self.engine, self.job_id, next_seq=last_seq + 1, attempt=self.attempt,
+            self.engine, self.job_id, next_seq=self.after_seq + 1, attempt=self.attempt,
             batch_lines=self.settings.stream_batch_lines,
             batch_ms=self.settings.stream_batch_ms, publish=self.publish,
             keep={VERBOSE: runbook.log_verbose, PROGRESS: runbook.log_progress,
@@ -223,49 +207,17 @@ class JobRunner:
             writer.add("Warning", reason)
             finish(self, writer, JobStatus.SUSPENDED, exit_code=None, reason=reason)
             return
-        script = workdir / f"runbook{engine.suffix}"
-        script.write_text(content, encoding="utf-8")
-        env = self._base_env(workdir, runbook)
-        if checkpoint is not None:
-            restored = workdir / "checkpoint.json"
-            restored.write_text(json.dumps(checkpoint), encoding="utf-8")
-            env["SMA_CHECKPOINT_FILE"] = str(restored)
+        env = job_env(self.sandbox, self.settings, workdir, str(self.job_id), runbook,
+                      self.token)
+        script = write_workdir(workdir, engine, content, checkpoint, env)
         if not self.lease.fresh and self.check_status(renew=True) is None:
             # its start took longer than the lease (its keys slow to come): taken over?
             log.warning("job %s: taken over by a later run before this one started", self.job_id)
             return
-        # stdout is a pipe of ours, so the record channel can be a second descriptor of it
-        # (records and lines in one ordered stream: see smaworker.channel)
-        stdout_r, stdout_w = os.pipe()
-        tag = new_tag()
-        env["SMA_RECORD_FD"] = str(stdout_w)
-        env["SMA_RECORD_TAG"] = tag
-        try:
-            ctx = JobContext(
-                job_id=str(self.job_id), workdir=workdir, script_path=script,
-                parameters=parameters, declared=list(declared or []),
-                log_verbose=runbook.log_verbose, log_progress=runbook.log_progress,
-                log_debug=runbook.log_debug, env=env, runtime_dir=self.sandbox.runtime_dir,
-                python=self.sandbox.python)
-            argv, extra = engine.command(ctx)
-            env = {**ctx.env, **extra}
-            argv = resources.apply(engine, argv, env)
-            passwd_fd = resources.passwd_fd(workdir)
-            argv, options, env = self.sandbox.command(
-                argv, workdir, env, drops_itself=engine.drops_privileges, uid=resources.uid,
-                passwd_fd=passwd_fd)
-            options.update(resources.popen_options(options.get("preexec_fn")))
-            proc = subprocess.Popen(
-                argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                stdout=stdout_w, stderr=subprocess.PIPE,
-                pass_fds=(stdout_w,) if passwd_fd is None else (stdout_w, passwd_fd),
-                start_new_session=True, close_fds=True, **options)
-        except BaseException:
-            os.close(stdout_r)
-            raise
-        finally:
-            os.close(stdout_w)
-            resources.started()
+        proc, stdout_r, tag = start_process(
+            engine, runbook, job_id=str(self.job_id), workdir=workdir, script=script,
+            parameters=parameters, declared=list(declared or []), env=env,
+            sandbox=self.sandbox, resources=resources)
         # Running is written with the first records, or the final status of a job that ends
         # at once, or after a batch interval at the latest: one commit less for short jobs
         self.started = (proc.pid, utcnow())
@@ -304,24 +256,6 @@ class JobRunner:
         elif self.metrics is not None and self.attempt == 1 and self.job.created_at:
             self.metrics.job_started(self.runbook.name,
                                      (at - self.job.created_at).total_seconds())
-
-    def _base_env(self, workdir: Path, runbook: ClaimedRunbook) -> dict[str, str]:
-        return self.sandbox.env({
-            "PATH": os.environ.get("SMA_JOB_PATH") or CLEAN_PATH,
-            "HOME": str(workdir),
-            "TMPDIR": str(workdir),
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            "SMA_JOB_ID": str(self.job_id),
-            "SMA_RUNBOOK_NAME": runbook.name,
-            "SMA_API_URL": self.settings.api_url,
-            "SMA_JOB_TOKEN": self.token,
-            **({"SMA_API_CA_FILE": self.sandbox.readable_copy(self.settings.api_ca_file)}
-               if self.settings.api_ca_file else {}),
-            "SMA_LOG_VERBOSE": "1" if runbook.log_verbose else "0",
-            "SMA_LOG_PROGRESS": "1" if runbook.log_progress else "0",
-            "SMA_LOG_DEBUG": "1" if runbook.log_debug else "0",
-        })
 
     # --- while it runs -----------------------------------------------------------------
 

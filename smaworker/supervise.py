@@ -25,9 +25,10 @@ from smacommon.services import configuration
 from smacommon.states import JobStatus, ReasonCode
 from smacommon.streams import ERROR, OUTPUT
 from smaworker import shutdown
-from smaworker.capture import LineSplitter, StreamWriter, parse_record
+from smaworker.capture import StreamWriter
 from smaworker.channel import RECORD, TEXT, Demux
 from smaworker.lease import RENEW_WITHIN_SECONDS
+from smaworker.lines import LineSplitter, parse_record
 from smaworker.resources import reap
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from smaworker.capture import LineSplitter, parse_record
+from smaworker.lines import LineSplitter, parse_record
 from smaworker.masking import Masker
 
 

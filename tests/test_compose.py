@@ -72,7 +72,7 @@ def test_worker_image_installs_powershell_the_documented_way():
 
 
 def test_workers_have_time_to_suspend_their_jobs_before_docker_kills_them(compose):
-    from smacli.server import SHUTDOWN_MARGIN_SECONDS
+    from smacli.stack import SHUTDOWN_MARGIN_SECONDS
 
     for name in ("worker-default", "worker-linux"):
         worker = compose["services"][name]

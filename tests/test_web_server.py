@@ -204,8 +204,8 @@ def test_sma_up_and_the_image_run_this_command():
     """`sma up` builds its web command with gunicorn_conf.command; the image uses the config."""
     import inspect
 
-    from smacli import server
+    from smacli import stack
 
-    assert "gunicorn_conf.command(" in inspect.getsource(server.Stack.start)
+    assert "gunicorn_conf.command(" in inspect.getsource(stack.Stack.start)
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     assert f"gunicorn -c {gunicorn_conf.CONFIG} " in dockerfile

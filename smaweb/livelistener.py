@@ -1,0 +1,85 @@
+"""The live hub's one Redis pubsub connection: subscribe, unsubscribe, listen, reconnect.
+
+The hub (smaweb/livehub.py) tells it which jobs' channels to follow and asks it which were
+announced. When Redis is lost it closes the connection and tries again every RETRY_SECONDS;
+meanwhile it reports nothing and the hub's readers learn by polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import redis
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 2.0  # between tries to reach a lost Redis
+
+
+class Listener:
+    """The hub's pubsub connection, subscribed to the channels of the jobs read."""
+
+    def __init__(self, url: str, poll_seconds: float) -> None:
+        self.url = url
+        self.poll_seconds = poll_seconds  # how often the hub polls the database (for the log)
+        self.pubsub: Any = None
+        self.channels: set[str] = set()
+        self.retry_at = 0.0
+
+    def follow(self, channels: set[str]) -> set[str]:
+        """Subscribe to `channels` and no others; the ones new to the subscription (all of
+        them after a reconnect: what was announced meanwhile is read again)."""
+        if not self.url or (self.pubsub is None and time.monotonic() < self.retry_at):
+            return set()
+        try:
+            if self.pubsub is None:  # named, so CLIENT LIST tells whose it is
+                client = redis.Redis.from_url(self.url, socket_timeout=5,
+                                              socket_connect_timeout=5,
+                                              client_name=f"sma-live-{os.getpid()}")
+                self.pubsub, self.channels = client.pubsub(), set()
+            added, dropped = channels - self.channels, self.channels - channels
+            if added:
+                self.pubsub.subscribe(*added)
+            if dropped:
+                self.pubsub.unsubscribe(*dropped)
+            self.channels = set(channels)
+            return added
+        except (redis.RedisError, OSError) as exc:
+            self._lost(exc)
+            return set()
+
+    def announced(self, timeout: float) -> set[str]:
+        """The channels announced within `timeout` seconds (sleeps them without Redis)."""
+        if self.pubsub is None or not self.channels:
+            time.sleep(timeout)
+            return set()
+        channels: set[str] = set()
+        try:
+            message = self.pubsub.get_message(timeout=timeout)
+            while message is not None:
+                if message["type"] == "message":
+                    channel = message["channel"]
+                    channels.add(channel.decode() if isinstance(channel, bytes) else channel)
+                message = self.pubsub.get_message(timeout=0.0)
+        except (redis.RedisError, OSError) as exc:
+            self._lost(exc)
+        return channels
+
+    def _lost(self, exc: BaseException) -> None:
+        log.warning("live output: Redis is not reachable (%s); polling the database every "
+                    "%g s until it is", str(exc).splitlines()[0] if str(exc) else exc,
+                    self.poll_seconds)
+        self.close()
+        self.retry_at = time.monotonic() + RETRY_SECONDS
+
+    def close(self) -> None:
+        """Drop the connection (the next `follow` subscribes anew)."""
+        if self.pubsub is not None:
+            try:
+                self.pubsub.close()
+            except (redis.RedisError, OSError):
+                pass
+        self.pubsub, self.channels = None, set()
