@@ -15,10 +15,10 @@ fresh one.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-import psycopg
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, PendingRollbackError, SQLAlchemyError
 
@@ -38,11 +38,22 @@ _RETRY_CLASSES = ("40", "53", "58")
 _INVALIDATED_IN_TRANSACTION = "8s2b"
 
 
+def _psycopg():
+    """psycopg, if it is loaded: a psycopg exception exists only then, and a process on
+    SQLite is spared loading it (and libpq: some megabytes in every worker process)."""
+    return sys.modules.get("psycopg")
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    driver = _psycopg()
+    return (SQLAlchemyError, sqlite3.Error) + ((driver.Error,) if driver else ())
+
+
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     """`exc` and the database exceptions it was raised over (its cause and context), so an
     outage hidden under an error raised while cleaning up after it is still seen. Only the
     database's exceptions are walked: a bug raised while handling an outage stays a bug."""
-    database = (SQLAlchemyError, psycopg.Error, sqlite3.Error)
+    database = _database_errors()
     seen: set[int] = set()
     todo = [exc] if isinstance(exc, database) else []
     while todo and len(seen) < 16:
@@ -57,7 +68,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def _driver_lost(err: BaseException) -> bool:
     """Whether a DBAPI exception says the connection itself is gone."""
-    if not isinstance(err, psycopg.Error):
+    psycopg = _psycopg()
+    if psycopg is None or not isinstance(err, psycopg.Error):
         return False
     state = err.sqlstate
     if state is not None:
@@ -76,7 +88,8 @@ def _driver_retry(err: BaseException) -> bool:
     """Whether a DBAPI exception asks to try the transaction again (not a lost connection)."""
     if isinstance(err, sqlite3.OperationalError):
         return any(word in str(err).lower() for word in _SQLITE_TRANSIENT)
-    if isinstance(err, psycopg.Error):
+    psycopg = _psycopg()
+    if psycopg is not None and isinstance(err, psycopg.Error):
         state = err.sqlstate
         return state is not None and (state[:2] in _RETRY_CLASSES or state == "55P03")
     return False
