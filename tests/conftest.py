@@ -408,6 +408,18 @@ def processes_with_arg(arg: str) -> list[int]:
     return found
 
 
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition", every: float = 0.05):
+    """Poll `predicate` until it returns something true (returned), or fail after `timeout`
+    seconds saying `what` was awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
 def wait_gone(arg: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while processes_with_arg(arg):

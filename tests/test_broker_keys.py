@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from datetime import timedelta
 
@@ -30,16 +29,6 @@ pytestmark = pytest.mark.e2e
 KOMBU_KEYS = ["unacked", "unacked_index", "unacked_mutex", "_kombu.binding.default",
               "_kombu.binding.celery.pidbox", "_kombu.binding.celeryev",
               "_kombu.binding.reply.celery.pidbox"]
-
-
-def _wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met in {timeout} s")
 
 
 def test_groups_named_after_broker_keys_cannot_take_a_worker_down(api, services, processes):

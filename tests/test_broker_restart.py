@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from smacommon.embedded_redis import EmbeddedRedis, free_port
-from tests.conftest import _reset_settings
+from tests.conftest import _reset_settings, wait_for
 from tests.test_sma_up import Up
 
 SLEEPER = "import time\ntime.sleep(1)\nprint('done')\n"
@@ -74,14 +74,6 @@ def private_redis(tmp_path, monkeypatch, request):
     _reset_settings()
 
 
-def _wait_for(predicate, timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def _start(job: dict) -> datetime:
     return datetime.fromisoformat(job["start_time"])
 
@@ -100,7 +92,7 @@ def test_a_worker_stays_up_and_waiting_jobs_run_soon_after_a_redis_restart(
     for _restart in range(2):
         batch = [api.start(rb["name"])["id"] for _ in range(8)]
         ids += batch
-        _wait_for(lambda b=batch: sum(api.get(f"/api/v1/jobs/{i}").get_json()["status"]
+        wait_for(lambda b=batch: sum(api.get(f"/api/v1/jobs/{i}").get_json()["status"]
                                       == "Running" for i in b) == 2, what="two jobs running")
         waiting = [i for i in batch
                    if api.get(f"/api/v1/jobs/{i}").get_json()["status"] == "New"]
@@ -150,7 +142,7 @@ def test_sma_up_starts_its_redis_again(tmp_path):
         os.kill(before["redis-server"], signal.SIGKILL)
         up.wait_for("starting it again", timeout=30)
         for job_id in ids:
-            _wait_for(lambda j=job_id: s.get(f"{up.url}/api/v1/jobs/{j}").json()["status"]
+            wait_for(lambda j=job_id: s.get(f"{up.url}/api/v1/jobs/{j}").json()["status"]
                       == "Completed", timeout=60, what=f"job {job_id}")
         after = _children(up.proc.pid)
         assert after["redis-server"] != before["redis-server"]

@@ -22,7 +22,7 @@ from smacommon.services.audit import Actor, act_as
 from smacommon.services.jobs import stop_job, transition
 from smacommon.states import JobStatus
 from smacommon.workergroups import queue_name
-from tests.conftest import end_group, wait_gone
+from tests.conftest import end_group, wait_for, wait_gone
 
 pytestmark = pytest.mark.e2e
 TESTER = Actor("token:test", "api")
@@ -36,22 +36,12 @@ STEPS = ("import time, smarunbook\n"
          "print('done')\n")
 
 
-def _wait_for(predicate, timeout=30.0, every=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"{what} not met in {timeout} s")
-
-
 def _output(api, job_id):
     return api.get(f"/api/v1/jobs/{job_id}/output").get_data(as_text=True).splitlines()
 
 
 def _running_with(api, job_id, line):
-    return _wait_for(lambda: line in _output(api, job_id), what=f"{line!r} in the output")
+    return wait_for(lambda: line in _output(api, job_id), what=f"{line!r} in the output")
 
 
 # --- stop ---------------------------------------------------------------------------------
@@ -66,7 +56,7 @@ def test_stop_ends_the_whole_process_group(api, worker, job_tmp):
     rb = api.create_runbook(content=content, runbook_type="bash")
     job = api.start(rb["name"])
     _running_with(api, job["id"], "started")
-    _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2, what="children")
+    wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2, what="children")
     began = time.monotonic()
     resp = api.post(f"/api/v1/jobs/{job['id']}/stop")
     assert resp.status_code == 202
@@ -146,7 +136,7 @@ def test_resume_without_checkpoint_starts_over(api, worker):
     api.post(f"/api/v1/jobs/{job['id']}/suspend")
     api.wait(job["id"], timeout=15, statuses=("Suspended",))
     api.post(f"/api/v1/jobs/{job['id']}/resume")
-    _wait_for(lambda: _output(api, job["id"]).count("begin") == 2, what="second start")
+    wait_for(lambda: _output(api, job["id"]).count("begin") == 2, what="second start")
     api.post(f"/api/v1/jobs/{job['id']}/stop")
     assert api.wait(job["id"], timeout=15)["status"] == "Stopped"
 
@@ -159,7 +149,7 @@ def test_bash_checkpoint_helpers(api, worker):
     rb = api.create_runbook(content=content, runbook_type="bash")
     job = api.start(rb["name"])
     _running_with(api, job["id"], "from 0")
-    _wait_for(lambda: api.get(f"/api/v1/jobs/{job['id']}").get_json()["has_checkpoint"])
+    wait_for(lambda: api.get(f"/api/v1/jobs/{job['id']}").get_json()["has_checkpoint"])
     api.post(f"/api/v1/jobs/{job['id']}/suspend")
     api.wait(job["id"], timeout=15, statuses=("Suspended",))
     api.post(f"/api/v1/jobs/{job['id']}/resume")
@@ -280,7 +270,7 @@ def test_killed_worker_job_resumes_on_another_from_checkpoint(api, services, pro
     assert [e["status"] for e in reaped] == ["Resuming"]
     workers = {w["name"]: w for w in api.get("/api/v1/workers").get_json()["items"]}
     assert workers[second.name]["state"] == "online"
-    _wait_for(lambda: api.get("/api/v1/workers").get_json()["items"] and {
+    wait_for(lambda: api.get("/api/v1/workers").get_json()["items"] and {
         w["name"]: w for w in api.get("/api/v1/workers").get_json()["items"]
     }[first.name]["state"] == "lost", timeout=10, what="first worker shown lost")
 
@@ -297,7 +287,7 @@ def test_job_lost_too_often_is_suspended(api, services, processes):
     processes.beat()
     for attempt in range(1, 4):
         proc = processes.worker(group, concurrency=1)
-        _wait_for(lambda attempt=attempt: _is_running(api, job["id"], attempt), timeout=30,
+        wait_for(lambda attempt=attempt: _is_running(api, job["id"], attempt), timeout=30,
                   what=f"attempt {attempt} running")
         proc.kill()
     done = api.wait(job["id"], timeout=30, statuses=("Suspended",))
@@ -366,7 +356,7 @@ def test_redis_restart_loses_no_job_and_runs_none_twice(api, services, processes
                    "time.sleep(2)\nprint('done')\n")
         rb = api.create_runbook(content=content, worker_group=group)
         ids = [api.start(rb["name"])["id"] for _ in range(6)]
-        _wait_for(lambda: sum(api.get(f"/api/v1/jobs/{i}").get_json()["status"] == "Running"
+        wait_for(lambda: sum(api.get(f"/api/v1/jobs/{i}").get_json()["status"] == "Running"
                               for i in ids) == 2, what="two jobs running")
         redis_server.stop()
         ids += [api.start(rb["name"])["id"] for _ in range(2)]  # queued while Redis is down
@@ -392,7 +382,7 @@ def test_max_concurrent_jobs_holds_extra_jobs(api, worker, job_tmp):
     rb = api.create_runbook(content=content, max_concurrent_jobs=1)
     assert rb["max_concurrent_jobs"] == 1
     ids = [api.start(rb["name"])["id"] for _ in range(3)]
-    _wait_for(lambda: any("free slot" in (api.get(f"/api/v1/jobs/{i}").get_json()
+    wait_for(lambda: any("free slot" in (api.get(f"/api/v1/jobs/{i}").get_json()
                                           ["status_reason"] or "") for i in ids),
               what="a job waiting for a slot")
     for job_id in ids:

@@ -23,7 +23,8 @@ from smacommon.db import get_engine
 from smacommon.models import Job
 from smacommon.settings import LOST_AFTER_HEARTBEATS, Settings, get_settings
 from tests import private_pg
-from tests.conftest import Api, WorkerProcess
+from tests.conftest import Api, WorkerProcess, wait_for
+from tests.test_job_control import STEPS
 
 pytestmark = pytest.mark.e2e
 
@@ -37,15 +38,6 @@ MARGIN = 6.0  # for a loaded machine: starting the next run, slow polls
 DEFAULTS = {"SMA_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT), "SMA_JOB_LEASE_SECONDS": str(LEASE),
             "SMA_REAPER_INTERVAL_SECONDS": str(REAPER)}
 
-STEPS = ("import time, smarunbook\n"
-         "start = smarunbook.last_checkpoint(0)\n"
-         "for i in range(start, {n}):\n"
-         "    print(f'step {{i}}', flush=True)\n"
-         "    smarunbook.checkpoint(i + 1)\n"
-         "    time.sleep({pause})\n"
-         "print('done')\n")
-
-
 def _api(**settings) -> Api:
     """The API of the suite's database, judging workers with the default heartbeat."""
     from smaweb import create_app
@@ -54,16 +46,6 @@ def _api(**settings) -> Api:
         "worker_heartbeat_seconds": HEARTBEAT, "job_lease_seconds": LEASE,
         "reaper_interval_seconds": REAPER, **settings})
     return Api(create_app({"TESTING": True, "SMA_SETTINGS": config}).test_client())
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def _job(api: Api, job_id: str) -> dict:
@@ -108,7 +90,7 @@ def test_a_killed_worker_is_seen_lost_and_its_job_resumed_within_the_bound(
     first = processes.worker(group, concurrency=1, env=DEFAULTS)
     rb = api.create_runbook(content=STEPS.format(n=60, pause=0.2), worker_group=group)
     job = api.start(rb["name"])
-    _wait_for(lambda: _running(api, job["id"], 1, "step 3"), 30, "the job running")
+    wait_for(lambda: _running(api, job["id"], 1, "step 3"), 30, "the job running")
     second = processes.worker(group, concurrency=1, env=DEFAULTS)
     assert _worker_state(api, first.name) == "online"
 
@@ -118,13 +100,13 @@ def test_a_killed_worker_is_seen_lost_and_its_job_resumed_within_the_bound(
     else:  # the pool process and the runbook end with it
         os.kill(first.proc.pid, signal.SIGKILL)
         first.proc.wait(timeout=15)
-    _wait_for(lambda: _worker_state(api, first.name) == "lost", LOST_WITHIN + MARGIN,
+    wait_for(lambda: _worker_state(api, first.name) == "lost", LOST_WITHIN + MARGIN,
               "the killed worker shown lost")
     lost_after = time.monotonic() - killed
-    _wait_for(lambda: _job(api, job["id"])["attempt"] == 2, RESUMED_WITHIN + MARGIN,
+    wait_for(lambda: _job(api, job["id"])["attempt"] == 2, RESUMED_WITHIN + MARGIN,
               "the job resumed")
     resumed_after = time.monotonic() - killed
-    _wait_for(lambda: _running(api, job["id"], 2), 15, "the second run running")
+    wait_for(lambda: _running(api, job["id"], 2), 15, "the second run running")
     running_after = time.monotonic() - killed
     print(f"\n{target} killed: shown lost after {lost_after:.1f} s (bound {LOST_WITHIN:g}), "
           f"resumed after {resumed_after:.1f} s (bound {RESUMED_WITHIN:g}), running again "
@@ -138,7 +120,7 @@ def test_a_killed_worker_is_seen_lost_and_its_job_resumed_within_the_bound(
     _assert_resumed_once(api, job["id"], 60)
     if target == "main process":
         with pytest.raises(ProcessLookupError):  # its pool process went with it
-            _wait_for(lambda: os.killpg(first.proc.pid, 0), 5, "the group gone")
+            wait_for(lambda: os.killpg(first.proc.pid, 0), 5, "the group gone")
 
 
 def test_a_stopped_worker_is_taken_over_and_its_run_writes_nothing_more(
@@ -164,22 +146,22 @@ def test_a_stopped_worker_is_taken_over_and_its_run_writes_nothing_more(
                "print('done')\n")
     rb = api.create_runbook(content=content, worker_group=group)
     job = api.start(rb["name"])
-    _wait_for(lambda: _running(api, job["id"], 1, "step 3"), 30, "the job running")
+    wait_for(lambda: _running(api, job["id"], 1, "step 3"), 30, "the job running")
     second = processes.worker(group, concurrency=1, env=DEFAULTS)
 
     os.killpg(first.proc.pid, signal.SIGSTOP)
     stopped = time.monotonic()
     try:
-        _wait_for(lambda: _job(api, job["id"])["attempt"] == 2, RESUMED_WITHIN + MARGIN,
+        wait_for(lambda: _job(api, job["id"])["attempt"] == 2, RESUMED_WITHIN + MARGIN,
                   "the stopped worker's job resumed")
         taken_after = time.monotonic() - stopped
-        _wait_for(lambda: _running(api, job["id"], 2), 15, "the second run running")
+        wait_for(lambda: _running(api, job["id"], 2), 15, "the second run running")
         time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))
     finally:
         os.killpg(first.proc.pid, signal.SIGCONT)
     print(f"\nworker stopped: its job taken over after {taken_after:.1f} s "
           f"(bound {RESUMED_WITHIN:g})")
-    _wait_for(lambda: "taken over" in first.log_path.read_text(), 15,
+    wait_for(lambda: "taken over" in first.log_path.read_text(), 15,
               "the first run giving the job up")
 
     def first_run_lines() -> int:
@@ -206,18 +188,18 @@ def test_a_worker_whose_main_process_stalls_keeps_its_job(services, processes):
     workers = [processes.worker(group, concurrency=1, env=DEFAULTS) for _ in range(2)]
     rb = api.create_runbook(content=STEPS.format(n=100, pause=0.2), worker_group=group)
     job = api.start(rb["name"])
-    _wait_for(lambda: _running(api, job["id"], 1, "step 3"), 30, "the job running")
+    wait_for(lambda: _running(api, job["id"], 1, "step 3"), 30, "the job running")
     # either worker may have taken it: stall the one that runs it
     first = next(w for w in workers if w.name == _job(api, job["id"])["worker"])
     os.kill(first.proc.pid, signal.SIGSTOP)
     try:
-        _wait_for(lambda: _worker_state(api, first.name) == "lost", LOST_WITHIN + MARGIN,
+        wait_for(lambda: _worker_state(api, first.name) == "lost", LOST_WITHIN + MARGIN,
                   "the stalled worker shown lost")
         time.sleep(REAPER * 2)
         assert _running(api, job["id"], 1)
     finally:
         os.kill(first.proc.pid, signal.SIGCONT)
-    _wait_for(lambda: _worker_state(api, first.name) == "online", 15, "online again")
+    wait_for(lambda: _worker_state(api, first.name) == "online", 15, "online again")
     done = api.wait(job["id"], timeout=60)
     assert done["status"] == "Completed" and done["attempt"] == 1, done
     assert done["worker"] == first.name
@@ -274,7 +256,7 @@ def _restart_with_jobs(api, postgres, worker, lost_group: str, live_group: str) 
     live_rb = api.create_runbook(content=LINES.format(n=120), worker_group=live_group)
     lost_job, live_job = api.start(lost_rb["name"]), api.start(live_rb["name"])
     for job in (lost_job, live_job):
-        _wait_for(lambda job=job: _running(api, job["id"], 1, "line 2"), 30, "jobs running")
+        wait_for(lambda job=job: _running(api, job["id"], 1, "line 2"), 30, "jobs running")
     spare = worker(lost_group)
 
     postgres.stop("immediate")
@@ -282,7 +264,7 @@ def _restart_with_jobs(api, postgres, worker, lost_group: str, live_group: str) 
     time.sleep(LEASE + 2)  # both leases run out
     postgres.start()
     back = time.monotonic()
-    _wait_for(lambda: _running(api, lost_job["id"], 2), 30, "the lost job running again")
+    wait_for(lambda: _running(api, lost_job["id"], 2), 30, "the lost job running again")
     again_after = time.monotonic() - back
     print(f"\nPostgreSQL back: the lost job ran again after {again_after:.1f} s")
     assert again_after < 15

@@ -12,8 +12,8 @@ import uuid
 import pytest
 import requests
 
-from tests.conftest import processes_with_arg, wait_gone
-from tests.test_job_control import STEPS, _output, _running_with, _wait_for
+from tests.conftest import processes_with_arg, wait_for, wait_gone
+from tests.test_job_control import STEPS, _output, _running_with
 from tests.test_sma_up import Up, _assert_all_gone
 
 pytestmark = pytest.mark.e2e
@@ -65,7 +65,7 @@ def test_sigterm_finishes_short_jobs_suspends_long_ones_and_they_resume_on_resta
 
     began = time.monotonic()
     first.proc.send_signal(signal.SIGTERM)  # the main process only, as Docker and `sma up` do
-    _wait_for(lambda: api.get(f"/api/v1/workers?group={group}").get_json()["items"] == [],
+    wait_for(lambda: api.get(f"/api/v1/workers?group={group}").get_json()["items"] == [],
               timeout=3, what="the worker gone from the list")
     assert first.proc.wait(timeout=30) == 0
     stopped_after = time.monotonic() - began
@@ -203,11 +203,11 @@ def test_ctrl_c_of_sma_up_suspends_and_the_next_sma_up_resumes(tmp_path):
         content, nap = _long(n=40, pause=0.3)
         long_rb, short_rb = _runbook(s, up.url, content), _runbook(s, up.url, SHORT)
         long, short = _start(s, up.url, long_rb), _start(s, up.url, short_rb)
-        _wait_for(lambda: _says(s, up.url, long, "step 2") and _says(
+        wait_for(lambda: _says(s, up.url, long, "step 2") and _says(
             s, up.url, short, "short begins"), timeout=60, what="both jobs running")
         up.proc.send_signal(signal.SIGINT)
         # the web service answers until the worker has gone; the worker leaves the list first
-        _wait_for(lambda: not [w for w in s.get(f"{up.url}/api/v1/workers").json()["items"]
+        wait_for(lambda: not [w for w in s.get(f"{up.url}/api/v1/workers").json()["items"]
                                if w["state"] == "online"], timeout=3,
                   what="no worker online")
         assert up.proc.wait(timeout=60) == 0
@@ -228,7 +228,7 @@ def test_ctrl_c_of_sma_up_suspends_and_the_next_sma_up_resumes(tmp_path):
         s2 = requests.Session()
         s2.headers["Authorization"] = s.headers["Authorization"]
         assert _job(s2, again.url, short)["status"] == "Completed"
-        done = _wait_for(lambda: (_job(s2, again.url, long)["status"] == "Completed"
+        done = wait_for(lambda: (_job(s2, again.url, long)["status"] == "Completed"
                                   and _job(s2, again.url, long)), timeout=90,
                          what="the suspended job completed")
         assert done["attempt"] == 2 and _causes(done) == ["first", "worker_shutdown"]
@@ -239,7 +239,7 @@ def test_ctrl_c_of_sma_up_suspends_and_the_next_sma_up_resumes(tmp_path):
         nap2 = _nap()
         busy = _start(s2, again.url, _runbook(s2, again.url, LONG.format(
             nap=nap2, n=500, pause=0.3)))
-        _wait_for(lambda: _says(s2, again.url, busy, "step 1"), timeout=60, what="running")
+        wait_for(lambda: _says(s2, again.url, busy, "step 1"), timeout=60, what="running")
         again.proc.send_signal(signal.SIGINT)
         time.sleep(1)
         began = time.monotonic()
