@@ -125,13 +125,20 @@ def test_a_worker_of_the_group_already_online_takes_them_through_the_reaper(
     _clean_log(leaving.log_path.read_text())
 
 
-def test_a_second_sigterm_suspends_at_once(api, services, processes):
+def _a_worker_running_a_long_job(api, processes):
+    """A worker of a group of its own, given a minute of grace, running a long job with
+    checkpoints: (the worker, the job, the runbook's sleep to look for)."""
     group = f"g-{uuid.uuid4().hex[:6]}"
     worker = processes.worker(group, concurrency=1, env={"SMA_SHUTDOWN_GRACE_SECONDS": "60"})
     content, nap = _long(n=200, pause=0.3)
     rb = api.create_runbook(content=content, worker_group=group)
     job = api.start(rb["name"])
     _running_with(api, job["id"], "step 1")
+    return worker, job, nap
+
+
+def test_a_second_sigterm_suspends_at_once(api, services, processes):
+    worker, job, nap = _a_worker_running_a_long_job(api, processes)
     worker.proc.send_signal(signal.SIGTERM)
     time.sleep(1)
     assert worker.proc.poll() is None  # its job has a minute to end
@@ -146,12 +153,7 @@ def test_a_second_sigterm_suspends_at_once(api, services, processes):
 
 
 def test_a_second_ctrl_c_ends_a_worker_at_once(api, services, processes):
-    group = f"g-{uuid.uuid4().hex[:6]}"
-    worker = processes.worker(group, concurrency=1, env={"SMA_SHUTDOWN_GRACE_SECONDS": "60"})
-    content, nap = _long(n=200, pause=0.3)
-    rb = api.create_runbook(content=content, worker_group=group)
-    job = api.start(rb["name"])
-    _running_with(api, job["id"], "step 1")
+    worker, job, nap = _a_worker_running_a_long_job(api, processes)
     worker.proc.send_signal(signal.SIGINT)
     time.sleep(1)
     began = time.monotonic()
