@@ -1,8 +1,10 @@
 """Declared runbook parameters and the validation of the values a start gives them.
 
-A declaration is a plain dict: {"name", "type", "mandatory", "default", "secret"} (default
-only when there is one, secret only when true: the value is then sealed at rest, shown as
-*** and masked in the job's output). Types are a small vocabulary shared by every engine.
+A declaration is a plain dict: {"name", "type", "mandatory", "default", "secret", "minimum",
+"maximum"} (default only when there is one, secret only when true: the value is then sealed
+at rest, shown as *** and masked in the job's output; minimum and maximum only on an int whose
+range is narrower than 64 bits, such as PowerShell's [int] or [byte]). Types are a small
+vocabulary shared by every engine.
 """
 
 from __future__ import annotations
@@ -50,13 +52,15 @@ def normalize_declarations(raw: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict) or "name" not in item:
             raise ValidationFailed("Each parameter declaration needs a name.",
                                    {"parameters": ["Each item needs a name."]})
-        unknown = set(item) - {"name", "type", "mandatory", "default", "secret"}
+        unknown = set(item) - {"name", "type", "mandatory", "default", "secret", "minimum",
+                               "maximum"}
         if unknown:
             raise ValidationFailed(
                 f"Unknown field(s) in parameter declaration: {', '.join(sorted(unknown))}.",
                 {"parameters": [f"Unknown field(s): {', '.join(sorted(unknown))}."]})
         decl = declaration(str(item["name"]), str(item.get("type") or "any"),
                            bool(item.get("mandatory", False)), bool(item.get("secret", False)))
+        _set_range(decl, item)
         if "default" in item:
             decl["default"] = coerce(decl, item["default"])
         if decl["name"].lower() in seen:
@@ -85,6 +89,27 @@ def declaration(name: str, type_: str = "any", mandatory: bool = False,
     if secret:
         decl["secret"] = True
     return decl
+
+
+def _set_range(decl: dict[str, Any], item: dict[str, Any]) -> None:
+    """An explicit declaration's minimum and maximum: integers, on an int, in order."""
+    if "minimum" not in item and "maximum" not in item:
+        return
+    name = decl["name"]
+    if decl["type"] != "int":
+        raise ValidationFailed(f"Parameter {name}: minimum and maximum apply only to an int.",
+                               {"parameters": {name: ["minimum and maximum need type int."]}})
+    for key in ("minimum", "maximum"):
+        bound = item.get(key, INT_MIN if key == "minimum" else INT_MAX)
+        if isinstance(bound, bool) or not isinstance(bound, int) \
+                or not INT_MIN <= bound <= INT_MAX:
+            raise ValidationFailed(
+                f"Parameter {name}: {key} must be an integer from {INT_MIN} to {INT_MAX}.",
+                {"parameters": {name: [f"Bad {key}."]}})
+        decl[key] = bound
+    if decl["minimum"] > decl["maximum"]:
+        raise ValidationFailed(f"Parameter {name}: minimum is above maximum.",
+                               {"parameters": {name: ["minimum is above maximum."]}})
 
 
 def coerce(decl: dict[str, Any], value: Any) -> Any:
@@ -124,8 +149,9 @@ def coerce(decl: dict[str, Any], value: Any) -> Any:
             number = int(value)
         elif isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d{1,20}\s*", value):
             number = int(value)
-        if number is None or not INT_MIN <= number <= INT_MAX:
-            raise bad(f"an integer from {INT_MIN} to {INT_MAX}")
+        low, high = decl.get("minimum", INT_MIN), decl.get("maximum", INT_MAX)
+        if number is None or not low <= number <= high:
+            raise bad(f"an integer from {low} to {high}")
         return number
     if type_ == "float":
         if isinstance(value, bool):
@@ -198,6 +224,7 @@ def validate(declared: list[dict[str, Any]], given: Any) -> dict[str, Any]:
     result: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     messages: list[str] = []
+    given_as: dict[str, str] = {}
     for key, value in given.items():
         decl = by_lower.get(str(key).lower())
         if decl is None:
@@ -205,6 +232,12 @@ def validate(declared: list[dict[str, Any]], given: Any) -> dict[str, Any]:
             messages.append(f"Unknown parameter {key} (declared: {known}).")
             errors[str(key)] = ["Unknown parameter."]
             continue
+        if decl["name"] in given_as:
+            messages.append(f"Parameters {given_as[decl['name']]} and {key} both give "
+                            f"{decl['name']} (names ignore case); give it once.")
+            errors[str(key)] = [f"Also gives {decl['name']}."]
+            continue
+        given_as[decl["name"]] = str(key)
         try:
             result[decl["name"]] = coerce(decl, value)
         except ValidationFailed as exc:

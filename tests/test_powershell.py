@@ -17,10 +17,10 @@ from smacommon.scripts import analyze as analyze_any
 from smacommon.scripts.powershell import analyze
 from smaworker.engines import get_engine
 from smaworker.engines.base import RUNTIME_DIR, JobContext
-from smaworker.engines.powershell import PowerShellEngine
+from smaworker.engines.powershell import PowerShellEngine, host_settings
 
-needs_pwsh = pytest.mark.skipif(
-    shutil.which("pwsh") is None, reason="pwsh (PowerShell 7) is not installed on this machine")
+needs_pwsh = pytest.mark.pwsh  # skipped, saying why, where pwsh is absent (conftest.py)
+INT32 = {"minimum": -2**31, "maximum": 2**31 - 1}  # what an [int] parameter declares
 
 
 def one(script: str) -> dict:
@@ -160,7 +160,7 @@ foreach ($service in $Services) {
 """
     assert analyze(script) == [
         {"name": "ComputerName", "type": "string", "mandatory": True},
-        {"name": "Retries", "type": "int", "mandatory": False, "default": 3},
+        {"name": "Retries", "type": "int", "mandatory": False, **INT32, "default": 3},
         {"name": "Services", "type": "list", "mandatory": False},
         {"name": "Force", "type": "bool", "mandatory": False, "default": False},
     ]
@@ -186,7 +186,7 @@ workflow Stop-Vms
 """
     assert analyze(script) == [
         {"name": "ResourceGroup", "type": "string", "mandatory": True},
-        {"name": "WaitMinutes", "type": "int", "mandatory": False, "default": 5},
+        {"name": "WaitMinutes", "type": "int", "mandatory": False, **INT32, "default": 5},
     ]
 
 
@@ -200,7 +200,7 @@ workflow Stop-Vms
 def test_single_function_parameters(script: str) -> None:
     assert analyze(script) == [
         {"name": "To", "type": "string", "mandatory": False},
-        {"name": "Days", "type": "int", "mandatory": False, "default": 7},
+        {"name": "Days", "type": "int", "mandatory": False, **INT32, "default": 7},
     ]
 
 
@@ -256,7 +256,7 @@ def test_reserved_parameter_name_names_its_place() -> None:
 
 def test_dispatch_by_runbook_type() -> None:
     assert analyze_any("powershell", "param([int]$N = 1)\n") == [
-        {"name": "N", "type": "int", "mandatory": False, "default": 1}]
+        {"name": "N", "type": "int", "mandatory": False, **INT32, "default": 1}]
 
 
 # --- syntax errors ---------------------------------------------------------------------------
@@ -356,7 +356,9 @@ def test_valid_powershell_is_accepted(script: str) -> None:
     analyze(script)
 
 
-@pytest.mark.parametrize("name", ["SmaHost.ps1", "SmaRunbook/SmaRunbook.psm1"])
+@pytest.mark.parametrize("name", [
+    "SmaHost.ps1", "SmaHostRun.ps1", "SmaRunbook/SmaRunbook.psm1", "SmaRunbook/SmaStreams.ps1",
+    "SmaRunbook/SmaAssets.ps1", "SmaRunbook/SmaJson.ps1"])
 def test_runtime_scripts_parse(name: str) -> None:
     """The worker's own PowerShell is at least well-formed where pwsh is absent."""
     analyze((RUNTIME_DIR / name).read_text(encoding="utf-8"))
@@ -393,9 +395,12 @@ def test_engine_command(tmp_path: Path) -> None:
     file_at = argv.index("-File")
     assert argv[file_at + 1] == str(RUNTIME_DIR / "SmaHost.ps1")
     assert argv[file_at + 2:] == ["-ScriptPath", str(ctx.script_path),
-                                  "-ParametersPath", str(tmp_path / "parameters.json")]
+                                  "-ParametersPath", str(tmp_path / "parameters.json"),
+                                  "-SettingsPath", str(tmp_path / "host.json")]
     assert (RUNTIME_DIR / "SmaHost.ps1").is_file()
     assert (RUNTIME_DIR / "SmaRunbook" / "SmaRunbook.psm1").is_file()
+    settings = json.loads((tmp_path / "host.json").read_text(encoding="utf-8"))
+    assert settings == host_settings(ctx)
 
     written = (tmp_path / "parameters.json").read_text(encoding="utf-8")
     assert json.loads(written) == parameters
@@ -438,9 +443,10 @@ class HostRun:
 
 
 def run_host(tmp_path: Path, script: str, parameters: dict | None = None,
-             **flags: bool) -> HostRun:
-    """SmaHost.ps1 the way the worker starts it: argv and env from the engine, stdout a pipe
-    whose second descriptor is the record channel, read apart by the worker's Demux."""
+             env: dict[str, str] | None = None, **flags: bool) -> HostRun:
+    """SmaHost.ps1 the way the worker starts it: argv and env from the engine (and `env`),
+    stdout a pipe whose second descriptor is the record channel, read apart by the worker's
+    Demux."""
     from smaworker.channel import RECORD, TEXT, Demux, new_tag
 
     script_path = tmp_path / "runbook.ps1"
@@ -453,7 +459,7 @@ def run_host(tmp_path: Path, script: str, parameters: dict | None = None,
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
             "TMPDIR": str(tmp_path), "LANG": "C.UTF-8",
             "SMA_JOB_ID": "6f1c1a52-7d4e-4a8e-9d57-0d2f3f6a9b10",
-            "SMA_RECORD_FD": str(stdout_w), "SMA_RECORD_TAG": tag}, **flags)
+            "SMA_RECORD_FD": str(stdout_w), "SMA_RECORD_TAG": tag, **(env or {})}, **flags)
     argv, extra = PowerShellEngine().command(ctx)
     try:
         proc = subprocess.Popen(argv, cwd=tmp_path, env={**ctx.env, **extra},

@@ -1,5 +1,6 @@
-"""Bash runbooks: parameters arrive as environment variables and `--name value` arguments
-(secret ones only as environment variables)."""
+"""Bash runbooks: positional arguments arrive as $1 $2 ..., in order; named parameters as
+environment variables and, after the positional ones, `--name value` arguments (secret ones
+only as environment variables)."""
 
 from __future__ import annotations
 
@@ -34,14 +35,17 @@ class BashEngine(Engine):
     suffix = ".sh"
     executable = "bash"
     applies_limits = True  # sma.sh, through BASH_ENV
+    runtime = ("sma.sh", "sma_assets_cli.py", "smarunbook")  # the asset verbs run Python
 
     def command(self, ctx: JobContext) -> tuple[list[str], dict[str, str]]:
         values = {d["name"]: d["default"] for d in ctx.declared if "default" in d}
         values.update(ctx.parameters)
         values = ordered(values, ctx.declared)
-        argv = ["bash", "--noprofile", "--norc", str(ctx.script_path)]
+        argv = ["bash", "--noprofile", "--norc", str(ctx.script_path), *ctx.arguments]
         env = {"BASH_ENV": str(ctx.runtime_dir / "sma.sh"), "SMA_RUNTIME": str(ctx.runtime_dir),
                "SMA_PYTHON": ctx.python or sys.executable}
+        if ctx.modules is not None:  # the uploaded libraries: source "$SMA_MODULES/name.sh"
+            env["SMA_MODULES"] = str(ctx.modules)
         secret = {d["name"] for d in ctx.declared if d.get("secret")}
         large = []
         for name, value in values.items():
@@ -59,4 +63,5 @@ class BashEngine(Engine):
         if large:
             env["SMA_PARAMETER_DIR"] = str(ctx.workdir / "parameters")
             env["SMA_PARAMETER_FILES"] = " ".join(large)
+            env["SMA_ARGUMENT_COUNT"] = str(len(ctx.arguments))  # sma.sh skips them
         return argv, env

@@ -2,6 +2,7 @@
 
 from smarunbook.assets import (  # noqa: F401
     AutomationAssetError,
+    AutomationAssetException,
     AutomationAssetNotFound,
     get_automation_certificate,
     get_automation_connection,

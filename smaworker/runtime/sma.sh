@@ -94,7 +94,10 @@ last_checkpoint() {
 #   get_automation_credential NAME [username|password]
 #   get_automation_connection NAME [FIELD]
 #   get_automation_certificate NAME         base64
-#   start_runbook NAME [JSON] [--wait]      a child job: its id, or (--wait) its output
+#   start_runbook NAME [JSON] [--wait] [-- ARG ...]
+#                                           a child job (JSON: named parameters; after --:
+#                                           positional arguments): its id, or (--wait) its
+#                                           output
 __sma_assets() { "${SMA_PYTHON:-python3}" -I "$SMA_RUNTIME/sma_assets_cli.py" "$@"; }
 get_automation_variable()    { __sma_assets variable "$@"; }
 set_automation_variable()    { __sma_assets set-variable "$@"; }
@@ -105,13 +108,15 @@ start_runbook()              { __sma_assets start "$@"; }
 
 # Parameters too large for the environment and the arguments (the kernel caps one string at
 # 128 KiB) come as files in $SMA_PARAMETER_DIR: read each into its variable (not exported:
-# the runbook's commands would hit the same cap) and into the argument after its --NAME.
+# the runbook's commands would hit the same cap) and into the argument after its --NAME (the
+# pairs come after the SMA_ARGUMENT_COUNT positional arguments, which stay as they are).
 # Once only: a bash the runbook starts sources this file again, with its own arguments.
 if [ -n "${SMA_PARAMETER_FILES:-}" ]; then
   for __sma_n in $SMA_PARAMETER_FILES; do
     IFS= read -r -d '' "$__sma_n" < "$SMA_PARAMETER_DIR/$__sma_n"
   done
-  __sma_args=()
+  __sma_args=("${@:1:${SMA_ARGUMENT_COUNT:-0}}")
+  shift "${SMA_ARGUMENT_COUNT:-0}"
   while [ $# -ge 2 ]; do
     __sma_n=${1#--}
     case " $SMA_PARAMETER_FILES " in
@@ -121,5 +126,5 @@ if [ -n "${SMA_PARAMETER_FILES:-}" ]; then
     shift 2
   done
   set -- "${__sma_args[@]}" "$@"
-  unset SMA_PARAMETER_FILES __sma_n __sma_args
+  unset SMA_PARAMETER_FILES SMA_ARGUMENT_COUNT __sma_n __sma_args
 fi

@@ -5,8 +5,11 @@
     sma_assets_cli.py credential NAME [FIELD]       print {"username","password"} or a field
     sma_assets_cli.py connection NAME [FIELD]       print the fields as JSON, or one field
     sma_assets_cli.py certificate NAME              print the certificate, base64
-    sma_assets_cli.py start NAME [JSON] [--wait]    start a child runbook: print its job id,
-                                                    or (--wait) its output, a line each
+    sma_assets_cli.py start NAME [JSON] [--wait] [-- ARG ...]
+                                                    start a child runbook (JSON: its named
+                                                    parameters; after --: its positional
+                                                    arguments): print its job id, or
+                                                    (--wait) its output, a line each
 
 Errors go to stderr with exit code 1 (3 for an asset that does not exist).
 """
@@ -72,6 +75,10 @@ def main(argv: list[str]) -> int:
 def _start(name: str, rest: list[str]) -> int:
     from smarunbook import jobs
 
+    arguments = None
+    if "--" in rest:  # what follows is the child's positional arguments, as they are
+        at = rest.index("--")
+        rest, arguments = rest[:at], rest[at + 1:]
     wait = "--wait" in rest
     given = [a for a in rest if a != "--wait"]
     try:
@@ -83,7 +90,7 @@ def _start(name: str, rest: list[str]) -> int:
         print("start: parameters must be a JSON object", file=sys.stderr)
         return 2
     try:
-        result = jobs.start_runbook(name, parameters, wait=wait)
+        result = jobs.start_runbook(name, parameters, wait=wait, arguments=arguments)
     except (RuntimeError, jobs.ChildJobFailed) as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -130,5 +130,5 @@ def __getattr__(name: str) -> Any:
 _ASSET_NAMES = {
     "get_automation_variable", "set_automation_variable", "get_automation_credential",
     "get_automation_connection", "get_automation_certificate", "AutomationAssetNotFound",
-    "AutomationAssetError",
+    "AutomationAssetError", "AutomationAssetException",
 }

@@ -18,12 +18,16 @@ from typing import Any
 from smarunbook import _record
 
 
-class AutomationAssetNotFound(Exception):
-    """The asset named does not exist."""
+class AutomationAssetNotFound(LookupError):
+    """The asset named does not exist (a LookupError, as in the emulated `automationassets`
+    Microsoft ships for local testing)."""
 
 
 class AutomationAssetError(Exception):
     """The asset service refused or failed."""
+
+
+AutomationAssetException = AutomationAssetError  # the name Azure's own module gives it
 
 
 def _call(method: str, path: str, body: Any = None) -> Any:
@@ -82,7 +86,7 @@ def get_automation_variable(name: str) -> Any:
 
 
 def set_automation_variable(name: str, value: Any) -> None:
-    """Set an existing variable's value."""
+    """Set an existing variable's value (AutomationAssetNotFound if there is none)."""
     _call("PUT", f"variables/{_quote(name)}", {"value": value})
 
 
@@ -101,6 +105,8 @@ def get_automation_connection(name: str) -> dict[str, Any]:
 
 
 def get_automation_certificate(name: str) -> bytes:
-    """The certificate: PKCS#12 bytes with its key when exportable, else DER."""
+    """The certificate as Azure gives it to a runbook: PKCS#12 bytes with its private key
+    and no password (`OpenSSL.crypto.load_pkcs12(data)`) when it has a key, else the
+    certificate alone (DER)."""
     body = _call("GET", f"certificates/{_quote(name)}")
     return base64.b64decode(body["data"])

@@ -2,6 +2,7 @@
 
     job_id = start_runbook("Deploy", {"env": "prod"})             # and go on
     outputs = start_runbook("Deploy", {"env": "prod"}, wait=True)  # its output objects
+    start_runbook("Cleanup", arguments=["-s", "web01", "/tmp"])    # a script's sys.argv[1:]
 
 A waited-on child stops when its parent is stopped. A child that ends other than
 Completed raises ChildJobFailed with its status and reason.
@@ -29,9 +30,15 @@ class ChildJobFailed(Exception):
 
 
 def start_runbook(name: str, parameters: dict[str, Any] | None = None, wait: bool = False,
-                  timeout: float | None = None, worker_group: str | None = None) -> Any:
-    """Start runbook `name`; its job id, or with wait=True the list of its output objects."""
+                  timeout: float | None = None, worker_group: str | None = None,
+                  arguments: list[str] | None = None) -> Any:
+    """Start runbook `name` with named `parameters` and/or positional `arguments`; its job id,
+    or with wait=True the list of its output objects."""
     body: dict[str, Any] = {"runbook": name, "parameters": parameters or {}, "wait": wait}
+    if arguments is not None:
+        # anything else goes as it is, for the service to say what it takes
+        body["arguments"] = list(arguments) if isinstance(arguments, list | tuple) \
+            else arguments
     if worker_group:
         body["worker_group"] = worker_group
     try:
