@@ -21,6 +21,8 @@ class Worker(Base):
     version: Mapped[str] = mapped_column(String(32), default="")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the keys of the runbook environments built on its host (smaworker.environments)
+    environments: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
 
     def __repr__(self) -> str:
         return f"<Worker {self.name} ({self.worker_group})>"

@@ -13,6 +13,7 @@ blp = SmaBlueprint("workers", __name__, url_prefix="/api/v1/workers",
 
 
 @blp.route("", methods=["GET"])
+@blp.operation_id("listWorkers")
 @blp.arguments(WorkerQueryArgsSchema, location="query")
 @blp.response(200, WorkerListSchema)
 def workers(args):

@@ -1,4 +1,5 @@
-"""Runbook engines by runbook type; a new language is one module here."""
+"""Runbook engines by runbook type (the types of smacommon.scripts.ANALYZERS); a new
+language is one module here, see docs/architecture.md."""
 
 from __future__ import annotations
 

@@ -25,12 +25,18 @@ class JobContext:
     script_path: Path                  # the content, written with the engine's suffix
     parameters: dict[str, Any]         # validated values the start gave
     declared: list[dict[str, Any]]     # declarations: name, type, mandatory, default
+    arguments: list[str] = field(default_factory=list)  # positional, in order
     log_verbose: bool = False
     log_progress: bool = False
     log_debug: bool = False
     env: dict[str, str] = field(default_factory=dict)  # base environment, already clean
     runtime_dir: Path = RUNTIME_DIR    # sma's runbook-side helpers, as the job can read them
     python: str = ""                   # the interpreter of Python runbooks and helpers
+    # a runbook with requirements: its own environment (smaworker.environments), else None
+    environment: Path | None = None
+    # uploaded modules (smaworker.jobmodules): PowerShell's module folder, or Bash's
+    # $SMA_MODULES; None for other runbook types or when there is none
+    modules: Path | None = None
 
 
 def ordered(values: dict[str, Any], declared: list[dict[str, Any]]) -> dict[str, Any]:
@@ -50,6 +56,8 @@ class Engine(ABC):
     # its runtime sets the job's resource limits from SMA_RLIMITS before the runbook runs
     # (else the worker starts it through prlimit: one exec more)
     applies_limits: bool = False
+    # its runbook-side helpers: the entries of smaworker/runtime it runs or imports
+    runtime: tuple[str, ...] = ()
 
     def available(self) -> bool:
         """Whether this host can run the engine's runbooks."""

@@ -1,12 +1,14 @@
-"""Python runbooks, run by the worker's own interpreter (or SMA_PYTHON) through a small host."""
+"""Python runbooks, run by the worker's own interpreter (or SMA_PYTHON), or by their own
+environment's for a runbook with requirements, through a small host (sma's runtime folder
+is on its path: `smarunbook` and `automationassets` import in either)."""
 
 from __future__ import annotations
 
-import ast
 import marshal
 import os
 import sys
 
+from smacommon.scripts.python import calls_main
 from smaworker.engines.base import Engine, JobContext, ordered
 
 
@@ -15,6 +17,7 @@ class PythonEngine(Engine):
     suffix = ".py"
     drops_privileges = True  # sma_python_host.py, first thing
     applies_limits = True  # sma_python_host.py, before it drops root
+    runtime = ("sma_python_host.py", "smarunbook", "automationassets.py")
 
     def __init__(self, interpreter: str | None = None) -> None:
         self.executable = interpreter or os.environ.get("SMA_PYTHON") or sys.executable
@@ -23,18 +26,18 @@ class PythonEngine(Engine):
         return os.access(self.executable, os.X_OK)
 
     def command(self, ctx: JobContext) -> tuple[list[str], dict[str, str]]:
-        content = ctx.script_path.read_text(encoding="utf-8")
-        try:
-            tree = ast.parse(content)
-            has_main = any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body)
-        except SyntaxError:  # a test job of a broken draft: let Python report it
-            has_main = False
+        has_main = calls_main(ctx.script_path.read_text(encoding="utf-8"))
         # marshal: the host reads it with no import (json would cost every job ~5 ms)
         spec_path = ctx.workdir / "parameters.marshal"
         spec_path.write_bytes(marshal.dumps(
-            {"parameters": ordered(ctx.parameters, ctx.declared), "has_main": has_main}, 4))
+            {"parameters": ordered(ctx.parameters, ctx.declared), "has_main": has_main,
+             "arguments": list(ctx.arguments)}, 4))
+        python, env = ctx.python or self.executable, {"PYTHONUTF8": "1"}
+        if ctx.environment is not None:  # its own packages, none of the worker's
+            python = str(ctx.environment / "bin" / "python")
+            env.update(VIRTUAL_ENV=str(ctx.environment),
+                       PATH=f"{ctx.environment / 'bin'}{os.pathsep}{ctx.env.get('PATH', '')}")
         # -I: ignore PYTHON* variables and the user site; -u: unbuffered, so lines arrive live
-        argv = [ctx.python or self.executable, "-I", "-u",
-                str(ctx.runtime_dir / "sma_python_host.py"),
+        argv = [python, "-I", "-u", str(ctx.runtime_dir / "sma_python_host.py"),
                 str(ctx.script_path), str(spec_path)]
-        return argv, {"PYTHONUTF8": "1"}
+        return argv, env
