@@ -18,48 +18,26 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import requests
 
-T = TypeVar("T", bound="Resource")
+# Resource, SmaApiError and Module are imported from here too
+from smacli.client_base import Resource as Resource
+from smacli.client_base import SmaApiError, T
+from smacli.client_base import quote as _q
+from smacli.client_modules import Module as Module
+from smacli.client_modules import ModulesApi
+
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 FINAL_STATUSES = ("Completed", "Failed", "Stopped")
 END_STATUSES = (*FINAL_STATUSES, "Suspended")
-
-
-class SmaApiError(Exception):
-    """The API refused a call (status >= 400), or could not be reached (status 0)."""
-
-    def __init__(self, status: int, message: str, errors: dict | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.errors = errors or {}
+MAX_WAIT = 300.0  # the longest `wait` of a start the service holds its answer for
 
 
 # --- typed results ---------------------------------------------------------------------
-
-@dataclass
-class Resource:
-    """Fields of an API object; `raw` keeps the whole JSON (item access reads it)."""
-
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_api(cls: type[T], data: dict[str, Any]) -> T:
-        names = {f.name for f in fields(cls)} - {"raw"}
-        return cls(raw=data, **{k: data.get(k) for k in names})
-
-    def __getitem__(self, key: str) -> Any:
-        return self.raw[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.raw.get(key, default)
-
 
 @dataclass
 class Runbook(Resource):
@@ -79,6 +57,8 @@ class RunbookVersion(Resource):
     id: str | None = None
     number: int | None = None
     parameters: list[dict[str, Any]] | None = None
+    # the pinned set of its inline requirements (PEP 723): dependencies, pinned, python...
+    requirements: dict[str, Any] | None = None
     published_at: str | None = None
     published_by: str | None = None
     content: str | None = None
@@ -108,12 +88,15 @@ class Job(Resource):
     status_reason: str | None = None
     exception: str | None = None
     parameters: dict[str, Any] | None = None
+    arguments: list[str] | None = None  # positional, in order
+    requirements: dict[str, Any] | None = None  # the pinned set it runs with, or None
     worker_group: str | None = None
     worker: str | None = None
     started_by: str | None = None
     parent_job_id: str | None = None
     attempt: int | None = None  # its current run: 1, then + 1 each time it is resumed
     exit_code: int | None = None
+    engine_path: str | None = None  # "warm" or "cold": how its last run started
     created_at: str | None = None
     start_time: str | None = None
     end_time: str | None = None
@@ -210,6 +193,7 @@ class ScheduleLink(Resource):
     schedule: str | None = None
     runbook: str | None = None
     parameters: dict[str, Any] | None = None
+    arguments: list[str] | None = None
     worker_group: str | None = None
     next_run: str | None = None
 
@@ -220,6 +204,7 @@ class Webhook(Resource):
     name: str | None = None
     runbook: str | None = None
     parameters: dict[str, Any] | None = None
+    arguments: list[str] | None = None
     enabled: bool | None = None
     expiry_time: str | None = None
     last_invoked_at: str | None = None
@@ -259,11 +244,7 @@ class AuditEvent(Resource):
     details: dict[str, Any] | None = None
 
 
-def _q(name: str) -> str:
-    return urllib.parse.quote(str(name), safe="")
-
-
-class SmaClient:
+class SmaClient(ModulesApi):
     """One method per API verb. `url` is the service (http://host:8080), `token` a bearer
     token; `verify` is True, False or a CA bundle path for HTTPS."""
 
@@ -285,9 +266,11 @@ class SmaClient:
 
     def request(self, method: str, path: str, *, json_body: Any = None,
                 params: dict[str, Any] | None = None, stream: bool = False,
-                timeout: float | None = None, headers: dict[str, str] | None = None
+                timeout: float | None = None, headers: dict[str, str] | None = None,
+                files: dict[str, Any] | None = None, data: dict[str, str] | None = None
                 ) -> requests.Response:
-        """One call; an error status raises SmaApiError with the API's message."""
+        """One call; an error status raises SmaApiError with the API's message (`files` and
+        `data`: a multipart/form-data body)."""
         url = f"{self.url}/api/v1{path}"
         attempts = self.retries + 1 if method in IDEMPOTENT else 1
         pause = 0.2
@@ -295,7 +278,7 @@ class SmaClient:
             try:
                 resp = self.http.request(
                     method, url, json=json_body, params=_clean(params), stream=stream,
-                    headers=headers, timeout=timeout or self.timeout)
+                    headers=headers, files=files, data=data, timeout=timeout or self.timeout)
                 break
             except requests.exceptions.SSLError as exc:
                 raise SmaApiError(0, f"TLS error talking to {self.url}: {exc}") from None
@@ -366,9 +349,13 @@ class SmaClient:
         self._json("DELETE", f"/runbooks/{_q(name)}")
 
     def start_runbook(self, name: str, parameters: dict[str, Any] | None = None, *,
-                      worker_group: str | None = None, wait: float | None = None) -> Job:
-        """Start the published version; `wait` seconds (at most 300) to answer when done."""
+                      worker_group: str | None = None, wait: float | None = None,
+                      arguments: list[str] | None = None) -> Job:
+        """Start the published version with named `parameters` and/or positional `arguments`
+        (a script's sys.argv[1:]); `wait` seconds (at most 300) to answer when done."""
         body: dict[str, Any] = {"parameters": parameters or {}}
+        if arguments is not None:
+            body["arguments"] = arguments
         if worker_group:
             body["worker_group"] = worker_group
         if wait:
@@ -377,9 +364,12 @@ class SmaClient:
                             timeout=self.timeout + (wait or 0))
         return Job.from_api(resp.json())
 
-    def test_draft(self, name: str, parameters: dict[str, Any] | None = None) -> Job:
-        return Job.from_api(self._json("POST", f"/runbooks/{_q(name)}/draft/test",
-                                       {"parameters": parameters or {}}))
+    def test_draft(self, name: str, parameters: dict[str, Any] | None = None, *,
+                   arguments: list[str] | None = None) -> Job:
+        body: dict[str, Any] = {"parameters": parameters or {}}
+        if arguments is not None:
+            body["arguments"] = arguments
+        return Job.from_api(self._json("POST", f"/runbooks/{_q(name)}/draft/test", body))
 
     # --- jobs --------------------------------------------------------------------------
 
@@ -585,8 +575,11 @@ class SmaClient:
         return [ScheduleLink.from_api(i) for i in body["items"]]
 
     def link_schedule(self, name: str, runbook: str, parameters: dict[str, Any] | None = None,
-                      worker_group: str | None = None) -> ScheduleLink:
+                      worker_group: str | None = None, *,
+                      arguments: list[str] | None = None) -> ScheduleLink:
         body: dict[str, Any] = {"runbook": runbook, "parameters": parameters or {}}
+        if arguments is not None:
+            body["arguments"] = arguments
         if worker_group:
             body["worker_group"] = worker_group
         return ScheduleLink.from_api(self._json("POST", f"/schedules/{_q(name)}/runbooks",
@@ -603,6 +596,7 @@ class SmaClient:
 
     def create_webhook(self, name: str, runbook: str, parameters: dict[str, Any] | None = None,
                        **fields_: Any) -> Webhook:
+        """A new webhook; `arguments=[...]` fixes the positional arguments of its jobs."""
         return Webhook.from_api(self._json("POST", "/webhooks", {
             "name": name, "runbook": runbook, "parameters": parameters or {}, **fields_}))
 

@@ -20,7 +20,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from smacli.cli import admin, assets, runbooks, schedules
+    from smacli.cli import admin, assets, jobs, modules, runbooks, schedules
+    from smacli.cli.common import command
 
     parser = _Parser(
         prog="sma", description="Service Management Automation: runbooks, jobs, workers. "
@@ -29,31 +30,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin.register_login(sub)
     runbooks.register(sub)
+    jobs.register(sub)
     assets.register(sub)
     schedules.register(sub)
+    modules.register(sub)
 
-    up = sub.add_parser("up", help="run the web service, a worker and beat on this machine")
-    up.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    up.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    # server-side commands have no func: main() runs them by their `server` name
+    up = command(sub, "up", "run the web service, a worker and beat on this machine", None,
+                 server="up")
+    up.add_argument("--host", help="address to listen on (SMA_HOST, 127.0.0.1)")
+    up.add_argument("--port", help="port to listen on (SMA_PORT, 8080)")
     up.add_argument("--data-dir", help="data folder (SMA_DATA_DIR, ~/.local/share/sma)")
     up.add_argument("--workers", type=int, default=None,
                     help="jobs the worker runs at once (default: number of CPUs, at least 2)")
     up.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     up.add_argument("--tls-key", help="the certificate's private key (PEM)")
-    up.set_defaults(server="up")
 
-    worker = sub.add_parser("worker", help="run a runbook worker (a Celery worker); "
-                                           "`sma worker list` shows the registered ones")
+    worker = command(sub, "worker", "run a runbook worker (a Celery worker); "
+                                    "`sma worker list` shows the registered ones", None,
+                     server="worker")
     worker.add_argument("--group", help="worker group to serve (SMA_WORKER_GROUP, default)")
     worker.add_argument("--concurrency", type=int, help="jobs run at once")
-    worker.set_defaults(server="worker")
     wsub = worker.add_subparsers(dest="action", metavar="ACTION")
 
     token = sub.add_parser("token", help="API tokens")
     tsub = token.add_subparsers(dest="action", metavar="ACTION", required=True)
-    tcreate = tsub.add_parser("create", help="create a token and print its secret once "
-                                             "(through the API; in the database with "
-                                             "--database, or when not logged in)")
+    tcreate = command(tsub, "create", "create a token and print its secret once (through "
+                                      "the API; in the database with --database, or when "
+                                      "not logged in)", None, server="token_create")
     tcreate.add_argument("--name", required=True)
     tcreate.add_argument("--role", required=True,
                          choices=("reader", "operator", "author", "admin"))
@@ -63,24 +67,47 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate.add_argument("-o", "--output", choices=("table", "json"), default="table")
     tcreate.add_argument("--url")
     tcreate.add_argument("--no-color", action="store_true")
-    tcreate.set_defaults(server="token_create")
     admin.register_api(wsub, tsub, sub)
 
     keys = sub.add_parser("keys", help="encryption keys of the secrets")
     ksub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ksub.add_parser("rotate", help="re-encrypt every secret under the first key of "
-                                   "SMA_ENCRYPTION_KEYS").set_defaults(server="keys_rotate")
+    command(ksub, "rotate", "re-encrypt every secret under the first key of "
+                            "SMA_ENCRYPTION_KEYS", None, server="keys_rotate")
 
     dbp = sub.add_parser("db", help="database maintenance")
     dbsub = dbp.add_subparsers(dest="action", metavar="ACTION", required=True)
-    dbsub.add_parser("upgrade", help="apply the schema migrations").set_defaults(
-        server="db_upgrade")
+    command(dbsub, "upgrade", "apply the schema migrations", None, server="db_upgrade")
     return parser
+
+
+# the commands whose words after `--` are a runbook's positional arguments; they are split
+# off before argparse, which cannot take them after an option (python/cpython#53584)
+RUNBOOK_ARGUMENTS = {("runbook", "start"), ("schedule", "link"), ("webhook", "create"),
+                     ("webhook", "update")}
+
+
+def split_runbook_arguments(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """`sma runbook start NAME -p x=1 -- -s web01 extra`: the words before `--`, and the
+    runbook's arguments after it (None without `--`)."""
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1:]
+    return argv, None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if tuple(argv[:2]) in RUNBOOK_ARGUMENTS:
+        argv, arguments = split_runbook_arguments(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}; the runbook's own "
+                         f"arguments go after --, e.g. `sma {' '.join(argv[:2])} ... -- "
+                         f"{' '.join(unknown)}`")
+        args.arguments = arguments
+    else:
+        args = parser.parse_args(argv)
     if getattr(args, "func", None) is not None:
         from smacli.cli.common import run_command
 

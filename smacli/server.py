@@ -106,9 +106,12 @@ def safe_url(url: str) -> str:
 
 def up(args: argparse.Namespace) -> int:
     from smacli.stack import Stack
+    from smacli.up_checks import check_port_free, cli_hint, listen_address
 
-    stack = Stack(args.data_dir, args.host, args.port, args.workers,
+    host, port = listen_address(args)
+    stack = Stack(args.data_dir, host, port, args.workers,
                   tls_cert=args.tls_cert, tls_key=args.tls_key)
+    check_port_free(host, port)  # one line naming --port, before anything starts
     stopping = False
 
     def _stop(_signum, _frame):
@@ -127,8 +130,10 @@ def up(args: argparse.Namespace) -> int:
             f"  (password in {stack.redis.folder / 'password'})" if stack.redis else ""))
         if stack.new_token:
             print(f"Admin token (shown once, keep it): {stack.new_token}")
+        if hint := cli_hint(url):
+            print(hint)
+        signal.signal(signal.SIGINT, _stop)  # before it says so: a Ctrl-C at once stops cleanly
         print("Press Ctrl-C to stop.\n", flush=True)
-        signal.signal(signal.SIGINT, _stop)
         while not stopping:
             stack.check()
             stack.keep_broker()

@@ -85,11 +85,12 @@ class Stack:
         commands = {
             "web": gunicorn_conf.command(f"{self.host}:{self.port}", tls=self.tls,
                                          graceful_timeout=5),
-            # serves the queue of SMA_WORKER_GROUP (smaworker.celery_app)
-            "worker": [py, "-m", "celery", "-A", "smaworker", "worker", "-c",
+            # serves the queue of SMA_WORKER_GROUP (smaworker.celery_app); -q: no banners
+            # (sma up prints its own summary, and they would push it out of sight)
+            "worker": [py, "-m", "celery", "-A", "smaworker", "-q", "worker", "-c",
                        str(self.concurrency), "--without-gossip", "--without-mingle", "-l",
                        "INFO"],
-            "beat": [py, "-m", "celery", "-A", "smaworker", "beat", "-l", "INFO",
+            "beat": [py, "-m", "celery", "-A", "smaworker", "-q", "beat", "-l", "INFO",
                      "-s", str(self.data_dir / "celerybeat-schedule")],
         }
         for name, argv in commands.items():

@@ -12,12 +12,13 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import ADMIN_TOKEN, ROOT
+from tests.modulefiles import upload
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed (make deps installs Debian's chromium)")
+    CHROMIUM is None, reason="Chromium is not installed (make test installs Debian's chromium as root)")
 
 COUNTER = ("import time\n"
            "def main(count: int = 3):\n"
@@ -107,7 +108,8 @@ def test_write_publish_start_and_watch_it_live(page, worker):
     assert [r.strip() for r in records.all_inner_texts()] == [f"tick {i}" for i in range(5)]
     shot(page, "job")
     page.click("text=Jobs")
-    assert "from-browser" in page.content()
+    page.wait_for_url("**/jobs")  # the click navigates: the page is read once it loaded
+    expect(page.locator("body")).to_contain_text("from-browser")
     shot(page, "jobs")
 
 
@@ -160,7 +162,7 @@ def test_nothing_loads_from_outside(page, services):
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
         services["api_url"]) and not r.url.startswith("data:") else None)
     for path in ("/", "/runbooks", "/runbooks/new", "/jobs", "/assets/variables",
-                 "/schedules", "/webhooks", "/workers"):
+                 "/modules", "/schedules", "/webhooks", "/workers"):
         page.goto(path)
         page.wait_for_load_state("networkidle")
     time.sleep(0.2)
@@ -190,9 +192,11 @@ def test_every_page_works_under_the_content_security_policy(page, api, worker):
                                         "start_time": "2030-01-01T09:00:00+00:00"})
     api.post("/api/v1/schedules/csp-daily/runbooks", json={"runbook": rb["name"]})
     api.post("/api/v1/webhooks", json={"name": "csp-hook", "runbook": rb["name"]})
+    upload(api, b"# version: 1.0\ngreet() { echo hi; }\n", "csp-lib.sh")
     for path in ("/", "/runbooks", "/runbooks/csp-walk", "/runbooks/csp-walk/diff", "/jobs",
-                 "/assets/variables", "/assets/credentials/CspDb", "/schedules",
-                 "/schedules/csp-daily", "/webhooks", "/workers"):
+                 "/assets/variables", "/assets/credentials/CspDb", "/modules",
+                 "/modules/csp-lib/1.0", "/schedules", "/schedules/csp-daily", "/webhooks",
+                 "/workers"):
         response = page.goto(path)
         assert response.status == 200, path
         policy = response.headers["content-security-policy"]
@@ -211,6 +215,33 @@ def test_every_page_works_under_the_content_security_policy(page, api, worker):
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("sma", timeout=20_000)
     page.wait_for_load_state("networkidle")
     assert page.problems == []
+
+
+def test_upload_download_and_delete_a_module(page, tmp_path):
+    """The Modules page in the browser: the file input, the flash, the download through the
+    session, the delete's confirmation (dismissed first, then accepted)."""
+    library = tmp_path / "browser-lib.sh"
+    library.write_bytes(b"# version: 0.3\nsay() { echo \"$1\"; }\n")
+    page.goto("/modules")
+    page.get_by_role("link", name="Modules").and_(page.locator("[aria-current=page]")).wait_for()
+    page.locator("#module-file").set_input_files(str(library))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator(".flash.ok")).to_have_text("Uploaded browser-lib 0.3.")
+    row = page.locator("#modules tbody tr").first
+    expect(row.locator("td").nth(2)).to_have_text("bash")
+    shot(page, "modules")
+    with page.expect_download() as download:
+        row.get_by_role("link", name="Download browser-lib.sh").click()
+    assert download.value.suggested_filename == "browser-lib.sh"
+    assert download.value.path().read_bytes() == library.read_bytes()
+    row.get_by_role("link", name="browser-lib", exact=True).click()
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator("h1")).to_contain_text("Module browser-lib")  # still there
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator(".flash.ok")).to_have_text("Deleted browser-lib 0.3.")
+    expect(page.locator("main")).to_contain_text("No modules yet.")
 
 
 def test_a_new_attempt_is_separated_live(page, api, processes):

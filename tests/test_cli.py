@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
 import signal
 import stat
 import subprocess
@@ -27,8 +27,9 @@ def cli(services, tmp_path):
     """Run `sma ...` with its own HOME, logged in through SMA_URL and SMA_TOKEN."""
     home = tmp_path / "home"
     home.mkdir()
+    # PYTHONPATH: the `sma` of this checkout, whatever the environment has installed
     base = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8",
-            "SMA_URL": services["api_url"], "SMA_TOKEN": ADMIN_TOKEN}
+            "SMA_URL": services["api_url"], "SMA_TOKEN": ADMIN_TOKEN, "PYTHONPATH": str(ROOT)}
 
     def run(*args, stdin: str | None = None, env: dict | None = None, timeout: float = 60,
             cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -101,6 +102,24 @@ def test_failing_runbook_exits_1_and_json_parses(cli, worker):
     assert any(r["stream"] == "Error" for r in json.loads(out.stdout))
     assert cli("job", "wait", jobs[0]["id"]).returncode == 1
 
+
+
+def test_start_wait_is_answered_by_the_service_and_gives_up_at_its_timeout(cli, worker,
+                                                                         job_tmp):
+    """`--wait` holds the start request until the job ends (the service's wait), and says
+    so when `--timeout` passes first."""
+    flag = job_tmp / "go"
+    _script(cli.tmp, "held.py", "import os, time\n"
+                                f"while not os.path.exists({str(flag)!r}):\n"
+                                "    time.sleep(0.01)\n")
+    assert cli("runbook", "import", "held.py", "--publish").returncode == 0
+    held = cli("runbook", "start", "held", "--wait", "--timeout", "1")
+    assert held.returncode != 0
+    assert re.search(r"Job \S+ is still \w+ after 1 s\.", held.stderr), held.stderr
+    flag.touch()
+    done = cli("runbook", "start", "held", "--wait", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "Completed"
 
 def test_bad_arguments_and_api_errors_are_one_line(cli, services):
     cases = [
@@ -248,35 +267,36 @@ def test_follow_survives_a_restart_of_the_web_server(cli, services, worker):
             follower.kill()
 
 
-SMATOOLS = ROOT / "smacli" / "powershell" / "SmaTools.psm1"
-
-
-def test_smatools_module_parses():
-    """The PowerShell module is at least well-formed where pwsh is absent."""
-    from smacommon.scripts.powershell import analyze
-
-    analyze(SMATOOLS.read_text(encoding="utf-8"))
-    exported = SMATOOLS.read_text(encoding="utf-8").split("Export-ModuleMember", 1)[1]
-    for cmdlet in ("Get-SmaRunbook", "Import-SmaRunbook", "Publish-SmaRunbook",
-                   "Start-SmaRunbook", "Get-SmaJob", "Get-SmaJobOutput", "Stop-SmaJob",
-                   "Suspend-SmaJob", "Resume-SmaJob", "Get-SmaVariable", "Set-SmaVariable",
-                   "Set-SmaCredential", "Get-SmaSchedule", "Set-SmaSchedule"):
-        assert cmdlet in exported
-
-
-@pytest.mark.skipif(shutil.which("pwsh") is None,
-                    reason="pwsh (PowerShell 7) is not installed on this machine")
-def test_smatools_module_drives_the_api(cli, services, worker):
-    _script(cli.tmp, "hello.py", "def main(name: str):\n    print(f'hello {name}')\n")
-    script = (f"Import-Module '{SMATOOLS}'\n"
-              f"$rb = Import-SmaRunbook -Path '{cli.tmp / 'hello.py'}' -Publish\n"
-              "$job = Start-SmaRunbook -Name hello -Parameters @{ name = 'pwsh' } -Wait\n"
-              "$job.status\n"
-              "(Get-SmaJobOutput -Id $job.id -Stream Output).text\n"
-              "Set-SmaVariable -Name Region -Value 'eu' | Out-Null\n"
-              "(Get-SmaVariable -Name Region).value\n")
-    proc = subprocess.run(["pwsh", "-NoProfile", "-NonInteractive", "-Command", script],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "SMA_URL": cli.url, "SMA_TOKEN": ADMIN_TOKEN})
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["Completed", "hello", "pwsh", "eu"]
+def test_runbook_arguments_after_double_dash(cli, services, worker):
+    """`sma runbook start NAME [options] -- ARG ...`: a getopt script gets them as sys.argv[1:];
+    schedule link and webhook create fix them for their jobs."""
+    _script(cli.tmp, "opts.py", ("import getopt, sys\n"
+                                 "opts, rest = getopt.getopt(sys.argv[1:], 's:r:')\n"
+                                 "print(dict(opts), rest)\n"))
+    assert cli("runbook", "import", "opts.py", "--publish").returncode == 0
+    followed = cli("runbook", "start", "opts", "--follow", "--", "-s", "sub 1", "-r", "east",
+                   "--", "vm01")
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout == "{'-s': 'sub 1', '-r': 'east'} ['vm01']\n"
+    forgot = cli("runbook", "start", "opts", "-s", "x")
+    assert forgot.returncode == 2 and "the runbook's own arguments go after --" in forgot.stderr
+    started = json.loads(cli("runbook", "start", "opts", "-o", "json", "--", "-s", "x").stdout)
+    assert started["arguments"] == ["-s", "x"]
+    shown = cli("job", "show", started["id"])
+    assert shown.returncode == 0 and '["-s", "x"]' in shown.stdout
+    assert cli("schedule", "create", "daily", "--frequency", "Day",
+               "--start", "2030-01-01T02:00:00Z").returncode == 0
+    assert cli("schedule", "link", "daily", "opts", "--group", "nightly", "--",
+               "-r", "west").returncode == 0
+    link = json.loads(cli("schedule", "show", "daily", "-o", "json").stdout)["runbooks"][0]
+    assert link["arguments"] == ["-r", "west"] and link["worker_group"] == "nightly"
+    made = cli("webhook", "create", "push", "opts", "-o", "json", "--", "-s", "hooked")
+    assert made.returncode == 0 and json.loads(made.stdout)["arguments"] == ["-s", "hooked"]
+    assert cli("webhook", "update", "push", "--").returncode == 0
+    assert json.loads(cli("webhook", "show", "push", "-o", "json").stdout)["arguments"] == []
+    # a runbook whose main() sma calls takes no positional arguments: one line, exit 1
+    _script(cli.tmp, "withmain.py", "def main(n: int = 1):\n    print(n)\n")
+    assert cli("runbook", "import", "withmain.py", "--publish").returncode == 0
+    refused = cli("runbook", "start", "withmain", "--", "3")
+    assert refused.returncode == 1 and "defines main()" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1

@@ -196,7 +196,7 @@ def test_job_controls_follow_the_status(portal, api):
     assert 'id="stop-job"' not in page and "Stopped" in page
     again = client.post(f"/jobs/{job['id']}/stop", data={"csrf_token": csrf},
                         follow_redirects=True)
-    assert "cannot become Stopped" in again.get_data(as_text=True)
+    assert "has already ended (Stopped)" in again.get_data(as_text=True)
     rows = client.get(f"/jobs/rows?id={job['id']}").get_data(as_text=True)
     assert f'id="job-{job["id"]}"' in rows and "Stopped" in rows
     listed = client.get("/jobs?status=Stopped&range=24h").get_data(as_text=True)
@@ -259,6 +259,9 @@ def test_schedules_and_webhooks_pages(portal, api):
     assert linked.status_code == 302
     page = client.get("/schedules/paris-mornings").get_data(as_text=True)
     assert "nightly-job" in page and "Unlink" in page
+    # runs shown as the schedule's wall clock, which is how they are set
+    assert "<dt>Next run</dt><dd>2030-03-01 09:00 Europe/Paris</dd>" in page
+    assert "2030-03-01 09:00 Europe/Paris" in client.get("/schedules").get_data(as_text=True)
     client.post("/schedules/paris-mornings/disable", data={"csrf_token": csrf})
     assert api.get("/api/v1/schedules/paris-mornings").get_json()["enabled"] is False
     created = client.post("/webhooks", data={"csrf_token": csrf, "name": "push",

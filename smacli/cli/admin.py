@@ -13,6 +13,7 @@ from smacli.cli.common import (
     act,
     add_common,
     client,
+    command,
     config_path,
     endpoint,
     load_config,
@@ -23,47 +24,43 @@ from smacli.client import SmaClient
 
 
 def register_login(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("login", help="save the service URL and a token (asked for, or read "
-                                     "from standard input) in a file only you can read")
+    p = command(sub, "login", "save the service URL and a token (asked for, or read from "
+                              "standard input) in a file only you can read", login,
+                output="table")
     p.add_argument("url", help="the sma service, e.g. http://127.0.0.1:8080")
     p.add_argument("--ca-file", help="CA bundle to trust for an HTTPS service")
     p.add_argument("--no-color", action="store_true")
-    p.set_defaults(func=login, output="table")
-    p = sub.add_parser("logout", help="forget the saved login")
+    p = command(sub, "logout", "forget the saved login", logout, output="table")
     p.add_argument("--no-color", action="store_true")
-    p.set_defaults(func=logout, output="table")
-    p = sub.add_parser("completion", help="print a shell completion script: "
-                                          "eval \"$(sma completion bash)\"")
+    p = command(sub, "completion", "print a shell completion script: "
+                                   "eval \"$(sma completion bash)\"", completion,
+                output="table")
     p.add_argument("shell", choices=("bash", "zsh"))
-    p.set_defaults(func=completion, output="table")
 
 
 def register_api(worker_sub: argparse._SubParsersAction,
                  token_sub: argparse._SubParsersAction,
                  sub: argparse._SubParsersAction) -> None:
     """`worker list` and the API side of `token` join the server-side groups of main.py."""
-    p = worker_sub.add_parser("list", help="registered workers: group, engines, heartbeat")
+    p = command(worker_sub, "list", "registered workers: group, engines, heartbeat",
+                worker_list)
     p.add_argument("--state", choices=("online", "lost"))
-    p.set_defaults(func=worker_list)
     add_common(p)
 
-    p = token_sub.add_parser("list", help="API tokens (never their secrets)")
-    p.set_defaults(func=lambda a, o: o.table(
+    p = command(token_sub, "list", "API tokens (never their secrets)", lambda a, o: o.table(
         client(a).tokens(), [("ID", "id"), ("NAME", "name"), ("ROLE", "role"),
                              ("EXPIRES", "expires_at"), ("LAST USED", "last_used_at"),
                              ("REVOKED", "revoked")], empty="No tokens."))
     add_common(p)
-    p = token_sub.add_parser("revoke", help="revoke a token by id")
-    p.add_argument("id")
-    p.set_defaults(func=act(lambda sma, a: sma.revoke_token(a.id), "Revoked token {id}."))
+    p = command(token_sub, "revoke", "revoke a token by id",
+                act(lambda sma, a: sma.revoke_token(a.id), "Revoked token {id}."), "id")
     add_common(p)
 
-    p = sub.add_parser("audit", help="who changed what (admin)")
+    p = command(sub, "audit", "who changed what (admin)", audit)
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--actor", help="only this actor (token:<name>, job:<id>, ...)")
     p.add_argument("--door", choices=("api", "portal", "cli", "job", "webhook"),
                    help="only changes that came in this way")
-    p.set_defaults(func=audit)
     add_common(p)
 
 

@@ -84,7 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                 certificate_import, "name")
     p.add_argument("file", type=Path)
     p.add_argument("--exportable", action="store_true",
-                   help="runbooks get the private key too")
+                   help="record the key as exportable (Azure's flag: jobs get the key "
+                        "either way, and no API or page hands it out)")
     p.add_argument("--no-password", action="store_true", help="the PFX has no password")
     command(tsub, "delete", "delete a certificate", _DELETE, "name", kind="certificate")
 

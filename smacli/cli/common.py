@@ -230,10 +230,14 @@ def create_or_change(create: Callable[[], Any], change: Callable[[], Any]) -> tu
     return change(), "Changed"
 
 
-def command(sub: argparse._SubParsersAction, action: str, help: str, func: Callable,
-            *positional: str, **defaults: Any) -> argparse.ArgumentParser:
-    """A subcommand taking `positional` arguments, run by `func(args, out)`."""
-    p = sub.add_parser(action, help=help)
+def command(sub: argparse._SubParsersAction, action: str, help: str, func: Callable | None,
+            *positional: str, usage: str | None = None, epilog: str | None = None,
+            **defaults: Any) -> argparse.ArgumentParser:
+    """A subcommand taking `positional` arguments, run by `func(args, out)`; every
+    command group registers its commands through this (docs/architecture.md). A
+    server-side command has no func and a `server` default naming its smacli.server
+    function."""
+    p = sub.add_parser(action, help=help, usage=usage, epilog=epilog)
     for name in positional:
         p.add_argument(name)
     p.set_defaults(func=func, **defaults)
@@ -245,6 +249,11 @@ def add_common_to(*subs: argparse._SubParsersAction) -> None:
     for sub in subs:
         for parser in sub.choices.values():
             add_common(parser)
+
+
+def refused(status: int, message: str) -> SmaApiError:
+    """An API refusal retold in the command line's words (what to type to fix it)."""
+    return SmaApiError(status, message)
 
 
 def job_exit_code(job: Job) -> int:

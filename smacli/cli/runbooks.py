@@ -1,5 +1,5 @@
-"""`sma runbook ...` and `sma job ...` (SMA's Get-SmaRunbook, Import-SmaRunbook,
-Publish-SmaRunbook, Start-SmaRunbook, Get-SmaJob, Get-SmaJobOutput, Stop-SmaJob, ...)."""
+"""`sma runbook ...` (SMA's Get-SmaRunbook, Import-SmaRunbook, Publish-SmaRunbook,
+Start-SmaRunbook); `sma job ...` is smacli.cli.jobs."""
 
 from __future__ import annotations
 
@@ -9,25 +9,24 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from contextlib import nullcontext
 from pathlib import Path
 
-from smacli.cli.attempts import AttemptMarkers
 from smacli.cli.common import (
     Output,
     UsageError,
-    add_common,
+    add_common_to,
     client,
+    command,
     create_or_change,
-    job_exit_code,
     parse_pairs,
+    refused,
 )
-from smacli.client import Job, SmaApiError, SmaClient
+from smacli.cli.jobs import follow, wait_job
+from smacli.client import MAX_WAIT, SmaApiError
 
 TYPES_BY_SUFFIX = {".py": "python", ".sh": "bash", ".bash": "bash", ".ps1": "powershell"}
-JOB_COLUMNS = [("ID", "id"), ("RUNBOOK", "runbook_name"), ("STATUS", "status"),
-               ("STARTED BY", "started_by"), ("CREATED", "created_at"), ("ENDED", "end_time")]
-STREAM_STYLE = {"Error": "red", "Warning": "yellow", "Verbose": "cyan", "Debug": "magenta",
-                "Progress": "blue"}
 
 
 _LIMIT_OPTIONS = {
@@ -54,20 +53,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "Publish-SmaRunbook, Start-SmaRunbook)")
     rsub = rb.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    p = rsub.add_parser("list", help="list runbooks (Get-SmaRunbook)")
+    p = command(rsub, "list", "list runbooks (Get-SmaRunbook)", runbook_list)
     p.add_argument("--name", help="names containing this text")
     p.add_argument("--tag")
     p.add_argument("--type", choices=("python", "bash", "powershell"))
-    p.set_defaults(func=runbook_list)
 
-    p = rsub.add_parser("show", help="a runbook's settings (--content: its published script)")
-    p.add_argument("name")
+    p = command(rsub, "show", "a runbook's settings (--content: its published script)",
+                runbook_show, "name")
     p.add_argument("--content", action="store_true", help="print the published content")
     p.add_argument("--draft", action="store_true", help="print the draft's content")
-    p.set_defaults(func=runbook_show)
 
-    p = rsub.add_parser("import", help="create a runbook from a file, or replace its draft "
-                                       "(Import-SmaRunbook)")
+    p = command(rsub, "import", "create a runbook from a file, or replace its draft "
+                                "(Import-SmaRunbook)", runbook_import)
     p.add_argument("file", type=Path)
     p.add_argument("--name", help="runbook name (default: the file name without suffix)")
     p.add_argument("--type", choices=("python", "bash", "powershell"),
@@ -78,21 +75,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     for option, what in _LIMIT_OPTIONS.items():
         p.add_argument(f"--{option.replace('_', '-')}", type=int, metavar="N", help=what)
     p.add_argument("--publish", action="store_true", help="publish it at once")
-    p.set_defaults(func=runbook_import)
 
-    p = rsub.add_parser("edit", help="change a runbook's draft from FILE, or in $EDITOR")
-    p.add_argument("name")
+    p = command(rsub, "edit", "change a runbook's draft from FILE, or in $EDITOR",
+                runbook_edit, "name")
     p.add_argument("file", nargs="?", type=Path)
-    p.set_defaults(func=runbook_edit)
 
-    p = rsub.add_parser("publish", help="publish the draft as a new version "
-                                        "(Publish-SmaRunbook)")
-    p.add_argument("name")
-    p.set_defaults(func=runbook_publish)
+    command(rsub, "publish", "publish the draft as a new version (Publish-SmaRunbook)",
+            runbook_publish, "name")
 
-    p = rsub.add_parser("start", help="start the published version as a job "
-                                      "(Start-SmaRunbook)")
-    p.add_argument("name")
+    p = command(rsub, "start", "start the published version as a job "
+                               "(Start-SmaRunbook); positional arguments after --",
+                runbook_start, "name",
+                usage="%(prog)s NAME [options] [-- ARGUMENT ...]",
+                epilog="Everything after -- is passed to the runbook as positional "
+                       "arguments, in order (sys.argv[1:] of a Python script, $1 $2 "
+                       "... in Bash): sma runbook start cleanup -- -s web01 /tmp")
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
                    help="a parameter (repeatable; JSON values such as 3 or true are typed)")
     p.add_argument("--params-json", metavar="JSON", help="all parameters as a JSON object")
@@ -102,53 +99,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--follow", "-f", action="store_true",
                    help="print its records live until it ends (exit code as --wait)")
     p.add_argument("--timeout", type=float, help="stop waiting after this many seconds")
-    p.set_defaults(func=runbook_start)
 
-    p = rsub.add_parser("versions", help="published versions")
-    p.add_argument("name")
-    p.set_defaults(func=runbook_versions)
+    command(rsub, "versions", "published versions", runbook_versions, "name")
 
-    p = rsub.add_parser("delete", help="delete a runbook, its versions and jobs")
-    p.add_argument("name")
+    p = command(rsub, "delete", "delete a runbook, its versions and jobs", runbook_delete,
+                "name")
     p.add_argument("--yes", action="store_true", help="do not ask")
-    p.set_defaults(func=runbook_delete)
 
-    job = sub.add_parser("job", help="jobs (Get-SmaJob, Get-SmaJobOutput, Stop-SmaJob, "
-                                     "Suspend-SmaJob, Resume-SmaJob)")
-    jsub = job.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = jsub.add_parser("list", help="jobs, newest first (Get-SmaJob)")
-    p.add_argument("--runbook")
-    p.add_argument("--status", help="comma-separated statuses, e.g. Running,Failed")
-    p.add_argument("--started-by")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (50)")
-    p.set_defaults(func=job_list)
-    p = jsub.add_parser("show", help="a job, with its status history")
-    p.add_argument("id")
-    p.set_defaults(func=job_show)
-    p = jsub.add_parser("output", help="a job's records (Get-SmaJobOutput)")
-    p.add_argument("id")
-    p.add_argument("--stream", action="append",
-                   choices=("Output", "Error", "Warning", "Verbose", "Progress", "Debug"),
-                   help="only these streams (repeatable; default all)")
-    p.add_argument("--follow", "-f", action="store_true",
-                   help="keep printing new records until the job ends")
-    p.add_argument("--attempt", type=int, metavar="N",
-                   help="only what attempt N (its Nth run) wrote; without it, a line "
-                        "'--- Attempt N — ... ---' marks where each later attempt begins")
-    p.set_defaults(func=job_output)
-    for verb, cmdlet in (("stop", "Stop-SmaJob"), ("suspend", "Suspend-SmaJob"),
-                         ("resume", "Resume-SmaJob")):
-        p = jsub.add_parser(verb, help=f"{verb} a job ({cmdlet})")
-        p.add_argument("id")
-        p.set_defaults(func=job_control, verb=verb)
-    p = jsub.add_parser("wait", help="wait for a job to end; exit 0 Completed, 1 Failed, "
-                                     "2 Stopped or Suspended")
-    p.add_argument("id")
-    p.add_argument("--timeout", type=float)
-    p.set_defaults(func=job_wait)
-
-    for parser in (*rsub.choices.values(), *jsub.choices.values()):
-        add_common(parser)
+    add_common_to(rsub)
 
 
 # --- runbooks ----------------------------------------------------------------------------
@@ -163,10 +121,13 @@ def runbook_list(args, out: Output):
 
 def runbook_show(args, out: Output):
     sma = client(args)
+    rb = sma.get_runbook(args.name)
     if args.draft:
+        if not rb.has_draft:
+            raise refused(404, f"Runbook {args.name!r} has no draft; make one with "
+                               f"`sma runbook edit {args.name}`.")
         sys.stdout.write(_ensure_newline(sma.get_draft(args.name)))
         return
-    rb = sma.get_runbook(args.name)
     if args.content:
         if not rb.published_version:
             raise UsageError(f"runbook {args.name!r} is not published; see --draft")
@@ -216,7 +177,13 @@ def runbook_import(args, out: Output):
         lambda: sma.create_runbook(name, runbook_type, content, **settings), update_draft)
     action = "Created" if verb == "Created" else "Updated the draft of"
     if args.publish:
-        version = sma.publish_runbook(name)
+        try:
+            version = sma.publish_runbook(name)
+        except SmaApiError as exc:
+            raise refused(exc.status, f"{action} runbook {name!r}, but did not publish it: "
+                          f"{exc.message} The draft is saved; fix it with `sma runbook edit "
+                          f"{name}` or import it again, then `sma runbook publish "
+                          f"{name}`.") from None
         out.done(f"{action} runbook {name!r} and published version {version.number}.")
         rb = sma.get_runbook(name)
     else:
@@ -233,16 +200,16 @@ def runbook_edit(args, out: Output):
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
         if not editor:
             raise UsageError("give a FILE, or set EDITOR to edit the draft in place")
-        try:
+        rb = sma.get_runbook(args.name)
+        if rb.has_draft:
             current = sma.get_draft(args.name)
-        except SmaApiError as exc:
-            if exc.status != 404 or "draft" not in exc.message.lower():
-                raise
-            rb = sma.get_runbook(args.name)
-            current = sma.get_runbook_version(args.name, rb.published_version["number"]) \
-                .content if rb.published_version else ""
+        elif rb.published_version:  # no draft: start from the published script
+            current = sma.get_runbook_version(args.name,
+                                              rb.published_version["number"]).content or ""
+        else:
+            current = ""
         suffix = {"python": ".py", "bash": ".sh", "powershell": ".ps1"}.get(
-            sma.get_runbook(args.name).runbook_type, ".txt")
+            rb.runbook_type, ".txt")
         with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False,
                                          encoding="utf-8") as fh:
             fh.write(current)
@@ -260,8 +227,17 @@ def runbook_edit(args, out: Output):
 
 
 def runbook_publish(args, out: Output):
-    version = client(args).publish_runbook(args.name)
-    out.result(version, f"Published {args.name!r} version {version.number}.")
+    sma = client(args)
+    try:
+        version = sma.publish_runbook(args.name)
+    except SmaApiError as exc:
+        if exc.status == 404 and not sma.get_runbook(args.name).has_draft:
+            raise refused(404, f"Runbook {args.name!r} has no draft to publish; change it "
+                               f"with `sma runbook edit {args.name}` first.") from None
+        raise
+    pinned = (version.requirements or {}).get("pinned")
+    out.result(version, f"Published {args.name!r} version {version.number}"
+               + (f", requirements pinned: {', '.join(pinned)}." if pinned else "."))
 
 
 def runbook_versions(args, out: Output):
@@ -292,11 +268,27 @@ def runbook_start(args, out: Output):
             raise UsageError("--params-json must be a JSON object of name: value")
     parameters.update(parse_pairs(args.param))
     sma = client(args)
-    job = sma.start_runbook(args.name, parameters, worker_group=args.group)
+    began = time.monotonic()
+    # --wait: the service answers the start as soon as the job ends (woken by the worker's
+    # announcement); polling takes over only past the longest wait it holds a request for
+    wait = min(args.timeout, MAX_WAIT) if args.timeout is not None else MAX_WAIT
+    wait = wait if args.wait and not args.follow else None
+    try:
+        with out.waiting("Waiting for the job to end...") if wait else nullcontext():
+            job = sma.start_runbook(args.name, parameters, worker_group=args.group,
+                                    arguments=getattr(args, "arguments", None), wait=wait)
+    except SmaApiError as exc:
+        if exc.status == 409 and not sma.get_runbook(args.name).published_version:
+            raise refused(409, f"Runbook {args.name!r} has no published version; publish "
+                               f"it with `sma runbook publish {args.name}`.") from None
+        raise
     if args.follow:
         return follow(sma, job.id, out, timeout=args.timeout)
     if args.wait:
-        return _wait(sma, job, out, args.timeout)
+        left = None if args.timeout is None else args.timeout - (time.monotonic() - began)
+        if left is not None and left <= 0 and not job.finished:
+            raise SmaApiError(0, f"Job {job.id} is still {job.status} after {args.timeout:g} s.")
+        return wait_job(sma, job, out, left)
     if out.json:
         out.data(job)
     else:
@@ -304,143 +296,6 @@ def runbook_start(args, out: Output):
         out.done(f"Started job {job.id} ({job.status}); follow it with "
                  f"`sma job output {job.id} --follow`.")
     return 0
-
-
-# --- jobs --------------------------------------------------------------------------------
-
-def job_list(args, out: Output):
-    if args.limit < 1:
-        raise UsageError("--limit must be 1 or more")
-    status = args.status.split(",") if args.status else None
-    jobs = client(args).jobs(runbook=args.runbook, status=status, started_by=args.started_by)
-    items = []
-    for job in jobs:
-        items.append(job)
-        if len(items) >= args.limit:
-            break
-    out.table(items, JOB_COLUMNS, empty="No jobs.")
-
-
-def job_show(args, out: Output):
-    job = client(args).get_job(args.id)
-    if out.json:
-        out.data(job)
-        return
-    out.item(job, [("id", "id"), ("runbook", "runbook_name"), ("status", "status"),
-                   ("reason", "status_reason"), ("exception", "exception"),
-                   ("parameters", "parameters"), ("worker", "worker"),
-                   ("group", "worker_group"), ("started by", "started_by"),
-                   ("parent", "parent_job_id"), ("attempt", "attempt"),
-                   ("exit code", "exit_code"), ("cpu seconds", "cpu_seconds"),
-                   ("peak memory MB", "peak_memory_mb"), ("created", "created_at"),
-                   ("started", "start_time"), ("ended", "end_time")])
-    history = job.get("status_history") or []
-    if history:
-        out.console.print()
-        out.table(history, [("STATUS", "status"), ("TIME", "time"), ("BY", "actor"),
-                            ("REASON", "reason")])
-    if len(job.attempts or []) > 1:
-        out.console.print()
-        out.table(job.attempts, [("ATTEMPT", "number"), ("WORKER", "worker"),
-                                 ("STARTED", "started_at"), ("ENDED", "ended_at"),
-                                 ("ENDED AS", "status"), ("WHY IT STARTED", "cause"),
-                                 ("FROM CHECKPOINT OF", "resumed_from_checkpoint_at")])
-
-
-def job_output(args, out: Output):
-    if args.attempt is not None and args.attempt < 1:
-        raise UsageError("--attempt must be 1 or more (each run of a job is an attempt)")
-    sma = client(args)
-    if args.follow:
-        return follow(sma, args.id, out, streams=args.stream, attempt=args.attempt)
-    records = list(sma.job_records(args.id, streams=args.stream, attempt=args.attempt))
-    if out.json:
-        out.data(records)
-        return 0
-    markers = AttemptMarkers(sma, args.id) if args.attempt is None else None
-    for record in records:
-        if markers is not None:
-            markers.before(record)
-        _print_record(out, record)
-    return 0
-
-
-def job_control(args, out: Output):
-    sma = client(args)
-    job = {"stop": sma.stop_job, "suspend": sma.suspend_job,
-           "resume": sma.resume_job}[args.verb](args.id)
-    out.result(job, f"Job {job.id} is {job.status}.")
-
-
-def job_wait(args, out: Output):
-    sma = client(args)
-    return _wait(sma, sma.get_job(args.id), out, args.timeout)
-
-
-def _wait(sma: SmaClient, job: Job, out: Output, timeout: float | None) -> int:
-    with out.waiting(f"Waiting for job {job.id}..."):
-        job = sma.wait_job(job.id, timeout=timeout)
-    if out.json:
-        out.data(job)
-    else:
-        _summary(out, job)
-    return job_exit_code(job)
-
-
-def follow(sma: SmaClient, job_id: str, out: Output, streams: list[str] | None = None,
-           timeout: float | None = None, attempt: int | None = None) -> int:
-    """Print the job's records as they come (resuming a dropped stream), then its end; a
-    line marks where each attempt after the first begins."""
-    import time
-
-    deadline = None if timeout is None else time.monotonic() + timeout
-    final = None
-    markers = AttemptMarkers(sma, job_id)
-    for event in sma.job_events(job_id, attempt=attempt):
-        if event.record is not None:
-            if streams and event.record.stream not in streams:
-                continue
-            if out.json:
-                print(json.dumps({"record": event.record.raw}), flush=True)
-            else:
-                if attempt is None:
-                    markers.before(event.record)
-                _print_record(out, event.record)
-        elif event.status is not None:
-            final = event.status
-            break
-        if deadline is not None and time.monotonic() > deadline:
-            raise UsageError(f"job {job_id} did not end within {timeout} s (it goes on)")
-    if final is None:
-        final = sma.get_job(job_id)
-    if out.json:
-        print(json.dumps({"job": final.raw}), flush=True)
-    else:
-        _summary(out, final)
-    return job_exit_code(final)
-
-
-def _print_record(out: Output, record) -> None:
-    text = record.text if record.text is not None else json.dumps(record.value)
-    if record.stream == "Output":
-        print(text, flush=True)
-        return
-    style = STREAM_STYLE.get(record.stream, "")
-    from rich.markup import escape
-
-    out.err.print(f"[{style}]{record.stream}: {escape(text)}[/{style}]" if style
-                  else f"{record.stream}: {escape(text)}")
-
-
-def _summary(out: Output, job: Job) -> None:
-    style = {"Completed": "green", "Failed": "red"}.get(job.status or "", "yellow")
-    line = f"[{style}]Job {job.id} {job.status}[/{style}]"
-    reason = job.exception if job.status == "Failed" and job.exception else job.status_reason
-    if reason and job.status != "Completed":
-        from rich.markup import escape
-
-        line += f": {escape(reason.strip().splitlines()[-1])}"
-    out.err.print(line)
 
 
 def _ensure_newline(text: str) -> str:

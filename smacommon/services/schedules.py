@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from smacommon import arguments as positional
 from smacommon.db import reading, utcnow
 from smacommon.errors import (
     ConfigurationError,
@@ -115,9 +116,10 @@ def delete_schedule(session: Session, schedule: Schedule) -> None:
 
 
 def link_runbook(session: Session, schedule: Schedule, runbook: Runbook,
-                 parameters: dict[str, Any] | None, worker_group: str | None) -> JobSchedule:
-    """Link a published runbook, with parameters checked as a start would check them (the
-    values of secret ones sealed)."""
+                 parameters: dict[str, Any] | None, worker_group: str | None,
+                 arguments: Any = None) -> JobSchedule:
+    """Link a published runbook, with parameters and positional arguments checked as a start
+    would check them (the values of secret parameters sealed)."""
     version = runbook.published_version
     if version is None:
         raise NotPublished(f"Runbook {runbook.name!r} has no published version; publish it "
@@ -126,11 +128,13 @@ def link_runbook(session: Session, schedule: Schedule, runbook: Runbook,
                                                 JobSchedule.runbook_id == runbook.id)):
         raise Conflict(f"Runbook {runbook.name!r} is already linked to schedule "
                        f"{schedule.name!r}; unlink it first to change its parameters.")
-    values = validate(version.parameters, parameters)
+    args, by_name = positional.bind(runbook.runbook_type, version.content, version.parameters,
+                                    arguments, parameters)
+    values = validate(by_name, parameters)
     if worker_group is not None:
         validate_worker_group(worker_group)
     link = JobSchedule(id=uuid.uuid4(), schedule_id=schedule.id, runbook_id=runbook.id,
-                       worker_group=worker_group, created_at=utcnow())
+                       worker_group=worker_group, created_at=utcnow(), arguments=args or None)
     fixed_parameters.store(link, version.parameters, values)
     session.add(link)
     session.flush()
@@ -198,6 +202,7 @@ def _fire(engine: Engine, schedule_id: uuid.UUID, now: datetime, enqueue,
             try:  # checks come first: a refused start adds nothing to the session
                 values, sealed = fixed_parameters.job_parameters(link)
                 job = start_job(session, link.runbook, values, worker_group=link.worker_group,
+                                arguments=link.arguments,
                                 started_by=f"schedule:{schedule.id}", enqueue=enqueue,
                                 heartbeat_seconds=heartbeat_seconds, sealed_names=sealed)
             except (NotPublished, ValidationFailed, ConfigurationError) as exc:

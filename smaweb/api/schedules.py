@@ -27,6 +27,7 @@ blp = SmaBlueprint("schedules", __name__, url_prefix="/api/v1",
 
 @blp.route("/schedules")
 class Schedules(MethodView):
+    @blp.operation_id("listSchedules")
     @blp.arguments(ScheduleQueryArgsSchema, location="query")
     @blp.response(200, SchedulePageSchema)
     def get(self, args):
@@ -35,6 +36,7 @@ class Schedules(MethodView):
                                     args["limit"], args["cursor"], db.session.scalars)
         return {"items": items, "next_cursor": cursor}
 
+    @blp.operation_id("createSchedule")
     @blp.arguments(ScheduleCreateSchema)
     @blp.response(201, ScheduleSchema)
     def post(self, data):
@@ -46,11 +48,13 @@ class Schedules(MethodView):
 
 @blp.route("/schedules/<name>")
 class ScheduleByName(MethodView):
+    @blp.operation_id("getSchedule")
     @blp.response(200, ScheduleSchema)
     def get(self, name):
         """Get a schedule, with its next run."""
         return svc.get_schedule(db.session, name)
 
+    @blp.operation_id("updateSchedule")
     @blp.arguments(ScheduleUpdateSchema)
     @blp.response(200, ScheduleSchema)
     def patch(self, data, name):
@@ -59,6 +63,7 @@ class ScheduleByName(MethodView):
         db.session.commit()
         return schedule
 
+    @blp.operation_id("deleteSchedule")
     @blp.response(204)
     def delete(self, name):
         """Delete a schedule and its links."""
@@ -68,11 +73,13 @@ class ScheduleByName(MethodView):
 
 @blp.route("/schedules/<name>/runbooks")
 class ScheduleLinks(MethodView):
+    @blp.operation_id("listScheduleRunbooks")
     @blp.response(200, LinkListSchema)
     def get(self, name):
         """The runbooks linked to a schedule."""
         return {"items": svc.get_schedule(db.session, name).links}
 
+    @blp.operation_id("linkScheduleRunbook")
     @blp.arguments(LinkCreateSchema)
     @blp.response(201, LinkSchema)
     def post(self, data, name):
@@ -80,13 +87,14 @@ class ScheduleLinks(MethodView):
         schedule = svc.get_schedule(db.session, name)
         runbook = get_runbook(db.session, data["runbook"])
         link = svc.link_runbook(db.session, schedule, runbook, data["parameters"],
-                                data.get("worker_group"))
+                                data.get("worker_group"), data["arguments"])
         db.session.commit()
         return link
 
 
 @blp.route("/schedules/<name>/runbooks/<runbook>")
 class ScheduleLink(MethodView):
+    @blp.operation_id("unlinkScheduleRunbook")
     @blp.response(204)
     def delete(self, name, runbook):
         """Unlink a runbook from a schedule."""
@@ -97,6 +105,7 @@ class ScheduleLink(MethodView):
 
 @blp.route("/runbooks/<runbook>/schedules")
 class RunbookSchedules(MethodView):
+    @blp.operation_id("listRunbookSchedules")
     @blp.response(200, LinkListSchema)
     def get(self, runbook):
         """The schedules a runbook is linked to."""

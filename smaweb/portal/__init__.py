@@ -13,7 +13,17 @@ bp = Blueprint("portal", __name__, template_folder="templates", static_folder="s
 
 
 def init_app(app: Flask) -> None:
-    from smaweb.portal import assets, jobs, pages, runbooks, schedules, session  # noqa: F401
+    from smaweb.portal import (  # noqa: F401
+        assets,
+        jobs,
+        modules,
+        pages,
+        runbooks,
+        schedules,
+        session,
+        testpane,
+        versions,
+    )
 
     session.init_app(app)
     app.register_blueprint(bp)

@@ -20,14 +20,15 @@ from smacommon.errors import SmaError
 from smacommon.models import Job, JobAttempt, JobStream, Runbook
 from smacommon.schemas.common import DB_INT_MAX
 from smacommon.services.attempts import job_attempts
+from smacommon.services.job_lookup import name_starters
 from smacommon.services.jobs import get_job, resume_job, status_history, stop_job, suspend_job
 from smacommon.states import FINAL_STATUSES, JobStatus, allowed_sources
 from smacommon.streams import STREAMS
-from smaweb.api.jobs import jobs_statement
 from smaweb.extensions import db
 from smaweb.pagination import keyset_page
 from smaweb.portal import bp
 from smaweb.portal.session import login_required, saving
+from smaweb.queries import jobs_statement
 
 TAIL = 500
 PAGE = 50
@@ -37,6 +38,8 @@ LIVE = ("New", "Activating", "Running", "Stopping", "Suspending", "Resuming")
 
 
 def _names(jobs: list[Job]) -> dict:
+    """Runbook names by id; each job also gets its started_by_name."""
+    name_starters(db.session, jobs)
     ids = {j.runbook_id for j in jobs}
     if not ids:
         return {}
@@ -130,6 +133,7 @@ def _controls(job: Job) -> dict[str, bool]:
 @login_required()
 def job(job_id: str):
     item = get_job(db.session, job_id)
+    name_starters(db.session, [item])
     rows = db.session.scalars(select(JobStream).where(JobStream.job_id == item.id)
                               .order_by(JobStream.seq.desc()).limit(TAIL)).all()
     rows = list(reversed(rows))
@@ -145,6 +149,17 @@ def job(job_id: str):
         first_seq=rows[0].seq if rows else None, last_seq=rows[-1].seq if rows else 0,
         history=status_history(db.session, item.id), controls=_controls(item),
         streams=STREAMS, final=final)
+
+
+@bp.route("/jobs/<job_id>/summary")
+@login_required()
+def job_summary(job_id: str):
+    """The job's facts, status history and attempts, drawn again when its status moves."""
+    item = get_job(db.session, job_id)
+    name_starters(db.session, [item])
+    return render_template("_job_summary.html", job=item,
+                           attempts=job_attempts(db.session, item.id),
+                           history=status_history(db.session, item.id))
 
 
 @bp.route("/jobs/<job_id>/records")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
@@ -111,6 +112,21 @@ def _span(seconds: int) -> str:
 @bp.app_template_filter("when")
 def when(moment) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+@bp.app_template_filter("when_in")
+def when_in(moment, zone: str | None) -> str:
+    """A time as the wall clock of `zone` (a schedule's), which is how its runs are set:
+    e.g. 2026-12-01 02:00 Europe/Paris; UTC times as `when` writes them."""
+    if moment is None:
+        return "-"
+    if not zone or zone == "UTC":
+        return when(moment)
+    try:
+        local = moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(ZoneInfo(zone))
+    except (ValueError, ZoneInfoNotFoundError):
+        return when(moment)
+    return f"{local:%Y-%m-%d %H:%M} {zone}"
 
 
 @bp.app_context_processor

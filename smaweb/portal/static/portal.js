@@ -12,7 +12,7 @@
   function editors() {
     if (!window.SmaEditor) return;
     document.querySelectorAll("textarea[data-editor]").forEach((area) => {
-      window.SmaEditor.attach(area, area.dataset.editor);
+      window.SmaEditor.attach(area, area.dataset.editor, area.readOnly);
     });
   }
 
@@ -42,23 +42,62 @@
     const form = document.getElementById("start-form");
     if (!form) return;
     form.addEventListener("submit", (event) => {
-      let ok = true;
-      form.querySelectorAll("input[name^='p_']").forEach((input) => {
-        const error = document.getElementById("err-" + input.name);
-        let message = "";
-        if (input.type !== "checkbox") {
-          if (input.required && input.value.trim() === "") message = "Required.";
-          else if (input.type === "number" && input.value !== "" && !input.checkValidity())
-            message = input.step === "1" ? "Must be a whole number." : "Must be a number.";
-          else if (input.placeholder === "JSON" && input.value.trim() !== "") {
-            try { JSON.parse(input.value); } catch (e) { message = "Must be JSON."; }
-          }
-        }
-        if (error) error.textContent = message;
-        if (message && ok) { ok = false; input.focus(); }
-      });
-      if (!ok) event.preventDefault();
+      if (!checkParameters(form)) event.preventDefault();
     });
+  }
+
+  // a form's parameter inputs (p_*) checked as the server will; false (and the first bad
+  // input focused, each with its message) when one is wrong
+  function checkParameters(form) {
+    let ok = true;
+    form.querySelectorAll("input[name^='p_']").forEach((input) => {
+      const error = document.getElementById("err-" + input.name);
+      let message = "";
+      if (input.type !== "checkbox") {
+        if (input.required && input.value.trim() === "") message = "Required.";
+        else if (input.type === "number" && input.value !== "" && !input.checkValidity())
+          message = input.step === "1" ? "Must be a whole number." : "Must be a number.";
+        else if (input.placeholder === "JSON" && input.value.trim() !== "") {
+          try { JSON.parse(input.value); } catch (e) { message = "Must be JSON."; }
+        }
+      }
+      if (error) error.textContent = message;
+      if (message && ok) { ok = false; input.focus(); }
+    });
+    return ok;
+  }
+
+  // the editor's Test pane: the test runs what the editor holds (saved as the draft first)
+  function testPane() {
+    const form = document.getElementById("test-form");
+    const content = document.getElementById("content");
+    if (!form || !content) return;
+    form.addEventListener("submit", (event) => {
+      if (!checkParameters(form)) { event.preventDefault(); return; }
+      let field = form.querySelector("input[name='content']");
+      if (!field) {
+        field = document.createElement("input");
+        field.type = "hidden";
+        field.name = "content";
+        form.append(field);
+      }
+      field.value = content.value;
+    });
+  }
+
+  // the schedule form: only the fields of the chosen frequency (all of them without script)
+  function frequencyFields() {
+    const select = document.getElementById("frequency");
+    if (!select) return;
+    const show = () => {
+      select.form.querySelectorAll("[data-freq]").forEach((field) => {
+        const mine = field.dataset.freq.split(" ").includes(select.value);
+        field.hidden = !mine;
+        field.querySelectorAll("input, select").forEach((input) => { input.disabled = !mine; });
+      });
+    };
+    select.addEventListener("change", show);
+    show();
   }
 
   // the jobs list: rows of live jobs refreshed in place (htmx polls, hx-swap="none")
@@ -102,6 +141,19 @@
         });
       })
       .catch(() => {});  // the plain "Attempt N" stays
+  }
+
+  // the job's facts, status history and attempts, drawn again by the server when the status
+  // moves (a later answer wins over an earlier one that arrives late)
+  let summaryAsked = 0;
+  function refreshSummary() {
+    const box = document.getElementById("job-summary");
+    if (!box) return;
+    const asked = ++summaryAsked;
+    fetch(box.dataset.url, {credentials: "same-origin"})
+      .then((resp) => (resp.ok ? resp.text() : null))
+      .then((html) => { if (html !== null && asked === summaryAsked) box.innerHTML = html; })
+      .catch(() => {});  // the page keeps what it shows; the next event tries again
   }
 
   // a job's live output: server-sent events after the last record drawn
@@ -154,8 +206,10 @@
     source.addEventListener("state", (event) => {
       const state = JSON.parse(event.data);
       const badge = document.getElementById("job-status");
+      if (badge.textContent === state.status) return;  // what the page was drawn with
       badge.textContent = state.status;
       badge.className = "status s-" + state.status;
+      refreshSummary();
     });
     source.addEventListener("status", (event) => {
       const status = JSON.parse(event.data);
@@ -164,14 +218,14 @@
       badge.textContent = status.status;
       badge.className = "status s-" + status.status;
       document.getElementById("live-state").textContent = "The job has ended.";
-      const reason = document.getElementById("job-reason");
-      if (reason && status.status_reason) reason.textContent = status.status_reason;
+      refreshSummary();
       document.querySelectorAll(".head .actions form").forEach((form) => form.remove());
     });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    editors(); confirms(); copies(); startForm(); refreshRows(); liveOutput();
+    editors(); confirms(); copies(); startForm(); frequencyFields(); testPane(); refreshRows();
+    liveOutput();
     // htmx sends the CSRF token with every request it makes
     document.body.addEventListener("htmx:configRequest", (event) => {
       event.detail.headers["X-CSRF-Token"] = csrf();
