@@ -1,4 +1,10 @@
-"""Keyset pagination: a cursor is the (created_at, id) of the last item of a page."""
+"""Keyset pagination: a cursor is the (created_at, id) of the last item of a page.
+
+The next page is asked for with a row-value comparison, `(created_at, id) < (:ts, :id)`: a
+B-tree index on (created_at, id), or on (filter column, created_at, id), starts its scan at
+the cursor, so every page costs what the first does. The equivalent OR of two comparisons
+reads the same rows, but PostgreSQL cannot seek with it and walks the index from the start
+(tens to hundreds of ms deep in a million rows). SQLite has row values since 3.15."""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import uuid
 from datetime import datetime
 
 from flask_smorest import abort
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, tuple_
 
 
 def encode_cursor(created_at: datetime, item_id: uuid.UUID) -> str:
@@ -27,20 +33,24 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise  # unreachable: abort raises
 
 
+def keyset_statement(stmt: Select, created_col, id_col, limit: int, cursor: str | None,
+                     newest_first: bool = True) -> Select:
+    """`stmt` ordered by (created_at, id), after the cursor, with one row more than a page
+    (the one more says whether a next page exists)."""
+    if cursor:
+        stamp, last_id = decode_cursor(cursor)
+        key = tuple_(created_col, id_col)  # the values are bound with the columns' types
+        stmt = stmt.where(key < (stamp, last_id) if newest_first else key > (stamp, last_id))
+    order = (created_col.desc(), id_col.desc()) if newest_first else (created_col, id_col)
+    return stmt.order_by(*order).limit(limit + 1)
+
+
 def keyset_page(stmt: Select, created_col, id_col, limit: int, cursor: str | None,
                 scalars, newest_first: bool = True):
     """Apply the cursor and order to `stmt` (a select of one model, run with `scalars`);
     return (items, next_cursor)."""
-    if cursor:
-        stamp, last_id = decode_cursor(cursor)
-        if newest_first:
-            stmt = stmt.where(or_(created_col < stamp,
-                                  and_(created_col == stamp, id_col < last_id)))
-        else:
-            stmt = stmt.where(or_(created_col > stamp,
-                                  and_(created_col == stamp, id_col > last_id)))
-    order = (created_col.desc(), id_col.desc()) if newest_first else (created_col, id_col)
-    rows = list(scalars(stmt.order_by(*order).limit(limit + 1)))
+    rows = list(scalars(keyset_statement(stmt, created_col, id_col, limit, cursor,
+                                         newest_first)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

@@ -16,7 +16,6 @@ import json
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +26,7 @@ from sqlalchemy import Connection, Engine, func, select
 from smacommon.db import is_transient
 from smacommon.models import JobStream
 from smacommon.streams import ERROR, OPTIONAL_STREAMS, stream_channel
+from smaworker.excerpt import ErrorExcerpt
 from smaworker.masking import Masker
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ class StreamWriter:
         self._first_pending = 0.0
         self._stamp_at = -1.0
         self._stamp: Any = None
-        self.error_tail: deque[str] = deque(maxlen=20)
+        self.errors = ErrorExcerpt()  # the Error stream's head and end: the exception
+        self.text_bytes = 0  # of the records' text, as the job wrote it (after masking)
         self.masker = Masker()  # the secrets the job holds
         self.before_write = before_write  # called in each batch's transaction, before its rows
         self.dirty = False  # a write is due even with no records (before_write has work)
@@ -103,6 +104,7 @@ class StreamWriter:
             text = self.masker.text(text)
             if has_value:
                 value = self.masker.value(value)
+        self.text_bytes += len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
         self._add(stream, text, value, has_value)
 
     def _add(self, stream: str, text: str, value: Any, has_value: bool) -> None:
@@ -115,7 +117,7 @@ class StreamWriter:
         else:
             encoded = None
         if stream == ERROR:
-            self.error_tail.append(text)
+            self.errors.add(text)
         self.seq += 1
         if not self._pending:
             self._first_pending = time.monotonic()
@@ -136,12 +138,15 @@ class StreamWriter:
         if stream in OPTIONAL_STREAMS and not self.keep.get(stream, False):
             return
         masker = self.masker if self.masker else None
+        size = 0
         for raw in lines:
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
             if masker is not None:
                 raw = masker.bytes(raw)
+            size += len(raw)
             self._add(stream, raw.decode("utf-8", "replace"), None, False)
+        self.text_bytes += size
 
     @property
     def backlogged(self) -> bool:

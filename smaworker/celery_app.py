@@ -6,8 +6,10 @@ import logging
 import os
 import socket
 import threading
+import warnings
 
 from celery import Celery, signals
+from celery.exceptions import SecurityWarning
 
 from smacommon.db import dispose_engines, get_engine
 from smacommon.errors import ConfigurationError
@@ -18,6 +20,10 @@ from smaworker import shutdown
 from smaworker.broker import ResendOnConnect, patch_kombu
 
 log = logging.getLogger(__name__)
+# sma's worker runs as root by design, to start each job as SMA_JOB_USER in bubblewrap
+# (smaworker/sandbox.py); it says so itself, once, when ready (_say_who_runs_jobs)
+warnings.filterwarnings("ignore", category=SecurityWarning,
+                        message="You're running the worker with superuser privileges")
 
 try:
     settings = get_settings()
@@ -79,19 +85,19 @@ def _check_queues(sender=None, **_: object) -> None:
 def _check_sandbox(**_: object) -> None:
     # who jobs run as, checked before the first job (a missing SMA_JOB_USER stops the
     # worker here); the forked pool processes inherit the result
+    from smaworker.environments import current_environments
     from smaworker.sandbox import current_sandbox
 
     try:
         sandbox = current_sandbox(settings)
         if settings.api_ca_file:  # here, so the pool processes inherit the one copy
             sandbox.readable_copy(settings.api_ca_file)
+        current_environments(settings, sandbox)  # where runbook environments live
     except ConfigurationError as exc:
         raise SystemExit(f"sma worker: {exc.message}") from None  # Celery logs and goes on
     except OSError as exc:
         raise SystemExit(f"sma worker: SMA_API_CA_FILE: {exc.strerror}: {exc.filename}"
                          ) from None
-    log.info("jobs run as %s%s", sandbox.user or "the worker's user",
-             ", each in its own PID namespace" if sandbox.bwrap else "")
 
 
 @signals.worker_init.connect
@@ -115,6 +121,26 @@ def _pool_process_init(**_: object) -> None:
     # a forked pool process must not share its parent's database connections
     dispose_engines()
     limit_idle_transactions(settings.job_lease_seconds)  # where jobs run: see smaworker.lease
+    if settings.warm_python:  # this process's first Python job finds its host warm
+        from smaworker import warm
+        from smaworker.sandbox import current_sandbox
+
+        warm.prepare(settings, current_sandbox(settings))
+
+
+@signals.worker_process_shutdown.connect
+def _pool_process_shutdown(**_: object) -> None:
+    from smaworker import warm
+
+    warm.release()  # its process, folder and uid; bubblewrap ends it with us in any case
+
+
+@signals.worker_process_shutdown.connect
+def _flush_metrics(**_: object) -> None:
+    # a pool process ends with os._exit, past atexit: what its last jobs counted goes now
+    from smacommon import metrics
+
+    metrics.flush()
 
 
 _stopping = threading.Event()  # set in the main process when the worker is told to stop
@@ -125,6 +151,7 @@ def _register(sender=None, **_: object) -> None:
     from smacommon.queue import enqueue_job
     from smaworker.registry import register, resume_suspended
 
+    _say_who_runs_jobs()
     concurrency = getattr(getattr(sender, "controller", None), "concurrency", None) or 1
     group = settings.worker_group  # whose queue it consumes (_check_queues)
     engine = get_engine(settings.effective_database_url)
@@ -134,16 +161,49 @@ def _register(sender=None, **_: object) -> None:
     except Exception as exc:  # noqa: BLE001 - the reaper resumes them in its next pass
         log.warning("worker %s could not resume the jobs suspended at a shutdown yet: %s",
                     worker_name(), str(exc).splitlines()[0])
-    thread = threading.Thread(target=_heartbeat, args=(engine, group, concurrency),
+    environments = _tidy_environments()
+    thread = threading.Thread(target=_heartbeat,
+                              args=(engine, group, concurrency, environments.built),
                               name="sma-heartbeat", daemon=True)
     thread.start()
 
 
-def _heartbeat(engine, group: str, concurrency: int) -> None:
+def _say_who_runs_jobs() -> None:
+    # here, once logging is set up (worker_init comes before it): a root worker's jobs;
+    # a worker whose jobs run as itself or as root has said so with a warning
+    from smaworker.resources import limits_said
+    from smaworker.sandbox import current_sandbox
+
+    limits_said(settings)
+    sandbox = current_sandbox(settings)
+    if sandbox.user is None:
+        return
+    uids = settings.job_uids
+    log.info("the worker runs as root only to start jobs: each runs as %s%s, %s, in a folder "
+             "of its own in %s", sandbox.user,
+             f" (a uid of its own from {uids.start}-{uids.stop - 1})" if uids else "",
+             "in bubblewrap (a PID namespace of its own)" if sandbox.bwrap
+             else "without bubblewrap", sandbox.jobs_root / "run")
+
+
+def _tidy_environments():
+    # runbook environments unused for SMA_ENV_MAX_IDLE_DAYS go, now and every hour
+    from smaworker.environments import current_environments
+    from smaworker.sandbox import current_sandbox
+
+    environments = current_environments(settings, current_sandbox(settings))
+    threading.Thread(target=environments.tidy_until, args=(_stopping,),
+                     name="sma-environments", daemon=True).start()
+    return environments
+
+
+def _heartbeat(engine, group: str, concurrency: int, environments) -> None:
     from smaworker.registry import deregister, heartbeat_until
 
+    # the heartbeat says which runbook environments this host has built (the portal shows
+    # where a runbook's is ready)
     heartbeat_until(_stopping, engine, worker_name(), group, concurrency,
-                    settings.worker_heartbeat_seconds)
+                    settings.worker_heartbeat_seconds, environments)
     deregister(engine, worker_name())
     log.info("worker %s is shutting down: it takes no more jobs and has left the workers "
              "list; running jobs have %g s to end, then are suspended",

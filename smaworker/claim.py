@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from smacommon.db import utcnow
 from smacommon.models import Job, Runbook, RunbookVersion
@@ -38,6 +38,8 @@ class ClaimedJob:
     attempt: int
     parameters: dict[str, Any] | None
     sealed_parameters: str | None
+    arguments: list[str] | None
+    requirements: dict[str, Any] | None  # a pinned set: the job runs in its own environment
     checkpoint: Any
     sealed_checkpoint: str | None
     checkpoint_at: datetime | None
@@ -97,6 +99,19 @@ _CLAIM_COLUMNS = (
     *[_runbooks.c[n].label(f"runbook_{n}") for n in _RUNBOOK_FIELDS],
     _versions.c.content.label("version_content"),
     _versions.c.parameters.label("version_parameters"))
+# built once, executed with parameters (the claim and the lease run for every job)
+_READ_CLAIM = (select(*_CLAIM_COLUMNS, _jobs.c.status.label("status"),
+                      _jobs.c.token_hash.label("token_hash"))
+               .join(_runbooks, _runbooks.c.id == _jobs.c.runbook_id)
+               .outerjoin(_versions, _versions.c.id == _jobs.c.runbook_version_id)
+               .where(_jobs.c.id == bindparam("job_id")))
+_RENEW = (update(_jobs)
+          .where(_jobs.c.id == bindparam("job_id"), _jobs.c.attempt == bindparam("run_attempt"),
+                 _jobs.c.status.in_(_ACTIVE))
+          .values(lease_expires_at=bindparam("lease")))
+_RENEW_OURS = _RENEW.where(_jobs.c.worker == bindparam("run_worker"))
+_READ_STATUS = (select(_jobs.c.status, _jobs.c.attempt, _jobs.c.worker)
+                .where(_jobs.c.id == bindparam("job_id")))
 
 
 def claim_job(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
@@ -115,12 +130,7 @@ def claim_job(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
 def _claim_once(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
                 lease_seconds: float, token_hash: str) -> Claim | None:
     with engine.begin() as conn:
-        row = conn.execute(
-            select(*_CLAIM_COLUMNS, _jobs.c.status.label("status"),
-                   _jobs.c.token_hash.label("token_hash"))
-            .join(_runbooks, _runbooks.c.id == _jobs.c.runbook_id)
-            .outerjoin(_versions, _versions.c.id == _jobs.c.runbook_version_id)
-            .where(_jobs.c.id == job_id)).first()
+        row = conn.execute(_READ_CLAIM, {"job_id": job_id}).first()
         if row is None:
             log.info("job %s: no such job; message dropped", job_id)
             return None
@@ -143,7 +153,9 @@ def _claim_once(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
             claim.after_seq = begin_attempt(
                 conn, job_id, attempt, worker=worker, started_by=claim.job.started_by,
                 checkpoint_at=claim.job.checkpoint_at,
-                ran_before=claim.job.start_time is not None)
+                # an earlier attempt may have written records without reaching Running
+                # (suspended while it waited for its keys or its environment)
+                ran_before=attempt > 1 or claim.job.start_time is not None)
     if not claimed:
         log.info("job %s: already claimed or no longer runnable; message dropped", job_id)
         return None
@@ -175,12 +187,9 @@ def check_status(engine: Engine, job_id: uuid.UUID, attempt: int, worker: str,
     the lease when asked."""
     with engine.begin() as conn:
         if renew:
-            lease = utcnow() + timedelta(seconds=lease_seconds)
-            conn.execute(update(_jobs).where(
-                _jobs.c.id == job_id, _jobs.c.attempt == attempt,
-                _jobs.c.status.in_(_ACTIVE)).values(lease_expires_at=lease))
-        row = conn.execute(select(_jobs.c.status, _jobs.c.attempt, _jobs.c.worker)
-                           .where(_jobs.c.id == job_id)).first()
+            conn.execute(_RENEW, {"job_id": job_id, "run_attempt": attempt,
+                                  "lease": utcnow() + timedelta(seconds=lease_seconds)})
+        row = conn.execute(_READ_STATUS, {"job_id": job_id}).first()
     if row is None or row.attempt != attempt or row.worker != worker:
         return None
     return row.status
@@ -190,11 +199,9 @@ def still_ours(conn: Connection, job_id: uuid.UUID, attempt: int, worker: str,
                lease_seconds: float) -> bool:
     """Renew the lease, if this run still has the job (its row is locked until `conn`
     commits, so a takeover cannot slip in between)."""
-    lease = utcnow() + timedelta(seconds=lease_seconds)
-    return conn.execute(update(_jobs).where(
-        _jobs.c.id == job_id, _jobs.c.attempt == attempt,
-        _jobs.c.worker == worker, _jobs.c.status.in_(_ACTIVE))
-        .values(lease_expires_at=lease)).rowcount == 1
+    return conn.execute(_RENEW_OURS, {
+        "job_id": job_id, "run_attempt": attempt, "run_worker": worker,
+        "lease": utcnow() + timedelta(seconds=lease_seconds)}).rowcount == 1
 
 
 def end_previous_run(pid: int, job_id: uuid.UUID) -> None:

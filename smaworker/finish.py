@@ -45,14 +45,14 @@ def finish_run(runner: JobRunner, writer: StreamWriter, outcome: int | None,
     elif outcome == 0:
         finish(runner, writer, JobStatus.COMPLETED, exit_code=0, usage=usage)
     else:
-        tail = "\n".join(writer.error_tail)[-4000:]
+        excerpt = writer.errors.text()
         reason = exit_reason(outcome)
-        limit = resources.limit_hit(outcome, list(writer.error_tail), usage)
+        limit = resources.limit_hit(outcome, list(writer.errors.tail), usage)
         if limit is not None:
             reason = limit_reason(resources.limits, limit, reason)
             writer.add(ERROR, reason)
         finish(runner, writer, JobStatus.FAILED, exit_code=outcome, reason=reason,
-               exception=tail or reason, usage=usage)
+               exception=excerpt or reason, usage=usage)
 
 
 def finish(runner: JobRunner, writer: StreamWriter, status: JobStatus, *,
@@ -115,12 +115,15 @@ def finish(runner: JobRunner, writer: StreamWriter, status: JobStatus, *,
                     runner.settings.worker_group)
     if not done:
         log.info("job %s: not moved to %s; its status changed meanwhile", job_id, status)
-    elif runner.metrics is not None:
-        duration = (utcnow() - runner.run_started).total_seconds() \
-            if runner.run_started is not None else None
-        runner.metrics.job_finished(runner.runbook.name, status.value, duration,
-                                    0 if runner.first_seq is None
-                                    else writer.seq - runner.first_seq)
+    else:
+        runner.final_status = status
+        if runner.metrics is not None:  # its status is counted by `transition`
+            ran = runner.first_seq is not None
+            duration = (utcnow() - runner.run_started).total_seconds() \
+                if runner.run_started is not None else None
+            runner.metrics.run_ended(runner.runbook.name, duration,
+                                     writer.seq - runner.first_seq if ran else 0,
+                                     writer.text_bytes if ran else 0)
     try:
         _wake_waiting(runner)
     except Exception:  # the reaper sends waiting jobs again in any case

@@ -37,15 +37,23 @@ def content_to_run(job: ClaimedJob, runbook: ClaimedRunbook,
     return content, declared
 
 
-def job_env(sandbox: Sandbox, settings: Settings, workdir: Path, job_id: str,
-            runbook: ClaimedRunbook, token: str) -> dict[str, str]:
-    """The environment the runbook's process starts with (before its engine's additions)."""
+def host_env(sandbox: Sandbox, workdir: Path) -> dict[str, str]:
+    """What the runbook's process starts with whatever the job: a warm host
+    (smaworker/warm.py) is started with it before its job is known."""
     return sandbox.env({
         "PATH": os.environ.get("SMA_JOB_PATH") or CLEAN_PATH,
         "HOME": str(workdir),
         "TMPDIR": str(workdir),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
+    })
+
+
+def job_env(sandbox: Sandbox, settings: Settings, workdir: Path, job_id: str,
+            runbook: ClaimedRunbook, token: str) -> dict[str, str]:
+    """The environment the runbook's process starts with (before its engine's additions)."""
+    return {
+        **host_env(sandbox, workdir),
         "SMA_JOB_ID": job_id,
         "SMA_RUNBOOK_NAME": runbook.name,
         "SMA_API_URL": settings.api_url,
@@ -55,7 +63,7 @@ def job_env(sandbox: Sandbox, settings: Settings, workdir: Path, job_id: str,
         "SMA_LOG_VERBOSE": "1" if runbook.log_verbose else "0",
         "SMA_LOG_PROGRESS": "1" if runbook.log_progress else "0",
         "SMA_LOG_DEBUG": "1" if runbook.log_debug else "0",
-    })
+    }
 
 
 def write_workdir(workdir: Path, engine: Engine, content: str, checkpoint: Any,
@@ -73,35 +81,50 @@ def write_workdir(workdir: Path, engine: Engine, content: str, checkpoint: Any,
 
 def start_process(engine: Engine, runbook: ClaimedRunbook, *, job_id: str, workdir: Path,
                   script: Path, parameters: Any, declared: list[dict[str, Any]],
-                  env: dict[str, str], sandbox: Sandbox,
-                  resources: JobResources) -> tuple[subprocess.Popen, int, str]:
+                  env: dict[str, str], sandbox: Sandbox, resources: JobResources,
+                  arguments: list[str] | None = None, environment: Path | None = None,
+                  modules: Path | None = None) -> tuple[subprocess.Popen, int, str]:
     """Start the runbook in its sandbox: the process, the read end of its stdout pipe
-    (the caller closes it) and the record channel's tag."""
+    (the caller closes it) and the record channel's tag. `environment`: its own (a
+    runbook with requirements); `modules`: the folder of its uploaded modules
+    (smaworker.jobmodules)."""
+    ctx = JobContext(
+        job_id=job_id, workdir=workdir, script_path=script,
+        parameters=parameters, declared=declared, arguments=list(arguments or []),
+        log_verbose=runbook.log_verbose, log_progress=runbook.log_progress,
+        log_debug=runbook.log_debug, env=env, runtime_dir=sandbox.runtime_dir,
+        python=sandbox.python, environment=environment, modules=modules)
+    argv, extra = engine.command(ctx)
+    # an environment's packages may run code as the interpreter starts (.pth files): it
+    # starts as the job's user, never as root that drops its rights itself
+    return spawn(engine, argv, {**ctx.env, **extra}, workdir, sandbox, resources,
+                 drops_itself=engine.drops_privileges and environment is None)
+
+
+def spawn(engine: Engine, argv: list[str], env: dict[str, str], workdir: Path,
+          sandbox: Sandbox, resources: JobResources, drops_itself: bool,
+          pass_fds: tuple[int, ...] = (), keep: tuple[str, ...] = ()
+          ) -> tuple[subprocess.Popen, int, str]:
+    """Start `argv` in the job's sandbox, limits and process group, with the record
+    channel: the process, the read end of its stdout pipe (the caller closes it) and the
+    channel's tag. `pass_fds`: more descriptors it inherits (the caller closes them);
+    `keep`: see `Sandbox.command`."""
     # stdout is a pipe of ours, so the record channel can be a second descriptor of it
     # (records and lines in one ordered stream: see smaworker.channel)
     stdout_r, stdout_w = os.pipe()
     tag = new_tag()
-    env["SMA_RECORD_FD"] = str(stdout_w)
-    env["SMA_RECORD_TAG"] = tag
+    env = {**env, "SMA_RECORD_FD": str(stdout_w), "SMA_RECORD_TAG": tag}
     try:
-        ctx = JobContext(
-            job_id=job_id, workdir=workdir, script_path=script,
-            parameters=parameters, declared=declared,
-            log_verbose=runbook.log_verbose, log_progress=runbook.log_progress,
-            log_debug=runbook.log_debug, env=env, runtime_dir=sandbox.runtime_dir,
-            python=sandbox.python)
-        argv, extra = engine.command(ctx)
-        env = {**ctx.env, **extra}
         argv = resources.apply(engine, argv, env)
         passwd_fd = resources.passwd_fd(workdir)
-        argv, options, env = sandbox.command(
-            argv, workdir, env, drops_itself=engine.drops_privileges, uid=resources.uid,
-            passwd_fd=passwd_fd)
+        argv, options, env = sandbox.command(argv, workdir, env, drops_itself=drops_itself,
+                                             uid=resources.uid, passwd_fd=passwd_fd,
+                                             keep=keep)
         options.update(resources.popen_options(options.get("preexec_fn")))
+        fds = (stdout_w, *pass_fds, *(() if passwd_fd is None else (passwd_fd,)))
         proc = subprocess.Popen(
             argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-            stdout=stdout_w, stderr=subprocess.PIPE,
-            pass_fds=(stdout_w,) if passwd_fd is None else (stdout_w, passwd_fd),
+            stdout=stdout_w, stderr=subprocess.PIPE, pass_fds=fds,
             start_new_session=True, close_fds=True, **options)
     except BaseException:
         os.close(stdout_r)

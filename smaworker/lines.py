@@ -104,7 +104,7 @@ def parse_record(line: bytes) -> dict[str, Any]:
     if not isinstance(record, dict):
         text = line.decode("utf-8", "replace")
         return {"stream": ERROR, "text": f"Malformed record on the record channel: {text}"}
-    if record.get("type") in ("checkpoint", "mask"):
+    if record.get("type") in ("checkpoint", "mask", "suspend"):
         return record
     stream = record.get("stream", OUTPUT)
     if stream not in STREAMS:

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
 from sqlalchemy import Engine, delete, update
@@ -72,15 +73,23 @@ def deregister(engine: Engine, name: str, tries: int = 5) -> bool:
 
 
 def heartbeat_until(stop: threading.Event, engine: Engine, name: str, group: str,
-                    concurrency: int, every: float) -> None:
+                    concurrency: int, every: float,
+                    environments: Callable[[], list[str]] | None = None) -> None:
     """Refresh the heartbeat until `stop` is set; a row removed meanwhile (purged as lost)
-    is written again."""
+    is written again. `environments` lists the runbook environments built on this host:
+    written with the beat when it changed (the first beat writes it)."""
     failing = False
+    written: list[str] | None = None
     while not stop.wait(every):
         try:
-            found = once_more_if_cut(lambda: _beat(engine, name))
+            built = _built(environments)
+            changed = built if built != written else None
+            found = once_more_if_cut(partial(_beat, engine, name, changed))
             if not found:
                 register(engine, name, group, concurrency)
+                found = once_more_if_cut(partial(_beat, engine, name, built))
+            if found and built is not None:
+                written = built
             failing = False
         except Exception as exc:
             transient = is_transient(exc)
@@ -90,7 +99,20 @@ def heartbeat_until(stop: threading.Event, engine: Engine, name: str, group: str
             failing = True
 
 
-def _beat(engine: Engine, name: str) -> int:
+def _built(environments: Callable[[], list[str]] | None) -> list[str] | None:
+    if environments is None:
+        return None
+    try:
+        return environments()
+    except OSError as exc:  # the folder is unreadable now: say nothing new about it
+        log.warning("cannot list the runbook environments: %s", exc)
+        return None
+
+
+def _beat(engine: Engine, name: str, environments: list[str] | None = None) -> int:
+    values = {"heartbeat_at": utcnow()}
+    if environments is not None:
+        values["environments"] = environments
     with engine.begin() as conn:
         return conn.execute(update(Worker.__table__).where(Worker.name == name)
-                            .values(heartbeat_at=utcnow())).rowcount
+                            .values(**values)).rowcount

@@ -26,22 +26,21 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 
 from smacommon.db import get_engine, is_transient, utcnow
 from smacommon.models import Job
-from smacommon.sealing import seal
 from smacommon.services.jobs import transition
 from smacommon.services.tokens import hash_token, new_job_secret
 from smacommon.settings import Settings
 from smacommon.states import ACTIVE_STATUSES, JobStatus
 from smacommon.streams import DEBUG, ERROR, PROGRESS, VERBOSE
+from smaworker import warm
 from smaworker.capture import StreamWriter
+from smaworker.checkpoints import Checkpoint, Checkpointing, SealedCheckpoint
 from smaworker.claim import (
     ClaimedJob,
     ClaimedRunbook,
@@ -52,8 +51,11 @@ from smaworker.claim import (
     still_ours,
 )
 from smaworker.engines import get_engine as get_runbook_engine
+from smaworker.environments import Environment
 from smaworker.finish import finish, finish_run
+from smaworker.jobenv import prepare as prepare_environment
 from smaworker.jobkeys import JobKeys, JobKeysUnavailable
+from smaworker.jobmodules import prepare as prepare_modules
 from smaworker.launch import content_to_run, job_env, start_process, write_workdir
 from smaworker.lease import Lease
 from smaworker.resources import JobResources
@@ -66,23 +68,7 @@ _jobs = Job.__table__
 _ACTIVE = frozenset(s.value for s in ACTIVE_STATUSES)
 
 
-@dataclass(frozen=True, eq=False)
-class Checkpoint:
-    """A checkpoint the runbook wrote (any JSON value, null too) at `at`, not sealed yet."""
-
-    data: Any
-    at: datetime
-
-
-@dataclass(frozen=True, eq=False)
-class SealedCheckpoint:
-    """A checkpoint sealed with the job's keys, until a transaction that commits writes it."""
-
-    token: str
-    at: datetime
-
-
-class JobRunner:
+class JobRunner(Checkpointing):
     """Everything the worker does for one `sma.run_job` message."""
 
     def __init__(self, job_id: str, settings: Settings, worker_name: str, publish=None,
@@ -96,6 +82,7 @@ class JobRunner:
         self.metrics = metrics  # smacommon.metrics.RedisMetrics, or None
         self.run_started: Any = None  # when this attempt's process started
         self.first_seq: int | None = None  # the last seq before this attempt's records
+        self.final_status: JobStatus | None = None  # where this run moved the job at its end
         self.engine = get_engine(settings.effective_database_url)
         self.attempt = 1
         self.lease = Lease(settings.job_lease_seconds)  # when the job was last ours for sure
@@ -111,38 +98,54 @@ class JobRunner:
         self.token = new_job_secret()  # the job's own API token, for assets and child jobs
         self.keys = JobKeys(settings, self.token)  # its own encryption keys, when needed
         self.sandbox = current_sandbox(settings)
+        self.environment: Environment | None = None  # its own, for a runbook with requirements
+        self.engine_path = "cold"  # "warm": a pre-started host ran it (smaworker/warm.py)
 
-    def run(self) -> None:
+    def run(self) -> str:
+        """Claim and run the job; its status when this run ended it, else why not (the
+        task's result, which Flower shows)."""
         try:
             if not self._claim():
-                return
+                return "not claimed"
         except Exception as exc:
             if not is_transient(exc):
                 raise
             log.warning("job %s: not claimed, the database is unreachable (%s); the reaper "
                         "sends it again", self.job_id, str(exc).splitlines()[0])
-            return
-        workdir = resources = None
+            return "not claimed: the database is unreachable"
+        workdir = resources = host = None
         try:
-            resources = JobResources(self.sandbox, self.settings, self.runbook, self.job_id.hex)
-            workdir = self.sandbox.make_workdir(self.job_id.hex, uid=resources.uid)
-            self._run_claimed(workdir, resources)
+            host = warm.take(self.settings, self.job, self.runbook)  # None: it runs cold
+            if host is not None:  # its folder, uid and limits are the job's
+                resources, workdir = host.resources, host.workdir
+            else:
+                resources = JobResources(self.sandbox, self.settings, self.runbook,
+                                         self.job_id.hex)
+                workdir = self.sandbox.make_workdir(self.job_id.hex, uid=resources.uid)
+            self._run_claimed(workdir, resources, host)
         except Exception as exc:
             if is_transient(exc):
                 log.error("job %s: the database stayed unreachable; the job is left to the "
                           "reaper, which resumes it once its lease expires", self.job_id,
                           exc_info=True)
-                return
+                return "left to the reaper: the database is unreachable"
             log.exception("job %s: worker error", self.job_id)
             with self.engine.begin() as conn:
-                transition(conn, self.job_id, JobStatus.FAILED, actor=self.actor,
-                           expect={"attempt": self.attempt}, exception=f"{exc}",
-                           status_reason=f"The worker failed to run the job: {exc}")
+                if transition(conn, self.job_id, JobStatus.FAILED, actor=self.actor,
+                              expect={"attempt": self.attempt}, exception=f"{exc}",
+                              status_reason=f"The worker failed to run the job: {exc}"):
+                    self.final_status = JobStatus.FAILED
         finally:
+            if host is not None:  # never reused: ended, if the job did not take it
+                host.discard()
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
             if resources is not None:
                 resources.release()
+            if self.environment is not None:
+                self.environment.release()
+            warm.prepare(self.settings, self.sandbox)  # the next job's, while this waits
+        return self.final_status.value if self.final_status else "not ended by this run"
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -180,7 +183,8 @@ class JobRunner:
 
     # --- run ---------------------------------------------------------------------------
 
-    def _run_claimed(self, workdir: Path, resources: JobResources) -> None:
+    def _run_claimed(self, workdir: Path, resources: JobResources,
+                     host: warm.WarmHost | None) -> None:
         job, runbook = self.job, self.runbook
         content, declared = content_to_run(job, runbook, self.version)
         if job.pid:
@@ -207,6 +211,14 @@ class JobRunner:
             writer.add("Warning", reason)
             finish(self, writer, JobStatus.SUSPENDED, exit_code=None, reason=reason)
             return
+        if job.requirements:
+            self.environment = prepare_environment(self, writer)
+            if self.environment is None:
+                return  # ended instead: its build failed, or it was stopped meanwhile
+        modules, trouble = prepare_modules(self.settings, self.sandbox, self.token,
+                                           runbook.runbook_type)
+        if trouble:
+            writer.add("Warning", trouble)
         env = job_env(self.sandbox, self.settings, workdir, str(self.job_id), runbook,
                       self.token)
         script = write_workdir(workdir, engine, content, checkpoint, env)
@@ -214,10 +226,14 @@ class JobRunner:
             # its start took longer than the lease (its keys slow to come): taken over?
             log.warning("job %s: taken over by a later run before this one started", self.job_id)
             return
-        proc, stdout_r, tag = start_process(
+        handed = host and host.hand_off(script, parameters, list(declared or []),
+                                        list(job.arguments or []), env)
+        self.engine_path = "warm" if handed else "cold"
+        proc, stdout_r, tag = handed or start_process(
             engine, runbook, job_id=str(self.job_id), workdir=workdir, script=script,
             parameters=parameters, declared=list(declared or []), env=env,
-            sandbox=self.sandbox, resources=resources)
+            arguments=list(job.arguments or []), sandbox=self.sandbox, resources=resources,
+            environment=self.environment and self.environment.path, modules=modules)
         # Running is written with the first records, or the final status of a job that ends
         # at once, or after a batch interval at the latest: one commit less for short jobs
         self.started = (proc.pid, utcnow())
@@ -237,12 +253,7 @@ class JobRunner:
         """What goes in the transaction of every batch of records: Running, once, and the
         runbook's checkpoint when one is waiting."""
         self.record_running(conn)
-        if self.pending_checkpoint is not None:
-            conn.execute(update(_jobs).where(
-                _jobs.c.id == self.job_id, _jobs.c.attempt == self.attempt)
-                .values(checkpoint=None, sealed_checkpoint=self.pending_checkpoint.token,
-                        checkpoint_at=self.pending_checkpoint.at))
-            self._checkpoint_sent = self.pending_checkpoint
+        self.write_checkpoint(conn)
 
     def record_running(self, conn: Connection) -> None:
         """Write Running (with the time the process started) in `conn`'s transaction, once."""
@@ -251,7 +262,8 @@ class JobRunner:
         pid, at = self.started
         self.started = None
         if not transition(conn, self.job_id, JobStatus.RUNNING, actor=self.actor,
-                          expect={"attempt": self.attempt}, pid=pid, start_time=at):
+                          expect={"attempt": self.attempt}, pid=pid, start_time=at,
+                          engine_path=self.engine_path):
             self.running_refused = True  # stopped or taken over while activating
         elif self.metrics is not None and self.attempt == 1 and self.job.created_at:
             self.metrics.job_started(self.runbook.name,
@@ -281,22 +293,3 @@ class JobRunner:
         if ours:
             self.lease.confirmed_on_commit(asked)
         return ours
-
-    def checkpoint(self, writer: StreamWriter, data: Any) -> None:
-        """Seal the runbook's checkpoint with the job's keys and keep it with every record
-        written before it (now, or with the next batch the database takes)."""
-        self.unsealed_checkpoint = Checkpoint(data, utcnow())
-        self.seal_checkpoint(writer)
-
-    def seal_checkpoint(self, writer: StreamWriter, *, now: bool = False) -> None:
-        """Seal the checkpoint that waits for the job's keys, once they can be had (the
-        first checkpoint of a job asks for them)."""
-        if self.unsealed_checkpoint is None:
-            return
-        keys = self.keys.get_soon(now=now)
-        if keys is None:
-            return
-        unsealed, self.unsealed_checkpoint = self.unsealed_checkpoint, None
-        self.pending_checkpoint = SealedCheckpoint(seal(keys, unsealed.data), unsealed.at)
-        writer.dirty = True
-        writer.flush()

@@ -1,7 +1,7 @@
 """Supervises the runbook's process while it runs: reads its stdout (lines, and the record
-channel's masks, checkpoints and records in among them) and stderr, renews the job's lease
-and acts on a stop, suspend or takeover about once a second, and ends the process group on
-a timeout or an output limit.
+channel's masks, checkpoints, suspend requests and records in among them) and stderr,
+renews the job's lease and acts on a stop, suspend or takeover about once a second, and
+ends the process group on a timeout or an output limit.
 
 Lines and records of stdout are delivered in exactly the order the runbook wrote them (one
 pipe: see smaworker.channel); stderr is a pipe of its own, in order within itself (see
@@ -307,6 +307,11 @@ class Supervisor:
         if record.get("type") == "mask":
             if isinstance(record.get("value"), str):
                 self.writer.add_mask(record["value"])
+            return
+        if record.get("type") == "suspend":  # PowerShell's Suspend-Workflow
+            if self.ending is None:
+                self.end(JobStatus.SUSPENDED, "Suspended by its runbook; resumed, it runs "
+                                              "again from the start with its last checkpoint.")
             return
         self.writer.add(record["stream"], record["text"], record.get("value"),
                         has_value="value" in record)

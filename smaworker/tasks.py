@@ -6,7 +6,7 @@ import logging
 
 import redis
 
-from smacommon.metrics import RedisMetrics
+from smacommon.metrics import process_sink
 from smacommon.queue import enqueue_job
 from smaworker import shutdown
 from smaworker.celery_app import app, settings, worker_name
@@ -27,20 +27,13 @@ def _publish(channel: str, last_seq: int) -> None:
     _client().publish(channel, last_seq)
 
 
-_metrics: RedisMetrics | None = None
-
-
-def _metrics_sink() -> RedisMetrics:
-    """One per process: its sending thread serves every job the process runs."""
-    global _metrics
-    if _metrics is None:
-        _metrics = RedisMetrics(_client())
-    return _metrics
-
-
 @app.task(name="sma.run_job", ignore_result=True)
-def run_job(job_id: str) -> None:
-    """Claim and run one job; a message for a job already claimed runs nothing."""
+def run_job(job_id: str) -> str:
+    """Claim and run one job; a message for a job already claimed runs nothing.
+
+    Returns the job's status when this run ended it ("Completed", "Failed", "Stopped",
+    "Suspended"), else why it did not: no result backend stores it (ignore_result), but the
+    task-succeeded event carries it, so Flower's task list tells how each job ended."""
     if shutdown.shutting_down():  # handed to this process as the worker was told to stop
         try:
             enqueue_job(job_id, settings.worker_group)  # for the group's next worker
@@ -49,6 +42,6 @@ def run_job(job_id: str) -> None:
         except Exception as exc:  # noqa: BLE001 - the job is in the database: the reaper
             log.warning("job %s: not started, the worker is shutting down; the reaper "
                         "sends it again (%s)", job_id, str(exc).splitlines()[0])
-        return
-    JobRunner(job_id, settings, worker_name(), publish=_publish, enqueue=enqueue_job,
-              metrics=_metrics_sink()).run()
+        return "not started: the worker is shutting down"
+    return JobRunner(job_id, settings, worker_name(), publish=_publish, enqueue=enqueue_job,
+                     metrics=process_sink()).run()

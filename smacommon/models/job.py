@@ -18,8 +18,9 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_created", "created_at", "id"),
-        Index("ix_jobs_status_created", "status", "created_at"),
-        Index("ix_jobs_runbook_created", "runbook_id", "created_at"),
+        # each filtered order ends with id: a cursor (created_at, id) seeks (migration 0020)
+        Index("ix_jobs_status_created", "status", "created_at", "id"),
+        Index("ix_jobs_runbook_created", "runbook_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -39,6 +40,11 @@ class Job(Base):
     # the values of parameters declared secret are "***" here, and sealed in sealed_parameters
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     sealed_parameters: Mapped[str | None] = mapped_column(Text, default=None)
+    # positional arguments, in order (smacommon.arguments); null when none were given
+    arguments: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
+    # the pinned requirements it runs with (smacommon.requirements): its version's, or for a
+    # draft test the draft's; null: the worker's own interpreter
+    requirements: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
     worker_group: Mapped[str] = mapped_column(String(64), default="default")
     worker: Mapped[str | None] = mapped_column(String(200), default=None)
     started_by: Mapped[str] = mapped_column(String(200), default="")
@@ -62,6 +68,9 @@ class Job(Base):
     cpu_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     peak_memory_mb: Mapped[int | None] = mapped_column(Integer, default=None)
     pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    # how its last run was started: "warm" (a pre-started Python host, smaworker.warm) or
+    # "cold" (a process started for it); null until it runs
+    engine_path: Mapped[str | None] = mapped_column(String(8), default=None)
     # the process running the job renews this; past it, the job is lost (see the reaper)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # hash of the job's own API token, valid only while the job is active

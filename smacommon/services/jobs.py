@@ -6,21 +6,26 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.orm import Session
 
+from smacommon import arguments as positional
+from smacommon import metrics
 from smacommon.db import on_commit, utcnow, when_committed
 from smacommon.errors import IllegalTransition, JobNotFound, NotPublished
-from smacommon.models import Job, JobAttempt, JobStatusEvent, Runbook, Worker
+from smacommon.models import Job, JobStatusEvent, Runbook, Worker
 from smacommon.parameters import validate
 from smacommon.sealing import seal_parameters
 from smacommon.services.audit import record
+from smacommon.services.job_lookup import get_job  # noqa: F401 - its home for callers
+from smacommon.services.moves import ADD_EVENT, CLOSE_ATTEMPT, move_statement
 from smacommon.services.runbooks import draft_parameters
 from smacommon.services.workers import is_online
 from smacommon.states import (
     FINAL_STATUSES,
+    RESTING_STATUSES,
     AttemptCause,
     JobStatus,
     ReasonCode,
@@ -29,12 +34,14 @@ from smacommon.states import (
 )
 from smacommon.workergroups import validate_worker_group
 
+if TYPE_CHECKING:
+    from smacommon.services.requirements import ResolvedDraft
+
 Enqueue = Callable[[str, str], None]
 log = logging.getLogger(__name__)
 S = JobStatus
 _jobs = Job.__table__
 _events = JobStatusEvent.__table__
-_attempts = JobAttempt.__table__
 # a job that moves here leaves its attempt (Resuming from an active status: it was lost)
 _ENDS_ATTEMPT = FINAL_STATUSES | {S.SUSPENDED, S.RESUMING}
 
@@ -47,18 +54,6 @@ def _default_enqueue(job_id: str, group: str) -> None:
     except Exception:  # the job is committed; the reaper sends it again (broker down?)
         log.warning("could not queue job %s to %s now; it will be sent again", job_id, group,
                     exc_info=True)
-
-
-def get_job(session: Session, job_id: Any) -> Job:
-    """A job by id; JobNotFound for an unknown or malformed id."""
-    try:
-        key = job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
-    except ValueError:
-        raise JobNotFound(f"Job {job_id!r} not found: job ids are UUIDs.") from None
-    job = session.get(Job, key)
-    if job is None:
-        raise JobNotFound(f"Job {job_id} not found.")
-    return job
 
 
 _REASON_TTL = 1.0
@@ -94,54 +89,72 @@ def _no_worker_reason(session: Session | Connection, group: str,
 
 
 def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | None = None, *,
-              worker_group: str | None = None, started_by: str = "",
-              parent_job_id: uuid.UUID | None = None, test: bool = False,
-              enqueue: Enqueue | None = None, heartbeat_seconds: float = 15.0,
-              extra_parameters: dict[str, Any] | None = None, depth: int = 0,
-              parent_waits: bool = False, sealed_names: frozenset[str] = frozenset()) -> Job:
+              enqueue: Enqueue | None = None, **options: Any) -> Job:
     """Insert a `New` job for the published version (or the draft, for a test) and queue it
-    once the caller's transaction commits.
+    once the caller's transaction commits (see `prepare_job` for `options`)."""
+    job = Job(**prepare_job(session, runbook, parameters, **options))
+    session.add(job)
+    session.flush()
+    session.execute(insert(_events).values(job_id=job.id, status=S.NEW.value,
+                                           time=job.created_at, actor=job.started_by))
+    job_id, group = str(job.id), job.worker_group
+    record(session, "job.test" if job.is_test else "job.start", f"/api/v1/jobs/{job_id}",
+           runbook=runbook.name, worker_group=group)
+    send = enqueue or _default_enqueue
+    on_commit(session, lambda: send(job_id, group))
+    return job
 
+
+def prepare_job(session: Session | Connection, runbook: Runbook,
+                parameters: dict[str, Any] | None = None, *, worker_group: str | None = None,
+                started_by: str = "", parent_job_id: uuid.UUID | None = None,
+                test: bool = False, heartbeat_seconds: float = 15.0,
+                extra_parameters: dict[str, Any] | None = None, depth: int = 0,
+                parent_waits: bool = False, sealed_names: frozenset[str] = frozenset(),
+                arguments: Any = None, draft: ResolvedDraft | None = None) -> dict[str, Any]:
+    """The row of a new job, its input checked (a 4xx error names what to fix): it runs the
+    published version with its requirements, a test the draft with the draft's, as `draft`
+    (resolve_draft) resolved them.
+
+    `arguments` are positional (smacommon.arguments.bind checks them against the runbook);
     `extra_parameters` are added after the check against the declarations (a webhook's
     WEBHOOKDATA, which no limit on parameters should refuse); `sealed_names` are sealed for
     the job whatever the version declares (the values a link or webhook keeps sealed)."""
     if test:
         if runbook.draft_content is None:
             raise NotPublished(f"Runbook {runbook.name!r} has no draft to test.")
+        if draft is None:
+            raise TypeError("a test job needs its draft resolved first (resolve_draft)")
         content: str | None = runbook.draft_content
         declared = draft_parameters(runbook, content)
-        version_id = None
+        version_id, source = None, content
+        requirements = draft.requirements_of(runbook)
     else:
         version = runbook.published_version
         if version is None:
             raise NotPublished(f"Runbook {runbook.name!r} has no published version; "
                                "publish it first.")
         content, declared, version_id = None, version.parameters, version.id
+        source, requirements = version.content, version.requirements
     extra = extra_parameters or {}
-    values = validate([d for d in declared if d["name"] not in extra], parameters)
+    args, by_name = positional.bind(
+        runbook.runbook_type, source,
+        [d for d in declared if d["name"] not in extra], arguments, parameters)
+    values = validate(by_name, parameters)
     values.update(extra)
     group = validate_worker_group(worker_group or runbook.worker_group or "default")
     new_id = uuid.uuid4()
     values, sealed = seal_parameters(declared, values, new_id, sealed_names)
     reason = no_worker_reason(session, group, heartbeat_seconds)
-    job = Job(
+    now = utcnow()
+    return dict(
         id=new_id, runbook_id=runbook.id, runbook_version_id=version_id, is_test=test,
         test_content=content, status=S.NEW.value, parameters=values, worker_group=group,
-        sealed_parameters=sealed,
-        started_by=started_by, parent_job_id=parent_job_id, created_at=utcnow(),
+        sealed_parameters=sealed, arguments=args or None, requirements=requirements,
+        started_by=started_by, parent_job_id=parent_job_id, created_at=now, modified_at=now,
         depth=depth, parent_waits=parent_waits,
         status_reason=reason, waiting_for=WaitingFor.WORKER.value if reason else None,
     )
-    session.add(job)
-    session.flush()
-    session.execute(insert(_events).values(job_id=job.id, status=S.NEW.value,
-                                           time=job.created_at, actor=started_by))
-    job_id = str(job.id)
-    record(session, "job.test" if test else "job.start", f"/api/v1/jobs/{job_id}",
-           runbook=runbook.name, worker_group=group)
-    send = enqueue or _default_enqueue
-    on_commit(session, lambda: send(job_id, group))
-    return job
 
 
 def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStatus, *,
@@ -155,8 +168,8 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
     recorded in the status history in the same transaction, with `code` beside the
     status_reason, and a move that ends the job's attempt closes its row in job_attempts
     (see smacommon.services.attempts); the caller commits. Two actors racing for the same
-    job cannot both win: the UPDATE matches once. Core statements on the tables: this runs
-    several times for every job.
+    job cannot both win: the UPDATE matches once. Core statements on the tables, built once
+    per shape (smacommon.services.moves): this runs several times for every job.
     """
     allowed = allowed_sources(target)
     if sources is not None:
@@ -175,24 +188,31 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
         values.setdefault("checkpoint_at", None)
     if target == S.RUNNING:
         values.setdefault("start_time", now)
-    stmt = (update(_jobs)
-            .where(_jobs.c.id == job_id, _jobs.c.status.in_([s.value for s in allowed]))
-            .values(**values))
-    for column, value in (expect or {}).items():
-        stmt = stmt.where(_jobs.c[column] == value)
-    moved = session.execute(stmt.returning(_jobs.c.runbook_id)).first()
+    params = {f"v_{column}": value for column, value in values.items()}
+    params["w_id"] = job_id
+    params.update((f"w_{column}", value) for column, value in (expect or {}).items()
+                  if value is not None)
+    stmt = move_statement(allowed, tuple(values), tuple(
+        (column, value is None) for column, value in (expect or {}).items()))
+    moved = session.execute(stmt, params).first()
     if moved is None:
         return False
-    session.execute(insert(_events).values(job_id=job_id, status=target.value, time=now,
-                                           actor=actor, reason=fields.get("status_reason"),
-                                           reason_code=code.value if code else None))
+    session.execute(ADD_EVENT, {"job_id": job_id, "status": target.value, "time": now,
+                                 "actor": actor, "reason": fields.get("status_reason"),
+                                 "reason_code": code.value if code else None})
+    began = None
     if target in _ENDS_ATTEMPT:  # the open attempt ends with the job's move
-        session.execute(update(_attempts).where(
-            _attempts.c.job_id == job_id, _attempts.c.ended_at.is_(None))
-            .values(ended_at=now, status=target.value, end_reason=fields.get("status_reason")))
+        began = session.execute(CLOSE_ATTEMPT, {
+            "a_job_id": job_id, "a_ended_at": now, "a_status": target.value,
+            "a_end_reason": fields.get("status_reason")}).scalar()
+    runbook = _runbook_name(session, moved.runbook_id)
     extra = {"event": "job_transition", "job_id": str(job_id), "status": target.value,
-             "runbook": _runbook_name(session, moved.runbook_id), "actor": actor}
+             "runbook": runbook, "actor": actor}
+    if began is not None:  # how long the attempt that ends here ran
+        extra["seconds"] = round((now - began).total_seconds(), 3)
     when_committed(session, lambda: log.info("job %s %s", job_id, target.value, extra=extra))
+    if target in RESTING_STATUSES:  # counted here, once, whoever moved it (worker, API, reaper)
+        when_committed(session, lambda: metrics.job_ended(runbook, target.value))
     return True
 
 

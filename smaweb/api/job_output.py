@@ -44,6 +44,7 @@ def marker(attempt: JobAttempt) -> str:
 
 
 @blp.route("/jobs/<job_id>/output", methods=["GET"])
+@blp.operation_id("getJobOutput")
 @blp.arguments(JobOutputQueryArgsSchema, location="query")
 @blp.response(200, {"type": "string"}, content_type="text/plain")
 def output(args, job_id):

@@ -9,8 +9,9 @@ from flask.views import MethodView
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smacommon.errors import SmaError
-from smacommon.models import Job, JobStream, Runbook, RunbookVersion
+from smacommon.errors import SmaError, ValidationFailed
+from smacommon.models import Job, Runbook, RunbookVersion
+from smacommon.schemas.common import ErrorSchema
 from smacommon.schemas.job import (
     JobBatchResultSchema,
     JobBatchSchema,
@@ -20,11 +21,14 @@ from smacommon.schemas.job import (
     JobPageSchema,
     JobQueryArgsSchema,
     JobSchema,
+    JobStartQueryArgsSchema,
     JobStartSchema,
     JobStreamPageSchema,
     JobStreamQueryArgsSchema,
 )
 from smacommon.services.attempts import job_attempts
+from smacommon.services.job_batch import JobRequest, start_jobs
+from smacommon.services.job_lookup import name_starters
 from smacommon.services.jobs import (
     get_job,
     resume_job,
@@ -33,14 +37,18 @@ from smacommon.services.jobs import (
     stop_job,
     suspend_job,
 )
+from smacommon.services.requirements import resolve_draft
 from smacommon.services.runbooks import get_runbook
 from smacommon.states import FINAL_STATUSES, JobStatus
 from smaweb.api.job_output import check_attempt, of_attempt
 from smaweb.auth import current_principal
 from smaweb.events import job_events
 from smaweb.extensions import SmaBlueprint, db
+from smaweb.fastjson import json_response
+from smaweb.jobpage import job_page
 from smaweb.livehub import live_hub
-from smaweb.pagination import keyset_page
+from smaweb.queries import jobs_statement
+from smaweb.streampage import stream_page, stream_statement
 
 blp = SmaBlueprint("jobs", __name__, url_prefix="/api/v1",
                    description="Jobs: start runbooks, follow them, read what they wrote.")
@@ -60,18 +68,32 @@ def _with_names(session: Session, jobs: list[Job]) -> list[Job]:
     for job in jobs:
         job.runbook_name = names.get(job.runbook_id)
         job.runbook_version = numbers.get(job.runbook_version_id)
+    name_starters(session, jobs)
     return jobs
 
 
-def _start(runbook_ref: str, data: dict, test: bool):
+def _wait_seconds(data: dict, query: dict) -> float | None:
+    """`wait` from the body or the query; given in both, they must agree."""
+    body, asked = data.get("wait"), query.get("wait")
+    if body is not None and asked is not None and body != asked:
+        raise ValidationFailed(f"wait is given twice, {asked:g} in the query and {body:g} in "
+                               "the body: give it once.")
+    return asked if asked is not None else body
+
+
+def _start(runbook_ref: str, data: dict, query: dict, test: bool):
+    wait = _wait_seconds(data, query)
     session = db.session
+    settings = current_app.config["SMA_SETTINGS"]
+    draft = resolve_draft(session, runbook_ref, settings) if test else None
     runbook = get_runbook(session, runbook_ref)
     job = start_job(session, runbook, data.get("parameters"), worker_group=data.get("worker_group"),
-                    started_by=f"user:{current_principal()}", test=test,
-                    heartbeat_seconds=current_app.config["SMA_SETTINGS"].worker_heartbeat_seconds)
+                    arguments=data.get("arguments"),
+                    started_by=f"user:{current_principal()}", test=test, draft=draft,
+                    heartbeat_seconds=settings.worker_heartbeat_seconds)
     session.commit()
-    if data.get("wait"):
-        job = _wait(session, job, data["wait"])
+    if wait:
+        job = _wait(session, job, wait)
     return _named(job, runbook, test)
 
 
@@ -79,6 +101,7 @@ def _named(job: Job, runbook: Runbook, test: bool = False) -> Job:
     """What `_with_names` attaches, from the runbook already at hand (no query)."""
     job.runbook_name = runbook.name
     job.runbook_version = None if test else runbook.published_version.number
+    job.started_by_name = job.started_by  # a user's: nothing to look up
     return job
 
 
@@ -100,49 +123,64 @@ def _wait(session: Session, job: Job, seconds: float) -> Job:
 
 
 @blp.route("/runbooks/<runbook>/start", methods=["POST"])
+@blp.operation_id("startRunbook")
 @blp.arguments(JobStartSchema)
+@blp.arguments(JobStartQueryArgsSchema, location="query")
 @blp.response(201, JobSchema)
-def start(data, runbook):
+def start(data, query, runbook):
     """Start the published version as a job; answers at once unless `wait` is given."""
-    return _start(runbook, data, test=False)
+    return _start(runbook, data, query, test=False)
 
 
 @blp.route("/runbooks/<runbook>/draft/test", methods=["POST"])
+@blp.operation_id("testRunbookDraft")
 @blp.arguments(JobStartSchema)
+@blp.arguments(JobStartQueryArgsSchema, location="query")
 @blp.response(201, JobSchema)
-def test_draft(data, runbook):
-    """Run the draft as a test job (SMA's Test action)."""
-    return _start(runbook, data, test=True)
+@blp.alt_response(503, schema=ErrorSchema, description="The package index could not be used "
+                  "to resolve the draft's requirements (PEP 723): try again.")
+def test_draft(data, query, runbook):
+    """Run the draft as a test job (SMA's Test action), with its requirements (PEP 723)
+    resolved as publishing would; answers at once unless `wait` is given."""
+    return _start(runbook, data, query, test=True)
 
 
 @blp.route("/jobs/batch", methods=["POST"])
+@blp.operation_id("startJobBatch")
 @blp.arguments(JobBatchSchema)
 @blp.response(201, JobBatchResultSchema)
 def batch(data):
-    """Start many jobs in one request: all of them, or (on any bad item) none."""
+    """Start many jobs in one request (up to 1,000): all of them, or (on any bad item) none.
+    One transaction, and one message to the broker for all of them."""
     session = db.session
     settings = current_app.config["SMA_SETTINGS"]
     runbooks: dict[str, Runbook] = {}
-    jobs = []
+    requests = []
     for index, item in enumerate(data["jobs"]):
         try:
             runbook = runbooks.get(item["runbook"]) or get_runbook(session, item["runbook"])
-            runbooks[item["runbook"]] = runbook
-            job = start_job(session, runbook, item["parameters"],
-                            worker_group=item["worker_group"],
-                            started_by=f"user:{current_principal()}",
-                            heartbeat_seconds=settings.worker_heartbeat_seconds)
         except SmaError as exc:
             session.rollback()
             exc.message = f"jobs[{index}]: {exc.message} No job was started."
             raise
-        jobs.append(_named(job, runbook))
+        runbooks[item["runbook"]] = runbook
+        requests.append(JobRequest(runbook, item["parameters"], {
+            "worker_group": item["worker_group"], "arguments": item["arguments"],
+            "started_by": f"user:{current_principal()}",
+            "heartbeat_seconds": settings.worker_heartbeat_seconds}))
+    try:
+        jobs = start_jobs(session, requests)
+    except SmaError:
+        session.rollback()
+        raise
     session.commit()
-    return {"items": jobs}
+    return {"items": [_named(job, runbooks[item["runbook"]])
+                      for job, item in zip(jobs, data["jobs"], strict=True)]}
 
 
 @blp.route("/jobs")
 class Jobs(MethodView):
+    @blp.operation_id("listJobs")
     @blp.arguments(JobQueryArgsSchema, location="query")
     @blp.response(200, JobPageSchema)
     def get(self, args):
@@ -152,28 +190,8 @@ class Jobs(MethodView):
         stmt = jobs_statement(runbook.id if runbook else None, args.get("status"),
                               args.get("started_by"), args.get("is_test"), args.get("since"),
                               args.get("until"))
-        items, cursor = keyset_page(stmt, Job.created_at, Job.id, args["limit"], args["cursor"],
-                                    session.scalars)
-        return {"items": _with_names(session, items), "next_cursor": cursor}
-
-
-def jobs_statement(runbook_id=None, statuses=None, started_by=None, is_test=None,
-                   since=None, until=None):
-    """The jobs list's filters (the API's and the portal's): every one optional."""
-    stmt = select(Job)
-    if runbook_id is not None:
-        stmt = stmt.where(Job.runbook_id == runbook_id)
-    if statuses:
-        stmt = stmt.where(Job.status.in_(statuses))
-    if started_by:
-        stmt = stmt.where(Job.started_by == started_by)
-    if is_test is not None:
-        stmt = stmt.where(Job.is_test == is_test)
-    if since is not None:
-        stmt = stmt.where(Job.created_at >= since)
-    if until is not None:
-        stmt = stmt.where(Job.created_at < until)
-    return stmt
+        # a hot path: rows to dicts to orjson, the schema above documents the shape
+        return json_response(job_page(session, stmt, args["limit"], args["cursor"]))
 
 
 def _detail(session: Session, job: Job) -> Job:
@@ -183,6 +201,7 @@ def _detail(session: Session, job: Job) -> Job:
 
 
 @blp.route("/jobs/<job_id>", methods=["GET"])
+@blp.operation_id("getJob")
 @blp.response(200, JobDetailSchema)
 def get(job_id):
     """Get a job with its status history and its attempts (each run of it)."""
@@ -201,6 +220,7 @@ def _control(job_id: str, action) -> Job:
 
 
 @blp.route("/jobs/<job_id>/stop", methods=["POST"])
+@blp.operation_id("stopJob")
 @blp.response(202, JobDetailSchema)
 def stop(job_id):
     """Stop a job: its whole process group ends (Stopping, then Stopped); a job that is
@@ -209,6 +229,7 @@ def stop(job_id):
 
 
 @blp.route("/jobs/<job_id>/suspend", methods=["POST"])
+@blp.operation_id("suspendJob")
 @blp.response(202, JobDetailSchema)
 def suspend(job_id):
     """Suspend a running job; resume continues from its last checkpoint."""
@@ -216,6 +237,7 @@ def suspend(job_id):
 
 
 @blp.route("/jobs/<job_id>/resume", methods=["POST"])
+@blp.operation_id("resumeJob")
 @blp.response(202, JobDetailSchema)
 def resume(job_id):
     """Resume a suspended job from its last checkpoint (or from the start without one)."""
@@ -223,25 +245,21 @@ def resume(job_id):
 
 
 @blp.route("/jobs/<job_id>/streams", methods=["GET"])
+@blp.operation_id("listJobStreams")
 @blp.arguments(JobStreamQueryArgsSchema, location="query")
 @blp.response(200, JobStreamPageSchema)
 def streams(args, job_id):
     """Records the job wrote, in order (each with its attempt); `next_after_seq` pages on."""
     session = db.session
     job = get_job(session, job_id)
-    stmt = select(JobStream).where(JobStream.job_id == job.id,
-                                   JobStream.seq > args["after_seq"])
-    if args.get("attempt"):
-        stmt = stmt.where(*of_attempt(session, job, args["attempt"]))
-    if args.get("stream"):
-        stmt = stmt.where(JobStream.stream.in_(args["stream"]))
-    rows = list(session.scalars(stmt.order_by(JobStream.seq).limit(args["limit"] + 1)))
-    more = len(rows) > args["limit"]
-    rows = rows[:args["limit"]]
-    return {"items": rows, "next_after_seq": rows[-1].seq if more else None}
+    where = of_attempt(session, job, args["attempt"]) if args.get("attempt") else ()
+    stmt = stream_statement(job.id, args["after_seq"], args["limit"], args.get("stream"), where)
+    # a hot path: rows to dicts to orjson, the schema above documents the shape
+    return json_response(stream_page(session, stmt, args["limit"]))
 
 
 @blp.route("/jobs/<job_id>/events", methods=["GET"])
+@blp.operation_id("getJobEvents")
 @blp.arguments(JobEventsQueryArgsSchema, location="query")
 @blp.arguments(JobEventsHeadersSchema, location="headers")
 @blp.response(200, {"type": "string"}, content_type="text/event-stream")

@@ -1,8 +1,22 @@
-"""Runs a Python runbook: calls `main(**parameters)` when the script defines it, else runs the
-script as `__main__` with Azure-style `--name value` arguments in sys.argv.
+"""Runs a Python runbook: as a script (`__main__`, with the start's positional arguments in
+sys.argv, in order, then a `--name value` pair for each named parameter), or, for a script with
+a `main` and no `if __name__ == "__main__":` block, as `main(**parameters)`; the worker's spec
+says which (smacommon.scripts.python.calls_main).
+
+Tracebacks name the runbook's frames `<runbook name>.py`, with their source lines, not the
+sandbox's `runbook.py`.
 
 Kept to built-in modules on the common path (marshal, not json; no runpy): every
 millisecond here is paid by every job.
+
+`--warm FD` (smaworker/warm.py): a host started before its job, already in the job's sandbox,
+limits set and root dropped; it blocks on the pipe FD until the worker hands it a job (the
+script, the spec and the job's own environment variables: its id, token, API address), then
+runs it as a cold host would. It runs one job only: the worker starts a fresh one for the
+next. A host left waiting IDLE_SECONDS (the worker is idle) imports sma's helpers and the
+common standard modules meanwhile, so the job's imports cost nothing; under load it does
+not, because every host costs each job its CPU (all of them: about 60 ms here, five times a
+bare interpreter's start) and the next job would wait for it.
 """
 
 import marshal
@@ -49,18 +63,77 @@ def _drop_root() -> None:
         os._exit(125)
 
 
-def _run() -> int:
+class _Source:
+    """The runbook's module loader as far as tracebacks ask: linecache finds the source of
+    frames named `<runbook>.py` (no such file exists) through `__loader__.get_source`."""
+
+    def __init__(self, source: bytes) -> None:
+        self.source = source
+
+    def get_source(self, name: str) -> str:
+        return self.source.decode("utf-8", "replace")
+
+
+# What a warm host left idle imports before its job arrives, most used first: sma's helpers
+# and the standard modules runbooks use most (an import a runbook then makes costs a
+# dictionary lookup). A job that arrives meanwhile is not kept waiting for the rest.
+IDLE_SECONDS = 0.25
+_WARM_MODULES = ("smarunbook", "json", "re", "datetime", "time", "pathlib", "subprocess",
+                 "logging", "collections", "itertools", "functools", "typing", "traceback",
+                 "random", "base64", "hashlib", "uuid", "shutil", "tempfile", "math", "io",
+                 "string", "textwrap", "enum", "csv", "argparse", "decimal", "socket",
+                 "dataclasses", "urllib.parse", "urllib.request")
+
+
+def _cold() -> tuple[str, dict]:
     script, spec_path = sys.argv[1], sys.argv[2]
     with open(spec_path, "rb") as fh:
         spec = marshal.load(fh)
-    parameters = spec["parameters"]
     sys.path[:0] = [os.path.dirname(script), os.path.dirname(os.path.abspath(__file__))]
+    return script, spec
+
+
+def _warm(fd: int) -> tuple[str, dict]:
+    """Warm up, then wait for the job (see the module's docstring); its script and spec."""
+    sys.path[:0] = [os.getcwd(), os.path.dirname(os.path.abspath(__file__))]
+    import select
+
+    if not select.select([fd], [], [], IDLE_SECONDS)[0]:  # no job yet: the worker is idle
+        import importlib
+
+        for name in _WARM_MODULES:
+            if select.select([fd], [], [], 0)[0]:  # the job is here
+                break
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    if not chunks:  # the worker let it go unused (its shutdown, a job that needed cold)
+        os._exit(0)
+    spec = marshal.loads(b"".join(chunks))
+    os.environ.update(spec["env"])
+    _set_limits()  # the job's own, where they are lower than the worker's defaults
+    return spec["script"], spec
+
+
+def _run(script: str, spec: dict) -> int:
+    parameters = spec["parameters"]
     with open(script, "rb") as fh:
-        code = compile(fh.read(), script, "exec", dont_inherit=True)
+        source = fh.read()
+    shown = (os.environ.get("SMA_RUNBOOK_NAME") or "runbook") + ".py"
+    code = compile(source, shown, "exec", dont_inherit=True)
     has_main = spec["has_main"]
     module = type(sys)("__sma_runbook__" if has_main else "__main__")
     module.__file__ = script
     module.__builtins__ = __builtins__
+    module.__loader__ = _Source(source)
     if has_main:
         sys.argv = [script]
         sys.modules["__sma_runbook__"] = module
@@ -77,7 +150,7 @@ def _run() -> int:
 
             smarunbook.output(result)
         return 0
-    argv = [script]
+    argv = [script, *spec.get("arguments", ())]
     for name, value in parameters.items():
         if not isinstance(value, str):
             import json
@@ -91,21 +164,22 @@ def _run() -> int:
 
 
 def _report(exc: BaseException) -> None:
+    """The traceback as Python prints it (chained exceptions and notes too), without this
+    host's own frame, so the trace starts in the runbook."""
     import traceback
 
-    tb = traceback.extract_tb(exc.__traceback__)
-    # hide this host's own frame so the trace starts in the runbook
-    frames = [f for f in tb if not f.filename.endswith("sma_python_host.py")]
-    sys.stderr.write("Traceback (most recent call last):\n")
-    sys.stderr.write("".join(traceback.format_list(frames)))
-    sys.stderr.write("".join(traceback.format_exception_only(type(exc), exc)))
+    report = traceback.TracebackException.from_exception(exc)
+    report.stack = traceback.StackSummary.from_list(
+        [f for f in report.stack if not f.filename.endswith("sma_python_host.py")])
+    sys.stderr.write("".join(report.format()))
 
 
 if __name__ == "__main__":
     _set_limits()
     _drop_root()
+    script, spec = _warm(int(sys.argv[2])) if sys.argv[1] == "--warm" else _cold()
     try:
-        code = _run()
+        code = _run(script, spec)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if exc.code is not None and not isinstance(exc.code, int):

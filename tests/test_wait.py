@@ -1,0 +1,142 @@
+"""Waiting for a job: `wait` in the query or the body of a start, and followers and waiters
+woken by the worker's announcement of the job's end (not by the hub's database polling)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from tests.conftest import wait_for
+
+BLOCKED = ("import os, sys, time\n"
+           "print('waiting', flush=True)\n"
+           "while not os.path.exists(sys.argv[1]):\n"
+           "    time.sleep(0.01)\n"
+           "print('done', flush=True)\n")
+
+
+@pytest.fixture
+def no_polling(monkeypatch):
+    """The live hub's database polling put off for an hour: only the worker's announcement
+    on Redis can tell a waiter or a follower that the job ended."""
+    monkeypatch.setattr("smaweb.livehub.TICK_SECONDS", 3600.0)
+
+
+def _message(resp) -> str:
+    assert resp.status_code == 400, resp.get_json()
+    return resp.get_json()["message"]
+
+
+def test_wait_in_the_query_answers_with_the_final_status(api, worker):
+    rb = api.create_runbook(content="print('hi')\n")
+    resp = api.post(f"/api/v1/runbooks/{rb['name']}/start?wait=60", json={})
+    assert resp.status_code == 201
+    assert resp.get_json()["status"] == "Completed" and resp.get_json()["end_time"]
+    # no body at all: the query is enough
+    bare = api.client.post(f"/api/v1/runbooks/{rb['name']}/start?wait=60",
+                           headers=api.headers)
+    assert bare.status_code == 201 and bare.get_json()["status"] == "Completed"
+    draft = api.create_runbook(content="print('draft')\n", publish=False)
+    test = api.post(f"/api/v1/runbooks/{draft['name']}/draft/test?wait=60", json={})
+    assert test.status_code == 201
+    assert test.get_json()["status"] == "Completed" and test.get_json()["is_test"]
+
+
+def test_wait_in_both_query_and_body_must_agree(api, worker):
+    rb = api.create_runbook(content="print('hi')\n")
+    same = api.post(f"/api/v1/runbooks/{rb['name']}/start?wait=60", json={"wait": 60})
+    assert same.status_code == 201 and same.get_json()["status"] == "Completed"
+    before = len(api.get("/api/v1/jobs", query_string={"runbook": rb["name"]})
+                 .get_json()["items"])
+    for path in ("start", "draft/test"):
+        differ = api.post(f"/api/v1/runbooks/{rb['name']}/{path}?wait=5", json={"wait": 60})
+        message = _message(differ)
+        assert "wait is given twice" in message and "5" in message and "60" in message
+    after = api.get("/api/v1/jobs", query_string={"runbook": rb["name"]}).get_json()["items"]
+    assert len(after) == before  # refused before any job was started
+
+
+@pytest.mark.parametrize("value, says", [
+    ("soon", "Not a valid number"),
+    ("301", "from 0 to 300"),
+    ("-1", "from 0 to 300"),
+    ("nan", "not permitted"),
+    ("inf", "not permitted"),
+])
+def test_a_bad_wait_in_the_query_is_a_400_saying_why(api, value, says):
+    rb = api.create_runbook()
+    for path in ("start", "draft/test"):
+        message = _message(api.post(f"/api/v1/runbooks/{rb['name']}/{path}?wait={value}",
+                                    json={}))
+        assert "wait" in message and says in message
+
+
+def test_an_unknown_query_parameter_of_a_start_is_a_400(api):
+    rb = api.create_runbook()
+    message = _message(api.post(f"/api/v1/runbooks/{rb['name']}/start?wiat=5", json={}))
+    assert "wiat" in message and "Unknown field" in message
+
+
+def test_the_query_wait_is_in_the_openapi_document(client):
+    doc = client.get("/api/openapi.json").get_json()
+    for path in ("/api/v1/runbooks/{runbook}/start",
+                 "/api/v1/runbooks/{runbook}/draft/test"):
+        params = {p["name"]: p for p in doc["paths"][path]["post"]["parameters"]
+                  if p["in"] == "query"}
+        assert params["wait"]["schema"]["maximum"] == 300
+
+
+def test_a_waiting_start_answers_when_the_job_ends(api, worker, job_tmp, no_polling):
+    """The caller waits while the job runs, and is answered with the final status once the
+    job ends: the order of events, told by the worker's announcement alone."""
+    flag = job_tmp / "go"
+    rb = api.create_runbook(content=BLOCKED)
+    answers: list = []
+    waiter = threading.Thread(target=lambda: answers.append(api.post(
+        f"/api/v1/runbooks/{rb['name']}/start?wait=120",
+        json={"arguments": [str(flag)]})))
+    waiter.start()
+    job = wait_for(lambda: next(iter(api.get("/api/v1/jobs", query_string={
+        "runbook": rb["name"]}).get_json()["items"]), None), what="the job")
+    wait_for(lambda: [r for r in api.records(job["id"]) if r["text"] == "waiting"],
+             what="the job running")
+    assert waiter.is_alive() and not answers  # it waits while the job runs
+    flag.touch()
+    waiter.join(60)
+    assert not waiter.is_alive(), "the waiting start did not answer when the job ended"
+    (resp,) = answers
+    assert resp.status_code == 201
+    body = resp.get_json()
+    assert body["id"] == job["id"] and body["status"] == "Completed" and body["end_time"]
+    assert [r["text"] for r in api.records(job["id"])] == ["waiting", "done"]
+
+
+def _events(chunks):
+    """(event, data) pairs from the chunks of an event stream as they come."""
+    buffer = ""
+    for chunk in chunks:
+        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            fields = dict(line.split(": ", 1) for line in block.splitlines()
+                          if ": " in line and not line.startswith(":"))
+            if "event" in fields:
+                yield fields["event"], json.loads(fields["data"])
+
+
+def test_following_events_ends_after_the_final_record(api, worker, job_tmp, no_polling):
+    flag = job_tmp / "go"
+    rb = api.create_runbook(content=BLOCKED)
+    job = api.start(rb["name"], arguments=[str(flag)])
+    resp = api.get(f"/api/v1/jobs/{job['id']}/events?timeout=120", buffered=False)
+    assert resp.status_code == 200
+    seen = []
+    for event, data in _events(resp.response):
+        seen.append((event, data.get("text") or data.get("status")))
+        if (event, data.get("text")) == ("record", "waiting"):
+            flag.touch()  # the job ends now, while the stream is open
+    resp.close()
+    assert seen[-2:] == [("record", "done"), ("status", "Completed")]
+    assert ("record", "waiting") in seen
