@@ -66,13 +66,53 @@ class NotPublished(Conflict):
     message = "The runbook has no published version; publish it first."
 
 
+class AmbiguousJobId(Conflict):
+    """A short job id that the ids of several jobs start with."""
+
+    message = "Several jobs' ids start with that prefix; give more of the id."
+
+
 class IllegalTransition(Conflict):
     """A job cannot move from its current status to the one asked for."""
 
     def __init__(self, job_id: object, current: str | None, target: str) -> None:
         self.current = current
         self.target = target
-        super().__init__(f"Job {job_id} is {current}; it cannot become {target}.")
+        super().__init__(_refusal(f"Job {job_id}", current, target))
+
+
+def _refusal(job: str, current: str | None, target: str) -> str:
+    """Why a job cannot move, in the words of what was asked (stop, suspend, resume)."""
+    from smacommon.states import FINAL_STATUSES
+
+    if current in {s.value for s in FINAL_STATUSES}:
+        return f"{job} has already ended ({current})."
+    if target in ("Stopped", "Stopping") and current == "Stopping":
+        return f"{job} is already stopping."
+    if target == "Suspending" and current in ("Suspending", "Suspended"):
+        return f"{job} is already {'suspended' if current == 'Suspended' else 'suspending'}."
+    if target == "Suspending":
+        return f"{job} is {current}; only a running job can be suspended."
+    if target == "Resuming":
+        return f"{job} is {current}; only a suspended job can be resumed."
+    return f"{job} is {current}; it cannot become {target}."
+
+
+class RequirementsUnresolvable(ValidationFailed):
+    """A runbook's requirements (PEP 723) cannot be met: the message names what to change."""
+
+    message = "The runbook's requirements cannot be resolved."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, {"content": [message or self.message]})
+
+
+class ResolverUnavailable(SmaError):
+    """Requirements could not be resolved just now (the package index did not answer): not
+    the publisher's fault, so a 503 to try again later."""
+
+    status_code = 503
+    message = "The package index could not be used to resolve the requirements."
 
 
 class ScriptError(ValidationFailed):

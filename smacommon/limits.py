@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# the longest timeout_seconds a runbook may set (a week); the job-duration histogram's
+# buckets reach it (smacommon.metrics)
+MAX_TIMEOUT_SECONDS = 7 * 86400
+
 
 @dataclass(frozen=True)
 class Limit:

@@ -30,6 +30,11 @@ RUNBOOK = NameRule(re.compile(r"[A-Za-z0-9_-]{1,128}"), "1-128 letters, digits, 
 # a variable of Bash, Python and PowerShell alike
 PARAMETER = NameRule(re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}"),
                      "letters, digits and _, not starting with a digit")
+# an uploaded module: a Python distribution name (PEP 508), also a PowerShell module's folder
+# and a Bash library's file name
+MODULE = NameRule(re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,126}[A-Za-z0-9])?"),
+                  "1-128 letters, digits, '.', '-' or '_', starting and ending with a letter "
+                  "or digit")
 # only ever shown, never in a URL (tokens go by id)
 LABEL = NameRule(re.compile(r".{1,128}", re.DOTALL), "1-128 characters")
 

@@ -1,8 +1,10 @@
 """The Celery settings both sides share, and enqueueing a job by task *name*.
 
 The web service never imports `smaworker`: it sends `sma.run_job` to the queue of the
-job's worker group (`sma.q.<group>`, see smacommon.workergroups) through a Celery app
-built from these settings.
+job's worker group (`sma.q.<group>`, see smacommon.workergroups), written straight to Redis
+in the message Celery's worker reads (smacommon.publisher), or through a send-only Celery
+app built from these settings when Celery's task events are on (SMA_CELERY_EVENTS: the
+"task-sent" event Flower shows is Celery's to send).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from celery import Celery
 
+from smacommon.publisher import CONNECT_TIMEOUT, publisher, reset_publisher
 from smacommon.settings import Settings, get_settings
 from smacommon.workergroups import queue_name
 
@@ -52,7 +55,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     config = {
         "broker_url": broker_url(url),
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": 3600},
+        # no acknowledgement emulation: kombu would keep each message taken in a Redis hash
+        # until the pool process accepts it (two more round trips per job, and a third of
+        # the consumer's work), to put it back after an hour if the worker died between.
+        # The database is the source of truth: the job of such a message is still New (or
+        # Resuming), and a worker of its group reconnecting (smaworker.resend) or the
+        # reaper (SMA_REQUEUE_NEW_AFTER_SECONDS) sends it again; a duplicate is dropped by
+        # the claim. A worker that stops cleanly puts back what it holds, as before.
+        "broker_transport_options": {"ack_emulation": False},
         "task_ignore_result": True,
         # never Celery's "celery": every queue sma uses is in its own namespace
         "task_default_queue": queue_name(settings.worker_group),
@@ -68,7 +78,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         # a broker that does not answer must not hang an API request: the job is in the
         # database and the reaper sends it again
-        "broker_connection_timeout": 3,
+        "broker_connection_timeout": CONNECT_TIMEOUT,
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0,
                                       "interval_step": 0.2, "interval_max": 0.5},
         "accept_content": ["json"],
@@ -113,12 +123,27 @@ def reset_producer() -> None:
     global _producer_app
     with _lock:
         _producer_app = None
+    reset_publisher()
 
 
 def enqueue_job(job_id: str, worker_group: str) -> None:
     """Send the run task for `job_id` to the queue of its worker group (ValueError for a
     group no queue may carry: the reaper ends such a job)."""
-    producer_app().send_task(RUN_JOB_TASK, args=[job_id], queue=queue_name(worker_group))
+    enqueue_jobs([(job_id, worker_group)])
+
+
+def enqueue_jobs(jobs: list[tuple[str, str]]) -> None:
+    """Send the run task of each (job id, worker group) in one round trip to the broker
+    (ValueError, before anything is sent, for a group no queue may carry)."""
+    routed = [(job_id, queue_name(group)) for job_id, group in jobs]
+    settings = get_settings()
+    if settings.celery_events:
+        app = producer_app()
+        for job_id, queue in routed:
+            app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue)
+        return
+    require_broker(settings)
+    publisher(settings, RUN_JOB_TASK).publish(routed)
 
 
 # kombu's own keys in the Redis database and the type each must have; an older sma sent

@@ -47,6 +47,20 @@ class Settings(BaseSettings):
     worker_group: str = "default"
     worker_name: str = ""
     python: str = ""
+    # where runbooks' requirements come from (publish resolves them, workers install them):
+    # a mirror or private index instead of PyPI, more indexes, folders or pages of wheels
+    # (space- or comma-separated); empty: uv's and pip's own defaults (PyPI)
+    pip_index_url: str = ""
+    pip_extra_index_url: str = ""
+    pip_find_links: str = ""
+    # where workers build runbooks' environments (empty: <data_dir>/envs); it and its parents
+    # must be readable by the job user, so never a folder inside a 0700 home
+    env_dir: str = ""
+    # an environment no job has used for this many days is removed
+    env_max_idle_days: float = Field(default=30, gt=0, le=3650)
+    # the largest uploaded module (a wheel, sdist, PowerShell zip or Bash library), in MiB;
+    # modules are kept in the database, so every web process and worker host reaches them
+    module_max_mb: int = Field(default=50, ge=1, le=1024)
     job_user: str = Field(default="sma-job", pattern=r"^([a-z_][a-z0-9_.-]{0,31})?$")
     # a root worker runs jobs only inside bubblewrap, as SMA_JOB_USER, unless this says
     # the operator accepts jobs that can read each other's environment, tokens and files
@@ -63,6 +77,9 @@ class Settings(BaseSettings):
     # job runs as SMA_JOB_USER's own uid)
     job_uid_range: str = Field(default="61184-65519", pattern=r"^(\d{1,10}-\d{1,10})?$")
     job_cgroups: bool = True  # a cgroup v2 per job where the worker may make one
+    # Python jobs start in a host pre-started in its sandbox (smaworker/warm.py); false:
+    # every job starts its own process when it starts
+    warm_python: bool = True
     job_retention_days: int = Field(default=90, ge=1)
     max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_content_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -82,6 +99,8 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: float = Field(default=3.0, ge=0.2, le=3600)
     config_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
     celery_events: bool = False
+    # how often each process sends the counts its jobs recorded to Redis (smacommon.metrics)
+    metrics_flush_seconds: float = Field(default=1.0, gt=0, le=3600)
     log_format: str = Field(default="json", pattern=r"^(json|text)$")
     schedule_check_seconds: float = Field(default=1.0, ge=0.05, le=60)
     max_job_depth: int = Field(default=10, ge=1, le=100)

@@ -72,6 +72,8 @@ class AttemptCause(StrEnum):
 
 FINAL_STATUSES = frozenset({S.COMPLETED, S.FAILED, S.STOPPED})
 ACTIVE_STATUSES = frozenset({S.ACTIVATING, S.RUNNING, S.STOPPING, S.SUSPENDING})
+# where a job's run comes to rest: ended, or suspended until it is resumed (or stopped)
+RESTING_STATUSES = FINAL_STATUSES | {S.SUSPENDED}
 ALL_STATUSES = tuple(s.value for s in JobStatus)
 
 

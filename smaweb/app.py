@@ -7,10 +7,9 @@ from typing import Any
 
 import swagger_ui_bundle
 from flask import Blueprint, Flask
-from flask_smorest import Api
 
 from smacommon.settings import Settings, get_settings
-from smaweb import auth, errors, livehub, requestlog, security, textcheck
+from smaweb import auth, errors, livehub, openapi, requestlog, security, textcheck
 from smaweb.extensions import IntConverter, JSONProvider, db
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                                 x_proto=settings.trusted_proxies)
     db.init_app(app)
     livehub.init_app(app)
-    api = Api(app)
+    api = openapi.SmaApi(app)
     errors.init_app(app)
     requestlog.init_app(app)
     auth.init_app(app)
@@ -74,8 +73,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         health,
         job_output,
         jobs,
+        module_index,
+        modules,
         runbooks,
         runtime,
+        runtime_modules,
         schedules,
         tokens,
         variables,
@@ -86,12 +88,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in (runbooks.blp, jobs.blp, job_output.blp, variables.blp, credentials.blp,
                       connections.types_blp, connections.blp, certificates.blp, runtime.blp,
                       workers.blp, tokens.blp, audit.blp, admin.blp, schedules.blp,
-                      webhooks.blp):
+                      webhooks.blp, health.blp, module_index.blp, modules.blp,
+                      runtime_modules.blp):
         api.register_blueprint(blueprint)
-    app.register_blueprint(health.bp)
     from smaweb import metrics
 
     metrics.init_app(app)
+    openapi.document_metrics(api, app)
     app.register_blueprint(docs_assets)
     from smaweb import portal
 

@@ -1,8 +1,10 @@
 """Who is calling (bearer tokens), what their role lets them do, and who the audit names.
 
 Roles, from least to most: reader (GET), operator (+ start, stop, suspend, resume jobs),
-author (+ create and change runbooks, assets, schedules, webhooks), admin (+ tokens,
-workers, audit, maintenance). A job's own token reaches only /api/v1/runtime.
+author (+ create and change runbooks, assets, schedules, webhooks, modules), admin (+ tokens,
+workers, audit, maintenance). A job's own token reaches only /api/v1/runtime and the module
+index (/api/v1/modules/simple/), which also takes a token as HTTP basic auth's password: pip
+and uv send it so from the credentials of an index URL.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 ROLES = ("reader", "operator", "author", "admin")
 RUNTIME_PREFIX = "/api/v1/runtime/"
 WEBHOOK_INVOKE = "/api/v1/webhooks/invoke/"
+MODULE_INDEX = "/api/v1/modules/simple/"
 _RANK = {role: i for i, role in enumerate(ROLES)}
 _OPERATOR_ACTIONS = ("/start", "/stop", "/suspend", "/resume")
 _ADMIN_PREFIXES = ("/api/v1/tokens", "/api/v1/audit", "/api/v1/admin", "/api/v1/workers")
@@ -45,6 +48,10 @@ def _unauthorized(message: str, error: str | None = None, wrong_token: bool = Fa
     if wrong_token:
         count_failure()
     challenge = 'Bearer realm="sma"' + (f', error="{error}"' if error else "")
+    if _on_index():  # pip and uv answer a Basic challenge with an index URL's credentials
+        challenge = f'Basic realm="sma", {challenge}'
+        if error is None:
+            message += f" The index also takes it in its URL: http://sma:<token>@host{MODULE_INDEX}."
     abort(401, message=message, headers={"WWW-Authenticate": challenge})
 
 
@@ -55,6 +62,18 @@ def _bearer() -> str:
     if scheme.lower() != "bearer" or not secret:
         return ""
     return secret
+
+
+def _on_index() -> bool:
+    return request.path.startswith(MODULE_INDEX) and request.method in _READ_METHODS
+
+
+def _basic_password() -> str:
+    """On the module index, the password of HTTP basic auth ("" elsewhere, or when none)."""
+    credentials = request.authorization if _on_index() else None
+    if credentials is None or credentials.type != "basic":
+        return ""
+    return (credentials.password or "").strip()
 
 
 def require_secret(expected: str, what: str) -> None:
@@ -79,7 +98,7 @@ def _authenticate() -> None:
         if load_user():
             _authorize()
             return
-    secret = _bearer()
+    secret = _bearer() or _basic_password()
     if not secret:
         _unauthorized("Missing token: send the header 'Authorization: Bearer <token>'.")
     configured = current_app.config["SMA_SETTINGS"].admin_token
@@ -102,9 +121,10 @@ def _authenticate() -> None:
 def _authorize() -> None:
     runtime = request.path.startswith(RUNTIME_PREFIX)
     if g.role == JOB_ROLE:
-        if not runtime:
+        if not runtime and not _on_index():
             abort(403, message="A job token may only read assets and set variables "
-                               f"({RUNTIME_PREFIX}...).")
+                               f"({RUNTIME_PREFIX}...) and read the module index "
+                               f"({MODULE_INDEX}).")
         return
     if runtime:
         abort(403, message="Secret values are given only to a running job, with its own token "

@@ -65,7 +65,8 @@ def handle_http_exception(error: HTTPException):
         message = error.description or error.name
     if isinstance(error, InternalServerError):
         message = "Internal server error; the service logged the details."
-    if isinstance(errors, dict) and set(errors) <= {"json", "query", "querystring", "headers"}:
+    if isinstance(errors, dict) and set(errors) <= {"json", "query", "querystring", "headers",
+                                                    "form"}:
         merged: dict = {}
         for value in errors.values():
             if isinstance(value, dict):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
 from flask.json.provider import DefaultJSONProvider
@@ -10,12 +11,14 @@ from flask_smorest import Blueprint
 from sqlalchemy.orm import Session, sessionmaker
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.datastructures import CombinedMultiDict
 from werkzeug.routing import IntegerConverter, ValidationError
 
 from smacommon import strictjson
 from smacommon.db import is_transient, reading, session_factory
 from smacommon.schemas.common import DB_INT_MAX
 
+F = TypeVar("F", bound=Callable[..., Any])
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -89,6 +92,11 @@ class _Parser(FlaskParser):
     # let each schema decide (ours raise on unknown fields, so typos are caught everywhere)
     DEFAULT_UNKNOWN_BY_LOCATION: dict = {}
 
+    def load_form(self, req, schema) -> Any:
+        """A form's fields and, in a multipart/form-data body, its files, as one mapping (a
+        view declares its upload's fields and files in one schema)."""
+        return self._makeproxy(CombinedMultiDict([req.form, req.files]), schema)
+
     def _raw_load_json(self, req) -> Any:
         """The body by sma's JSON rules: a refused one is a 400 that says why."""
         if not is_json_request(req):
@@ -97,9 +105,37 @@ class _Parser(FlaskParser):
 
 
 class SmaBlueprint(Blueprint):
-    """A flask-smorest blueprint whose invalid input is a 400, not webargs' 422."""
+    """A flask-smorest blueprint whose invalid input is a 400, not webargs' 422, and whose
+    operations carry the ids `operation_id` gives them."""
 
     ARGUMENTS_PARSER = _Parser()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(self._prepare_operation_id_doc)
+
+    @staticmethod
+    def operation_id(name: str | None = None, **by_method: str) -> Callable[[F], F]:
+        """The operation's `operationId`: the stable name a generated client gives it (one a
+        method, put=..., patch=..., for a function serving several)."""
+        if (name is None) == (not by_method):
+            raise TypeError("operation_id takes a name, or names by method")
+
+        def mark(func: F) -> F:
+            func._apidoc = {**getattr(func, "_apidoc", {}),  # type: ignore[attr-defined]
+                            "operation_id": name or by_method}
+            return func
+
+        return mark
+
+    @staticmethod
+    def _prepare_operation_id_doc(doc: dict, doc_info: dict, *, method: str,
+                                  **kwargs: Any) -> dict:
+        given = doc_info.get("operation_id")
+        name = given.get(method) if isinstance(given, dict) else given
+        if name:
+            doc["operationId"] = name
+        return doc
 
 
 db = Database()

@@ -3,13 +3,20 @@
 The hub (smaweb/livehub.py) tells it which jobs' channels to follow and asks it which were
 announced. When Redis is lost it closes the connection and tries again every RETRY_SECONDS;
 meanwhile it reports nothing and the hub's readers learn by polling.
+
+A new reader must not wait for the hub's next turn before its job's channel is subscribed
+(a job that ends within that turn would be noticed that much late), so the listener is also
+subscribed to a channel of its own, `wake_channel`: a message there (`nudge`) ends its
+wait on Redis at once; without Redis, `nudge` ends the pause that stands in for that wait.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+import uuid
 from typing import Any
 
 import redis
@@ -28,6 +35,8 @@ class Listener:
         self.pubsub: Any = None
         self.channels: set[str] = set()
         self.retry_at = 0.0
+        self.wake_channel = f"sma:live-hub:{os.getpid()}:{uuid.uuid4().hex}"
+        self.woken = threading.Event()  # a nudge not yet taken by `announced`
 
     def follow(self, channels: set[str]) -> set[str]:
         """Subscribe to `channels` and no others; the ones new to the subscription (all of
@@ -40,6 +49,7 @@ class Listener:
                                               socket_connect_timeout=5,
                                               client_name=f"sma-live-{os.getpid()}")
                 self.pubsub, self.channels = client.pubsub(), set()
+                self.pubsub.subscribe(self.wake_channel)
             added, dropped = channels - self.channels, self.channels - channels
             if added:
                 self.pubsub.subscribe(*added)
@@ -51,11 +61,28 @@ class Listener:
             self._lost(exc)
             return set()
 
+    @property
+    def subscribed(self) -> bool:
+        """Connected to Redis: a message on `wake_channel` reaches it."""
+        return self.pubsub is not None
+
+    def nudge(self, publisher: Any) -> None:
+        """End the current (or next) wait of `announced` now: from another thread, through
+        `publisher` (a redis.Redis) when subscribed. Raises what `publisher` raises."""
+        if self.woken.is_set():  # one nudge not yet taken is enough (many readers at once)
+            return
+        self.woken.set()
+        if self.pubsub is not None:
+            publisher.publish(self.wake_channel, "")
+
     def announced(self, timeout: float) -> set[str]:
-        """The channels announced within `timeout` seconds (sleeps them without Redis)."""
-        if self.pubsub is None or not self.channels:
-            time.sleep(timeout)
+        """The channels announced within `timeout` seconds, or until nudged (without Redis,
+        it waits as long for a nudge)."""
+        if self.pubsub is None:
+            self.woken.wait(timeout)
+            self.woken.clear()
             return set()
+        self.woken.clear()
         channels: set[str] = set()
         try:
             message = self.pubsub.get_message(timeout=timeout)

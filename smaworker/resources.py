@@ -23,6 +23,7 @@ from typing import Any
 from smacommon.settings import Settings
 from smaworker.cgroups import JobCgroup, delegated_root
 from smaworker.engines import Engine
+from smaworker.jobsroot import uid_locks_folder
 from smaworker.limits import JobLimits, limit_reached, prlimit_argv, rlimit_spec
 from smaworker.sandbox import Sandbox
 from smaworker.uids import JobUid, UidPool, passwd_for
@@ -48,16 +49,13 @@ def _process_state(sandbox: Sandbox, settings: Settings) -> _ProcessState:
         return _state
     pool = passwd = None
     if sandbox.uid is not None and settings.job_uids is not None:
-        pool = UidPool(sandbox.jobs_root / "uids", settings.job_uids, sandbox.gid,
+        pool = UidPool(uid_locks_folder(), settings.job_uids, sandbox.gid,
                        shutil.which("setpriv"), sweep=sandbox.bwrap is None)
         if sandbox.bwrap is not None:
             passwd = Path("/etc/passwd").read_text(encoding="utf-8", errors="replace")
     root, why = delegated_root() if settings.job_cgroups else (None, "SMA_JOB_CGROUPS=false")
-    if root is None:
-        log.info("jobs' memory and process limits are per process (setrlimit), not per job: "
-                 "%s", why)
-    else:
-        log.info("every job gets a cgroup in %s", root)
+    # said once for the worker, by its main process (limits_said); here only for debugging
+    log.debug("%s", _limits_line(root, why))
     if sandbox.bwrap is not None and root is None:
         # bubblewrap's init reaps the runbook, and the outer bwrap leaves that init to
         # whoever adopts it: adopt it here, so its CPU time and peak memory (the job's)
@@ -66,6 +64,18 @@ def _process_state(sandbox: Sandbox, settings: Settings) -> _ProcessState:
         libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _state = _ProcessState(pool, root, passwd)
     return _state
+
+
+def _limits_line(root: Path | None, why: str) -> str:
+    if root is None:
+        return f"jobs' memory and process limits are per process (setrlimit), not per job: {why}"
+    return f"every job gets a cgroup in {root}"
+
+
+def limits_said(settings: Settings) -> None:
+    """Log, once for the worker, how its jobs' limits are kept (a cgroup per job or not)."""
+    root, why = delegated_root() if settings.job_cgroups else (None, "SMA_JOB_CGROUPS=false")
+    log.info("%s", _limits_line(root, why))
 
 
 @dataclass

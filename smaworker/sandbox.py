@@ -2,11 +2,12 @@
 
 A worker started as root runs every job as the unprivileged SMA_JOB_USER (as SMA's workers
 run runbooks under a service account), with no supplementary groups, in a private folder
-(mode 0700) whose random name sits in a root-owned folder nobody can list. Where bubblewrap
-is installed, each job also gets its own PID namespace with a fresh /proc: a job cannot see,
-signal or trace another job's processes, nor read their environment (which holds their
-tokens) or learn their folders' names; when the runbook ends, the kernel ends everything it
-left behind, even processes that left its process group.
+(mode 0700) whose random name sits in a root-owned folder nobody can list, its instance's
+own (smaworker/jobsroot.py). Where bubblewrap is installed, each job also gets its own PID
+namespace with a fresh /proc: a job cannot see, signal or trace another job's processes, nor
+read their environment (which holds their tokens) or learn their folders' names; when the
+runbook ends, the kernel ends everything it left behind, even processes that left its
+process group.
 
 A worker started as any other user runs jobs as itself, in a private temporary folder.
 """
@@ -21,7 +22,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -34,12 +34,14 @@ from smacommon.process import tied_to_parent
 from smacommon.settings import Settings
 from smaworker import cafile
 from smaworker.engines.base import RUNTIME_DIR
+from smaworker.jobsroot import jobs_root_for, prepare, remove_orphans
 
 log = logging.getLogger(__name__)
 
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _SETPRIV = shutil.which("setpriv")
 _BWRAP = shutil.which("bwrap")
+PRIVATE_TMP = ".tmp"  # in a job's folder: its /tmp, inside bubblewrap
 
 
 def accessible(path: str | Path, uid: int, gids: set[int], mode: int) -> bool:
@@ -73,8 +75,9 @@ class Sandbox:
     uid: int | None
     gid: int | None
     bwrap: str | None         # bubblewrap, for a PID namespace per job
-    jobs_root: Path | None    # root-owned: run/ holds the job folders, shared/ copies of
-                              # files jobs must read (None: jobs use the temp folder)
+    jobs_root: Path | None    # root-owned, the instance's own (smaworker/jobsroot.py): run/
+                              # holds the job folders, shared/ copies of files jobs must
+                              # read (None: jobs use the temp folder)
     runtime_dir: Path         # sma's runbook-side helpers, readable by the job's user
     python: str               # the interpreter of Python runbooks and helpers
 
@@ -88,6 +91,9 @@ class Sandbox:
         path = self.jobs_root / "run" / f"{os.getpid()}-{job_hex[:8]}-{secrets.token_hex(16)}"
         os.mkdir(path, 0o700)
         os.chown(path, self.uid if uid is None else uid, self.gid)
+        if self.bwrap is not None:
+            os.mkdir(path / PRIVATE_TMP)
+            os.chmod(path / PRIVATE_TMP, 0o1777)  # its /tmp: see `command`
         return path
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 - a sandbox lives as long as its process
@@ -106,13 +112,15 @@ class Sandbox:
 
     def command(self, argv: list[str], workdir: Path, env: dict[str, str], *,
                 drops_itself: bool = False, uid: int | None = None,
-                passwd_fd: int | None = None
+                passwd_fd: int | None = None, keep: tuple[str, ...] = ()
                 ) -> tuple[list[str], dict[str, Any], dict[str, str]]:
         """argv, Popen options and environment that run `argv` as the job's user, in its
         namespaces, and end it when the worker dies. `drops_itself`: the program gives up
         root itself, first thing, when SMA_RUN_AS says to (sma's Python host does: one exec
         of setpriv less for every Python job). `uid`: the job's own uid (else
-        SMA_JOB_USER's); `passwd_fd`: the job's /etc/passwd, mounted over the real one."""
+        SMA_JOB_USER's); `passwd_fd`: the job's /etc/passwd, mounted over the real one;
+        `keep`: more paths in /tmp the job must reach (besides those its argv and
+        environment name)."""
         if self.uid is None:
             return (*tied_to_parent(argv), env)
         uid = self.uid if uid is None else uid
@@ -128,12 +136,17 @@ class Sandbox:
             return (*tied_to_parent(argv), env)
         # bwrap's own init is process 1 of the namespace and reaps orphans. With
         # --new-session, init and the runbook form a process group without the outer bwrap
-        # (a SIGTERM to it would end the namespace at once). An empty folder mounted over
-        # run/, with the job's own folder bound back, hides every other job's folder.
+        # (a SIGTERM to it would end the namespace at once). The job's /tmp is a fresh
+        # folder of its own (in its work folder, on disk as /tmp is), with what it must
+        # reach there bound back; an empty folder mounted over run/, with the job's own
+        # folder bound back, hides every other job's folder.
         run = str(self.jobs_root / "run")
         passwd = [] if passwd_fd is None else [
             "--perms", "0644", "--ro-bind-data", str(passwd_fd), "/etc/passwd"]
-        return [self.bwrap, "--dev-bind", "/", "/", "--proc", "/proc", "--tmpfs", run,
+        kept = [arg for path in _kept_in_tmp(self.jobs_root, argv, env, keep)
+                for arg in ("--bind", path, path)]
+        return [self.bwrap, "--dev-bind", "/", "/", "--proc", "/proc",
+                "--bind", str(workdir / PRIVATE_TMP), "/tmp", *kept, "--tmpfs", run,
                 "--bind", str(workdir), str(workdir), *passwd, "--unshare-pid",
                 "--die-with-parent", "--new-session", "--", *argv], {}, env
 
@@ -156,6 +169,20 @@ class Sandbox:
         return code
 
 
+def _kept_in_tmp(jobs_root: Path, argv: list[str], env: dict[str, str],
+                 keep: tuple[str, ...]) -> list[str]:
+    """What a job must still reach in the host's /tmp under its own: the jobs root (shared
+    copies, its folder), and the folders in /tmp of the paths its argv and environment name
+    (the interpreter, sma's runtime, its own environment with the package cache it links
+    to, the CA file), each whole."""
+    named = [jobs_root, *(Path(p) for p in (*argv, *keep) if p.startswith("/tmp/"))]
+    for value in env.values():
+        named += [Path(p) for p in value.split(os.pathsep) if p.startswith("/tmp/")]
+    tops = {Path("/tmp", p.relative_to("/tmp").parts[0]) for p in named
+            if p.is_relative_to("/tmp") and p != Path("/tmp")}
+    return sorted(str(top) for top in tops if top.name not in ("..", ".") and top.exists())
+
+
 def _children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as fh:
@@ -172,62 +199,6 @@ def _bwrap_works(bwrap: str) -> bool:
                               timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
-
-
-def _jobs_root() -> Path:
-    root = Path(tempfile.gettempdir()) / "sma-jobs"
-    for path, mode in ((root, 0o711), (root / "run", 0o711), (root / "shared", 0o755)):
-        try:
-            os.mkdir(path, mode)
-        except FileExistsError:
-            pass
-        st = os.lstat(path)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-            raise ConfigurationError(
-                f"{path} must be a folder owned by root (it holds the jobs' private "
-                "folders); remove it and start the worker again")
-        os.chmod(path, mode)  # nobody may list run/: the job folders' names are secret
-    return root
-
-
-def _started_at(pid: int) -> float | None:
-    """When process `pid` started (seconds since the epoch), None if there is none."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat") as fh:
-            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime"))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
-
-
-def remove_orphans(run: Path) -> int:
-    """Remove job folders (and files) whose owning process is gone (killed with its job):
-    what they hold (scripts, checkpoints, files a job wrote) must not outlive it. A folder
-    of a process that runs is kept, unless that pid was reused by a process younger than it."""
-    removed = 0
-    try:
-        entries = list(os.scandir(run))
-    except OSError:
-        return 0
-    for entry in entries:
-        owner = entry.name.split("-", 1)[0]
-        if not owner.isdigit() or entry.is_symlink():
-            continue
-        started = _started_at(int(owner))
-        try:
-            made = entry.stat(follow_symlinks=False).st_mtime
-        except OSError:
-            continue
-        if started is not None and started <= made + 1:
-            continue  # its process still runs
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            os.unlink(entry.path)
-        removed += 1
-    return removed
 
 
 def _shared_runtime(root: Path, uid: int, gids: set[int]) -> Path:
@@ -302,7 +273,7 @@ def build_sandbox(settings: Settings) -> Sandbox:
     # with a uid per job (smaworker/uids.py) the job owns nothing outside its folder: judge
     # what it may read as a uid of that range would
     probe = settings.job_uids[0] if settings.job_uids else uid
-    root = _jobs_root()
+    root = prepare(jobs_root_for(settings.data_dir))
     removed = remove_orphans(root / "run")
     remove_orphans(root / "shared")  # CA copies of workers that died
     cafile.remove_keyed_copies(root / "shared")

@@ -5,13 +5,13 @@ as long as the job runs. What the kernel keys on the uid is then the job's alone
 process count (RLIMIT_NPROC: a fork bomb starves only itself), who may signal or trace its
 processes, and the files it leaves in shared places such as /tmp.
 
-A uid is held with an flock on `<jobs root>/uids/<uid>`: every worker process on the host
-(whatever its worker) sees the same files, and a process that dies lets go of its uids
-with it. Uids some user or service of the host has (the passwd database, systemd's dynamic
-users) are never handed out. Inside bubblewrap the job's /etc/passwd names its uid as
-SMA_JOB_USER, so `whoami`, ssh and the like work; the end of the job's PID namespace ends
-every process it started. Without bubblewrap, what a job left running under its uid is
-killed before the uid is given to the next job.
+A uid is held with an flock on `<temp folder>/sma-uids/<uid>`: every worker process on the
+host (whatever its worker, whatever its instance) sees the same files, and a process that
+dies lets go of its uids with it. Uids some user or service of the host has (the passwd
+database, systemd's dynamic users) are never handed out. Inside bubblewrap the job's
+/etc/passwd names its uid as SMA_JOB_USER, so `whoami`, ssh and the like work; the end of
+the job's PID namespace ends every process it started. Without bubblewrap, what a job left
+running under its uid is killed before the uid is given to the next job.
 """
 
 from __future__ import annotations

@@ -9,9 +9,11 @@ not set), so parallel workers never see each other's jobs.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -28,6 +30,44 @@ from smacommon.embedded_redis import EmbeddedRedis, free_port
 ADMIN_TOKEN = "sma_test_admin_token"
 OUTPUT_LIMIT = 10 * 1024 * 1024
 ROOT = Path(__file__).resolve().parent.parent
+
+
+PWSH_MISSING = ("pwsh (PowerShell 7) is not installed on this machine; "
+                "`docker build --target test -f docker/Dockerfile .` runs these tests")
+
+
+_TEST_HOME = pytest.StashKey[Path]()
+
+
+def pytest_configure(config):
+    """The suite never reads or writes the user's home (a `sma login` there, caches): HOME
+    and the XDG folders point into a fresh temporary folder for the whole run. xdist workers
+    inherit their controller's; SMA_TEST_HOME says which folder that is."""
+    inherited = os.environ.get("SMA_TEST_HOME")
+    if hasattr(config, "workerinput") and inherited and os.environ.get("HOME") == inherited:
+        return
+    home = Path(tempfile.mkdtemp(prefix="sma-test-home-"))
+    config.stash[_TEST_HOME] = home
+    os.environ.update({"HOME": str(home), "SMA_TEST_HOME": str(home),
+                       "XDG_CONFIG_HOME": str(home / ".config"),
+                       "XDG_DATA_HOME": str(home / ".local" / "share"),
+                       "XDG_CACHE_HOME": str(home / ".cache"),
+                       "XDG_STATE_HOME": str(home / ".local" / "state")})
+
+
+def pytest_unconfigure(config):
+    home = config.stash.get(_TEST_HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `pwsh` need PowerShell 7: where it is absent they skip, saying so."""
+    if shutil.which("pwsh") is None:
+        skip = pytest.mark.skip(reason=PWSH_MISSING)
+        for item in items:
+            if item.get_closest_marker("pwsh") is not None:
+                item.add_marker(skip)
 
 
 def _xdist_index(worker_id: str) -> int:
@@ -65,11 +105,15 @@ def services(tmp_path_factory, worker_id, testrun_uid):
     db_url = (_postgres(pg_base, pg_name, create=True) if pg_base
               else f"sqlite:///{tmp / 'sma-test.db'}")
     api_port = free_port()
+    # runbook environments: where jobs (perhaps another user) can reach, not pytest's 0700 tree
+    env_dir = Path(tempfile.mkdtemp(prefix="sma-test-envs-"))
+    env_dir.chmod(0o755)
     env = {
         "SMA_DATABASE_URL": db_url,
         "SMA_REDIS_URL": redis_url,
         "SMA_ADMIN_TOKEN": ADMIN_TOKEN,
         "SMA_DATA_DIR": str(tmp / "data"),
+        "SMA_ENV_DIR": str(env_dir),
         "SMA_JOB_OUTPUT_LIMIT": str(OUTPUT_LIMIT),
         "SMA_WORKER_GROUP": "default",
         "SMA_KILL_GRACE_SECONDS": "2",
@@ -105,6 +149,10 @@ def services(tmp_path_factory, worker_id, testrun_uid):
         _postgres(pg_base, pg_name, create=False)
     if redis is not None:
         redis.stop()
+    shutil.rmtree(env_dir, ignore_errors=True)
+    from smaworker.jobsroot import jobs_root_for
+
+    shutil.rmtree(jobs_root_for(tmp / "data"), ignore_errors=True)  # the workers' job folders
 
 
 def _reset_settings() -> None:
@@ -383,7 +431,8 @@ def job_tmp():
     import shutil
     import tempfile
 
-    path = Path(tempfile.mkdtemp(prefix="sma-test-"))
+    # not in /tmp: a job has a /tmp of its own (smaworker/sandbox.py)
+    path = Path(tempfile.mkdtemp(prefix="sma-test-", dir="/var/tmp"))
     path.chmod(0o777)
     yield path
     shutil.rmtree(path, ignore_errors=True)
@@ -426,3 +475,15 @@ def wait_gone(arg: str, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"processes with {arg!r} still run: {processes_with_arg(arg)}")
         time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def package_index(tmp_path_factory):
+    """A real package index (pypiserver) on a free port, empty until a test adds wheels
+    (tests/pkgindex.py); one per test session and xdist worker."""
+    from tests.pkgindex import PackageIndex
+
+    folder = tmp_path_factory.mktemp("pkgindex")
+    index = PackageIndex(folder / "packages", folder / "pypiserver.log").start()
+    yield index
+    index.stop()

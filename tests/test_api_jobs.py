@@ -188,3 +188,38 @@ def test_batch_starts_all_or_none(api):
     assert missing.status_code == 404
     assert len(api.get("/api/v1/jobs").get_json()["items"]) == before  # none started
     assert api.post("/api/v1/jobs/batch", json={"jobs": []}).status_code == 400
+
+
+def test_a_batch_of_1000_with_a_bad_last_item_starts_none(api):
+    api.create_runbook("b1000", content=PY)
+    jobs = [{"runbook": "b1000", "parameters": {"name": str(i)}} for i in range(999)]
+    before = len(api.get("/api/v1/jobs").get_json()["items"])
+    bad = api.post("/api/v1/jobs/batch", json={"jobs": [
+        *jobs, {"runbook": "b1000", "parameters": {"name": "x", "count": "many"}}]})
+    assert bad.status_code == 400, bad.get_json()
+    assert bad.get_json()["message"].startswith("jobs[999]: ")
+    assert "count" in bad.get_json()["message"] and "No job was started" in \
+        bad.get_json()["message"]
+    wrong_group = api.post("/api/v1/jobs/batch", json={"jobs": [
+        *jobs, {"runbook": "b1000", "parameters": {"name": "x"}, "worker_group": "no way"}]})
+    assert wrong_group.status_code == 400 and \
+        wrong_group.get_json()["message"].startswith("jobs[999]: "), wrong_group.get_json()
+    assert len(api.get("/api/v1/jobs").get_json()["items"]) == before  # none started
+    too_many = api.post("/api/v1/jobs/batch", json={"jobs": [*jobs, *jobs]})
+    assert too_many.status_code == 400 and "jobs" in too_many.get_json()["errors"], \
+        too_many.get_json()
+    ok = api.post("/api/v1/jobs/batch", json={"jobs": [
+        *jobs, {"runbook": "b1000", "parameters": {"name": "last"}}]})
+    assert ok.status_code == 201, ok.get_json()
+    items = ok.get_json()["items"]
+    assert [j["parameters"]["name"] for j in items[-2:]] == ["998", "last"]
+    assert {(j["status"], j["attempt"], j["runbook_version"]) for j in items} == {
+        ("New", 1, 1)}
+    detail = api.get(f"/api/v1/jobs/{items[999]['id']}").get_json()
+    assert [e["status"] for e in detail["status_history"]] == ["New"]
+    assert detail["parameters"] == {"name": "last"}
+    # each job of the batch is audited, as a single start is
+    audited = api.get("/api/v1/audit", query_string={
+        "target": f"/api/v1/jobs/{items[999]['id']}"}).get_json()["items"]
+    assert [(e["action"], e["details"]) for e in audited] == [
+        ("job.start", {"runbook": "b1000", "worker_group": "default"})]

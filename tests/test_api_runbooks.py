@@ -167,6 +167,53 @@ def test_publish_syntax_error_names_line(api, runbook_type, content, line):
     assert api.get("/api/v1/runbooks/broken").get_json()["published_version"] is None
 
 
+@pytest.mark.parametrize("content, cause, line, column", [
+    ('print "hello"\n', "(print statement); Python 3 writes print(...)", 1, 1),
+    ("import sys\nprint >>sys.stderr, 'x'\n", "(print >>f); Python 3 writes print(..., file=f)",
+     2, 1),
+    ('exec "x = 1"\n', "(exec statement); Python 3 writes exec(...)", 1, 1),
+    ("try:\n    pass\nexcept ValueError, e:\n    pass\n", "(except X, e:)", 3, 8),
+    ("x = `1 + 2`\n", "(backtick repr); Python 3 writes repr(...)", 1, 5),
+    ("import os\nos.chmod('f', 0777)\n", "(octal literal 0777); Python 3 writes 0o777", 2, 15),
+    ("x = ur'abc'\n", "(ur'' string); Python 3 writes r''", 1, 5),
+    ("x = 10L\n", "(long literal 10L); Python 3 writes 10", 1, 5),
+    ("if 1 <> 2:\n    pass\n", "(<> operator); Python 3 writes !=", 1, 6),
+    ("raise ValueError, 'bad'\n", "(raise E, message); Python 3 writes raise E(message)", 1, 17),
+])
+def test_publish_names_python_2(api, content, cause, line, column):
+    api.create_runbook("legacy", content=content, publish=False)
+    resp = api.post("/api/v1/runbooks/legacy/publish")
+    assert resp.status_code == 400
+    message = resp.get_json()["message"]
+    assert message.startswith(f"sma runs Python 3 runbooks; this looks like Python 2 {cause}")
+    assert message.endswith(f"(line {line}, column {column})")
+    assert resp.get_json()["errors"]["content"] == [message]
+
+
+@pytest.mark.parametrize("content, status", [
+    ("x = 1\nif x\n    print(x)\n", 400),  # a Python 3 mistake is not called Python 2
+    ("print = lambda *a: None\nprint >> 3\n", 201),  # a print of its own may take >>
+])
+def test_python_3_is_not_called_python_2(api, content, status):
+    api.create_runbook("modern", content=content, publish=False)
+    resp = api.post("/api/v1/runbooks/modern/publish")
+    assert resp.status_code == status
+    assert "Python 2" not in resp.get_json().get("message", "")
+
+
+@pytest.mark.parametrize("guard", ['if __name__ == "__main__":', "if '__main__' == __name__:"])
+def test_main_of_a_script_with_a_main_block_declares_no_parameters(api, guard):
+    content = f"def main(cluster, action):\n    pass\n{guard}\n    main('a', 'b')\n"
+    api.create_runbook("script", content=content)
+    version = api.get("/api/v1/runbooks/script").get_json()["published_version"]
+    assert version["parameters"] == []
+    # a block that only looks alike (a test of something else) leaves main in charge
+    other = content.replace(guard, "if __name__ != '__main__':")
+    api.create_runbook("caller", content=other)
+    version = api.get("/api/v1/runbooks/caller").get_json()["published_version"]
+    assert [p["name"] for p in version["parameters"]] == ["cluster", "action"]
+
+
 def test_unknown_runbook_is_404(api):
     for path in ("/api/v1/runbooks/nope", "/api/v1/runbooks/nope/draft",
                  "/api/v1/runbooks/nope/versions"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from smaworker.excerpt import ErrorExcerpt
 from smaworker.lines import LineSplitter, parse_record
 from smaworker.masking import Masker
 
@@ -57,6 +58,24 @@ def test_line_splitter_masks_a_secret_across_every_cut():
             joined = b"|".join(lines)
             assert secret[:6] not in joined and secret[-6:] not in joined
             assert joined.count(b"x") == pre and all(len(line) <= 258 for line in lines)
+
+
+def test_error_excerpt_keeps_head_and_end_within_its_length():
+    short = ErrorExcerpt()
+    for line in ("a", "", "b"):
+        short.add(line)
+    assert short.text() == "a\n\nb"  # nothing left out, nothing marked
+    wide = ErrorExcerpt()
+    for i in range(100):
+        wide.add(f"line {i} " + "x" * 300)
+    text = wide.text(limit=4000)
+    assert len(text) <= 4000
+    assert text.startswith("line 0 ") and text.endswith("line 99 " + "x" * 300)
+    assert "… (70 lines omitted) …" in text
+    assert wide.tail[-1].startswith("line 99 ") and len(wide.tail) == 20  # for the limits
+    one = ErrorExcerpt()  # a single huge line keeps its start, in the whole length
+    one.add("y" * 10_000)
+    assert one.text(limit=4000) == "y" * 4000 + "…"
 
 
 def test_parse_record_kinds():

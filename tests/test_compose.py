@@ -34,7 +34,11 @@ def test_the_stack_has_every_service_with_health_and_restart(compose):
         assert services[worker]["cap_add"] == ["SYS_ADMIN"]
         assert "seccomp=unconfined" in services[worker]["security_opt"]
         assert "SMA_ALLOW_UNSANDBOXED" not in services[worker]["environment"]
-    assert set(compose["volumes"]) == {"pgdata", "redisdata", "smadata"}
+        # each worker keeps its runbooks' environments in a volume of its own
+        assert services[worker]["environment"]["SMA_ENV_DIR"] == "/var/cache/sma/envs"
+        assert services[worker]["volumes"] == [f"{worker}-envs:/var/cache/sma/envs"]
+    assert set(compose["volumes"]) == {"pgdata", "redisdata", "smadata",
+                                       "worker-default-envs", "worker-linux-envs"}
     env = services["web"]["environment"]
     assert env["SMA_DATABASE_URL"].startswith("postgresql://sma:")
     assert env["SMA_REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?")

@@ -25,6 +25,13 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
 
+def _checks(operation) -> list:
+    """CHECKS, but a 5xx the operation documents (/health/ready's 503) is an answer."""
+    if any(str(code).startswith("5") for code in operation.definition.raw["responses"]):
+        return [check for check in CHECKS if check is not not_a_server_error]
+    return CHECKS
+
+
 def test_api_fuzz(app):
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -36,7 +43,7 @@ def test_api_fuzz(app):
                   suppress_health_check=list(HealthCheck))
         def check(case):
             case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                                   checks=CHECKS)
+                                   checks=_checks(case.operation))
 
         try:
             check()

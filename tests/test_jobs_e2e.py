@@ -288,7 +288,8 @@ def test_powershell_parameters_are_read_and_validated(api, worker):
     version = api.get("/api/v1/runbooks/ps-hello/versions/1").get_json()
     assert version["parameters"] == [
         {"name": "Name", "type": "string", "mandatory": True},
-        {"name": "Count", "type": "int", "mandatory": False, "default": 2}]
+        {"name": "Count", "type": "int", "mandatory": False, "minimum": -2**31,
+         "maximum": 2**31 - 1, "default": 2}]
     resp = api.post("/api/v1/runbooks/ps-hello/start", json={"parameters": {"Count": "x"}})
     assert resp.status_code == 400
     assert "Count" in resp.get_json()["message"] and "Name" in resp.get_json()["message"]
@@ -305,8 +306,7 @@ def test_powershell_job_without_pwsh_fails_with_clear_reason(api, worker):
     assert api.run("print('next')\n")["status"] == "Completed"
 
 
-@pytest.mark.skipif(__import__("shutil").which("pwsh") is None,
-                    reason="pwsh (PowerShell 7) is not installed on this machine")
+@pytest.mark.pwsh
 def test_powershell_job_runs(api, worker):
     api.create_runbook("ps-run", content=PS, runbook_type="powershell")
     job = api.wait(api.start("ps-run", {"Name": "ps", "Count": 2})["id"], timeout=120)

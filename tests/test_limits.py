@@ -16,6 +16,7 @@ from smacommon.errors import ConfigurationError
 from smacommon.settings import load_settings
 from smaworker.cgroups import delegated_root
 from smaworker.uids import NoFreeUid, UidPool
+from tests.conftest import processes_with_arg, wait_for
 from tests.test_sandbox import JOB_USER, needs_job_user
 
 _CGROUP_ROOT, _NO_CGROUP = delegated_root() if os.geteuid() == 0 else (None, "not root")
@@ -277,6 +278,21 @@ def test_without_bubblewrap_a_uid_is_cleared_of_what_its_last_job_left(tmp_path)
     marker = f"4000.{os.getpid()}7"
     left = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={entry.pw_gid}",
                              "--clear-groups", "--", "setsid", "sleep", marker])
+
+    def left_as_the_uid() -> bool:
+        # the sleep itself, not setpriv before it changes uid: the sweep sees only the uid's
+        for pid in processes_with_arg(marker):
+            try:
+                with open(f"/proc/{pid}/status") as fh:
+                    uids = next(line for line in fh if line.startswith("Uid:")).split()[1:]
+                with open(f"/proc/{pid}/comm") as fh:
+                    if fh.read().strip() == "sleep" and int(uids[0]) == uid:
+                        return True
+            except (OSError, StopIteration):
+                continue
+        return False
+
+    wait_for(left_as_the_uid, timeout=10, what="the left process running as the uid")
     pool = UidPool(tmp_path / "uids", range(uid, uid + 1), gid=entry.pw_gid,
                    setpriv=shutil.which("setpriv"), sweep=True)
     held = pool.claim()

@@ -80,3 +80,52 @@ def test_a_transition_is_logged_only_when_its_transaction_commits(api, services,
         assert logged() == []  # not before the commit
     assert logged() == ["Stopped"]
     assert api.get(f"/api/v1/jobs/{job_id}").get_json()["status"] == "Stopped"
+
+
+def _record(name: str, level: int = logging.INFO, msg: str = "m", **extra) -> logging.LogRecord:
+    record = logging.LogRecord(name, level, __file__, 1, msg, None, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_the_text_log_keeps_a_line_per_job_start_and_end_warnings_and_errors():
+    from smacommon.logs import ConsoleFilter
+
+    keep = ConsoleFilter().filter
+    job = {"event": "job_transition", "job_id": "1a2b3c4d-0000", "runbook": "nightly"}
+    assert [s for s in ("Activating", "Running", "Stopping", "Completed", "Failed", "Stopped",
+                        "Suspending", "Suspended", "Resuming")
+            if keep(_record("smacommon.services.jobs", status=s, **job))] == [
+        "Running", "Completed", "Failed", "Stopped", "Suspended"]
+    assert not keep(_record("celery.app.trace", msg="Task sma.run_job[x] succeeded"))
+    assert not keep(_record("celery.worker.strategy", msg="Task sma.run_job[x] received"))
+    assert keep(_record("celery.app.trace", logging.ERROR, msg="Task sma.run_job[x] raised"))
+    assert not keep(_record("sma.request", event="request", status=200))
+    assert keep(_record("sma.request", event="request", status=503))
+    assert keep(_record("smaworker.registry", msg="worker registered"))
+    assert keep(_record("smaworker.sandbox", logging.WARNING, msg="not root"))
+
+
+def test_a_job_line_names_runbook_short_id_status_and_duration():
+    from smacommon.logs import TextFormatter
+
+    fmt = TextFormatter().format
+    job = {"event": "job_transition", "job_id": "1a2b3c4d-5e6f", "runbook": "nightly"}
+    assert fmt(_record("j", status="Running", **job)).endswith(
+        " INFO job nightly 1a2b3c4d started")
+    for seconds, said in ((0.1234, "0.12 s"), (42.04, "42.0 s"), (185, "3 min 5 s"),
+                          (8045, "2 h 14 min")):
+        assert fmt(_record("j", status="Completed", seconds=seconds, **job)).endswith(
+            f" INFO job nightly 1a2b3c4d Completed in {said}")
+    assert fmt(_record("j", status="Failed", **job)).endswith(" job nightly 1a2b3c4d Failed")
+
+
+def test_sma_logs_configure_puts_the_console_filter_on_text_handlers_only():
+    from smacommon import logs
+
+    handler = logging.StreamHandler()
+    logs.configure(fmt="text", handlers=[handler])
+    logs.configure(fmt="text", handlers=[handler])  # once, however often configured
+    assert sum(isinstance(f, logs.ConsoleFilter) for f in handler.filters) == 1
+    logs.configure(fmt="json", handlers=[handler])
+    assert not handler.filters

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from smacommon.crypto import key_file, load_keys
+from smacommon.embedded_redis import free_port
 from smacommon.errors import ConfigurationError
 from smacommon.migrate import upgrade
 from smacommon.settings import load_settings
@@ -207,11 +208,12 @@ def test_missing_job_user_is_a_clear_error():
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the job user is checked only as root")
-@pytest.mark.parametrize("command", [["worker"], ["up", "--port", "0"]])
+@pytest.mark.parametrize("command", [["worker"], ["up", "--port", "FREE"]])
 def test_worker_and_up_refuse_a_missing_job_user(tmp_path, command):
     env = {"PATH": "/usr/bin:/bin", "SMA_DATA_DIR": str(tmp_path / "data"),
            "HOME": str(tmp_path), "SMA_JOB_USER": "no-such-user-here",
            "SMA_REDIS_URL": "redis://127.0.0.1:1/0"}
+    command = [str(free_port()) if arg == "FREE" else arg for arg in command]
     proc = subprocess.run([sys.executable, "-m", "smacli.main", *command], env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
@@ -331,11 +333,12 @@ UNSANDBOXED = "set SMA_ALLOW_UNSANDBOXED=true to run them without it"
 
 
 @needs_job_user
-@pytest.mark.parametrize("command", [["worker"], ["up", "--port", "0"]])
+@pytest.mark.parametrize("command", [["worker"], ["up", "--port", "FREE"]])
 def test_root_worker_without_bubblewrap_refuses_to_start(tmp_path, command):
     env = {"PATH": _path_without_bwrap(tmp_path), "SMA_DATA_DIR": str(tmp_path / "data"),
            "HOME": str(tmp_path), "SMA_REDIS_URL": "redis://127.0.0.1:1/0",
            "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    command = [str(free_port()) if arg == "FREE" else arg for arg in command]
     proc = subprocess.run([sys.executable, "-m", "smacli.main", *command], env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from smacommon.embedded_redis import free_port
 from smacommon.errors import ConfigurationError
 from smacommon.settings import load_settings
 
@@ -35,6 +36,7 @@ from smacommon.settings import load_settings
     ("SMA_MAX_CONNECTIONS_PER_ADDRESS", "-1"),
     ("SMA_SHUTDOWN_GRACE_SECONDS", "-1"),
     ("SMA_SHUTDOWN_GRACE_SECONDS", "soon"),
+    ("SMA_WARM_PYTHON", "perhaps"),
 ])
 def test_bad_setting_names_the_variable(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
@@ -107,7 +109,7 @@ def test_secrets_of_16_characters_or_empty_are_accepted():
 
 
 @pytest.mark.parametrize("argv, var", [
-    (["up", "--port", "0"], "SMA_ADMIN_TOKEN"),
+    (["up", "--port", "FREE"], "SMA_ADMIN_TOKEN"),  # a free port: the settings refuse
     (["worker"], "SMA_SECRET_KEY"),
     (["-m", "celery", "-A", "smaworker", "worker"], "SMA_ADMIN_TOKEN"),
     (["-m", "celery", "-A", "smaworker", "beat"], "SMA_SECRET_KEY"),
@@ -115,6 +117,7 @@ def test_secrets_of_16_characters_or_empty_are_accepted():
 def test_weak_secrets_are_refused_at_start_in_one_line(tmp_path, argv, var):
     env = {"PATH": "/usr/bin:/bin", "SMA_DATA_DIR": str(tmp_path / "data"),
            "HOME": str(tmp_path), "SMA_REDIS_URL": "redis://127.0.0.1:1/0", var: "password1"}
+    argv = [str(free_port()) if arg == "FREE" else arg for arg in argv]
     command = argv if argv[0] == "-m" else ["-m", "smacli.main", *argv]
     proc = subprocess.run([sys.executable, *command], env=env, capture_output=True,
                           text=True, timeout=60)

@@ -271,7 +271,7 @@ def test_a_job_handed_over_as_the_worker_stops_goes_back_to_the_queue(api, servi
     broker.delete(queue_name(group))
     shutdown.begin(30)
     try:
-        tasks.run_job(job["id"])
+        assert tasks.run_job(job["id"]) == "not started: the worker is shutting down"
     finally:
         shutdown._DEADLINE.pack_into(shutdown._page, 0, 0.0)  # this test process goes on
     assert api.get(f"/api/v1/jobs/{job['id']}").get_json()["status"] == "New"

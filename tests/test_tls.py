@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from smaworker.jobsroot import jobs_root_for
 from tests.test_sandbox import needs_job_user
 from tests.test_sma_up import Up
 
@@ -89,7 +90,7 @@ def test_a_combined_certificate_and_key_file_never_reaches_jobs(tmp_path, job_tm
     combined.chmod(0o600)
     monkeypatch.setenv("TMPDIR", str(job_tmp))  # the host's shared job folder, for this test
     up = Up(tmp_path / "data", extra=["--tls-cert", str(combined), "--tls-key", str(combined)])
-    shared = job_tmp / "sma-jobs" / "shared"
+    shared = job_tmp / jobs_root_for(tmp_path / "data").name / "shared"
     try:
         token = up.wait_for("Admin token").rsplit(" ", 1)[-1].strip()
         up.wait_for("Press Ctrl-C")
@@ -121,9 +122,10 @@ def test_a_combined_certificate_and_key_file_never_reaches_jobs(tmp_path, job_tm
 
 
 @needs_job_user
-def test_a_worker_sweeps_stale_copies_and_wants_a_certificate(processes, tmp_path, job_tmp):
+def test_a_worker_sweeps_stale_copies_and_wants_a_certificate(processes, services, tmp_path,
+                                                                job_tmp):
     cert, key = _self_signed(tmp_path)
-    shared = job_tmp / "sma-jobs" / "shared"
+    shared = job_tmp / jobs_root_for(Path(services["env"]["SMA_DATA_DIR"])).name / "shared"
     shared.mkdir(parents=True)
     gone = subprocess.Popen(["true"])
     gone.wait(timeout=10)

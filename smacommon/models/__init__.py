@@ -5,6 +5,7 @@ from smacommon.models.asset import Certificate, Connection, ConnectionType, Cred
 from smacommon.models.auth import ApiToken, AuditEvent
 from smacommon.models.config import ServiceSetting
 from smacommon.models.job import Job, JobAttempt, JobStatusEvent, JobStream
+from smacommon.models.module import Module, ModuleBlob
 from smacommon.models.portal import PortalSession
 from smacommon.models.runbook import Runbook, RunbookVersion
 from smacommon.models.schedule import JobSchedule, Schedule, ScheduleFire
@@ -13,7 +14,7 @@ from smacommon.models.worker import Worker
 
 __all__ = [
     "ApiToken", "AuditEvent", "Base", "Certificate", "Connection", "ConnectionType", "Credential",
-    "Job", "JobAttempt", "JobSchedule", "JobStatusEvent", "JobStream", "PortalSession", "Runbook",
-    "RunbookVersion", "Schedule", "ScheduleFire", "ServiceSetting", "Variable", "Webhook",
-    "Worker",
+    "Job", "JobAttempt", "JobSchedule", "JobStatusEvent", "JobStream", "Module", "ModuleBlob",
+    "PortalSession", "Runbook", "RunbookVersion", "Schedule", "ScheduleFire", "ServiceSetting",
+    "Variable", "Webhook", "Worker",
 ]

@@ -64,6 +64,8 @@ class RunbookVersion(Base):
     content: Mapped[str] = mapped_column(Text)
     content_sha256: Mapped[str] = mapped_column(String(64))
     parameters: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    # the pinned set of its inline requirements (smacommon.requirements); null: none
+    requirements: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_by: Mapped[str] = mapped_column(String(200), default="")
 

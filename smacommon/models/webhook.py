@@ -26,6 +26,8 @@ class Webhook(Base):
     # (smacommon.services.fixed_parameters)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     sealed_parameters: Mapped[str | None] = mapped_column(Text, default=None)
+    # fixed positional arguments of every job it starts (null: none)
+    arguments: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
     worker_group: Mapped[str | None] = mapped_column(String(64), default=None)
     enabled: Mapped[bool] = mapped_column(default=True)
     expiry_time: Mapped[datetime] = mapped_column(UTCDateTime)

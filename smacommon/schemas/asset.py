@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from smacommon.schemas.common import PageArgsSchema, StrictSchema
+from smacommon.schemas.common import PageArgsSchema, ResponseSchema, StrictSchema
 
 _description = ma.fields.String(validate=ma.validate.Length(max=4000))
 
@@ -13,7 +13,7 @@ class AssetQueryArgsSchema(PageArgsSchema):
     pass
 
 
-class _AssetSchema(ma.Schema):
+class _AssetSchema(ResponseSchema):
     id = ma.fields.UUID(dump_only=True)
     name = ma.fields.String(dump_only=True)
     description = ma.fields.String(dump_only=True)
@@ -22,7 +22,7 @@ class _AssetSchema(ma.Schema):
 
 
 def _page(item_schema: type) -> type:
-    return type(f"{item_schema.__name__[:-6]}PageSchema", (ma.Schema,), {
+    return type(f"{item_schema.__name__[:-6]}PageSchema", (ResponseSchema,), {
         "items": ma.fields.List(ma.fields.Nested(item_schema)),
         "next_cursor": ma.fields.String(allow_none=True)})
 
@@ -76,11 +76,17 @@ CredentialPageSchema = _page(CredentialSchema)
 
 
 # --- connection types and connections ---
-class ConnectionFieldSchema(StrictSchema):
+class ConnectionFieldInputSchema(StrictSchema):
     name = ma.fields.String(required=True, validate=ma.validate.Regexp(
         r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", error="Use letters, digits and _."))
     is_encrypted = ma.fields.Boolean(load_default=False)
     is_optional = ma.fields.Boolean(load_default=False)
+
+
+class ConnectionFieldSchema(ResponseSchema):
+    name = ma.fields.String()
+    is_encrypted = ma.fields.Boolean()
+    is_optional = ma.fields.Boolean()
 
 
 class ConnectionTypeSchema(_AssetSchema):
@@ -89,7 +95,7 @@ class ConnectionTypeSchema(_AssetSchema):
 
 class ConnectionTypeCreateSchema(StrictSchema):
     name = ma.fields.String(required=True)
-    fields = ma.fields.List(ma.fields.Nested(ConnectionFieldSchema), required=True,
+    fields = ma.fields.List(ma.fields.Nested(ConnectionFieldInputSchema), required=True,
                             validate=ma.validate.Length(min=1, max=100))
     description = _description
 
@@ -134,7 +140,9 @@ class CertificateCreateSchema(StrictSchema):
     data = ma.fields.String(required=True, load_only=True, metadata={
         "description": "The PFX (PKCS#12) or PEM file, base64-encoded."})
     password = ma.fields.String(load_default=None, allow_none=True, load_only=True)
-    exportable = ma.fields.Boolean(load_default=False)
+    exportable = ma.fields.Boolean(load_default=False, metadata={
+        "description": "Azure's isExportable, recorded. Running jobs get the private key "
+                       "either way (as Azure's runbooks do); no API hands it out."})
     description = _description
 
 
@@ -142,7 +150,7 @@ CertificatePageSchema = _page(CertificateSchema)
 
 
 # --- what a running job gets ---
-class RuntimeVariableSchema(ma.Schema):
+class RuntimeVariableSchema(ResponseSchema):
     name = ma.fields.String()
     is_encrypted = ma.fields.Boolean()
     value = ma.fields.Raw(allow_none=True)
@@ -152,20 +160,20 @@ class RuntimeVariableSetSchema(StrictSchema):
     value = ma.fields.Raw(required=True, allow_none=True)
 
 
-class RuntimeCredentialSchema(ma.Schema):
+class RuntimeCredentialSchema(ResponseSchema):
     name = ma.fields.String()
     username = ma.fields.String()
     password = ma.fields.String()
 
 
-class RuntimeConnectionSchema(ma.Schema):
+class RuntimeConnectionSchema(ResponseSchema):
     name = ma.fields.String()
     connection_type = ma.fields.String()
     values = ma.fields.Dict()
     encrypted_fields = ma.fields.List(ma.fields.String())
 
 
-class RuntimeCertificateSchema(ma.Schema):
+class RuntimeCertificateSchema(ResponseSchema):
     name = ma.fields.String()
     thumbprint = ma.fields.String()
     data = ma.fields.String(metadata={"description": "base64"})

@@ -6,8 +6,8 @@ import datetime as dt
 
 import marshmallow as ma
 
-from smacommon.schemas.common import PageArgsSchema, StrictSchema
-from smacommon.services.audit import AUDITED_DOORS
+from smacommon.schemas.common import PageArgsSchema, ResponseSchema, StrictSchema
+from smacommon.services.audit import AUDITED_DOORS, DOORS
 
 ROLES = ("reader", "operator", "author", "admin")
 
@@ -19,10 +19,10 @@ class TokenCreateSchema(StrictSchema):
                                         validate=ma.validate.Range(min=1, max=3650))
 
 
-class TokenSchema(ma.Schema):
+class TokenSchema(ResponseSchema):
     id = ma.fields.UUID(dump_only=True)
     name = ma.fields.String(dump_only=True)
-    role = ma.fields.String(dump_only=True)
+    role = ma.fields.String(dump_only=True, validate=ma.validate.OneOf(ROLES))
     created_at = ma.fields.DateTime(dump_only=True)
     last_used_at = ma.fields.DateTime(dump_only=True, allow_none=True)
     expires_at = ma.fields.DateTime(dump_only=True, allow_none=True)
@@ -34,12 +34,12 @@ class NewTokenSchema(TokenSchema):
         "description": "The secret: shown this once, stored only as a hash."})
 
 
-class TokenPageSchema(ma.Schema):
+class TokenPageSchema(ResponseSchema):
     items = ma.fields.List(ma.fields.Nested(TokenSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
 
-class AuditEventSchema(ma.Schema):
+class AuditEventSchema(ResponseSchema):
     id = ma.fields.UUID(dump_only=True)
     time = ma.fields.DateTime(dump_only=True)
     actor = ma.fields.String(dump_only=True, metadata={
@@ -49,13 +49,13 @@ class AuditEventSchema(ma.Schema):
     target = ma.fields.String(dump_only=True, metadata={
         "description": "What it was done to, as its API path."})
     client_address = ma.fields.String(dump_only=True)
-    door = ma.fields.String(dump_only=True, metadata={
+    door = ma.fields.String(dump_only=True, validate=ma.validate.OneOf(DOORS), metadata={
         "description": "How the change came in: api, portal, cli, job or webhook."})
     details = ma.fields.Dict(dump_only=True, allow_none=True, metadata={
         "description": "Names of the fields changed, counts, numbers; never a value."})
 
 
-class AuditPageSchema(ma.Schema):
+class AuditPageSchema(ResponseSchema):
     items = ma.fields.List(ma.fields.Nested(AuditEventSchema))
     next_cursor = ma.fields.String(allow_none=True)
 

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from smacommon.limits import RUNBOOK_LIMITS
-from smacommon.schemas.common import PageArgsSchema, ParameterDeclarationSchema, StrictSchema
+from smacommon.limits import MAX_TIMEOUT_SECONDS, RUNBOOK_LIMITS
+from smacommon.schemas.common import (
+    PageArgsSchema,
+    ParameterDeclarationInputSchema,
+    ParameterDeclarationSchema,
+    RequirementsField,
+    ResponseSchema,
+    StrictSchema,
+)
 from smacommon.scripts import RUNBOOK_TYPES
 
 _tags = ma.fields.List(ma.fields.String(validate=ma.validate.Length(min=1, max=64)),
                        validate=ma.validate.Length(max=50))
-_timeout = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=1, max=7 * 86400))
-_parameters = ma.fields.List(ma.fields.Dict(), allow_none=True,
-                             metadata={"description": "Explicit parameter declarations "
-                                       "{name, type, mandatory, default, secret}; when absent "
-                                       "they are read from the content at publish."})
+_timeout = ma.fields.Integer(allow_none=True,
+                             validate=ma.validate.Range(min=1, max=MAX_TIMEOUT_SECONDS))
+_parameters = ma.fields.List(ma.fields.Nested(ParameterDeclarationInputSchema),
+                             allow_none=True,
+                             metadata={"description": "Explicit parameter declarations; when "
+                                       "absent they are read from the content at publish."})
 
 
 def _limit(name: str) -> ma.fields.Integer:
@@ -47,15 +55,17 @@ class RunbookSettingsSchema(StrictSchema):
 class RunbookCreateSchema(RunbookSettingsSchema):
     name = ma.fields.String(required=True)
     runbook_type = ma.fields.String(
-        required=True, metadata={"description": f"One of {', '.join(RUNBOOK_TYPES)}."})
+        required=True, validate=ma.validate.OneOf(
+            RUNBOOK_TYPES, error="Unknown runbook type {input!r}; use one of {choices}."))
     content = ma.fields.String(required=True)
 
 
-class VersionSummarySchema(ma.Schema):
+class VersionSummarySchema(ResponseSchema):
     id = ma.fields.UUID(dump_only=True)
     number = ma.fields.Integer(dump_only=True)
     content_sha256 = ma.fields.String(dump_only=True)
     parameters = ma.fields.List(ma.fields.Nested(ParameterDeclarationSchema), dump_only=True)
+    requirements = RequirementsField()
     published_at = ma.fields.DateTime(dump_only=True)
     published_by = ma.fields.String(dump_only=True)
 
@@ -64,10 +74,10 @@ class VersionSchema(VersionSummarySchema):
     content = ma.fields.String(dump_only=True)
 
 
-class RunbookSchema(ma.Schema):
+class RunbookSchema(ResponseSchema):
     id = ma.fields.UUID(dump_only=True)
     name = ma.fields.String(dump_only=True)
-    runbook_type = ma.fields.String(dump_only=True)
+    runbook_type = ma.fields.String(dump_only=True, validate=ma.validate.OneOf(RUNBOOK_TYPES))
     description = ma.fields.String(dump_only=True)
     tags = ma.fields.List(ma.fields.String(), dump_only=True)
     log_verbose = ma.fields.Boolean(dump_only=True)
@@ -81,7 +91,9 @@ class RunbookSchema(ma.Schema):
     max_open_files = ma.fields.Integer(dump_only=True, allow_none=True)
     max_cpu_seconds = ma.fields.Integer(dump_only=True, allow_none=True)
     max_file_mb = ma.fields.Integer(dump_only=True, allow_none=True)
-    declared_parameters = ma.fields.List(ma.fields.Dict(), dump_only=True, allow_none=True)
+    declared_parameters = ma.fields.List(
+        ma.fields.Nested(ParameterDeclarationSchema), dump_only=True, allow_none=True,
+        metadata={"description": "The explicit declarations (null: read from the content)."})
     has_draft = ma.fields.Function(lambda r: r.draft_content is not None, dump_only=True)
     draft_edited_at = ma.fields.DateTime(dump_only=True, allow_none=True)
     published_version = ma.fields.Nested(VersionSummarySchema, dump_only=True, allow_none=True)
@@ -95,7 +107,7 @@ class RunbookQueryArgsSchema(PageArgsSchema):
     type = ma.fields.String(validate=ma.validate.OneOf(RUNBOOK_TYPES))
 
 
-class DraftSchema(ma.Schema):
+class DraftSchema(ResponseSchema):
     content = ma.fields.String(dump_only=True)
     edited_at = ma.fields.DateTime(dump_only=True, attribute="draft_edited_at")
 
@@ -104,11 +116,11 @@ class DraftUpdateSchema(StrictSchema):
     content = ma.fields.String(required=True)
 
 
-class RunbookPageSchema(ma.Schema):
+class RunbookPageSchema(ResponseSchema):
     items = ma.fields.List(ma.fields.Nested(RunbookSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
 
-class VersionPageSchema(ma.Schema):
+class VersionPageSchema(ResponseSchema):
     items = ma.fields.List(ma.fields.Nested(VersionSummarySchema))
     next_cursor = ma.fields.String(allow_none=True)

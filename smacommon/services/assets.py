@@ -260,15 +260,11 @@ def create_certificate(session: Session, crypto: Crypto, *, name: str, data_base
 
 
 def certificate_bytes(crypto: Crypto, cert: Certificate) -> bytes:
-    """What a job gets: the PKCS#12 with the key when exportable, else the certificate (DER)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.serialization import pkcs12
-
-    data = crypto.decrypt(cert.data_encrypted)
-    if cert.has_private_key and not cert.exportable:
-        _key, x509_cert, _ = pkcs12.load_key_and_certificates(data, None)
-        return x509_cert.public_bytes(serialization.Encoding.DER)
-    return data
+    """What a running job gets, as Azure Automation gives it to a runbook: a certificate with
+    a private key as PKCS#12 with the key and no password, exportable or not (`exportable`
+    is about taking the key out of the account, never about runbooks using it); a
+    certificate alone as DER."""
+    return crypto.decrypt(cert.data_encrypted)
 
 
 _SECRET_COLUMNS = ((Variable, "value_encrypted"), (Credential, "password_encrypted"),

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from smacommon.db import utcnow
@@ -22,6 +22,13 @@ from smacommon.states import AttemptCause, JobStatus, ReasonCode, WaitingFor
 
 _attempts = JobAttempt.__table__
 _jobs = Job.__table__
+_streams = JobStream.__table__
+# built once, executed with parameters (a claim opens an attempt for every job)
+_ADD_ATTEMPT = insert(_attempts)
+_REOPEN_ATTEMPT = (update(_attempts)
+                   .where(_attempts.c.job_id == bindparam("a_job_id"),
+                          _attempts.c.attempt == bindparam("a_attempt")))
+_LAST_SEQ = select(func.max(_streams.c.seq)).where(_streams.c.job_id == bindparam("job_id"))
 
 
 def resume_as_next_attempt(session: Session | Connection, job_id: uuid.UUID, attempt: int,
@@ -48,21 +55,19 @@ def begin_attempt(conn: Connection, job_id: uuid.UUID, attempt: int, *, worker: 
     attempt's records are numbered."""
     after_seq = 0
     if ran_before:
-        after_seq = conn.execute(select(func.max(JobStream.seq))
-                                 .where(JobStream.job_id == job_id)).scalar() or 0
+        after_seq = conn.execute(_LAST_SEQ, {"job_id": job_id}).scalar() or 0
     values = {"worker": worker, "started_at": utcnow(), "after_seq": after_seq,
               "ended_at": None, "status": None, "end_reason": None,
               "resumed_from_checkpoint_at": checkpoint_at if attempt > 1 else None}
-    if attempt > 1 and conn.execute(update(_attempts).where(
-            _attempts.c.job_id == job_id, _attempts.c.attempt == attempt)
-            .values(**values)).rowcount:
+    if attempt > 1 and conn.execute(_REOPEN_ATTEMPT, {
+            "a_job_id": job_id, "a_attempt": attempt, **values}).rowcount:
         return after_seq
     # the first run; or a job resumed by an sma without attempts (only its reaper resumed)
     first = attempt == 1
-    conn.execute(insert(_attempts).values(
-        job_id=job_id, attempt=attempt,
-        cause=(AttemptCause.FIRST if first else AttemptCause.WORKER_LOST).value,
-        reason=f"Started by {started_by}." if first and started_by else None, **values))
+    conn.execute(_ADD_ATTEMPT, {
+        "job_id": job_id, "attempt": attempt,
+        "cause": (AttemptCause.FIRST if first else AttemptCause.WORKER_LOST).value,
+        "reason": f"Started by {started_by}." if first and started_by else None, **values})
     return after_seq
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +27,9 @@ from smacommon.services import by_id_or_name
 from smacommon.services.audit import record
 from smacommon.services.fixed_parameters import seal_newly_secret
 from smacommon.workergroups import validate_worker_group
+
+if TYPE_CHECKING:
+    from smacommon.services.requirements import ResolvedDraft
 
 UPDATABLE = ("description", "tags", "log_verbose", "log_progress", "log_debug",
              "timeout_seconds", "worker_group", "max_concurrent_jobs", *RUNBOOK_LIMITS)
@@ -145,20 +148,24 @@ def draft_parameters(runbook: Runbook, content: str) -> list[dict[str, Any]]:
     return found
 
 
-def publish_runbook(session: Session, runbook: Runbook, published_by: str = "") -> RunbookVersion:
-    """Turn the draft into the next numbered version; the draft is then cleared. Parameters
-    it declares secret are sealed in the runbook's schedule links and webhooks."""
+def publish_runbook(session: Session, runbook: Runbook, published_by: str = "", *,
+                    resolved: ResolvedDraft) -> RunbookVersion:
+    """Turn the draft into the next numbered version, with the pinned requirements
+    `resolved` for it (smacommon.services.requirements.resolve_draft); the draft is then
+    cleared. Parameters it declares secret are sealed in the runbook's schedule links and
+    webhooks."""
     if runbook.draft_content is None:
-        raise DraftNotFound(f"Runbook {runbook.name!r} has no draft to publish; "
-                            "PUT /draft first.")
+        raise DraftNotFound(f"Runbook {runbook.name!r} has no draft to publish; save a "
+                            "draft first.")
     content = runbook.draft_content
     parameters = draft_parameters(runbook, content)
+    requirements = resolved.requirements_of(runbook)
     number = (session.scalar(select(func.max(RunbookVersion.number))
                              .where(RunbookVersion.runbook_id == runbook.id)) or 0) + 1
     version = RunbookVersion(
         runbook_id=runbook.id, number=number, content=content,
         content_sha256=hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest(),
-        parameters=parameters, published_by=published_by,
+        parameters=parameters, requirements=requirements, published_by=published_by,
     )
     session.add(version)
     session.flush()

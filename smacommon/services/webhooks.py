@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from smacommon import arguments as positional
 from smacommon.db import utcnow
 from smacommon.errors import Conflict, NotFound, NotPublished, ValidationFailed
 from smacommon.models import Job, Runbook, Webhook
@@ -35,9 +36,10 @@ class WebhookNotFound(NotFound):
     message = "Webhook not found."
 
 
-def _set_parameters(hook: Webhook, runbook: Runbook, parameters: dict[str, Any] | None) -> None:
-    """Check the fixed parameters and store them on `hook` (the values of secret ones
-    sealed; *** for a value it keeps sealed keeps that value)."""
+def _set_parameters(hook: Webhook, runbook: Runbook, parameters: dict[str, Any] | None,
+                    arguments: Any = None) -> None:
+    """Check the fixed parameters and positional arguments and store them on `hook` (the
+    values of secret parameters sealed; *** for a value it keeps sealed keeps that value)."""
     version = runbook.published_version
     if version is None:
         raise NotPublished(f"Runbook {runbook.name!r} has no published version; publish it "
@@ -48,15 +50,18 @@ def _set_parameters(hook: Webhook, runbook: Runbook, parameters: dict[str, Any] 
         raise ValidationFailed(f"{WEBHOOK_PARAMETER} is filled in by each call; leave it out "
                                "of the webhook's parameters.",
                                {"parameters": [f"{WEBHOOK_PARAMETER} is reserved."]})
+    args, by_name = positional.bind(runbook.runbook_type, version.content, declared,
+                                    arguments, given)
     # mandatory parameters must be fixed here: nobody can give them at invoke time
-    values = validate(declared, fixed_parameters.keep_sealed(hook, given))
+    values = validate(by_name, fixed_parameters.keep_sealed(hook, given))
     fixed_parameters.store(hook, declared, values)
+    hook.arguments = args or None
 
 
 def create_webhook(session: Session, *, name: str, runbook: Runbook,
                    parameters: dict[str, Any] | None = None, worker_group: str | None = None,
                    enabled: bool = True, expiry_time: datetime | None = None,
-                   description: str = "") -> tuple[Webhook, str]:
+                   description: str = "", arguments: Any = None) -> tuple[Webhook, str]:
     """A new webhook and its token (the only time the token exists in clear)."""
     check_name(name)
     if session.scalar(select(func.count()).select_from(Webhook).where(Webhook.name == name)):
@@ -71,7 +76,7 @@ def create_webhook(session: Session, *, name: str, runbook: Runbook,
     hook = Webhook(id=uuid.uuid4(), name=name, description=description, runbook_id=runbook.id,
                    token_hash=hash_token(token), worker_group=worker_group, enabled=enabled,
                    expiry_time=expiry)
-    _set_parameters(hook, runbook, parameters)
+    _set_parameters(hook, runbook, parameters, arguments)
     hook.runbook = runbook
     session.add(hook)
     session.flush()
@@ -86,10 +91,11 @@ def _target(hook: Webhook) -> str:
 def update_webhook(session: Session, hook: Webhook, changes: dict[str, Any]) -> Webhook:
     if changes.get("worker_group") is not None:
         validate_worker_group(changes["worker_group"])
-    if "parameters" in changes:
-        _set_parameters(hook, hook.runbook, changes["parameters"])
+    if "parameters" in changes or "arguments" in changes:  # checked together, as a start
+        _set_parameters(hook, hook.runbook, changes.get("parameters", hook.parameters),
+                        changes.get("arguments", hook.arguments))
     for key, value in changes.items():
-        if key != "parameters":
+        if key not in ("parameters", "arguments"):
             setattr(hook, key, value)
     record(session, "webhook.update", _target(hook), fields=sorted(changes))
     return hook
@@ -118,7 +124,7 @@ def find_by_token(session: Session, token: str) -> Webhook | None:
 
 def invoke(session: Session, hook: Webhook, body: bytes, headers: dict[str, str],
            heartbeat_seconds: float = 15.0) -> Job:
-    """Start the webhook's runbook with its fixed parameters and WEBHOOKDATA."""
+    """Start the webhook's runbook with its fixed parameters and arguments, and WEBHOOKDATA."""
     data = {"WebhookName": hook.name,
             # kept as text: undecodable bytes and NULs (no database stores them) become U+FFFD
             "RequestBody": body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
@@ -139,4 +145,5 @@ def invoke(session: Session, hook: Webhook, body: bytes, headers: dict[str, str]
     values, sealed = fixed_parameters.job_parameters(hook)
     return start_job(session, runbook, values, worker_group=hook.worker_group,
                      started_by=f"webhook:{hook.id}", extra_parameters=extra,
+                     arguments=hook.arguments,
                      heartbeat_seconds=heartbeat_seconds, sealed_names=sealed)

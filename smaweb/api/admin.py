@@ -21,6 +21,7 @@ blp = SmaBlueprint("admin", __name__, url_prefix="/api/v1/admin",
 
 
 @blp.route("/configuration", methods=["GET"])
+@blp.operation_id("getConfiguration")
 @blp.response(200, ConfigurationSchema)
 def get_configuration():
     """Job retention and the record limit of jobs (Get-SmaAdminConfiguration)."""
@@ -28,6 +29,7 @@ def get_configuration():
 
 
 @blp.route("/configuration", methods=["PUT", "PATCH"])
+@blp.operation_id(put="setConfiguration", patch="updateConfiguration")
 @blp.arguments(ConfigurationUpdateSchema)
 @blp.response(200, ConfigurationSchema)
 def set_configuration(data):
@@ -39,6 +41,7 @@ def set_configuration(data):
 
 
 @blp.route("/purge-jobs", methods=["POST"])
+@blp.operation_id("purgeJobs")
 @blp.arguments(PurgeSchema)
 @blp.response(200, PurgeResultSchema)
 def purge(data):

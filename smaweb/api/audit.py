@@ -14,6 +14,7 @@ blp = SmaBlueprint("audit", __name__, url_prefix="/api/v1/audit",
 
 
 @blp.route("", methods=["GET"])
+@blp.operation_id("listAuditEvents")
 @blp.arguments(AuditQueryArgsSchema, location="query")
 @blp.response(200, AuditPageSchema)
 def audit(args):

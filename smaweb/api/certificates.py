@@ -21,12 +21,14 @@ blp = SmaBlueprint("certificates", __name__, url_prefix="/api/v1/certificates",
 
 @blp.route("")
 class Certificates(MethodView):
+    @blp.operation_id("listCertificates")
     @blp.arguments(AssetQueryArgsSchema, location="query")
     @blp.response(200, CertificatePageSchema)
     def get(self, args):
         """List certificates."""
         return page(Certificate, args)
 
+    @blp.operation_id("createCertificate")
     @blp.arguments(CertificateCreateSchema)
     @blp.response(201, CertificateSchema)
     def post(self, data):
@@ -37,11 +39,13 @@ class Certificates(MethodView):
 
 @blp.route("/<name>")
 class CertificateByName(MethodView):
+    @blp.operation_id("getCertificate")
     @blp.response(200, CertificateSchema)
     def get(self, name):
         """Get a certificate's details."""
         return svc.get_asset(db.session, Certificate, name)
 
+    @blp.operation_id("deleteCertificate")
     @blp.response(204)
     def delete(self, name):
         """Delete a certificate."""

@@ -27,12 +27,14 @@ blp = SmaBlueprint("connections", __name__, url_prefix="/api/v1/connections",
 
 @types_blp.route("")
 class ConnectionTypes(MethodView):
+    @types_blp.operation_id("listConnectionTypes")
     @types_blp.arguments(AssetQueryArgsSchema, location="query")
     @types_blp.response(200, ConnectionTypePageSchema)
     def get(self, args):
         """List connection types."""
         return page(ConnectionType, args)
 
+    @types_blp.operation_id("createConnectionType")
     @types_blp.arguments(ConnectionTypeCreateSchema)
     @types_blp.response(201, ConnectionTypeSchema)
     def post(self, data):
@@ -42,11 +44,13 @@ class ConnectionTypes(MethodView):
 
 @types_blp.route("/<name>")
 class ConnectionTypeByName(MethodView):
+    @types_blp.operation_id("getConnectionType")
     @types_blp.response(200, ConnectionTypeSchema)
     def get(self, name):
         """Get a connection type."""
         return svc.get_asset(db.session, ConnectionType, name)
 
+    @types_blp.operation_id("deleteConnectionType")
     @types_blp.response(204)
     def delete(self, name):
         """Delete a connection type no connection uses."""
@@ -56,12 +60,14 @@ class ConnectionTypeByName(MethodView):
 
 @blp.route("")
 class Connections(MethodView):
+    @blp.operation_id("listConnections")
     @blp.arguments(AssetQueryArgsSchema, location="query")
     @blp.response(200, ConnectionPageSchema)
     def get(self, args):
         """List connections (plain fields only)."""
         return page(Connection, args)
 
+    @blp.operation_id("createConnection")
     @blp.arguments(ConnectionCreateSchema)
     @blp.response(201, ConnectionSchema)
     def post(self, data):
@@ -71,11 +77,13 @@ class Connections(MethodView):
 
 @blp.route("/<name>")
 class ConnectionByName(MethodView):
+    @blp.operation_id("getConnection")
     @blp.response(200, ConnectionSchema)
     def get(self, name):
         """Get a connection (its encrypted fields are named, never shown)."""
         return svc.get_asset(db.session, Connection, name)
 
+    @blp.operation_id("updateConnection")
     @blp.arguments(ConnectionUpdateSchema)
     @blp.response(200, ConnectionSchema)
     def patch(self, data, name):
@@ -83,6 +91,7 @@ class ConnectionByName(MethodView):
         conn = svc.get_asset(db.session, Connection, name)
         return commit(svc.update_connection(db.session, crypto(), conn, data))
 
+    @blp.operation_id("deleteConnection")
     @blp.response(204)
     def delete(self, name):
         """Delete a connection."""

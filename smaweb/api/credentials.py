@@ -22,12 +22,14 @@ blp = SmaBlueprint("credentials", __name__, url_prefix="/api/v1/credentials",
 
 @blp.route("")
 class Credentials(MethodView):
+    @blp.operation_id("listCredentials")
     @blp.arguments(AssetQueryArgsSchema, location="query")
     @blp.response(200, CredentialPageSchema)
     def get(self, args):
         """List credentials (user names only)."""
         return page(Credential, args)
 
+    @blp.operation_id("createCredential")
     @blp.arguments(CredentialCreateSchema)
     @blp.response(201, CredentialSchema)
     def post(self, data):
@@ -37,11 +39,13 @@ class Credentials(MethodView):
 
 @blp.route("/<name>")
 class CredentialByName(MethodView):
+    @blp.operation_id("getCredential")
     @blp.response(200, CredentialSchema)
     def get(self, name):
         """Get a credential (never its password)."""
         return svc.get_asset(db.session, Credential, name)
 
+    @blp.operation_id("updateCredential")
     @blp.arguments(CredentialUpdateSchema)
     @blp.response(200, CredentialSchema)
     def patch(self, data, name):
@@ -49,6 +53,7 @@ class CredentialByName(MethodView):
         cred = svc.get_asset(db.session, Credential, name)
         return commit(svc.update_credential(db.session, crypto(), cred, data))
 
+    @blp.operation_id("deleteCredential")
     @blp.response(204)
     def delete(self, name):
         """Delete a credential."""

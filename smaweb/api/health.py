@@ -5,23 +5,32 @@ from __future__ import annotations
 import time
 
 import redis
-from flask import Blueprint, current_app
+from flask import current_app
 from sqlalchemy import func, select, text
 
 from smacommon.models import Worker
+from smacommon.schemas.health import HealthSchema, ReadinessSchema
 from smacommon.services.workers import is_online
-from smaweb.extensions import db
+from smaweb.extensions import SmaBlueprint, db
 
-bp = Blueprint("health", __name__)
+blp = SmaBlueprint("health", __name__, description="Liveness and readiness (no token).")
 
 
-@bp.get("/health")
+@blp.route("/health", methods=["GET"])
+@blp.operation_id("getHealth")
+@blp.doc(security=[])
+@blp.response(200, HealthSchema)
 def health():
     """The web service is up."""
     return {"status": "ok"}
 
 
-@bp.get("/health/ready")
+@blp.route("/health/ready", methods=["GET"])
+@blp.operation_id("getReadiness")
+@blp.doc(security=[])
+@blp.response(200, ReadinessSchema)
+@blp.alt_response(503, schema=ReadinessSchema, description="Not ready: the failing checks say "
+                  "why.")
 def ready():
     """Ready to run jobs: the database answers, Redis answers, a worker sent a heartbeat.
     503 with the failing checks otherwise (compose and load balancers use it)."""

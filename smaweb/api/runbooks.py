@@ -6,8 +6,8 @@ from flask import current_app
 from flask.views import MethodView
 from sqlalchemy import select
 
-from smacommon.models import Runbook, RunbookVersion
-from smacommon.schemas.common import DB_INT_MAX, PageArgsSchema
+from smacommon.models import RunbookVersion
+from smacommon.schemas.common import DB_INT_MAX, ErrorSchema, PageArgsSchema
 from smacommon.schemas.runbook import (
     DraftSchema,
     DraftUpdateSchema,
@@ -20,9 +20,10 @@ from smacommon.schemas.runbook import (
     VersionSchema,
 )
 from smacommon.services import runbooks as svc
+from smacommon.services.requirements import resolve_draft
 from smaweb.auth import current_principal
 from smaweb.extensions import SmaBlueprint, db
-from smaweb.pagination import encode_cursor, keyset_page
+from smaweb.queries import runbook_page
 
 blp = SmaBlueprint("runbooks", __name__, url_prefix="/api/v1/runbooks",
                    description="Runbooks, their drafts and published versions.")
@@ -34,13 +35,15 @@ def _content_limit() -> int:
 
 @blp.route("")
 class Runbooks(MethodView):
+    @blp.operation_id("listRunbooks")
     @blp.arguments(RunbookQueryArgsSchema, location="query")
     @blp.response(200, RunbookPageSchema)
     def get(self, args):
         """List runbooks, newest first (filter by name, tag, type)."""
-        return runbook_page(args.get("name"), args.get("tag"), args.get("type"),
+        return runbook_page(db.session, args.get("name"), args.get("tag"), args.get("type"),
                             args["limit"], args["cursor"])
 
+    @blp.operation_id("createRunbook")
     @blp.arguments(RunbookCreateSchema)
     @blp.response(201, RunbookSchema)
     def post(self, data):
@@ -51,39 +54,15 @@ class Runbooks(MethodView):
         return runbook
 
 
-def runbook_page(name: str | None, tag: str | None, runbook_type: str | None, limit: int,
-                 cursor: str | None) -> dict:
-    """A page of runbooks, newest first; the API's list and the portal's both use it."""
-    stmt = select(Runbook)
-    if name:
-        stmt = stmt.where(Runbook.name.contains(name, autoescape=True))
-    if runbook_type:
-        stmt = stmt.where(Runbook.runbook_type == runbook_type)
-    if not tag:
-        items, cursor = keyset_page(stmt, Runbook.created_at, Runbook.id, limit, cursor,
-                                    db.session.scalars)
-        return {"items": items, "next_cursor": cursor}
-    # tags are few per runbook: filter in Python portably across SQLite and PostgreSQL
-    items = []
-    while len(items) < limit:
-        page, cursor = keyset_page(stmt, Runbook.created_at, Runbook.id, 200, cursor,
-                                   db.session.scalars)
-        items += [r for r in page if tag in (r.tags or [])]
-        if cursor is None:
-            break
-    if len(items) > limit:
-        items = items[:limit]
-        cursor = encode_cursor(items[-1].created_at, items[-1].id)
-    return {"items": items, "next_cursor": cursor}
-
-
 @blp.route("/<runbook>")
 class RunbookById(MethodView):
+    @blp.operation_id("getRunbook")
     @blp.response(200, RunbookSchema)
     def get(self, runbook):
         """Get a runbook by id or name."""
         return svc.get_runbook(db.session, runbook)
 
+    @blp.operation_id("updateRunbook")
     @blp.arguments(RunbookSettingsSchema)
     @blp.response(200, RunbookSchema)
     def patch(self, data, runbook):
@@ -93,6 +72,7 @@ class RunbookById(MethodView):
         session.commit()
         return item
 
+    @blp.operation_id("deleteRunbook")
     @blp.response(204)
     def delete(self, runbook):
         """Delete a runbook with its versions and finished jobs."""
@@ -103,14 +83,16 @@ class RunbookById(MethodView):
 
 @blp.route("/<runbook>/draft")
 class Draft(MethodView):
+    @blp.operation_id("getRunbookDraft")
     @blp.response(200, DraftSchema)
     def get(self, runbook):
         """Get the draft content."""
         item = svc.get_runbook(db.session, runbook)
         if item.draft_content is None:
-            raise svc.DraftNotFound(f"Runbook {item.name!r} has no draft; PUT one to edit it.")
+            raise svc.DraftNotFound(f"Runbook {item.name!r} has no draft.")
         return {"content": item.draft_content, "draft_edited_at": item.draft_edited_at}
 
+    @blp.operation_id("updateRunbookDraft")
     @blp.arguments(DraftUpdateSchema)
     @blp.response(200, DraftSchema)
     def put(self, data, runbook):
@@ -121,6 +103,7 @@ class Draft(MethodView):
         session.commit()
         return {"content": item.draft_content, "draft_edited_at": item.draft_edited_at}
 
+    @blp.operation_id("deleteRunbookDraft")
     @blp.response(204)
     def delete(self, runbook):
         """Discard the draft; the published version stays."""
@@ -129,18 +112,27 @@ class Draft(MethodView):
         session.commit()
 
 
+UNRESOLVED = ("The package index could not be used to resolve the runbook's requirements "
+              "(PEP 723): try again.")
+
+
 @blp.route("/<runbook>/publish", methods=["POST"])
+@blp.operation_id("publishRunbook")
 @blp.response(201, VersionSchema)
+@blp.alt_response(503, schema=ErrorSchema, description=UNRESOLVED)
 def publish(runbook):
-    """Publish the draft as the next numbered version."""
+    """Publish the draft as the next numbered version; a Python runbook's requirements
+    (PEP 723) are resolved and pinned on it, or the publish is refused."""
     session = db.session
+    resolved = resolve_draft(session, runbook, current_app.config["SMA_SETTINGS"])
     version = svc.publish_runbook(session, svc.get_runbook(session, runbook),
-                                  published_by=current_principal())
+                                  published_by=current_principal(), resolved=resolved)
     session.commit()
     return version
 
 
 @blp.route("/<runbook>/versions", methods=["GET"])
+@blp.operation_id("listRunbookVersions")
 @blp.arguments(PageArgsSchema, location="query")
 @blp.response(200, VersionPageSchema)
 def versions(args, runbook):
@@ -164,6 +156,7 @@ def versions(args, runbook):
 
 
 @blp.route("/<runbook>/versions/<int:number>", methods=["GET"])
+@blp.operation_id("getRunbookVersion")
 @blp.response(200, VersionSchema)
 def version(runbook, number):
     """Get one published version with its content."""

@@ -41,6 +41,7 @@ MAX_CHILD_OUTPUT = 10_000
 
 
 @blp.route("/variables/<name>", methods=["GET"])
+@blp.operation_id("getRuntimeVariable")
 @blp.response(200, RuntimeVariableSchema)
 def get_variable(name):
     """A variable's value (decrypted) for the running job."""
@@ -50,6 +51,7 @@ def get_variable(name):
 
 
 @blp.route("/variables/<name>", methods=["PUT"])
+@blp.operation_id("setRuntimeVariable")
 @blp.arguments(RuntimeVariableSetSchema)
 @blp.response(200, RuntimeVariableSchema)
 def set_variable(data, name):
@@ -61,6 +63,7 @@ def set_variable(data, name):
 
 
 @blp.route("/credentials/<name>", methods=["GET"])
+@blp.operation_id("getRuntimeCredential")
 @blp.response(200, RuntimeCredentialSchema)
 def get_credential(name):
     """A credential's user name and password for the running job."""
@@ -70,6 +73,7 @@ def get_credential(name):
 
 
 @blp.route("/connections/<name>", methods=["GET"])
+@blp.operation_id("getRuntimeConnection")
 @blp.response(200, RuntimeConnectionSchema)
 def get_connection(name):
     """A connection's fields, encrypted ones included, for the running job."""
@@ -81,9 +85,11 @@ def get_connection(name):
 
 
 @blp.route("/certificates/<name>", methods=["GET"])
+@blp.operation_id("getRuntimeCertificate")
 @blp.response(200, RuntimeCertificateSchema)
 def get_certificate(name):
-    """A certificate for the running job: PKCS#12 with its key when exportable, else DER."""
+    """A certificate for the running job: PKCS#12 with its private key (no password) when
+    it has one, exportable or not, as Azure gives runbooks; else the certificate (DER)."""
     cert = svc.get_asset(db.session, Certificate, name)
     data = svc.certificate_bytes(crypto(), cert)
     return {"name": cert.name, "thumbprint": cert.thumbprint,
@@ -91,6 +97,7 @@ def get_certificate(name):
 
 
 @blp.route("/job-keys", methods=["GET"])
+@blp.operation_id("getRuntimeJobKeys")
 @blp.response(200, RuntimeJobKeysSchema)
 def get_job_keys():
     """The running job's own keys, for its worker to seal and open the job's secret
@@ -117,6 +124,7 @@ def _child(job_id: str) -> Job:
 
 
 @blp.route("/jobs", methods=["POST"])
+@blp.operation_id("startChildJob")
 @blp.arguments(RuntimeJobStartSchema)
 @blp.response(201, JobSchema)
 def start_child(data):
@@ -130,7 +138,7 @@ def start_child(data):
             f"{parent.depth} starts below the job that began the chain, so it cannot start "
             f"{runbook.name!r}. A runbook that starts itself needs a condition that ends "
             "the recursion (or raise SMA_MAX_JOB_DEPTH).", {"runbook": ["Too deep."]})
-    job = start_job(db.session, runbook, data["parameters"],
+    job = start_job(db.session, runbook, data["parameters"], arguments=data["arguments"],
                     worker_group=data.get("worker_group"), started_by=f"job:{parent.id}",
                     parent_job_id=parent.id, depth=parent.depth + 1,
                     parent_waits=data["wait"],
@@ -141,6 +149,7 @@ def start_child(data):
 
 
 @blp.route("/jobs/<job_id>", methods=["GET"])
+@blp.operation_id("getChildJob")
 @blp.response(200, JobSchema)
 def get_child(job_id):
     """A child job of this job: its status, reason and exception."""
@@ -148,6 +157,7 @@ def get_child(job_id):
 
 
 @blp.route("/jobs/<job_id>/output", methods=["GET"])
+@blp.operation_id("getChildJobOutput")
 @blp.response(200, RuntimeOutputSchema)
 def get_child_output(job_id):
     """A child job's Output records (objects as their JSON value), first 10,000."""

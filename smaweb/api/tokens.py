@@ -18,6 +18,7 @@ blp = SmaBlueprint("tokens", __name__, url_prefix="/api/v1/tokens",
 
 @blp.route("")
 class Tokens(MethodView):
+    @blp.operation_id("listTokens")
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, TokenPageSchema)
     def get(self, args):
@@ -26,6 +27,7 @@ class Tokens(MethodView):
                                     args["limit"], args["cursor"], db.session.scalars)
         return {"items": items, "next_cursor": cursor}
 
+    @blp.operation_id("createToken")
     @blp.arguments(TokenCreateSchema)
     @blp.response(201, NewTokenSchema)
     def post(self, data):
@@ -37,6 +39,7 @@ class Tokens(MethodView):
 
 
 @blp.route("/<token_id>", methods=["DELETE"])
+@blp.operation_id("revokeToken")
 @blp.response(200, TokenSchema)
 def revoke(token_id):
     """Revoke a token: it stops working at once."""

@@ -22,12 +22,14 @@ blp = SmaBlueprint("variables", __name__, url_prefix="/api/v1/variables",
 
 @blp.route("")
 class Variables(MethodView):
+    @blp.operation_id("listVariables")
     @blp.arguments(AssetQueryArgsSchema, location="query")
     @blp.response(200, VariablePageSchema)
     def get(self, args):
         """List variables."""
         return page(Variable, args)
 
+    @blp.operation_id("createVariable")
     @blp.arguments(VariableCreateSchema)
     @blp.response(201, VariableSchema)
     def post(self, data):
@@ -37,11 +39,13 @@ class Variables(MethodView):
 
 @blp.route("/<name>")
 class VariableByName(MethodView):
+    @blp.operation_id("getVariable")
     @blp.response(200, VariableSchema)
     def get(self, name):
         """Get a variable (no value when encrypted)."""
         return svc.get_asset(db.session, Variable, name)
 
+    @blp.operation_id("updateVariable")
     @blp.arguments(VariableUpdateSchema)
     @blp.response(200, VariableSchema)
     def patch(self, data, name):
@@ -49,6 +53,7 @@ class VariableByName(MethodView):
         var = svc.get_asset(db.session, Variable, name)
         return commit(svc.update_variable(db.session, crypto(), var, data))
 
+    @blp.operation_id("deleteVariable")
     @blp.response(204)
     def delete(self, name):
         """Delete a variable."""

@@ -8,7 +8,7 @@ from flask_smorest import abort
 from sqlalchemy import select
 
 from smacommon.models import Webhook
-from smacommon.schemas.common import PageArgsSchema
+from smacommon.schemas.common import ErrorSchema, PageArgsSchema
 from smacommon.schemas.schedule import (
     WebhookCreatedSchema,
     WebhookCreateSchema,
@@ -31,6 +31,7 @@ INVOKE_PREFIX = "/api/v1/webhooks/invoke/"
 
 @blp.route("")
 class Webhooks(MethodView):
+    @blp.operation_id("listWebhooks")
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, WebhookPageSchema)
     def get(self, args):
@@ -39,6 +40,7 @@ class Webhooks(MethodView):
                                     args["limit"], args["cursor"], db.session.scalars)
         return {"items": items, "next_cursor": cursor}
 
+    @blp.operation_id("createWebhook")
     @blp.arguments(WebhookCreateSchema)
     @blp.response(201, WebhookCreatedSchema)
     def post(self, data):
@@ -52,11 +54,13 @@ class Webhooks(MethodView):
 
 @blp.route("/<name>")
 class WebhookByName(MethodView):
+    @blp.operation_id("getWebhook")
     @blp.response(200, WebhookSchema)
     def get(self, name):
         """Get a webhook (never its token)."""
         return svc.get_webhook(db.session, name)
 
+    @blp.operation_id("updateWebhook")
     @blp.arguments(WebhookUpdateSchema)
     @blp.response(200, WebhookSchema)
     def patch(self, data, name):
@@ -65,6 +69,7 @@ class WebhookByName(MethodView):
         db.session.commit()
         return hook
 
+    @blp.operation_id("deleteWebhook")
     @blp.response(204)
     def delete(self, name):
         """Delete a webhook: its URL stops working at once."""
@@ -74,10 +79,13 @@ class WebhookByName(MethodView):
 
 @blp.route("/invoke/<token>")
 class WebhookInvoke(MethodView):
+    @blp.operation_id("invokeWebhook")
     @blp.response(202, WebhookInvokedSchema)
-    @blp.alt_response(404, description="Unknown, disabled or expired webhook (no hint which).")
-    @blp.alt_response(413, description="The body is larger than 512 KiB.")
-    @blp.alt_response(429, description="Too many calls with wrong tokens from this address.")
+    @blp.alt_response(404, schema=ErrorSchema,
+                      description="Unknown, disabled or expired webhook (no hint which).")
+    @blp.alt_response(413, schema=ErrorSchema, description="The body is larger than 512 KiB.")
+    @blp.alt_response(429, schema=ErrorSchema,
+                      description="Too many calls with wrong tokens from this address.")
     @blp.doc(security=[])
     def post(self, token):
         """Start the webhook's runbook: WEBHOOKDATA = {WebhookName, RequestBody,
