@@ -69,3 +69,54 @@ def test_records_written_before_attempts_are_of_attempt_1(services, tmp_path):
     engine.dispose()
     if base.startswith("postgresql"):
         _postgres(base, make_url(url).database, create=False)
+
+
+def test_sqlite_keeps_job_records_without_rowid_and_they_survive_both_ways(tmp_path):
+    """0021 rebuilds SQLite's job_streams WITHOUT ROWID with every record in it, and its
+    downgrade rebuilds the rowid table with the same records."""
+    import uuid
+
+    from sqlalchemy import MetaData, insert, text
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    command.upgrade(alembic_config(url), "0020")
+    engine = get_engine(url)
+    tables = MetaData()
+    tables.reflect(engine, only=("runbooks", "jobs", "job_streams"))
+    runbook_id, job_id, now = uuid.uuid4().hex, uuid.uuid4().hex, utcnow().replace(tzinfo=None)
+    with engine.begin() as conn:
+        conn.execute(insert(tables.tables["runbooks"]).values(
+            id=runbook_id, name="old", description="", runbook_type="python", tags=[],
+            log_verbose=False, log_progress=False, log_debug=False, worker_group="default",
+            created_at=now, modified_at=now))
+        conn.execute(insert(tables.tables["jobs"]).values(
+            id=job_id, runbook_id=runbook_id, is_test=False, status="Completed", parameters={},
+            worker_group="default", started_by="user:x", attempt=1, created_at=now,
+            modified_at=now))
+        conn.execute(insert(tables.tables["job_streams"]), [
+            {"job_id": job_id, "seq": n, "attempt": 1, "stream": "Output", "time": now,
+             "text": f"line {n}"} for n in range(1, 501)])
+    engine.dispose()
+
+    def table_sql_and_records():
+        engine = get_engine(url)
+        with engine.connect() as conn:
+            sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' "
+                                    "AND name = 'job_streams'")).scalar_one()
+            records = conn.execute(text("SELECT seq, text FROM job_streams WHERE job_id = :j "
+                                        "ORDER BY seq"), {"j": job_id}).all()
+        engine.dispose()
+        return sql, [tuple(r) for r in records]
+
+    written = [(n, f"line {n}") for n in range(1, 501)]
+    upgrade(url)
+    sql, records = table_sql_and_records()
+    assert sql.rstrip().upper().endswith("WITHOUT ROWID") and records == written
+    command.downgrade(alembic_config(url), "0020")
+    sql, records = table_sql_and_records()
+    assert "ROWID" not in sql.upper() and records == written
+    upgrade(url)
+    sql, records = table_sql_and_records()
+    assert sql.rstrip().upper().endswith("WITHOUT ROWID") and records == written
+    with get_engine(url).connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []

@@ -86,6 +86,8 @@ class Job(Base):
 
 class JobStream(Base):
     __tablename__ = "job_streams"
+    # SQLite stores the records in their key's order, in one B-tree (migration 0021)
+    __table_args__ = {"sqlite_with_rowid": False}
 
     job_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
