@@ -2,17 +2,18 @@
 for bubblewrap and a fresh interpreter.
 
 Each pool process keeps two warm hosts (Celery's prefork pool runs one job per process at a
-time): a job takes the older one, the one started before the previous job, so even jobs that
-come one right after another find their host done starting (a host takes about as long to
-start as a cold job's process, 15-40 ms; one started only when the previous job ended was
-still starting when the next job came). A warm host is what a cold Python job's process is, started early: the same
-sandbox command (bubblewrap's PID namespace, the job user, a uid of its own from the uid
-pool, its own /etc/passwd), its own private work folder, the worker's default limits, its
-cgroup where there is one, its own process group, its stdout pipe with the record channel
-and its stderr pipe. sma's host (runtime/sma_python_host.py --warm) sets the limits, drops
-root, imports sma's helpers and the common standard modules, then blocks on a pipe. A job
-hands it the script's path, its parameters and its own environment variables (its id, its
-token) over that pipe; the host then runs it exactly as a cold host runs its spec.
+time): a job takes the older one, the one started before the previous job, so even jobs
+that come one right after another find their host done starting (a host takes about as long
+to start as a cold job's process, 15-40 ms; one started only when the previous job ended
+was still starting when the next job came). A warm host is what a cold Python job's process
+is, started early: the same sandbox command (bubblewrap's PID namespace, the job user, a
+uid of its own from the uid pool, its own /etc/passwd), its own private work folder, the
+worker's default limits, its cgroup where there is one, its own process group, its stdout
+pipe with the record channel and its stderr pipe. sma's host (runtime/sma_python_host.py
+--warm) sets the limits, drops root, imports sma's helpers and the common standard modules,
+then blocks on a pipe. A job hands it the script's path, its parameters and its own
+environment variables (its id, its token) over that pipe; the host then runs it exactly as
+a cold host runs its spec.
 
 A host runs one job only, and is never reused: a fork of the host could not give the job a
 PID namespace, work folder and /tmp of its own, nor be sure nothing of an earlier job is

@@ -310,8 +310,8 @@ def test_a_host_that_died_is_discarded_and_its_job_runs_cold(api, processes):
                      and _warm_hosts(own.proc.pid), what="the worker's warm hosts")
     for host in hosts:  # every host of the process
         os.kill(host, signal.SIGKILL)
-    for host in hosts:
-        wait_for(lambda: not os.path.exists(f"/proc/{host}"), what="the host gone")
+    wait_for(lambda: not any(os.path.exists(f"/proc/{host}") for host in hosts),
+             what="the hosts gone")
     time.sleep(0.2)  # its bubblewrap ends after it
     rb = api.create_runbook(content="print('ran')\n", worker_group="warmdeath")
     job = api.wait(api.start(rb["name"])["id"])
