@@ -209,6 +209,17 @@ def test_bash_runbook_gets_a_token(api, worker, services, job_tmp):
     assert token not in json.dumps(records)
 
 
+def test_a_draft_test_job_says_so(api, worker, services, job_tmp):
+    content = ("import smarunbook\n"
+               f"open({str(job_tmp / 'draft.jwt')!r}, 'w').write(smarunbook.id_token('vault'))\n")
+    rb = api.create_runbook(content=content, publish=False)
+    resp = api.post(f"/api/v1/runbooks/{rb['name']}/draft/test", json={"wait": 60})
+    assert resp.status_code == 201 and resp.get_json()["status"] == "Completed", resp.get_json()
+    claims = verify(services["api_url"], (job_tmp / "draft.jwt").read_text(), "vault")
+    assert claims["sma:is_test"] is True and claims["sma:runbook_version"] == "draft"
+    assert claims["sub"] == f"runbook:{rb['name']}"
+
+
 @pytest.mark.pwsh
 def test_powershell_runbook_gets_a_token(api, worker, services, job_tmp):
     content = ("$tok = Get-SmaIdToken -Audience 'api://AzureADTokenExchange' "
