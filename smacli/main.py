@@ -1,7 +1,7 @@
 """The `sma` command.
 
 Management commands (runbook, job, variable, ..., schedule, webhook) speak HTTP through
-smacli.client. Server-side commands (`sma up`, `sma worker`, `sma db upgrade`, `sma keys`,
+smacli.client. Server-side commands (`sma up`, `sma worker`, `sma db upgrade`, `sma keys ...`,
 `sma token create` on a new install) import the server packages lazily, so the management
 commands stay free of them.
 """
@@ -69,10 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--no-color", action="store_true")
     admin.register_api(wsub, tsub, sub)
 
-    keys = sub.add_parser("keys", help="encryption keys of the secrets")
+    keys = sub.add_parser("keys", help="encryption keys of the secrets, signing keys of "
+                                       "job identity tokens")
     ksub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
     command(ksub, "rotate", "re-encrypt every secret under the first key of "
                             "SMA_ENCRYPTION_KEYS", None, server="keys_rotate")
+    command(ksub, "rotate-signing", "make a new key to sign job identity tokens (the old "
+                                    "one verifies its tokens until they expire)", None,
+            server="keys_rotate_signing")
 
     dbp = sub.add_parser("db", help="database maintenance")
     dbsub = dbp.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -55,6 +55,24 @@ def keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def keys_rotate_signing(args: argparse.Namespace) -> int:
+    from smacommon.db import get_engine
+    from smacommon.services.audit import record_alone
+    from smacommon.signing import RETAIN_SECONDS, key_folder, rotate
+
+    settings = load_settings()
+    folder = key_folder(settings.data_dir)
+    key, removed = rotate(folder)
+    record_alone(get_engine(settings.effective_database_url), cli_actor(),
+                 "keys.rotate_signing", "signing-keys", kid=key.kid,
+                 removed=[k.kid for k in removed])
+    print(f"New signing key {key.kid} in {folder}: it signs job identity tokens from now "
+          f"on; the web service takes it up without a restart. Older keys stay in the JWKS "
+          f"for {RETAIN_SECONDS // 60} minutes, until their tokens have expired"
+          + (f"; removed {len(removed)} expired key(s)." if removed else "."))
+    return 0
+
+
 def cli_actor():
     """Who runs a command on the server, for the audit: the OS user, and this host."""
     import getpass

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     redis_url: str = ""
     api_url: str = "http://127.0.0.1:8080"
     api_ca_file: str = ""  # CA bundle jobs trust for SMA_API_URL (a self-signed cert)
+    # the public URL of the web service as clouds reach it: the `iss` of job identity
+    # tokens and where /.well-known/openid-configuration is found (empty: the URL each
+    # request came to, fine for Vault on the same network, not for AWS or Azure)
+    oidc_issuer_url: str = ""
     secret_key: str = ""
     encryption_keys: str = ""
     admin_token: str = ""
@@ -107,6 +111,21 @@ class Settings(BaseSettings):
     reaper_interval_seconds: float = Field(default=2.0, ge=0.2, le=3600)
     requeue_new_after_seconds: float = Field(default=60.0, ge=1, le=86400)
     max_attempts: int = Field(default=3, ge=1, le=100)
+
+    @field_validator("oidc_issuer_url")
+    @classmethod
+    def _issuer_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        value = value.strip().rstrip("/")
+        if not value:
+            return ""
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query \
+                or parts.fragment:
+            raise ValueError("must be the service's public URL, https://host[:port][/path], "
+                             "with no query or fragment (AWS and Azure want https)")
+        return value
 
     @field_validator("job_lease_seconds", mode="before")
     @classmethod

@@ -71,6 +71,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         connections,
         credentials,
         health,
+        identity,
         job_output,
         jobs,
         module_index,
@@ -89,7 +90,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                       connections.types_blp, connections.blp, certificates.blp, runtime.blp,
                       workers.blp, tokens.blp, audit.blp, admin.blp, schedules.blp,
                       webhooks.blp, health.blp, module_index.blp, modules.blp,
-                      runtime_modules.blp):
+                      runtime_modules.blp, identity.blp):
         api.register_blueprint(blueprint)
     from smaweb import metrics
 

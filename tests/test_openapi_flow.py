@@ -119,6 +119,8 @@ def _runtime(api: CheckedApi, contract: Contract) -> None:
     ok(runtime.get("/api/v1/runtime/connections/conn"))
     ok(runtime.get("/api/v1/runtime/certificates/cert"))
     ok(runtime.get("/api/v1/runtime/job-keys"))
+    ok(runtime.get("/api/v1/runtime/id-token?audience=sts.amazonaws.com&lifetime=900"))
+    ok(runtime.get("/api/v1/runtime/id-token?audience=a%20b"), 400)
     lib = ok(upload(api, b"# version: 1.0\ngreet() { :; }\n", "flowlib.sh"), 201)
     ok(runtime.get("/api/v1/runtime/modules?type=bash"))
     ok(runtime.get(f"/api/v1/runtime/modules/{lib['sha256']}"))
@@ -168,6 +170,8 @@ def _service(api: CheckedApi) -> None:
     ok(api.post("/api/v1/admin/purge-jobs", json={"older_than_days": 36500}))
     ok(api.get("/health"))
     ok(api.get("/health/ready"))
+    ok(api.get("/.well-known/openid-configuration"))
+    ok(api.get("/.well-known/jwks"))
     assert api.get("/metrics").status_code == 200
 
 

@@ -21,6 +21,7 @@ from smacommon.schemas.asset import (
     RuntimeVariableSchema,
     RuntimeVariableSetSchema,
 )
+from smacommon.schemas.identity import IdTokenArgsSchema, IdTokenSchema
 from smacommon.schemas.job import (
     JobSchema,
     RuntimeJobKeysSchema,
@@ -28,15 +29,17 @@ from smacommon.schemas.job import (
     RuntimeOutputSchema,
 )
 from smacommon.services import assets as svc
+from smacommon.services.identity import issue_id_token
 from smacommon.services.jobs import start_job
 from smacommon.services.runbooks import get_runbook
 from smacommon.streams import OUTPUT
 from smaweb.api._assets import crypto
+from smaweb.api.identity import issuer, signing_keys
 from smaweb.extensions import SmaBlueprint, db
 
 blp = SmaBlueprint("runtime", __name__, url_prefix="/api/v1/runtime",
-                   description="Assets and child jobs as a running job reaches them "
-                               "(job token only).")
+                   description="Assets, child jobs and identity tokens as a running job "
+                               "reaches them (job token only).")
 MAX_CHILD_OUTPUT = 10_000
 
 
@@ -103,6 +106,23 @@ def get_job_keys():
     """The running job's own keys, for its worker to seal and open the job's secret
     parameters and checkpoint (workers hold no configured key)."""
     return {"keys": crypto().job_keys(uuid.UUID(str(g.job_id)))}
+
+
+@blp.route("/id-token", methods=["GET"])
+@blp.operation_id("getRuntimeIdToken")
+@blp.arguments(IdTokenArgsSchema, location="query")
+@blp.response(200, IdTokenSchema)
+def get_id_token(args):
+    """A short-lived identity token of the running job (a JWT signed with RS256), for a cloud
+    that trusts this service's OpenID Connect issuer: `sub` is runbook:<name>, `aud` the
+    audience asked for."""
+    # a GET's session begins read-only (deferred on SQLite); this one writes its audit
+    # event, so its read transaction ends here and the next one starts as a writer
+    db.session.rollback()
+    token, expires_at = issue_id_token(db.session, signing_keys(), g.job_id, args["audience"],
+                                       args["lifetime"], issuer())
+    db.session.commit()
+    return {"value": token, "expires_at": expires_at}
 
 
 # --- child jobs --------------------------------------------------------------------------

@@ -98,6 +98,9 @@ last_checkpoint() {
 #                                           a child job (JSON: named parameters; after --:
 #                                           positional arguments): its id, or (--wait) its
 #                                           output
+#   sma_id_token AUDIENCE [LIFETIME]        the job's identity token (a JWT whose aud is
+#                                           AUDIENCE), e.g. for
+#                                           aws sts assume-role-with-web-identity
 __sma_assets() { "${SMA_PYTHON:-python3}" -I "$SMA_RUNTIME/sma_assets_cli.py" "$@"; }
 get_automation_variable()    { __sma_assets variable "$@"; }
 set_automation_variable()    { __sma_assets set-variable "$@"; }
@@ -105,6 +108,13 @@ get_automation_credential()  { __sma_assets credential "$@"; }
 get_automation_connection()  { __sma_assets connection "$@"; }
 get_automation_certificate() { __sma_assets certificate "$@"; }
 start_runbook()              { __sma_assets start "$@"; }
+sma_id_token() {
+  if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+    printf 'usage: sma_id_token AUDIENCE [LIFETIME]\n' >&2
+    return 2
+  fi
+  __sma_assets id-token "$@"
+}
 
 # Parameters too large for the environment and the arguments (the kernel caps one string at
 # 128 KiB) come as files in $SMA_PARAMETER_DIR: read each into its variable (not exported:

@@ -10,6 +10,8 @@
                                                     parameters; after --: its positional
                                                     arguments): print its job id, or
                                                     (--wait) its output, a line each
+    sma_assets_cli.py id-token AUDIENCE [LIFETIME]  print the job's identity token (a JWT
+                                                    for AUDIENCE, valid LIFETIME seconds)
 
 Errors go to stderr with exit code 1 (3 for an asset that does not exist).
 """
@@ -58,6 +60,8 @@ def main(argv: list[str]) -> int:
                 _show(found)
         elif verb == "start":
             return _start(name, rest)
+        elif verb == "id-token":
+            return _id_token(name, rest)
         elif verb == "certificate":
             print(base64.b64encode(assets.get_automation_certificate(name)).decode())
         else:
@@ -69,6 +73,16 @@ def main(argv: list[str]) -> int:
     except assets.AutomationAssetError as exc:
         print(f"AutomationAssetError: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _id_token(audience: str, rest: list[str]) -> int:
+    from smarunbook.identity import id_token
+
+    if len(rest) > 1 or (rest and not rest[0].isdigit()):
+        print("id-token: AUDIENCE [LIFETIME], LIFETIME a number of seconds", file=sys.stderr)
+        return 2
+    print(id_token(audience, int(rest[0]) if rest else None))
     return 0
 
 

@@ -1,4 +1,4 @@
-# Assets and child runbooks, through sma's runtime API (/api/v1/runtime) with the job's own
+# Assets, child runbooks and the job's identity token, through sma's runtime API (/api/v1/runtime) with the job's own
 # token (SMA_JOB_TOKEN). Dot-sourced by SmaRunbook.psm1.
 #
 # Calls go through one HttpClient rather than Invoke-RestMethod, which can trust only the
@@ -217,4 +217,32 @@ function Start-SmaRunbook {
     foreach ($item in $out.items) {
         if ($null -ne $item.value) { $item.value } else { $item.text }
     }
+}
+
+function Get-SmaIdToken {
+    <#
+    .SYNOPSIS
+    The job's identity token: a short-lived JWT for -Audience, signed by the sma service.
+    .DESCRIPTION
+    Its claims say which runbook (sub = runbook:<name>), version, job, worker group and
+    starter this is; a cloud that trusts the service as an OpenID Connect issuer exchanges
+    it for its own credentials, with no secret stored in sma: AWS
+    (AssumeRoleWithWebIdentity, audience sts.amazonaws.com), an Azure federated credential
+    (audience api://AzureADTokenExchange), Vault's JWT auth. The token is masked in the
+    job's output.
+    .EXAMPLE
+    $jwt = Get-SmaIdToken -Audience 'api://AzureADTokenExchange'
+    Connect-AzAccount -ServicePrincipal -Tenant $tenantId -ApplicationId $appId -FederatedToken $jwt
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param([Parameter(Mandatory, Position = 0)][ValidateLength(1, 255)][string]$Audience,
+          [ValidateRange(60, 3600)][int]$LifetimeSeconds)
+    $query = "audience=$([uri]::EscapeDataString($Audience))"
+    if ($PSBoundParameters.ContainsKey('LifetimeSeconds')) {
+        $query += "&lifetime=$LifetimeSeconds"
+    }
+    $body = Invoke-SmaRuntime GET "id-token?$query"
+    Write-SmaMask $body['value']
+    return [string]$body['value']
 }

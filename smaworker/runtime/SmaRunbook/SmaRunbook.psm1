@@ -3,7 +3,8 @@
 # SmaHost.ps1 imports this module into the runspace the runbook runs in, before it runs.
 # Public: Checkpoint-Workflow, Get-SmaCheckpoint, Suspend-Workflow; the asset cmdlets
 # (Get-AutomationVariable, Set-AutomationVariable, Get-AutomationPSCredential,
-# Get-AutomationConnection, Get-AutomationCertificate) and Start-SmaRunbook (SmaAssets.ps1);
+# Get-AutomationConnection, Get-AutomationCertificate), Start-SmaRunbook and Get-SmaIdToken
+# (SmaAssets.ps1);
 # InlineScript / Parallel / Sequence, which let SMA workflows run as functions on
 # PowerShell 7 (it has no workflows): their blocks run in order, in the runbook's process.
 # Out-SmaStream is public only so that the host can end the runbook's pipeline with it; the
@@ -125,5 +126,5 @@ Set-Alias -Name Sequence -Value Invoke-SmaSequence
 Export-ModuleMember -Function Checkpoint-Workflow, Get-SmaCheckpoint, Suspend-Workflow,
     Start-SmaRunbook, Get-AutomationVariable, Set-AutomationVariable,
     Get-AutomationPSCredential, Get-AutomationConnection, Get-AutomationCertificate,
-    Invoke-SmaInlineScript, Invoke-SmaParallel, Invoke-SmaSequence, Out-SmaStream `
+    Get-SmaIdToken, Invoke-SmaInlineScript, Invoke-SmaParallel, Invoke-SmaSequence, Out-SmaStream `
     -Alias InlineScript, Parallel, Sequence

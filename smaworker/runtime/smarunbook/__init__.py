@@ -15,7 +15,7 @@ from typing import Any
 __all__ = [
     "checkpoint", "last_checkpoint", "output", "write_debug", "write_error", "write_output",
     "write_progress", "write_verbose", "write_warning", "start_runbook", "wait_for_job",
-    "ChildJobFailed", "Secret",
+    "ChildJobFailed", "Secret", "id_token",
 ]
 
 _channel = None
@@ -120,6 +120,10 @@ def __getattr__(name: str) -> Any:
         from smarunbook import assets
 
         return getattr(assets, name)
+    if name == "id_token":
+        from smarunbook import identity
+
+        return identity.id_token
     if name in ("start_runbook", "wait_for_job", "ChildJobFailed"):
         from smarunbook import jobs
 
