@@ -1,5 +1,5 @@
-# Assets, child runbooks and the job's identity token, through sma's runtime API (/api/v1/runtime) with the job's own
-# token (SMA_JOB_TOKEN). Dot-sourced by SmaRunbook.psm1.
+# Assets, child runbooks and the job's identity token, through sma's runtime API
+# (/api/v1/runtime) with the job's own token (SMA_JOB_TOKEN). Dot-sourced by SmaRunbook.psm1.
 #
 # Calls go through one HttpClient rather than Invoke-RestMethod, which can trust only the
 # system's CAs (or, with -SkipCertificateCheck, nothing at all) and sends bodies as
