@@ -20,6 +20,7 @@ from smacommon.errors import ConfigurationError
 from smacommon.migrate import upgrade
 from smacommon.settings import load_settings
 from smaworker.sandbox import CLEAN_PATH, accessible, build_sandbox
+from tests.conftest import wait_for
 
 JOB_USER = os.environ.get("SMA_JOB_USER", "sma-job")
 
@@ -155,7 +156,8 @@ def test_job_cannot_read_key_file_database_or_another_jobs_folder(api, worker, j
     # its own namespace: bwrap's init and itself, nothing of the first job
     assert seen["procs"] <= 3 and seen["seen_tokens"] == 0
     assert api.wait(first["id"])["status"] == "Completed"
-    assert not Path(folder).exists()  # removed after the job
+    # removed after the job: the worker clears it once the final status is written
+    wait_for(lambda: not Path(folder).exists(), timeout=10, what="the first job's folder removed")
 
 
 @needs_job_user
