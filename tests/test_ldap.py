@@ -64,7 +64,11 @@ def test_a_role_mapping_naming_an_unknown_role_is_refused_at_start():
 
 
 def test_api_sign_in_names_the_person_in_the_audit_and_in_started_by(ldap_client):
-    answer = sign_in(ldap_client, "alice", PASSWORDS["alice"])
+    from tests.contract import CheckedApi, Contract
+
+    contract = Contract(ldap_client.get("/api/openapi.json").get_json())
+    answer = CheckedApi(ldap_client, contract).post(SIGN_IN, json={  # as documented
+        "username": "alice", "password": PASSWORDS["alice"]})
     assert answer.status_code == 201, answer.get_json()
     body = answer.get_json()
     assert (body["user"], body["role"], body["principal"]) == ("alice", "admin",
