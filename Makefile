@@ -56,7 +56,8 @@ deps: $(STAMP)
 	fi
 
 # what only the tests need, as root: Chromium (the portal's browser tests and make
-# screenshots) and docker-compose (compose-check)
+# screenshots), docker-compose (compose-check), and OpenLDAP's slapd with ldap-utils (the
+# directory sign-in tests start their own slapd: tests/slapd.py)
 browser-deps: deps
 	@missing=""; \
 	if [ "$$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then missing="chromium"; fi; \
@@ -65,6 +66,7 @@ browser-deps: deps
 test-deps: browser-deps
 	@missing=""; \
 	if [ "$$(id -u)" = 0 ] && ! command -v docker-compose >/dev/null; then missing="docker-compose"; fi; \
+	if [ "$$(id -u)" = 0 ] && [ ! -x /usr/sbin/slapd ]; then missing="$$missing slapd ldap-utils"; fi; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then $(apt_install); fi
 
 # `make run PORT=9000 HOST=0.0.0.0 DATA_DIR=/srv/sma WORKERS=4`, on make's command line, go

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smacommon.errors import ConfigurationError
+from smacommon.settings_ldap import LdapSettings
 from smacommon.workergroups import NAME_RULE, is_valid_worker_group
 
 MIN_SECRET_CHARS = 16
@@ -26,7 +27,7 @@ def _default_data_dir() -> Path:
     return Path(base) / "sma"
 
 
-class Settings(BaseSettings):
+class Settings(LdapSettings, BaseSettings):
     """Service-wide settings; every field is `SMA_<FIELD>` in the environment."""
 
     model_config = SettingsConfigDict(
@@ -245,8 +246,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"SMA_{field.upper()}: {err['msg']}")
+            if not err["loc"]:  # a check of several settings names them in its message
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            problems.append(f"SMA_{str(err['loc'][0]).upper()}: {err['msg']}")
         raise ConfigurationError("Invalid setting: " + "; ".join(problems)) from None
 
 

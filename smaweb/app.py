@@ -9,7 +9,7 @@ import swagger_ui_bundle
 from flask import Blueprint, Flask
 
 from smacommon.settings import Settings, get_settings
-from smaweb import auth, errors, livehub, openapi, requestlog, security, textcheck
+from smaweb import auth, errors, ldapauth, livehub, openapi, requestlog, security, textcheck
 from smaweb.extensions import IntConverter, JSONProvider, db
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     requestlog.init_app(app)
     auth.init_app(app)
+    ldapauth.init_app(app)
     textcheck.init_app(app)
     security.init_app(app)
 
@@ -80,6 +81,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         runtime,
         runtime_modules,
         schedules,
+        sessions,
         tokens,
         variables,
         webhooks,
@@ -90,7 +92,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                       connections.types_blp, connections.blp, certificates.blp, runtime.blp,
                       workers.blp, tokens.blp, audit.blp, admin.blp, schedules.blp,
                       webhooks.blp, health.blp, module_index.blp, modules.blp,
-                      runtime_modules.blp, identity.blp):
+                      runtime_modules.blp, identity.blp, sessions.blp):
         api.register_blueprint(blueprint)
     from smaweb import metrics
 

@@ -16,6 +16,8 @@ from flask import Flask, current_app, g, request
 from flask_smorest import abort
 
 from smacommon.services.audit import Actor, act_as
+from smacommon.services.directory_sessions import SECRET_PREFIX as PERSON_SECRET_PREFIX
+from smacommon.services.directory_sessions import find_live_session
 from smacommon.services.tokens import JOB_ROLE, JOB_TOKEN_PREFIX, find_running_job, find_token
 from smaweb.extensions import READ_METHODS as _READ_METHODS
 from smaweb.extensions import db
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 ROLES = ("reader", "operator", "author", "admin")
 RUNTIME_PREFIX = "/api/v1/runtime/"
 WEBHOOK_INVOKE = "/api/v1/webhooks/invoke/"
+SIGN_IN = "/api/v1/sessions"  # a directory person's name and password for a bearer secret
 MODULE_INDEX = "/api/v1/modules/simple/"
 _RANK = {role: i for i, role in enumerate(ROLES)}
 _OPERATOR_ACTIONS = ("/start", "/stop", "/suspend", "/resume")
@@ -89,6 +92,8 @@ def require_secret(expected: str, what: str) -> None:
 def _authenticate() -> None:
     if not request.path.startswith("/api/v1") or request.path.startswith(WEBHOOK_INVOKE):
         return  # a webhook's token is in its URL: the view checks it
+    if request.path == SIGN_IN and request.method == "POST":
+        return  # a person signs in with a name and password: the view checks them
     header = request.headers.get("Authorization", "")
     if not header and request.method in _READ_METHODS and request.cookies:
         # the portal's pages read the API (live output, downloads) with their session
@@ -101,6 +106,10 @@ def _authenticate() -> None:
     secret = _bearer() or _basic_password()
     if not secret:
         _unauthorized("Missing token: send the header 'Authorization: Bearer <token>'.")
+    if secret.startswith(PERSON_SECRET_PREFIX):
+        _person(secret)
+        _authorize()
+        return
     configured = current_app.config["SMA_SETTINGS"].admin_token
     if configured and hmac.compare_digest(secret.encode(), configured.encode()):
         g.principal, g.role = "admin", "admin"
@@ -116,6 +125,19 @@ def _authenticate() -> None:
         _unauthorized("Invalid, expired or revoked token.", "invalid_token", wrong_token=True)
     bind_actor(g.principal, "job" if g.role == JOB_ROLE else "api")
     _authorize()
+
+
+def _person(secret: str) -> None:
+    """A directory person's bearer secret (`sma login --user`): their session, re-checked
+    with the directory when due (smaweb.ldapauth)."""
+    from smaweb import ldapauth
+
+    row = find_live_session(db.session, secret, "api") if ldapauth.enabled() else None
+    if row is None:
+        _unauthorized("Your sign-in has ended or expired: sign in again with "
+                      "`sma login URL --user NAME`.", "invalid_token", wrong_token=True)
+    if not ldapauth.resume(row, "api"):
+        _unauthorized(ldapauth.ended_message(), "invalid_token")
 
 
 def _authorize() -> None:
@@ -142,6 +164,13 @@ def bind_actor(name: str, door: str) -> None:
 def current_principal() -> str:
     """Who is acting, as recorded in started_by, published_by and the audit."""
     return g.get("principal", "anonymous")
+
+
+def started_by() -> str:
+    """What the jobs this caller starts, stops or resumes record as started_by: user:<who>
+    (a directory person's principal already reads user:<name> (ldap))."""
+    principal = current_principal()
+    return principal if principal.startswith("user:") else f"user:{principal}"
 
 
 def init_app(app: Flask) -> None:

@@ -67,13 +67,21 @@ class Failures:
         self._lock = threading.Lock()
         self._by_address = _Windows()
 
-    def fail(self, address: str) -> float:
-        """Count one wrong token; seconds the address must wait (0: answer it as usual)."""
+    def fail(self, address: object) -> float:
+        """Count one wrong token (or password: the key is then also a user name); seconds the
+        key must wait (0: answer it as usual)."""
         now = time.monotonic()
         with self._lock:
             wait = self._by_address.wait(address, now)
             self._by_address.add(address, now)
             return wait
+
+    def waiting(self, key: object) -> float:
+        """Seconds `key` must wait before it may try again (0: it may), counting nothing.
+        A directory sign-in asks first, so a guesser past the limit costs the directory no
+        bind (and its lockout policy no count)."""
+        with self._lock:
+            return self._by_address.wait(key, time.monotonic())
 
     def size(self) -> int:
         """Addresses held (bounded by MAX_KEYS)."""

@@ -25,9 +25,12 @@ from smacli.client import SmaClient
 
 def register_login(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "login", "save the service URL and a token (asked for, or read from "
-                              "standard input) in a file only you can read", login,
+                              "standard input) in a file only you can read; with --user, "
+                              "sign in with your directory (LDAP) password instead", login,
                 output="table")
     p.add_argument("url", help="the sma service, e.g. http://127.0.0.1:8080")
+    p.add_argument("--user", help="your directory (LDAP / Active Directory) user name: the "
+                                  "password is asked for, or read from standard input")
     p.add_argument("--ca-file", help="CA bundle to trust for an HTTPS service")
     p.add_argument("--no-color", action="store_true")
     p = command(sub, "logout", "forget the saved login", logout, output="table")
@@ -68,12 +71,22 @@ def login(args, out: Output):
     url = args.url.rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"{args.url!r} is not a URL: use http://host:port or https://...")
-    token = os.environ.get("SMA_TOKEN") or read_secret("Token: ")
-    sma = SmaClient(url, token, verify=args.ca_file or True, retries=0)
-    sma._json("GET", "/runbooks", limit=1)  # a wrong URL or token fails here, not later
+    who = ""
+    if args.user:
+        # the service checks the password with the directory and answers a bearer secret of
+        # a session whose role it reads from the directory again at least every 15 minutes
+        password = read_secret(f"Password for {args.user}: ")
+        anonymous = SmaClient(url, "", verify=args.ca_file or True, retries=0)
+        answer = anonymous._json("POST", "/sessions", {"username": args.user,
+                                                       "password": password})
+        token, who = answer["token"], f" as {answer['principal']} ({answer['role']})"
+    else:
+        token = os.environ.get("SMA_TOKEN") or read_secret("Token: ")
+        sma = SmaClient(url, token, verify=args.ca_file or True, retries=0)
+        sma._json("GET", "/runbooks", limit=1)  # a wrong URL or token fails here, not later
     path = save_config({"url": url, "token": token,
                         **({"ca_file": os.path.abspath(args.ca_file)} if args.ca_file else {})})
-    out.done(f"Logged in to {url}; saved in {path} (readable only by you).")
+    out.done(f"Logged in to {url}{who}; saved in {path} (readable only by you).")
 
 
 def logout(args, out: Output):

@@ -6,7 +6,7 @@ from smacommon.models.auth import ApiToken, AuditEvent
 from smacommon.models.config import ServiceSetting
 from smacommon.models.job import Job, JobAttempt, JobStatusEvent, JobStream
 from smacommon.models.module import Module, ModuleBlob
-from smacommon.models.portal import PortalSession
+from smacommon.models.portal import DirectorySession, PortalSession
 from smacommon.models.runbook import Runbook, RunbookVersion
 from smacommon.models.schedule import JobSchedule, Schedule, ScheduleFire
 from smacommon.models.webhook import Webhook
@@ -14,7 +14,7 @@ from smacommon.models.worker import Worker
 
 __all__ = [
     "ApiToken", "AuditEvent", "Base", "Certificate", "Connection", "ConnectionType", "Credential",
-    "Job", "JobAttempt", "JobSchedule", "JobStatusEvent", "JobStream", "Module", "ModuleBlob",
-    "PortalSession", "Runbook", "RunbookVersion", "Schedule", "ScheduleFire", "ServiceSetting",
-    "Variable", "Webhook", "Worker",
+    "DirectorySession", "Job", "JobAttempt", "JobSchedule", "JobStatusEvent", "JobStream",
+    "Module", "ModuleBlob", "PortalSession", "Runbook", "RunbookVersion", "Schedule",
+    "ScheduleFire", "ServiceSetting", "Variable", "Webhook", "Worker",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smacommon.db import Base, UTCDateTime, utcnow
@@ -27,3 +27,27 @@ class PortalSession(Base):
 
     def __repr__(self) -> str:
         return f"<PortalSession {self.id} ended={self.ended_at}>"
+
+
+class DirectorySession(Base):
+    """One sign-in of a directory (LDAP) person, from the portal (its cookie holds a random
+    id) or the API (`sma login --user`: a bearer secret); only the secret's hash is kept.
+    Their role is read from the directory again when `checked_at` is older than
+    SMA_LDAP_REFRESH_SECONDS."""
+
+    __tablename__ = "directory_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    door: Mapped[str] = mapped_column(String(16))  # portal or api
+    user_name: Mapped[str] = mapped_column(String(128), index=True)
+    user_dn: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def __repr__(self) -> str:
+        return f"<DirectorySession {self.user_name} ({self.role}) ended={self.ended_at}>"

@@ -39,6 +39,29 @@ class TokenPageSchema(ResponseSchema):
     next_cursor = ma.fields.String(allow_none=True)
 
 
+class SessionCreateSchema(StrictSchema):
+    """A directory person's sign-in (the service checks the name's characters itself, so a
+    bad one gets a message that says what is wrong)."""
+
+    username = ma.fields.String(required=True, validate=ma.validate.Length(max=1024))
+    password = ma.fields.String(required=True, load_only=True,
+                                validate=ma.validate.Length(max=4096))
+
+
+class NewSessionSchema(ResponseSchema):
+    id = ma.fields.UUID(dump_only=True)
+    user = ma.fields.String(dump_only=True, metadata={
+        "description": "The name the directory knows the person by."})
+    principal = ma.fields.String(dump_only=True, metadata={
+        "description": "How the audit and started_by name them: user:<name> (ldap)."})
+    role = ma.fields.String(dump_only=True, validate=ma.validate.OneOf(ROLES))
+    expires_at = ma.fields.DateTime(dump_only=True)
+    token = ma.fields.String(dump_only=True, metadata={
+        "description": "The bearer secret of this session: shown this once, stored only as a "
+                       "hash. The role is read from the directory again at least every 15 "
+                       "minutes while it is used."})
+
+
 class AuditEventSchema(ResponseSchema):
     id = ma.fields.UUID(dump_only=True)
     time = ma.fields.DateTime(dump_only=True)

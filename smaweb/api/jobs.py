@@ -41,7 +41,7 @@ from smacommon.services.requirements import resolve_draft
 from smacommon.services.runbooks import get_runbook
 from smacommon.states import FINAL_STATUSES, JobStatus
 from smaweb.api.job_output import check_attempt, of_attempt
-from smaweb.auth import current_principal
+from smaweb.auth import started_by
 from smaweb.events import job_events
 from smaweb.extensions import SmaBlueprint, db
 from smaweb.fastjson import json_response
@@ -89,7 +89,7 @@ def _start(runbook_ref: str, data: dict, query: dict, test: bool):
     runbook = get_runbook(session, runbook_ref)
     job = start_job(session, runbook, data.get("parameters"), worker_group=data.get("worker_group"),
                     arguments=data.get("arguments"),
-                    started_by=f"user:{current_principal()}", test=test, draft=draft,
+                    started_by=started_by(), test=test, draft=draft,
                     heartbeat_seconds=settings.worker_heartbeat_seconds)
     session.commit()
     if wait:
@@ -166,7 +166,7 @@ def batch(data):
         runbooks[item["runbook"]] = runbook
         requests.append(JobRequest(runbook, item["parameters"], {
             "worker_group": item["worker_group"], "arguments": item["arguments"],
-            "started_by": f"user:{current_principal()}",
+            "started_by": started_by(),
             "heartbeat_seconds": settings.worker_heartbeat_seconds}))
     try:
         jobs = start_jobs(session, requests)
@@ -212,7 +212,7 @@ def get(job_id):
 def _control(job_id: str, action) -> Job:
     session = db.session
     job = get_job(session, job_id)
-    action(session, job, f"user:{current_principal()}")
+    action(session, job, started_by())
     session.commit()
     live_hub().announce(job.id)  # its followers and waiters, in every web process, look again
     session.refresh(job)

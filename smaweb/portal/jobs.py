@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import false, select
 
 from smacommon.db import utcnow
@@ -24,6 +24,7 @@ from smacommon.services.job_lookup import name_starters
 from smacommon.services.jobs import get_job, resume_job, status_history, stop_job, suspend_job
 from smacommon.states import FINAL_STATUSES, JobStatus, allowed_sources
 from smacommon.streams import STREAMS
+from smaweb.auth import started_by
 from smaweb.extensions import db
 from smaweb.pagination import keyset_page
 from smaweb.portal import bp
@@ -190,7 +191,7 @@ def job_action(job_id: str, action: str):
         flash(f"Unknown action {action}.", "error")
         return redirect(url_for("portal.job", job_id=item.id))
     with saving(f"{action.capitalize()} requested."):
-        actions[action](db.session, item, f"user:{g.principal}")
+        actions[action](db.session, item, started_by())
     return redirect(url_for("portal.job", job_id=item.id))
 
 

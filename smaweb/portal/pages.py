@@ -10,13 +10,21 @@ from flask import current_app, flash, g, redirect, render_template, request, url
 from sqlalchemy import func, select
 
 from smacommon.db import utcnow
+from smacommon.errors import SmaError
 from smacommon.models import Job, Runbook, Worker
 from smacommon.services.workers import is_online
 from smacommon.states import JobStatus
+from smaweb import ldapauth
 from smaweb.extensions import db
 from smaweb.limiter import count_failure
 from smaweb.portal import bp
-from smaweb.portal.session import check_csrf, login_required, sign_in, sign_out
+from smaweb.portal.session import (
+    check_csrf,
+    login_required,
+    sign_in,
+    sign_in_person,
+    sign_out,
+)
 
 STATUS_ORDER = [s.value for s in JobStatus]
 STATUS_COLOURS = {"Completed": "#2e7d32", "Failed": "#c62828", "Stopped": "#6d4c41",
@@ -25,18 +33,34 @@ STATUS_COLOURS = {"Completed": "#2e7d32", "Failed": "#c62828", "Stopped": "#6d4c
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    if request.method == "POST":
-        check_csrf()
-        typed = request.form.get("token", "").strip()
-        if sign_in(typed):
-            target = request.args.get("next") or url_for("portal.dashboard")
-            if urlsplit(target).netloc or not target.startswith("/"):
-                target = url_for("portal.dashboard")  # only pages of this site
-            return redirect(target)
-        count_failure()  # the API's limit on wrong tokens counts the portal's too
-        flash("That token is not valid (wrong, expired or revoked).", "error")
-        return render_template("login.html"), 401
-    return render_template("login.html")
+    directory = ldapauth.enabled()
+    tab = request.args.get("with") or ("directory" if directory else "token")
+    tab = tab if directory and tab in ("directory", "token") else "token"
+    if request.method != "POST":
+        return render_template("login.html", directory=directory, tab=tab)
+    check_csrf()
+    if request.form.get("method") == "directory":
+        username = request.form.get("username", "")
+        try:
+            sign_in_person(username, request.form.get("password", ""))
+        except SmaError as exc:  # wrong password, locked, no mapped group, directory down
+            flash(exc.message, "error")
+            return render_template("login.html", directory=directory, tab="directory",
+                                   username=username[:128]), exc.status_code
+        return redirect(_next_page())
+    typed = request.form.get("token", "").strip()
+    if sign_in(typed):
+        return redirect(_next_page())
+    count_failure()  # the API's limit on wrong tokens counts the portal's too
+    flash("That token is not valid (wrong, expired or revoked).", "error")
+    return render_template("login.html", directory=directory, tab="token"), 401
+
+
+def _next_page() -> str:
+    target = request.args.get("next") or url_for("portal.dashboard")
+    if urlsplit(target).netloc or not target.startswith("/"):
+        target = url_for("portal.dashboard")  # only pages of this site
+    return target
 
 
 @bp.route("/logout", methods=["POST"])

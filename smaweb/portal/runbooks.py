@@ -21,6 +21,7 @@ from smacommon.services.reruns import shown_parameters
 from smacommon.services.workers import is_online
 from smacommon.states import JobStatus
 from smacommon.strictjson import form_value
+from smaweb.auth import started_by
 from smaweb.extensions import db
 from smaweb.portal import bp
 from smaweb.portal.lastrun import NEVER, last_runs, last_status_is
@@ -214,7 +215,7 @@ def runbook_start(name: str):
     values, raw = start_values(rb.published_version.parameters if rb.published_version else [])
     with saving() as done:
         job = start_job(db.session, rb, values, worker_group=request.form.get("group") or None,
-                        arguments=_arguments(raw[ARGUMENTS]), started_by=f"user:{g.principal}",
+                        arguments=_arguments(raw[ARGUMENTS]), started_by=started_by(),
                         heartbeat_seconds=current_app.config["SMA_SETTINGS"]
                         .worker_heartbeat_seconds)
     if done.error:

@@ -1,4 +1,5 @@
-"""Who is signed in to the portal: a token typed once, then a signed HTTP-only cookie.
+"""Who is signed in to the portal: a token (or a directory name and password) typed once,
+then a signed HTTP-only cookie.
 
 The cookie holds a random session id (never the token) and a CSRF secret; the session itself
 lives on the server (smacommon.services.portal_sessions). Every request looks it up with its
@@ -20,8 +21,10 @@ from flask import Flask, abort, current_app, flash, g, redirect, request, sessio
 
 from smacommon.db import utcnow
 from smacommon.errors import SmaError
+from smacommon.services import directory_sessions
 from smacommon.services import portal_sessions as sessions
 from smacommon.services.tokens import JOB_TOKEN_PREFIX, find_token_by_hash, hash_token
+from smaweb import ldapauth
 from smaweb.auth import bind_actor
 from smaweb.extensions import db
 
@@ -66,8 +69,7 @@ def sign_in(secret: str) -> bool:
     if not (admin and hmac.compare_digest(token_hash, admin)) and \
             find_token_by_hash(db.session, token_hash) is None:
         return False
-    if session.get("sid"):  # signing in again ends the session signed in before
-        sessions.end_session(db.session, session["sid"])
+    _end_current()  # signing in again ends the session signed in before
     sid = sessions.open_session(db.session, token_hash, current_app.permanent_session_lifetime)
     db.session.commit()
     session.clear()
@@ -77,19 +79,51 @@ def sign_in(secret: str) -> bool:
     return True
 
 
-def sign_out() -> None:
-    """End the session on the server (every copy of the cookie) and forget the cookie."""
+def sign_in_person(username: str, password: str) -> None:
+    """Start a session for a directory person (smaweb.ldapauth); SmaError saying why not."""
+    _, secret, _ = ldapauth.sign_in(username, password, "portal",
+                                    current_app.permanent_session_lifetime)
+    _end_current()  # signing in again ends the session signed in before
+    session.clear()
+    session["dsid"] = secret
+    session["csrf"] = secrets.token_urlsafe(32)
+    session.permanent = True
+
+
+def _end_current() -> None:
     if session.get("sid"):
         sessions.end_session(db.session, session["sid"])
-        db.session.commit()
+    if session.get("dsid"):
+        directory_sessions.end_session(db.session, session["dsid"])
+    db.session.commit()
+
+
+def sign_out() -> None:
+    """End the session on the server (every copy of the cookie) and forget the cookie."""
+    _end_current()
     session.clear()
+
+
+def _load_person(secret: str) -> bool:
+    """A directory person's session (re-checked with the directory when due)."""
+    row = directory_sessions.find_live_session(db.session, secret, "portal") \
+        if ldapauth.enabled() else None
+    if row is None:
+        session.clear()
+        return False
+    if not ldapauth.resume(row, "portal"):
+        session.clear()
+        flash(ldapauth.ended_message(), "error")
+        return False
+    g.portal = True
+    return True
 
 
 def load_user() -> bool:
     """Set g.principal and g.role from the session cookie; False when signed out."""
     sid = session.get("sid")
     if not sid:
-        return False
+        return _load_person(session["dsid"]) if session.get("dsid") else False
     found = sessions.find_live_session(db.session, sid, _admin_token_hash())
     if found is None:
         session.clear()

@@ -7,7 +7,7 @@ test job's events (/api/v1/jobs/{id}/events) as it does on a job page.
 
 from __future__ import annotations
 
-from flask import current_app, g, redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from smacommon.arguments import refusal
@@ -20,6 +20,7 @@ from smacommon.services.requirements import resolve_draft
 from smacommon.services.reruns import rerun_job
 from smacommon.states import FINAL_STATUSES
 from smacommon.streams import STREAMS
+from smaweb.auth import started_by
 from smaweb.extensions import db
 from smaweb.portal import bp
 from smaweb.portal.jobs import TAIL
@@ -88,7 +89,7 @@ def runbook_test(name: str):
         resolved = resolve_draft(db.session, rb.name, settings)
         rb = svc.get_runbook(db.session, name)
         job = start_job(db.session, rb, values, worker_group=request.form.get("group") or None,
-                        arguments=_arguments(raw[ARGUMENTS]), started_by=f"user:{g.principal}",
+                        arguments=_arguments(raw[ARGUMENTS]), started_by=started_by(),
                         test=True, draft=resolved,
                         heartbeat_seconds=settings.worker_heartbeat_seconds)
     if done.error:
@@ -114,7 +115,7 @@ def job_rerun(job_id: str):
         draft = resolve_draft(db.session, str(old.runbook_id), settings) if old.is_test \
             else None
         old = get_job(db.session, job_id)
-        job = rerun_job(db.session, old, get_crypto(settings), started_by=f"user:{g.principal}",
+        job = rerun_job(db.session, old, get_crypto(settings), started_by=started_by(),
                         heartbeat_seconds=settings.worker_heartbeat_seconds, draft=draft)
         done.message = "Started again with the same parameters."
     if done.error:
