@@ -63,6 +63,14 @@ def issuer():
             self.end_headers()
             self.wfile.write(data)
 
+        def do_POST(self):  # noqa: N802  the token endpoint: every refresh token is spent
+            data = b'{"error": "invalid_grant", "error_description": "Token is not active"}'
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
         def log_message(self, *args):
             pass
 
@@ -158,3 +166,14 @@ def test_a_provider_naming_another_issuer_is_refused(issuer):
     # the document at <issuer>x/.well-known/... names <issuer> (a mix-up, or an impostor)
     with pytest.raises(ProviderUnavailable, match="names another issuer"):
         Provider(settings).verify(token(issuer), "n-1")
+
+
+def test_a_refused_refresh_ends_the_session_and_a_provider_down_is_a_503(issuer):
+    issuer.add("k1")
+    provider = provider_of(issuer)
+    assert provider.refresh("spent-refresh-token", "u-1") is None  # invalid_grant: ended
+    from smacommon.embedded_redis import free_port
+
+    provider._discovery["token_endpoint"] = f"http://127.0.0.1:{free_port()}/token"  # closed
+    with pytest.raises(ProviderUnavailable):  # the session stays, for when it is back
+        provider.refresh("refresh-token", "u-1")
