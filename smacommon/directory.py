@@ -57,21 +57,22 @@ class NoRole(SmaError):
 
 @dataclass(frozen=True)
 class Person:
-    """Someone the directory knows: the name sma records, their DN, their mapped role (None:
-    in no mapped group)."""
+    """Someone the directory (or an OpenID provider: `source` oidc, `dn` its `sub`) knows:
+    the name sma records, their DN, their mapped role (None: in no mapped group)."""
 
     name: str
     dn: str
     role: str | None
+    source: str = "ldap"
 
     @property
     def principal(self) -> str:
         """How the audit and started_by name them."""
-        return principal_of(self.name)
+        return principal_of(self.name, self.source)
 
 
-def principal_of(name: str) -> str:
-    return f"user:{name} (ldap)"
+def principal_of(name: str, source: str = "ldap") -> str:
+    return f"user:{name} ({source})"
 
 
 def check_username(name: str) -> str:

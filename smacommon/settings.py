@@ -10,7 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smacommon.errors import ConfigurationError
-from smacommon.settings_ldap import LdapSettings
+from smacommon.settings_oidc import OidcSettings
 from smacommon.workergroups import NAME_RULE, is_valid_worker_group
 
 MIN_SECRET_CHARS = 16
@@ -27,7 +27,7 @@ def _default_data_dir() -> Path:
     return Path(base) / "sma"
 
 
-class Settings(LdapSettings, BaseSettings):
+class Settings(OidcSettings, BaseSettings):
     """Service-wide settings; every field is `SMA_<FIELD>` in the environment."""
 
     model_config = SettingsConfigDict(

@@ -64,9 +64,8 @@ class LdapSettings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown role {', '.join(map(repr, unknown))}: roles are "
                              f"{', '.join(ROLES)}")
-        if any(not k.strip() or "=" not in k for k in value):
-            raise ValueError("each key must be a group's DN, such as "
-                             "cn=sma-admins,ou=groups,dc=example,dc=org")
+        if any(not k.strip() for k in value):
+            raise ValueError("a group's name or DN cannot be empty")
         return raw
 
     @field_validator("ldap_url")
@@ -95,6 +94,11 @@ class LdapSettings(BaseSettings):
             raise ValueError("must be an LDAP filter with {user_dn}, such as (member={user_dn})")
         return value
 
+    def _only_dns_mapped(self) -> bool:
+        """Whether every key of SMA_ROLE_MAPPING must be a DN (no other sign-in maps groups
+        by name: smacommon.settings_oidc says otherwise when OpenID Connect is on)."""
+        return True
+
     @model_validator(mode="after")
     def _ldap_complete(self) -> LdapSettings:
         if not self.ldap_url:
@@ -105,6 +109,9 @@ class LdapSettings(BaseSettings):
         if not self.roles_by_group:
             raise ValueError("SMA_ROLE_MAPPING: must map at least one directory group to a "
                              "role when SMA_LDAP_URL is set, or nobody could sign in")
+        if self._only_dns_mapped() and any("=" not in k for k in self.roles_by_group):
+            raise ValueError("SMA_ROLE_MAPPING: each key must be a group's DN, such as "
+                             "cn=sma-admins,ou=groups,dc=example,dc=org")
         host = urlsplit(self.ldap_url).hostname
         if urlsplit(self.ldap_url).scheme == "ldap" and not self.ldap_start_tls \
                 and host not in _LOOPBACK:

@@ -9,7 +9,17 @@ import swagger_ui_bundle
 from flask import Blueprint, Flask
 
 from smacommon.settings import Settings, get_settings
-from smaweb import auth, errors, ldapauth, livehub, openapi, requestlog, security, textcheck
+from smaweb import (
+    auth,
+    errors,
+    ldapauth,
+    livehub,
+    oidcauth,
+    openapi,
+    requestlog,
+    security,
+    textcheck,
+)
 from smaweb.extensions import IntConverter, JSONProvider, db
 
 log = logging.getLogger(__name__)
@@ -62,6 +72,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     requestlog.init_app(app)
     auth.init_app(app)
     ldapauth.init_app(app)
+    oidcauth.init_app(app)
     textcheck.init_app(app)
     security.init_app(app)
 

@@ -17,7 +17,6 @@ from flask_smorest import abort
 
 from smacommon.services.audit import Actor, act_as
 from smacommon.services.directory_sessions import SECRET_PREFIX as PERSON_SECRET_PREFIX
-from smacommon.services.directory_sessions import find_live_session
 from smacommon.services.tokens import JOB_ROLE, JOB_TOKEN_PREFIX, find_running_job, find_token
 from smaweb.extensions import READ_METHODS as _READ_METHODS
 from smaweb.extensions import db
@@ -130,14 +129,14 @@ def _authenticate() -> None:
 def _person(secret: str) -> None:
     """A directory person's bearer secret (`sma login --user`): their session, re-checked
     with the directory when due (smaweb.ldapauth)."""
-    from smaweb import ldapauth
+    from smaweb import people
 
-    row = find_live_session(db.session, secret, "api") if ldapauth.enabled() else None
+    row = people.find(secret, "api")
     if row is None:
         _unauthorized("Your sign-in has ended or expired: sign in again with "
                       "`sma login URL --user NAME`.", "invalid_token", wrong_token=True)
-    if not ldapauth.resume(row, "api"):
-        _unauthorized(ldapauth.ended_message(), "invalid_token")
+    if not people.resume(row, "api"):
+        _unauthorized(people.ended_message(row), "invalid_token")
 
 
 def _authorize() -> None:

@@ -93,7 +93,7 @@ def resume(row: DirectorySession, door: str) -> bool:
     elif row.last_seen_at < utcnow() - sessions.LAST_SEEN_EVERY:
         with factory() as own, own.begin():
             sessions.touch(own, row.id)
-    g.principal, g.role = principal_of(row.user_name), role
+    g.principal, g.role = principal_of(row.user_name, row.source), role
     bind_actor(g.principal, door)
     return True
 

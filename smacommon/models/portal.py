@@ -30,10 +30,12 @@ class PortalSession(Base):
 
 
 class DirectorySession(Base):
-    """One sign-in of a directory (LDAP) person, from the portal (its cookie holds a random
-    id) or the API (`sma login --user`: a bearer secret); only the secret's hash is kept.
-    Their role is read from the directory again when `checked_at` is older than
-    SMA_LDAP_REFRESH_SECONDS."""
+    """One sign-in of a person from a directory (LDAP) or an OpenID provider (`source`),
+    from the portal (its cookie holds a random id) or the API (`sma login --user`: a bearer
+    secret); only the secret's hash is kept. Their role is read again when `checked_at` is
+    older than SMA_LDAP_REFRESH_SECONDS (SMA_OIDC_REFRESH_SECONDS). For OpenID people
+    `user_dn` holds the provider's `sub`, and `refresh_token` its refresh token, encrypted
+    (none: the session ends at its refresh)."""
 
     __tablename__ = "directory_sessions"
 
@@ -48,6 +50,8 @@ class DirectorySession(Base):
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    source: Mapped[str] = mapped_column(String(8), default="ldap", server_default="ldap")
+    refresh_token: Mapped[str | None] = mapped_column(Text, default=None)
 
     def __repr__(self) -> str:
         return f"<DirectorySession {self.user_name} ({self.role}) ended={self.ended_at}>"

@@ -1,6 +1,7 @@
-"""Sessions of directory (LDAP) people: a portal sign-in's cookie id, or the bearer secret
-`sma login --user` saves. Only the secret's SHA-256 is kept; the role is the one the
-directory gave at the last check (smaweb.ldapauth checks again when it is due).
+"""Sessions of directory (LDAP) and OpenID Connect people: a portal sign-in's cookie id, or
+the bearer secret `sma login --user` saves. Only the secret's SHA-256 is kept; the role is the
+one the directory (or provider) gave at the last check (smaweb.ldapauth and smaweb.oidcauth
+check again when it is due).
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ LAST_SEEN_EVERY = timedelta(minutes=1)
 
 
 def open_session(session: Session, person: Person, door: str,
-                 lifetime: timedelta = LIFETIME) -> tuple[DirectorySession, str]:
+                 lifetime: timedelta = LIFETIME,
+                 refresh_token: str | None = None) -> tuple[DirectorySession, str]:
     """A new session for `person` and its secret (shown only here); expired sessions go at
-    the same time (the caller commits)."""
+    the same time (the caller commits). `refresh_token`: an OpenID provider's, encrypted."""
     now = utcnow()
     session.execute(delete(DirectorySession).where(DirectorySession.expires_at <= now))
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     row = DirectorySession(id_hash=hash_token(secret), door=door, user_name=person.name,
                            user_dn=person.dn, role=person.role or "", created_at=now,
-                           last_seen_at=now, checked_at=now, expires_at=now + lifetime)
+                           last_seen_at=now, checked_at=now, expires_at=now + lifetime,
+                           source=person.source, refresh_token=refresh_token)
     session.add(row)
     session.flush()
     return row, secret
@@ -53,11 +56,16 @@ def is_due(row: DirectorySession, refresh_seconds: float) -> bool:
     return row.checked_at <= utcnow() - timedelta(seconds=refresh_seconds)
 
 
-def checked(session: Session, session_id: uuid.UUID, role: str) -> None:
-    """The directory was asked again: the role it gave now, and when."""
+def checked(session: Session, session_id: uuid.UUID, role: str,
+            refresh_token: str | None = None) -> None:
+    """The directory (or provider) was asked again: the role it gave now, and when; an
+    OpenID provider's new refresh token (encrypted) replaces the used one."""
     now = utcnow()
+    values = {"role": role, "checked_at": now, "last_seen_at": now}
+    if refresh_token is not None:
+        values["refresh_token"] = refresh_token
     session.execute(update(DirectorySession).where(DirectorySession.id == session_id)
-                    .values(role=role, checked_at=now, last_seen_at=now))
+                    .values(**values))
 
 
 def touch(session: Session, session_id: uuid.UUID) -> None:

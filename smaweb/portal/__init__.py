@@ -17,6 +17,7 @@ def init_app(app: Flask) -> None:
         assets,
         jobs,
         modules,
+        oidc,
         pages,
         runbooks,
         schedules,

@@ -14,7 +14,7 @@ from smacommon.errors import SmaError
 from smacommon.models import Job, Runbook, Worker
 from smacommon.services.workers import is_online
 from smacommon.states import JobStatus
-from smaweb import ldapauth
+from smaweb import ldapauth, oidcauth
 from smaweb.extensions import db
 from smaweb.limiter import count_failure
 from smaweb.portal import bp
@@ -31,13 +31,21 @@ STATUS_COLOURS = {"Completed": "#2e7d32", "Failed": "#c62828", "Stopped": "#6d4c
                   "Suspended": "#ef6c00", "Running": "#1565c0", "New": "#546e7a"}
 
 
+def login_page(tab: str, status: int = 200, **fields):
+    """The sign-in page: its tabs (Directory, Token) and the OpenID provider's button."""
+    directory = ldapauth.enabled()
+    oidc_name = oidcauth.provider_name() if oidcauth.enabled() else None
+    return render_template("login.html", directory=directory, tab=tab, oidc_name=oidc_name,
+                           **fields), status
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     directory = ldapauth.enabled()
     tab = request.args.get("with") or ("directory" if directory else "token")
     tab = tab if directory and tab in ("directory", "token") else "token"
     if request.method != "POST":
-        return render_template("login.html", directory=directory, tab=tab)
+        return login_page(tab)
     check_csrf()
     if request.form.get("method") == "directory":
         username = request.form.get("username", "")
@@ -45,20 +53,20 @@ def login():
             sign_in_person(username, request.form.get("password", ""))
         except SmaError as exc:  # wrong password, locked, no mapped group, directory down
             flash(exc.message, "error")
-            return render_template("login.html", directory=directory, tab="directory",
-                                   username=username[:128]), exc.status_code
-        return redirect(_next_page())
+            return login_page("directory", exc.status_code, username=username[:128])
+        return redirect(next_page())
     typed = request.form.get("token", "").strip()
     if sign_in(typed):
-        return redirect(_next_page())
+        return redirect(next_page())
     count_failure()  # the API's limit on wrong tokens counts the portal's too
     flash("That token is not valid (wrong, expired or revoked).", "error")
-    return render_template("login.html", directory=directory, tab="token"), 401
+    return login_page("token", 401)
 
 
-def _next_page() -> str:
-    target = request.args.get("next") or url_for("portal.dashboard")
-    if urlsplit(target).netloc or not target.startswith("/"):
+def next_page(target: str | None = None) -> str:
+    """Where to go after signing in: `next` if it is a page of this site."""
+    target = target or request.args.get("next") or url_for("portal.dashboard")
+    if urlsplit(target).netloc or not target.startswith("/") or target.startswith("/\\"):
         target = url_for("portal.dashboard")  # only pages of this site
     return target
 

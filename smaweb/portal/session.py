@@ -24,7 +24,7 @@ from smacommon.errors import SmaError
 from smacommon.services import directory_sessions
 from smacommon.services import portal_sessions as sessions
 from smacommon.services.tokens import JOB_TOKEN_PREFIX, find_token_by_hash, hash_token
-from smaweb import ldapauth
+from smaweb import ldapauth, people
 from smaweb.auth import bind_actor
 from smaweb.extensions import db
 
@@ -83,6 +83,11 @@ def sign_in_person(username: str, password: str) -> None:
     """Start a session for a directory person (smaweb.ldapauth); SmaError saying why not."""
     _, secret, _ = ldapauth.sign_in(username, password, "portal",
                                     current_app.permanent_session_lifetime)
+    open_person_session(secret)
+
+
+def open_person_session(secret: str) -> None:
+    """The cookie of a person's new session (directory or OpenID); the one before ends."""
     _end_current()  # signing in again ends the session signed in before
     session.clear()
     session["dsid"] = secret
@@ -105,15 +110,14 @@ def sign_out() -> None:
 
 
 def _load_person(secret: str) -> bool:
-    """A directory person's session (re-checked with the directory when due)."""
-    row = directory_sessions.find_live_session(db.session, secret, "portal") \
-        if ldapauth.enabled() else None
+    """A directory or OpenID person's session (their role re-checked when due)."""
+    row = people.find(secret, "portal")
     if row is None:
         session.clear()
         return False
-    if not ldapauth.resume(row, "portal"):
+    if not people.resume(row, "portal"):
         session.clear()
-        flash(ldapauth.ended_message(), "error")
+        flash(people.ended_message(row), "error")
         return False
     g.portal = True
     return True
