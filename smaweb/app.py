@@ -77,6 +77,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         jobs,
         module_index,
         modules,
+        role_bindings,
         runbooks,
         runtime,
         runtime_modules,
@@ -92,7 +93,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                       connections.types_blp, connections.blp, certificates.blp, runtime.blp,
                       workers.blp, tokens.blp, audit.blp, admin.blp, schedules.blp,
                       webhooks.blp, health.blp, module_index.blp, modules.blp,
-                      runtime_modules.blp, identity.blp, sessions.blp):
+                      runtime_modules.blp, identity.blp, sessions.blp, role_bindings.blp):
         api.register_blueprint(blueprint)
     from smaweb import metrics
 

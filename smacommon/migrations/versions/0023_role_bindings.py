@@ -1,0 +1,46 @@
+"""role bindings (a role over everything, a tag's runbooks or one runbook) and assets limited
+to the runbooks with a tag
+
+Revision ID: 0023
+Revises: 0022
+Create Date: 2026-12-02 00:20:00.000000
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+import smacommon.db
+
+revision = '0023'
+down_revision = '0022'
+branch_labels = None
+depends_on = None
+
+_LIMITED = ('variables', 'credentials', 'connections', 'certificates')
+
+
+def upgrade() -> None:
+    op.create_table('role_bindings',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('principal', sa.Text(), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('scope_type', sa.String(length=16), nullable=False),
+    sa.Column('scope_value', sa.String(length=128), nullable=False),
+    sa.Column('created_at', smacommon.db.UTCDateTime(), nullable=False),
+    sa.Column('created_by', sa.String(length=200), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('role_bindings', schema=None) as batch_op:
+        batch_op.create_index('ix_role_bindings_principal', ['principal'], unique=False)
+    for table in _LIMITED:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column('runbook_tag', sa.String(length=64), nullable=True))
+
+
+def downgrade() -> None:
+    for table in _LIMITED:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column('runbook_tag')
+    with op.batch_alter_table('role_bindings', schema=None) as batch_op:
+        batch_op.drop_index('ix_role_bindings_principal')
+    op.drop_table('role_bindings')
