@@ -54,7 +54,7 @@ class NewSessionSchema(ResponseSchema):
         "description": "The name the directory knows the person by."})
     principal = ma.fields.String(dump_only=True, metadata={
         "description": "How the audit and started_by name them: user:<name> (ldap)."})
-    role = ma.fields.String(dump_only=True, validate=ma.validate.OneOf(ROLES))
+    role = ma.fields.String(dump_only=True, validate=ma.validate.OneOf(GLOBAL_ROLES))
     expires_at = ma.fields.DateTime(dump_only=True)
     token = ma.fields.String(dump_only=True, metadata={
         "description": "The bearer secret of this session: shown this once, stored only as a "

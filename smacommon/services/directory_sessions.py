@@ -30,7 +30,8 @@ def open_session(session: Session, person: Person, door: str,
     session.execute(delete(DirectorySession).where(DirectorySession.expires_at <= now))
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     row = DirectorySession(id_hash=hash_token(secret), door=door, user_name=person.name,
-                           user_dn=person.dn, role=person.role or "", created_at=now,
+                           user_dn=person.dn, role=person.role or "",
+                           groups=list(person.groups), created_at=now,
                            last_seen_at=now, checked_at=now, expires_at=now + lifetime)
     session.add(row)
     session.flush()
@@ -53,11 +54,12 @@ def is_due(row: DirectorySession, refresh_seconds: float) -> bool:
     return row.checked_at <= utcnow() - timedelta(seconds=refresh_seconds)
 
 
-def checked(session: Session, session_id: uuid.UUID, role: str) -> None:
-    """The directory was asked again: the role it gave now, and when."""
+def checked(session: Session, session_id: uuid.UUID, person: Person) -> None:
+    """The directory was asked again: the role and groups it gave now, and when."""
     now = utcnow()
     session.execute(update(DirectorySession).where(DirectorySession.id == session_id)
-                    .values(role=role, checked_at=now, last_seen_at=now))
+                    .values(role=person.role, groups=list(person.groups), checked_at=now,
+                            last_seen_at=now))
 
 
 def touch(session: Session, session_id: uuid.UUID) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from smacommon.directory import normal_dn
 from smacommon.errors import NotFound, ValidationFailed
 from smacommon.models import RoleBinding, Runbook
 from smacommon.roles import RANK, ROLES
@@ -36,6 +37,8 @@ def check_principal(principal: str) -> str:
                        "directory person: user:<name> (ldap)) or group:<group DN>.")
     if len(principal) > 512:
         raise _invalid("principal", "principal has at most 512 characters.")
+    if kind == "group":  # as a person's groups are kept: case and spaces do not matter
+        return f"group:{normal_dn(name)}"
     return principal
 
 

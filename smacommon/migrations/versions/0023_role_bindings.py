@@ -1,5 +1,5 @@
-"""role bindings (a role over everything, a tag's runbooks or one runbook) and assets limited
-to the runbooks with a tag
+"""role bindings (a role over everything, a tag's runbooks or one runbook), assets limited
+to the runbooks with a tag, directory people's groups in their sessions
 
 Revision ID: 0023
 Revises: 0022
@@ -8,6 +8,7 @@ Create Date: 2026-12-02 00:20:00.000000
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import smacommon.db
 
@@ -16,6 +17,7 @@ down_revision = '0022'
 branch_labels = None
 depends_on = None
 
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), 'postgresql')
 _LIMITED = ('variables', 'credentials', 'connections', 'certificates')
 
 
@@ -35,9 +37,13 @@ def upgrade() -> None:
     for table in _LIMITED:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column('runbook_tag', sa.String(length=64), nullable=True))
+    with op.batch_alter_table('directory_sessions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('groups', _JSON, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('directory_sessions', schema=None) as batch_op:
+        batch_op.drop_column('groups')
     for table in _LIMITED:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column('runbook_tag')
