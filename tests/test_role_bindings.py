@@ -163,8 +163,16 @@ def test_webhooks_and_schedules_inherit_the_scope(api, estate):
     assert author.post("/api/v1/runbooks", json={"name": "n2", "runbook_type": "python",
                                                  "content": SCRIPT, "tags": ["db"]}
                        ).status_code == 201
-    # a global reader reads everything still
+    # a global reader reads everything still, and changes only the bound runbooks
     assert author.get("/api/v1/runbooks/web1").status_code == 200
+    for method, path in (("post", "/api/v1/runbooks/web1/publish"),
+                         ("post", "/api/v1/runbooks/web1/draft/test"),
+                         ("put", "/api/v1/runbooks/web1/draft"),
+                         ("delete", "/api/v1/runbooks/web1")):
+        body = {"content": SCRIPT} if method == "put" else {}
+        assert getattr(author, method)(path, json=body).status_code == 404, path
+    assert author.put("/api/v1/runbooks/db1/draft", json={"content": SCRIPT}).status_code == 200
+    assert author.post("/api/v1/runbooks/db1/publish").status_code == 201
 
 
 def test_a_runbook_binding(api, estate):
