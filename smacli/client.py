@@ -32,6 +32,7 @@ from smacli.client_bindings import RoleBinding as RoleBinding
 from smacli.client_bindings import RoleBindingsApi
 from smacli.client_modules import Module as Module
 from smacli.client_modules import ModulesApi
+from smacli.client_personal import PersonalTokensApi
 
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 FINAL_STATUSES = ("Completed", "Failed", "Stopped")
@@ -233,6 +234,7 @@ class Token(Resource):
     expires_at: str | None = None
     last_used_at: str | None = None
     revoked: bool | None = None
+    owner: str | None = None  # a personal token's: who made it for themselves
     token: str | None = None  # the secret: only in the answer that created it
 
 
@@ -247,9 +249,11 @@ class AuditEvent(Resource):
     details: dict[str, Any] | None = None
 
 
-class SmaClient(ModulesApi, RoleBindingsApi):
+class SmaClient(ModulesApi, RoleBindingsApi, PersonalTokensApi):
     """One method per API verb. `url` is the service (http://host:8080), `token` a bearer
     token; `verify` is True, False or a CA bundle path for HTTPS."""
+
+    token_type = Token  # what PersonalTokensApi answers
 
     def __init__(self, url: str, token: str, *, timeout: float = 30.0, retries: int = 4,
                  verify: bool | str = True) -> None:

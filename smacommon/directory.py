@@ -76,6 +76,11 @@ def principal_of(name: str) -> str:
     return f"user:{name} (ldap)"
 
 
+def name_of(principal: str) -> str:
+    """The directory name in a principal_of(name)."""
+    return principal.removeprefix("user:").removesuffix(" (ldap)")
+
+
 def check_username(name: str) -> str:
     """The typed name, or SignInRefused saying what is wrong with it."""
     if not name or not name.strip():

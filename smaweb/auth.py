@@ -36,6 +36,7 @@ RUNTIME_PREFIX = "/api/v1/runtime/"
 WEBHOOK_INVOKE = "/api/v1/webhooks/invoke/"
 SIGN_IN = "/api/v1/sessions"  # a directory person's name and password for a bearer secret
 MODULE_INDEX = "/api/v1/modules/simple/"
+PERSONAL_PREFIX = "/api/v1/me/"
 # what role bindings can open to a caller whose global role is too low
 SCOPED_PREFIXES = ("/api/v1/runbooks", "/api/v1/jobs", "/api/v1/webhooks", "/api/v1/schedules")
 _OPERATOR_ACTIONS = ("/start", "/stop", "/suspend", "/resume")
@@ -45,6 +46,8 @@ _ADMIN_PREFIXES = ("/api/v1/tokens", "/api/v1/audit", "/api/v1/admin", "/api/v1/
 
 def required_role(method: str, path: str) -> str:
     """The least role that may make this request."""
+    if path.startswith(PERSONAL_PREFIX):
+        return "none"  # anyone signed in: their own tokens
     if path.startswith(_ADMIN_PREFIXES):
         return "admin"
     if method in _READ_METHODS:
@@ -128,7 +131,12 @@ def _authenticate() -> None:
                           "invalid_token", wrong_token=True)
         g.principal, g.role, g.job_id = f"job:{job_id}", JOB_ROLE, job_id
     elif (token := find_token(db.session, secret)) is not None:
-        g.principal, g.role = f"token:{token.name}", token.role
+        from smaweb.personal import act_as_token
+
+        if not act_as_token(token):
+            _unauthorized("This personal token ended with its owner's access (the token "
+                          "that made it was revoked, or its owner left the directory's "
+                          "groups).", "invalid_token")
     else:
         _unauthorized("Invalid, expired or revoked token.", "invalid_token", wrong_token=True)
     bind_actor(g.principal, "job" if g.role == JOB_ROLE else "api")

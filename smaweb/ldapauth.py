@@ -94,6 +94,7 @@ def resume(row: DirectorySession, door: str) -> bool:
         with factory() as own, own.begin():
             sessions.touch(own, row.id)
     g.principal, g.role, g.groups = principal_of(row.user_name), role, groups
+    g.person_dn = row.user_dn
     bind_actor(g.principal, door)
     return True
 

@@ -58,3 +58,20 @@ def test_the_python_client_manages_bindings(services):
     assert list(sma.role_bindings()) == []
     var = sma.create_variable("Limited", 1, runbook_tag="db")
     assert var.runbook_tag == "db"
+
+
+def test_personal_tokens_from_the_command_line(cli, services):  # noqa: F811
+    ops = cli("token", "create", "--name", "ops", "--role", "operator").stdout.strip()
+    as_ops = {"SMA_TOKEN": ops}
+    made = cli("token", "new", "laptop", env=as_ops)
+    assert made.returncode == 0 and made.stdout.startswith("sma_"), made.stderr
+    refused = cli("token", "new", "root", "--role", "admin", env=as_ops)
+    assert refused.returncode == 1 and "at most your own role" in refused.stderr
+    mine = cli("token", "mine", "-o", "json", env=as_ops)
+    laptop = json.loads(mine.stdout)[0]
+    assert (laptop["name"], laptop["role"], laptop["owner"]) == ("laptop", "operator",
+                                                                 "token:ops")
+    assert cli("runbook", "list", env={"SMA_TOKEN": made.stdout.strip()}).returncode == 0
+    assert cli("token", "revoke", laptop["id"], "--mine", env=as_ops).returncode == 0
+    gone = cli("runbook", "list", env={"SMA_TOKEN": made.stdout.strip()})
+    assert gone.returncode == 1

@@ -105,7 +105,8 @@ def test_the_bound_runbooks_can_be_started_read_and_stopped(api, estate):
     assert job["runbook_name"] == "db2" and job["started_by"].startswith("user:token:")
     assert op.get(f"/api/v1/jobs/{job['id']}").status_code == 200
     assert op.get(f"/api/v1/jobs/{jobs['db1']}/output").status_code == 200
-    assert op.post(f"/api/v1/jobs/{jobs['db1']}/stop").status_code == 202
+    # found (a worker of another test may have run it meanwhile: then 409, its status)
+    assert op.post(f"/api/v1/jobs/{jobs['db1']}/stop").status_code in (202, 409)
     batch = op.post("/api/v1/jobs/batch", json={"jobs": [{"runbook": "db1"},
                                                           {"runbook": "web1"}]})
     assert batch.status_code == 404

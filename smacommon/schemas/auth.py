@@ -27,11 +27,26 @@ class TokenSchema(ResponseSchema):
     last_used_at = ma.fields.DateTime(dump_only=True, allow_none=True)
     expires_at = ma.fields.DateTime(dump_only=True, allow_none=True)
     revoked = ma.fields.Boolean(dump_only=True)
+    owner = ma.fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "A personal token's owner, who made it for themselves (null: an "
+                       "admin's token)."})
+    principal = ma.fields.String(dump_only=True, metadata={
+        "description": "How role bindings and the audit name it: token:<name>, or "
+                       "<owner>/token:<name> for a personal token."})
 
 
 class NewTokenSchema(TokenSchema):
     token = ma.fields.String(dump_only=True, metadata={
         "description": "The secret: shown this once, stored only as a hash."})
+
+
+class PersonalTokenCreateSchema(StrictSchema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=48))
+    role = ma.fields.String(load_default=None, allow_none=True,
+                            validate=ma.validate.OneOf(GLOBAL_ROLES), metadata={
+        "description": "At most your own role (the default)."})
+    expires_in_days = ma.fields.Integer(load_default=None, allow_none=True,
+                                        validate=ma.validate.Range(min=1, max=3650))
 
 
 class TokenPageSchema(ResponseSchema):

@@ -30,6 +30,7 @@ from smacommon.services.tokens import JOB_TOKEN_PREFIX, find_token_by_hash, hash
 from smaweb import ldapauth
 from smaweb.auth import bind_actor, principals
 from smaweb.extensions import db
+from smaweb.personal import act_as_token
 
 # the pages a caller limited by role bindings may open (the dashboard, too, shows only theirs)
 SCOPED_PAGES = ("/runbooks", "/jobs", "/schedules", "/webhooks")
@@ -134,8 +135,9 @@ def load_user() -> bool:
     portal_session, token = found
     if token is None:
         g.principal, g.role = "admin", "admin"
-    else:
-        g.principal, g.role = f"token:{token.name}", token.role
+    elif not act_as_token(token):  # a personal token whose owner lost their access
+        session.clear()
+        return False
     g.portal = True
     if portal_session.last_seen_at < utcnow() - sessions.LAST_SEEN_EVERY:
         # its own short transaction: the request's own may be read-only

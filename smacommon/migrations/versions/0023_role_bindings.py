@@ -1,5 +1,5 @@
 """role bindings (a role over everything, a tag's runbooks or one runbook), assets limited
-to the runbooks with a tag, directory people's groups in their sessions
+to the runbooks with a tag, directory people's groups in their sessions, personal tokens
 
 Revision ID: 0023
 Revises: 0022
@@ -39,9 +39,19 @@ def upgrade() -> None:
             batch_op.add_column(sa.Column('runbook_tag', sa.String(length=64), nullable=True))
     with op.batch_alter_table('directory_sessions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('groups', _JSON, nullable=True))
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('owner', sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column('parent_id', sa.Uuid(), nullable=True))
+        batch_op.add_column(sa.Column('owner_dn', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('checked_at', smacommon.db.UTCDateTime(), nullable=True))
+        batch_op.create_index(batch_op.f('ix_api_tokens_owner'), ['owner'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_tokens_owner'))
+        for column in ('checked_at', 'owner_dn', 'parent_id', 'owner'):
+            batch_op.drop_column(column)
     with op.batch_alter_table('directory_sessions', schema=None) as batch_op:
         batch_op.drop_column('groups')
     for table in _LIMITED:
