@@ -24,12 +24,15 @@ from typing import Any
 
 import requests
 
-# Resource, SmaApiError and Module are imported from here too
+# Resource, SmaApiError, Module and RoleBinding are imported from here too
 from smacli.client_base import Resource as Resource
 from smacli.client_base import SmaApiError, T
 from smacli.client_base import quote as _q
+from smacli.client_bindings import RoleBinding as RoleBinding
+from smacli.client_bindings import RoleBindingsApi
 from smacli.client_modules import Module as Module
 from smacli.client_modules import ModulesApi
+from smacli.client_personal import PersonalTokensApi
 
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 FINAL_STATUSES = ("Completed", "Failed", "Stopped")
@@ -139,6 +142,7 @@ class Asset(Resource):
     name: str | None = None
     description: str | None = None
     modified_at: str | None = None
+    runbook_tag: str | None = None  # set: only jobs of runbooks with the tag may read it
 
 
 @dataclass
@@ -230,6 +234,7 @@ class Token(Resource):
     expires_at: str | None = None
     last_used_at: str | None = None
     revoked: bool | None = None
+    owner: str | None = None  # a personal token's: who made it for themselves
     token: str | None = None  # the secret: only in the answer that created it
 
 
@@ -244,9 +249,11 @@ class AuditEvent(Resource):
     details: dict[str, Any] | None = None
 
 
-class SmaClient(ModulesApi):
+class SmaClient(ModulesApi, RoleBindingsApi, PersonalTokensApi):
     """One method per API verb. `url` is the service (http://host:8080), `token` a bearer
     token; `verify` is True, False or a CA bundle path for HTTPS."""
+
+    token_type = Token  # what PersonalTokensApi answers
 
     def __init__(self, url: str, token: str, *, timeout: float = 30.0, retries: int = 4,
                  verify: bool | str = True) -> None:
@@ -472,10 +479,11 @@ class SmaClient(ModulesApi):
         return Variable.from_api(self._json("GET", f"/variables/{_q(name)}"))
 
     def create_variable(self, name: str, value: Any, *, encrypted: bool = False,
-                        description: str = "") -> Variable:
+                        description: str = "", runbook_tag: str | None = None) -> Variable:
+        """A new variable; `runbook_tag`: only jobs of runbooks with that tag may read it."""
         return Variable.from_api(self._json("POST", "/variables", {
             "name": name, "value": value, "is_encrypted": encrypted,
-            "description": description}))
+            "description": description, **_limit(runbook_tag)}))
 
     def update_variable(self, name: str, **changes: Any) -> Variable:
         return Variable.from_api(self._json("PATCH", f"/variables/{_q(name)}", changes))
@@ -490,10 +498,11 @@ class SmaClient(ModulesApi):
         return Credential.from_api(self._json("GET", f"/credentials/{_q(name)}"))
 
     def create_credential(self, name: str, username: str, password: str,
-                          description: str = "") -> Credential:
+                          description: str = "", runbook_tag: str | None = None) -> Credential:
+        """A new credential; `runbook_tag`: only jobs of runbooks with that tag may read it."""
         return Credential.from_api(self._json("POST", "/credentials", {
             "name": name, "username": username, "password": password,
-            "description": description}))
+            "description": description, **_limit(runbook_tag)}))
 
     def update_credential(self, name: str, **changes: Any) -> Credential:
         return Credential.from_api(self._json("PATCH", f"/credentials/{_q(name)}", changes))
@@ -623,6 +632,11 @@ class SmaClient(ModulesApi):
 
     def audit(self, **filters: Any) -> Iterator[AuditEvent]:
         return self._pages("/audit", AuditEvent, **filters)
+
+
+def _limit(runbook_tag: str | None) -> dict[str, Any]:
+    """An asset's limit to the runbooks with a tag, in a body only when one is asked for."""
+    return {} if runbook_tag is None else {"runbook_tag": runbook_tag}
 
 
 def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from smacli.cli import admin, assets, jobs, modules, runbooks, schedules
+    from smacli.cli import admin, assets, bindings, jobs, modules, runbooks, schedules
     from smacli.cli.common import command
 
     parser = _Parser(
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     assets.register(sub)
     schedules.register(sub)
     modules.register(sub)
+    bindings.register(sub)
 
     # server-side commands have no func: main() runs them by their `server` name
     up = command(sub, "up", "run the web service, a worker and beat on this machine", None,
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "not logged in)", None, server="token_create")
     tcreate.add_argument("--name", required=True)
     tcreate.add_argument("--role", required=True,
-                         choices=("reader", "operator", "author", "admin"))
+                         choices=("none", "reader", "operator", "author", "admin"),
+                         help="none: only what its role bindings give (sma role-binding)")
     tcreate.add_argument("--expires-in-days", type=int, default=None)
     tcreate.add_argument("--database", action="store_true",
                          help="make it straight in the database (the first admin)")

@@ -25,14 +25,15 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from smacommon.errors import SmaError
-from smacommon.settings_ldap import ROLES, LdapSettings
+from smacommon.roles import RANK as _RANK
+from smacommon.settings_ldap import LdapSettings
 
 log = logging.getLogger(__name__)
 
 MAX_NAME_CHARS = 128
 MAX_PASSWORD_CHARS = 1024
-_RANK = {role: i for i, role in enumerate(ROLES)}
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_SPACED_SEPARATOR = re.compile(r"(?<!\\)\s*([,+=])\s*")  # not an escaped one (\,)
 PPOLICY_OID = "1.3.6.1.4.1.42.2.27.8.5.1"
 # Active Directory says why a bind failed in its message: "... data 775, ..."
 _AD_REASONS = {"775": "is locked", "533": "is disabled", "701": "has expired",
@@ -58,12 +59,15 @@ class NoRole(SmaError):
 @dataclass(frozen=True)
 class Person:
     """Someone the directory (or an OpenID provider: `source` oidc, `dn` its `sub`) knows:
-    the name sma records, their DN, their mapped role (None: in no mapped group)."""
+    the name sma records, their DN, their mapped role (None: in no mapped group), their
+    groups (normalized DNs, or an OpenID provider's group names: what `group:` role
+    bindings name)."""
 
     name: str
     dn: str
     role: str | None
     source: str = "ldap"
+    groups: tuple[str, ...] = ()
 
     @property
     def principal(self) -> str:
@@ -73,6 +77,11 @@ class Person:
 
 def principal_of(name: str, source: str = "ldap") -> str:
     return f"user:{name} ({source})"
+
+
+def name_of(principal: str) -> str:
+    """The name in a principal_of(name, source)."""
+    return re.sub(r" \((ldap|oidc)\)$", "", principal.removeprefix("user:"))
 
 
 def check_username(name: str) -> str:
@@ -88,11 +97,13 @@ def check_username(name: str) -> str:
 
 def normal_dn(dn: str) -> str:
     """A DN compared without regard to case or spaces around separators."""
+    # ldap3 refuses a space before an attribute type ("cn=x, ou=y"), as people type DNs
+    dn = _SPACED_SEPARATOR.sub(r"\1", dn.strip())
     try:
-        return "".join(f"{attr.strip().lower()}={value.strip().lower()}{sep}"
+        return "".join(f"{attr.strip().lower()}={value.strip().lower()}{sep.strip()}"
                        for attr, value, sep in parse_dn(dn, escape=False))
     except LDAPException:
-        return dn.strip().lower()
+        return dn.lower()
 
 
 class Directory:
@@ -171,15 +182,18 @@ class Directory:
             raise DirectoryUnavailable("The directory stopped answering; try again later, "
                                        "or sign in with an API token.") from None
 
-    def _role(self, conn: Connection, dn: str, member_of: list[str]) -> str | None:
+    def _role(self, conn: Connection, dn: str, member_of: list[str]
+              ) -> tuple[str | None, tuple[str, ...]]:
+        """The person's mapped role (the highest) and all their groups, normalized."""
         groups = member_of
         if self.settings.ldap_group_base:
             query = self.settings.ldap_group_filter.replace("{user_dn}",
                                                             escape_filter_chars(dn))
             self._search(conn, self.settings.ldap_group_base, query, SUBTREE, [])
             groups = [e["dn"] for e in conn.response or [] if e.get("type") == "searchResEntry"]
-        roles = [self._roles[g] for g in map(normal_dn, groups) if g in self._roles]
-        return max(roles, key=_RANK.__getitem__) if roles else None
+        normal = tuple(dict.fromkeys(map(normal_dn, groups)))
+        roles = [self._roles[g] for g in normal if g in self._roles]
+        return (max(roles, key=_RANK.__getitem__) if roles else None), normal
 
     def sign_in(self, username: str, password: str) -> Person:
         """The person this name and password are; SignInRefused, NoRole or
@@ -196,7 +210,8 @@ class Directory:
                 raise SignInRefused()
             dn, name, member_of = found
             self._bind_as(dn, password)
-            person = Person(name, dn, self._role(conn, dn, member_of))
+            role, groups = self._role(conn, dn, member_of)
+            person = Person(name, dn, role, groups=groups)
         finally:
             conn.unbind()
         if person.role is None:
@@ -233,7 +248,8 @@ class Directory:
             found = self._find(conn, username)
             if found is None or normal_dn(found[0]) != normal_dn(dn):
                 return None
-            return Person(found[1], found[0], self._role(conn, found[0], found[2]))
+            role, groups = self._role(conn, found[0], found[2])
+            return Person(found[1], found[0], role, groups=groups)
         finally:
             conn.unbind()
 

@@ -53,6 +53,11 @@ class DraftNotFound(NotFound):
     message = "The runbook has no draft."
 
 
+class Forbidden(SmaError):
+    status_code = 403
+    message = "Your role does not allow this."
+
+
 class Conflict(SmaError):
     status_code = 409
     message = "Conflict."

@@ -24,7 +24,7 @@ import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
-from smacommon.directory import MAX_NAME_CHARS, Person
+from smacommon.directory import MAX_NAME_CHARS, Person, normal_dn
 from smacommon.errors import SmaError
 from smacommon.settings_ldap import ROLES
 from smacommon.settings_oidc import OidcSettings
@@ -267,7 +267,8 @@ class Provider:
         groups = [groups] if isinstance(groups, str) else groups
         roles = [self._roles[g] for g in groups if isinstance(g, str) and g in self._roles]
         role = max(roles, key=_RANK.__getitem__) if roles else None
-        return Person(name.strip(), claims["sub"], role, source="oidc")
+        return Person(name.strip(), claims["sub"], role, source="oidc",
+                      groups=tuple(sorted({normal_dn(g) for g in groups if isinstance(g, str)})))
 
     def _userinfo(self, client: OAuth2Session, token: dict, subject: str) -> dict:
         """The userinfo endpoint's claims (some providers put groups only there)."""

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
-ROLES = ("reader", "operator", "author", "admin")
+from smacommon.roles import GLOBAL_ROLES as ROLES  # none: only what role bindings give
+
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -35,7 +36,8 @@ class LdapSettings(BaseSettings):
     ldap_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # a signed-in person's groups are read again at least this often (at most 15 minutes)
     ldap_refresh_seconds: float = Field(default=900.0, gt=0, le=900)
-    # JSON: {"<group DN>": "<role>", ...}; the highest role of a person's groups wins
+    # JSON: {"<group DN>": "<role>", ...}; the highest role of a person's groups wins ("none":
+    # signs in with only what role bindings give the person or their groups)
     # (a string here, read by `roles_by_group`: pydantic-settings would refuse bad JSON
     # in a dict field before this file's message could name the problem)
     role_mapping: str = ""

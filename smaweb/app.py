@@ -86,8 +86,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         identity,
         job_output,
         jobs,
+        me,
         module_index,
         modules,
+        role_bindings,
         runbooks,
         runtime,
         runtime_modules,
@@ -103,7 +105,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                       connections.types_blp, connections.blp, certificates.blp, runtime.blp,
                       workers.blp, tokens.blp, audit.blp, admin.blp, schedules.blp,
                       webhooks.blp, health.blp, module_index.blp, modules.blp,
-                      runtime_modules.blp, identity.blp, sessions.blp):
+                      runtime_modules.blp, identity.blp, sessions.blp, role_bindings.blp,
+                      me.blp):
         api.register_blueprint(blueprint)
     from smaweb import metrics
 

@@ -2,9 +2,13 @@
 
 Roles, from least to most: reader (GET), operator (+ start, stop, suspend, resume jobs),
 author (+ create and change runbooks, assets, schedules, webhooks, modules), admin (+ tokens,
-workers, audit, maintenance). A job's own token reaches only /api/v1/runtime and the module
-index (/api/v1/modules/simple/), which also takes a token as HTTP basic auth's password: pip
-and uv send it so from the credentials of an index URL.
+workers, audit, maintenance). Role bindings (/api/v1/role-bindings) add a role over some
+runbooks: a caller whose global role (`none` for a token that has only its bindings) is below
+what a request needs may still make it on the runbooks its bindings cover, and then finds
+nothing else (404) and lists only those (the request's session is limited:
+smacommon/services/access.py). A job's own token reaches only /api/v1/runtime and the module
+index (/api/v1/modules/simple/), which also takes a token as HTTP basic auth's password: pip and
+uv send it so from the credentials of an index URL.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ import logging
 from flask import Flask, current_app, g, request
 from flask_smorest import abort
 
+from smacommon.roles import RANK, rank
+from smacommon.services.access import limit_to
 from smacommon.services.audit import Actor, act_as
 from smacommon.services.directory_sessions import SECRET_PREFIX as PERSON_SECRET_PREFIX
+from smacommon.services.role_bindings import EVERYTHING, grant
 from smacommon.services.tokens import JOB_ROLE, JOB_TOKEN_PREFIX, find_running_job, find_token
 from smaweb.extensions import READ_METHODS as _READ_METHODS
 from smaweb.extensions import db
@@ -24,18 +31,22 @@ from smaweb.limiter import Failures, client_address, count_failure
 
 log = logging.getLogger(__name__)
 
-ROLES = ("reader", "operator", "author", "admin")
 RUNTIME_PREFIX = "/api/v1/runtime/"
 WEBHOOK_INVOKE = "/api/v1/webhooks/invoke/"
 SIGN_IN = "/api/v1/sessions"  # a directory person's name and password for a bearer secret
 MODULE_INDEX = "/api/v1/modules/simple/"
-_RANK = {role: i for i, role in enumerate(ROLES)}
+PERSONAL_PREFIX = "/api/v1/me/"
+# what role bindings can open to a caller whose global role is too low
+SCOPED_PREFIXES = ("/api/v1/runbooks", "/api/v1/jobs", "/api/v1/webhooks", "/api/v1/schedules")
 _OPERATOR_ACTIONS = ("/start", "/stop", "/suspend", "/resume")
-_ADMIN_PREFIXES = ("/api/v1/tokens", "/api/v1/audit", "/api/v1/admin", "/api/v1/workers")
+_ADMIN_PREFIXES = ("/api/v1/tokens", "/api/v1/audit", "/api/v1/admin", "/api/v1/workers",
+                   "/api/v1/role-bindings")
 
 
 def required_role(method: str, path: str) -> str:
     """The least role that may make this request."""
+    if path.startswith(PERSONAL_PREFIX):
+        return "none"  # anyone signed in: their own tokens
     if path.startswith(_ADMIN_PREFIXES):
         return "admin"
     if method in _READ_METHODS:
@@ -119,7 +130,12 @@ def _authenticate() -> None:
                           "invalid_token", wrong_token=True)
         g.principal, g.role, g.job_id = f"job:{job_id}", JOB_ROLE, job_id
     elif (token := find_token(db.session, secret)) is not None:
-        g.principal, g.role = f"token:{token.name}", token.role
+        from smaweb.personal import act_as_token
+
+        if not act_as_token(token):
+            _unauthorized("This personal token ended with its owner's access (the token "
+                          "that made it was revoked, or its owner left the directory's "
+                          "groups).", "invalid_token")
     else:
         _unauthorized("Invalid, expired or revoked token.", "invalid_token", wrong_token=True)
     bind_actor(g.principal, "job" if g.role == JOB_ROLE else "api")
@@ -151,8 +167,28 @@ def _authorize() -> None:
         abort(403, message="Secret values are given only to a running job, with its own token "
                            "(SMA_JOB_TOKEN); use the asset endpoints to manage assets.")
     needed = required_role(request.method, request.path)
-    if _RANK.get(g.role, -1) < _RANK[needed]:
+    if rank(g.role) < RANK[needed]:
+        _scoped(needed)
+
+
+def principals() -> list[str]:
+    """Whom role bindings may name for this caller: themselves and their directory groups."""
+    return [g.principal, *(f"group:{group}" for group in g.get("groups", ()))]
+
+
+def _scoped(needed: str) -> None:
+    """A caller whose global role is below `needed`: their role bindings may give it over
+    some runbooks; the request's session is then limited to those (smacommon access)."""
+    scope = grant(db.session, principals(), needed)
+    if scope is None:
         abort(403, message=f"This needs the {needed} role; your token has the {g.role} role.")
+    if scope is EVERYTHING:
+        return
+    if not request.path.startswith(SCOPED_PREFIXES):
+        abort(403, message=f"This needs the {needed} role over everything; your role "
+                           f"bindings give it only over some runbooks (and their jobs, "
+                           f"webhooks and schedules).")
+    limit_to(db.session, scope)
 
 
 def bind_actor(name: str, door: str) -> None:

@@ -77,10 +77,10 @@ def sign_in(username: str, password: str, door: str,
 
 
 def resume(row: DirectorySession, door: str) -> bool:
-    """Who this live session is, in g (principal, role), re-checked with the directory when
+    """Who this live session is, in g (principal, role, groups), re-checked with the directory when
     due; False when the check ended it. DirectoryUnavailable (503) while it cannot ask."""
     settings = current_app.config["SMA_SETTINGS"]
-    role = row.role
+    role, groups = row.role, row.groups or []
     factory = current_app.extensions["sma_db"].factory
     if sessions.is_due(row, settings.ldap_refresh_seconds):
         person = directory().refresh(row.user_name, row.user_dn)
@@ -88,12 +88,13 @@ def resume(row: DirectorySession, door: str) -> bool:
             if person is None or person.role is None:
                 sessions.end(own, row.id)
                 return False
-            sessions.checked(own, row.id, person.role)
-        role = person.role
+            sessions.checked(own, row.id, person)
+        role, groups = person.role, list(person.groups)
     elif row.last_seen_at < utcnow() - sessions.LAST_SEEN_EVERY:
         with factory() as own, own.begin():
             sessions.touch(own, row.id)
-    g.principal, g.role = principal_of(row.user_name, row.source), role
+    g.principal, g.role, g.groups = principal_of(row.user_name, row.source), role, groups
+    g.person_dn = row.user_dn  # their personal tokens are re-checked with the directory
     bind_actor(g.principal, door)
     return True
 

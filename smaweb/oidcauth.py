@@ -94,7 +94,7 @@ def resume(row: DirectorySession, door: str) -> bool:
     """Who this live session is, in g (principal, role), its role read again from a new ID
     token when due; False when that ended it. ProviderUnavailable (503) while it cannot."""
     settings = current_app.config["SMA_SETTINGS"]
-    role = row.role
+    role, groups = row.role, row.groups or []
     factory = current_app.extensions["sma_db"].factory
     if sessions.is_due(row, settings.oidc_refresh_seconds):
         crypto = get_crypto(settings)
@@ -104,13 +104,13 @@ def resume(row: DirectorySession, door: str) -> bool:
             if refreshed is None or refreshed.person.role is None:
                 sessions.end(own, row.id)
                 return False
-            sessions.checked(own, row.id, refreshed.person.role,
+            sessions.checked(own, row.id, refreshed.person,
                              crypto.encrypt(refreshed.refresh_token))
-        role = refreshed.person.role
+        role, groups = refreshed.person.role, list(refreshed.person.groups)
     elif row.last_seen_at < utcnow() - sessions.LAST_SEEN_EVERY:
         with factory() as own, own.begin():
             sessions.touch(own, row.id)
-    g.principal, g.role = principal_of(row.user_name, "oidc"), role
+    g.principal, g.role, g.groups = principal_of(row.user_name, "oidc"), role, groups
     bind_actor(g.principal, door)
     return True
 

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from smacommon.models import Job, Runbook
+from smacommon.services import access
 from smaweb.pagination import encode_cursor, keyset_page
 
 
@@ -40,6 +41,7 @@ def runbook_page(session: Session, name: str | None, tag: str | None,
     """A page of runbooks, newest first; the API's list and the portal's both use it
     (`where`: a further condition, such as the portal's filter by last status)."""
     stmt = select(Runbook) if where is None else select(Runbook).where(where)
+    stmt = access.scoped(session, stmt, Runbook.id)  # a role binding's runbooks only
     if name:
         stmt = stmt.where(Runbook.name.contains(name, autoescape=True))
     if runbook_type:

@@ -162,6 +162,19 @@ def _service(api: CheckedApi) -> None:
     token = ok(api.post("/api/v1/tokens", json={"name": "t", "role": "reader"}), 201)
     ok(api.get("/api/v1/tokens"))
     ok(api.delete(f"/api/v1/tokens/{token['id']}"))
+    binding = ok(api.post("/api/v1/role-bindings", json={
+        "principal": "token:t", "role": "operator", "scope_type": "runbook",
+        "scope_value": "flow"}), 201)
+    ok(api.post("/api/v1/role-bindings", json={"principal": "token:t", "role": "operator",
+                                              "scope_type": "runbook", "scope_value": "x"}), 400)
+    ok(api.get("/api/v1/role-bindings?principal=token:t"))
+    ok(api.get(f"/api/v1/role-bindings/{binding['id']}"))
+    ok(api.delete(f"/api/v1/role-bindings/{binding['id']}"), 204)
+    ok(api.get(f"/api/v1/role-bindings/{binding['id']}"), 404)
+    mine = ok(api.post("/api/v1/me/tokens", json={"name": "laptop", "role": "reader"}), 201)
+    ok(api.post("/api/v1/me/tokens", json={"name": "laptop"}), 409)
+    ok(api.get("/api/v1/me/tokens"))
+    ok(api.delete(f"/api/v1/me/tokens/{mine['id']}"))
     # directory sign-in is off here (tests/test_ldap.py signs in against a real slapd)
     ok(api.post("/api/v1/sessions", json={"username": "alice", "password": "x"}), 404)
     ok(api.get("/api/v1/audit?door=api"))

@@ -55,8 +55,21 @@ def register_api(worker_sub: argparse._SubParsersAction,
                              ("EXPIRES", "expires_at"), ("LAST USED", "last_used_at"),
                              ("REVOKED", "revoked")], empty="No tokens."))
     add_common(p)
-    p = command(token_sub, "revoke", "revoke a token by id",
-                act(lambda sma, a: sma.revoke_token(a.id), "Revoked token {id}."), "id")
+    p = command(token_sub, "revoke", "revoke a token by id (--mine: one of your own)",
+                act(lambda sma, a: (sma.revoke_my_token if a.mine else sma.revoke_token)(a.id),
+                    "Revoked token {id}."), "id")
+    p.add_argument("--mine", action="store_true", help="one you made for yourself")
+    add_common(p)
+    p = command(token_sub, "mine", "the tokens you made for yourself", lambda a, o: o.table(
+        client(a).my_tokens(), [("ID", "id"), ("NAME", "name"), ("ROLE", "role"),
+                                ("EXPIRES", "expires_at"), ("LAST USED", "last_used_at"),
+                                ("REVOKED", "revoked")], empty="No tokens of yours."))
+    add_common(p)
+    p = command(token_sub, "new", "make a token for yourself (at most your own role) and "
+                                  "print its secret once", token_new, "name")
+    p.add_argument("--role", choices=("none", "reader", "operator", "author", "admin"),
+                   help="default: your own")
+    p.add_argument("--expires-in-days", type=int, default=None)
     add_common(p)
 
     p = command(sub, "audit", "who changed what (admin)", audit)
@@ -121,6 +134,16 @@ def api_configured(args: argparse.Namespace) -> bool:
     """Whether management commands have somewhere to go (for `sma token create`)."""
     url, _, _ = endpoint(args)
     return bool(url) or bool(load_config())
+
+
+def token_new(args, out: Output):
+    token = client(args).create_my_token(args.name, args.role, args.expires_in_days)
+    if out.json:
+        out.data(token)
+        return
+    out.console.print(token.token)
+    out.done(f"Your token {token.name!r} ({token.role}) created; this is the only time its "
+             "secret is shown.")
 
 
 def token_create_api(args, out: Output):

@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("value", nargs="?", help="the value (JSON or text); not with --encrypted")
     p.add_argument("--encrypted", action="store_true", help="keep it encrypted, write-only")
     p.add_argument("--description")
+    _limit_option(p)
     command(vsub, "delete", "delete a variable", _DELETE, "name", kind="variable")
 
     cred = sub.add_parser("credential", help="credentials (Set-SmaCredential)")
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "prompt or standard input", credential_set, "name")
     p.add_argument("--username", "-u", required=True)
     p.add_argument("--description")
+    _limit_option(p)
     command(csub, "delete", "delete a credential", _DELETE, "name", kind="credential")
 
     conn = sub.add_parser("connection", help="connections and connection types")
@@ -111,6 +113,11 @@ def variable_show(args, out: Output):
                        ("value", lambda v: json.dumps(v.value)), ("modified", "modified_at")])
 
 
+def _limit_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runbook-tag", help="only jobs of runbooks with this tag may read it "
+                                         "(others are told it does not exist)")
+
+
 def variable_set(args, out: Output):
     if args.encrypted:
         if args.value is not None:
@@ -128,9 +135,12 @@ def variable_set(args, out: Output):
         changes["is_encrypted"] = True
     if args.description is not None:
         changes["description"] = args.description
+    if args.runbook_tag is not None:
+        changes["runbook_tag"] = args.runbook_tag
     var, verb = create_or_change(
         lambda: sma.create_variable(args.name, value, encrypted=args.encrypted,
-                                    description=args.description or ""),
+                                    description=args.description or "",
+                                    runbook_tag=args.runbook_tag),
         lambda: sma.update_variable(args.name, **changes))
     out.result(var, f"{verb} variable {args.name!r}"
                + (" (encrypted)." if var.is_encrypted else "."))
@@ -148,9 +158,11 @@ def credential_set(args, out: Output):
     changes = {"username": args.username, "password": password}
     if args.description is not None:
         changes["description"] = args.description
+    if args.runbook_tag is not None:
+        changes["runbook_tag"] = args.runbook_tag
     cred, verb = create_or_change(
         lambda: sma.create_credential(args.name, args.username, password,
-                                      args.description or ""),
+                                      args.description or "", args.runbook_tag),
         lambda: sma.update_credential(args.name, **changes))
     out.result(cred, f"{verb} credential {args.name!r}.")
 

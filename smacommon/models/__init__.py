@@ -3,6 +3,7 @@
 from smacommon.db import Base
 from smacommon.models.asset import Certificate, Connection, ConnectionType, Credential, Variable
 from smacommon.models.auth import ApiToken, AuditEvent
+from smacommon.models.binding import RoleBinding
 from smacommon.models.config import ServiceSetting
 from smacommon.models.job import Job, JobAttempt, JobStatusEvent, JobStream
 from smacommon.models.module import Module, ModuleBlob
@@ -15,6 +16,6 @@ from smacommon.models.worker import Worker
 __all__ = [
     "ApiToken", "AuditEvent", "Base", "Certificate", "Connection", "ConnectionType", "Credential",
     "DirectorySession", "Job", "JobAttempt", "JobSchedule", "JobStatusEvent", "JobStream",
-    "Module", "ModuleBlob", "PortalSession", "Runbook", "RunbookVersion", "Schedule",
-    "ScheduleFire", "ServiceSetting", "Variable", "Webhook", "Worker",
+    "Module", "ModuleBlob", "PortalSession", "RoleBinding", "Runbook", "RunbookVersion",
+    "Schedule", "ScheduleFire", "ServiceSetting", "Variable", "Webhook", "Worker",
 ]

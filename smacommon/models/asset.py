@@ -25,7 +25,12 @@ class _Asset:
         return f"<{type(self).__name__} {self.name}>"
 
 
-class Variable(_Asset, Base):
+class _Limited(_Asset):
+    # set: only jobs of runbooks with this tag may read it at run time (others get a 404)
+    runbook_tag: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class Variable(_Limited, Base):
     __tablename__ = "variables"
 
     is_encrypted: Mapped[bool] = mapped_column(default=False)
@@ -33,7 +38,7 @@ class Variable(_Asset, Base):
     value_encrypted: Mapped[str | None] = mapped_column(Text, default=None)  # JSON, encrypted
 
 
-class Credential(_Asset, Base):
+class Credential(_Limited, Base):
     __tablename__ = "credentials"
 
     username: Mapped[str] = mapped_column(String(256), default="")
@@ -47,7 +52,7 @@ class ConnectionType(_Asset, Base):
     fields: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
 
 
-class Connection(_Asset, Base):
+class Connection(_Limited, Base):
     __tablename__ = "connections"
 
     connection_type_id: Mapped[uuid.UUID] = mapped_column(
@@ -58,7 +63,7 @@ class Connection(_Asset, Base):
     connection_type: Mapped[ConnectionType] = relationship(lazy="joined")
 
 
-class Certificate(_Asset, Base):
+class Certificate(_Limited, Base):
     __tablename__ = "certificates"
 
     thumbprint: Mapped[str] = mapped_column(String(64))

@@ -24,6 +24,17 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     revoked: Mapped[bool] = mapped_column(default=False)
+    # a personal token: who made it for themselves (their principal); it acts as
+    # <owner>/token:<name>, never with more than the owner's role (smacommon/services/personal)
+    owner: Mapped[str | None] = mapped_column(String(200), default=None, index=True)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(default=None)  # the owner's token
+    owner_dn: Mapped[str | None] = mapped_column(Text, default=None)  # a directory person's
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    @property
+    def principal(self) -> str:
+        """How bindings, the audit and started_by name it."""
+        return f"{self.owner}/token:{self.name}" if self.owner else f"token:{self.name}"
 
     def __repr__(self) -> str:
         return f"<ApiToken {self.name} ({self.role})>"

@@ -9,6 +9,7 @@ from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smacommon.db import Base, UTCDateTime, utcnow
+from smacommon.models.types import JSONType
 
 
 class PortalSession(Base):
@@ -45,6 +46,8 @@ class DirectorySession(Base):
     user_name: Mapped[str] = mapped_column(String(128), index=True)
     user_dn: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(String(16))
+    # the DNs (normalized) of the person's groups at the last check: for group: role bindings
+    groups: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

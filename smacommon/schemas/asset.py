@@ -7,6 +7,13 @@ import marshmallow as ma
 from smacommon.schemas.common import PageArgsSchema, ResponseSchema, StrictSchema
 
 _description = ma.fields.String(validate=ma.validate.Length(max=4000))
+_TAG_HELP = {"description": "Only jobs of runbooks with this tag may read it (others get 404, "
+                            "as for an asset that does not exist); null: any job."}
+
+
+def _runbook_tag(**kw) -> ma.fields.String:
+    return ma.fields.String(allow_none=True, validate=ma.validate.Length(min=1, max=64),
+                            metadata=_TAG_HELP, **kw)
 
 
 class AssetQueryArgsSchema(PageArgsSchema):
@@ -27,8 +34,12 @@ def _page(item_schema: type) -> type:
         "next_cursor": ma.fields.String(allow_none=True)})
 
 
+class _LimitedSchema(_AssetSchema):
+    runbook_tag = ma.fields.String(dump_only=True, allow_none=True, metadata=_TAG_HELP)
+
+
 # --- variables ---
-class VariableSchema(_AssetSchema):
+class VariableSchema(_LimitedSchema):
     is_encrypted = ma.fields.Boolean(dump_only=True)
     value = ma.fields.Method("_value", dump_only=True, metadata={
         "description": "The value; absent for an encrypted variable."})
@@ -42,19 +53,21 @@ class VariableCreateSchema(StrictSchema):
     value = ma.fields.Raw(load_default=None, allow_none=True)
     is_encrypted = ma.fields.Boolean(load_default=False)
     description = _description
+    runbook_tag = _runbook_tag(load_default=None)
 
 
 class VariableUpdateSchema(StrictSchema):
     value = ma.fields.Raw(allow_none=True)
     is_encrypted = ma.fields.Boolean()
     description = _description
+    runbook_tag = _runbook_tag()
 
 
 VariablePageSchema = _page(VariableSchema)
 
 
 # --- credentials ---
-class CredentialSchema(_AssetSchema):
+class CredentialSchema(_LimitedSchema):
     username = ma.fields.String(dump_only=True)
 
 
@@ -64,12 +77,14 @@ class CredentialCreateSchema(StrictSchema):
     password = ma.fields.String(required=True, load_only=True,
                                 validate=ma.validate.Length(max=65536))
     description = _description
+    runbook_tag = _runbook_tag(load_default=None)
 
 
 class CredentialUpdateSchema(StrictSchema):
     username = ma.fields.String(validate=ma.validate.Length(max=256))
     password = ma.fields.String(load_only=True, validate=ma.validate.Length(max=65536))
     description = _description
+    runbook_tag = _runbook_tag()
 
 
 CredentialPageSchema = _page(CredentialSchema)
@@ -103,7 +118,7 @@ class ConnectionTypeCreateSchema(StrictSchema):
 ConnectionTypePageSchema = _page(ConnectionTypeSchema)
 
 
-class ConnectionSchema(_AssetSchema):
+class ConnectionSchema(_LimitedSchema):
     connection_type = ma.fields.Function(lambda c: c.connection_type.name, dump_only=True)
     values = ma.fields.Dict(dump_only=True, metadata={"description": "Plain fields only."})
     encrypted_fields = ma.fields.Function(
@@ -116,18 +131,20 @@ class ConnectionCreateSchema(StrictSchema):
     connection_type = ma.fields.String(required=True)
     values = ma.fields.Dict(keys=ma.fields.String(), load_default=dict, load_only=True)
     description = _description
+    runbook_tag = _runbook_tag(load_default=None)
 
 
 class ConnectionUpdateSchema(StrictSchema):
     values = ma.fields.Dict(keys=ma.fields.String(), load_only=True)
     description = _description
+    runbook_tag = _runbook_tag()
 
 
 ConnectionPageSchema = _page(ConnectionSchema)
 
 
 # --- certificates ---
-class CertificateSchema(_AssetSchema):
+class CertificateSchema(_LimitedSchema):
     thumbprint = ma.fields.String(dump_only=True)
     subject = ma.fields.String(dump_only=True)
     not_after = ma.fields.DateTime(dump_only=True)
@@ -144,6 +161,7 @@ class CertificateCreateSchema(StrictSchema):
         "description": "Azure's isExportable, recorded. Running jobs get the private key "
                        "either way (as Azure's runbooks do); no API hands it out."})
     description = _description
+    runbook_tag = _runbook_tag(load_default=None)
 
 
 CertificatePageSchema = _page(CertificateSchema)

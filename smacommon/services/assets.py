@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import UTC
 from typing import Any
 
@@ -18,7 +19,9 @@ from smacommon.models import (
     Connection,
     ConnectionType,
     Credential,
+    Job,
     JobSchedule,
+    Runbook,
     Variable,
     Webhook,
 )
@@ -45,6 +48,18 @@ def get_asset(session: Session, model: type, name: str):
     item = session.scalar(select(model).where(model.name == name))
     if item is None:
         raise AssetNotFound(f"{_LABEL[model]} {name!r} not found.")
+    return item
+
+
+def asset_for_job(session: Session, model: type, name: str, job_id: Any):
+    """The asset a running job asks for; limited to a tag its runbook lacks, it is not
+    found, in the same words as an asset that does not exist."""
+    item = get_asset(session, model, name)
+    if item.runbook_tag is not None:
+        tags = session.scalar(select(Runbook.tags).join(Job, Job.runbook_id == Runbook.id)
+                              .where(Job.id == uuid.UUID(str(job_id))))
+        if item.runbook_tag not in (tags or ()):
+            raise AssetNotFound(f"{_LABEL[model]} {name!r} not found.")
     return item
 
 
@@ -86,8 +101,10 @@ def _set_variable_value(crypto: Crypto, var: Variable, value: Any) -> None:
 
 
 def create_variable(session: Session, crypto: Crypto, *, name: str, value: Any = None,
-                    is_encrypted: bool = False, description: str = "") -> Variable:
-    var = _new(session, Variable, name, is_encrypted=is_encrypted, description=description)
+                    is_encrypted: bool = False, description: str = "",
+                    runbook_tag: str | None = None) -> Variable:
+    var = _new(session, Variable, name, is_encrypted=is_encrypted, description=description,
+               runbook_tag=runbook_tag)
     _set_variable_value(crypto, var, value)
     return var
 
@@ -103,8 +120,9 @@ def update_variable(session: Session, crypto: Crypto, var: Variable,
         _set_variable_value(crypto, var, changes.get("value", current))
     elif "value" in changes:
         _set_variable_value(crypto, var, changes["value"])
-    if "description" in changes:
-        var.description = changes["description"]
+    for key in ("description", "runbook_tag"):
+        if key in changes:
+            setattr(var, key, changes[key])
     _record(session, var, "update", fields=sorted(changes))
     return var
 
@@ -118,8 +136,10 @@ def variable_value(crypto: Crypto, var: Variable) -> Any:
 # --- credentials -------------------------------------------------------------------------
 
 def create_credential(session: Session, crypto: Crypto, *, name: str, username: str,
-                      password: str, description: str = "") -> Credential:
+                      password: str, description: str = "",
+                      runbook_tag: str | None = None) -> Credential:
     return _new(session, Credential, name, username=username, description=description,
+                runbook_tag=runbook_tag,
                 password_encrypted=crypto.encrypt(password))
 
 
@@ -129,8 +149,9 @@ def update_credential(session: Session, crypto: Crypto, cred: Credential,
         cred.username = changes["username"]
     if "password" in changes:
         cred.password_encrypted = crypto.encrypt(changes["password"])
-    if "description" in changes:
-        cred.description = changes["description"]
+    for key in ("description", "runbook_tag"):
+        if key in changes:
+            setattr(cred, key, changes[key])
     _record(session, cred, "update", fields=sorted(changes))
     return cred
 
@@ -173,12 +194,13 @@ def _split_fields(ctype: ConnectionType, values: dict[str, Any],
 
 
 def create_connection(session: Session, crypto: Crypto, *, name: str, connection_type: str,
-                      values: dict[str, Any], description: str = "") -> Connection:
+                      values: dict[str, Any], description: str = "",
+                      runbook_tag: str | None = None) -> Connection:
     ctype = get_asset(session, ConnectionType, connection_type)
     plain, secret = _split_fields(ctype, values)
     return _new(session, Connection, name, connection_type_id=ctype.id, values=plain,
                 values_encrypted=crypto.encrypt(json.dumps(secret)) if secret else None,
-                description=description)
+                description=description, runbook_tag=runbook_tag)
 
 
 def update_connection(session: Session, crypto: Crypto, conn: Connection,
@@ -190,8 +212,9 @@ def update_connection(session: Session, crypto: Crypto, conn: Connection,
             current = json.loads(crypto.decrypt_str(conn.values_encrypted)) \
                 if conn.values_encrypted else {}
             conn.values_encrypted = crypto.encrypt(json.dumps({**current, **secret}))
-    if "description" in changes:
-        conn.description = changes["description"]
+    for key in ("description", "runbook_tag"):
+        if key in changes:
+            setattr(conn, key, changes[key])
     named = {"values": sorted(changes["values"])} if "values" in changes else {}
     _record(session, conn, "update", fields=sorted(changes), **named)
     return conn
@@ -236,7 +259,7 @@ def _load_certificate(data: bytes, password: str | None):
 
 def create_certificate(session: Session, crypto: Crypto, *, name: str, data_base64: str,
                        password: str | None = None, exportable: bool = False,
-                       description: str = "") -> Certificate:
+                       description: str = "", runbook_tag: str | None = None) -> Certificate:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -253,6 +276,7 @@ def create_certificate(session: Session, crypto: Crypto, *, name: str, data_base
     else:
         stored = cert.public_bytes(serialization.Encoding.DER)
     return _new(session, Certificate, name, description=description, exportable=exportable,
+                runbook_tag=runbook_tag,
                 thumbprint=cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303
                 subject=cert.subject.rfc4514_string(),
                 not_after=cert.not_valid_after_utc.astimezone(UTC),

@@ -32,7 +32,8 @@ def open_session(session: Session, person: Person, door: str,
     session.execute(delete(DirectorySession).where(DirectorySession.expires_at <= now))
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     row = DirectorySession(id_hash=hash_token(secret), door=door, user_name=person.name,
-                           user_dn=person.dn, role=person.role or "", created_at=now,
+                           user_dn=person.dn, role=person.role or "",
+                           groups=list(person.groups), created_at=now,
                            last_seen_at=now, checked_at=now, expires_at=now + lifetime,
                            source=person.source, refresh_token=refresh_token)
     session.add(row)
@@ -56,12 +57,13 @@ def is_due(row: DirectorySession, refresh_seconds: float) -> bool:
     return row.checked_at <= utcnow() - timedelta(seconds=refresh_seconds)
 
 
-def checked(session: Session, session_id: uuid.UUID, role: str,
+def checked(session: Session, session_id: uuid.UUID, person: Person,
             refresh_token: str | None = None) -> None:
-    """The directory (or provider) was asked again: the role it gave now, and when; an
-    OpenID provider's new refresh token (encrypted) replaces the used one."""
+    """The directory (or provider) was asked again: the role and groups it gave now, and
+    when; an OpenID provider's new refresh token (encrypted) replaces the used one."""
     now = utcnow()
-    values = {"role": role, "checked_at": now, "last_seen_at": now}
+    values = {"role": person.role, "groups": list(person.groups), "checked_at": now,
+              "last_seen_at": now}
     if refresh_token is not None:
         values["refresh_token"] = refresh_token
     session.execute(update(DirectorySession).where(DirectorySession.id == session_id)

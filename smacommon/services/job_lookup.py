@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from smacommon.errors import AmbiguousJobId, JobNotFound
 from smacommon.models import Job, Schedule, Webhook
+from smacommon.services import access
 
 MIN_PREFIX = 8  # hex digits: what the portal shows of an id
 _HEX = frozenset("0123456789abcdef")
@@ -34,6 +35,14 @@ def get_job(session: Session, job_id: Any) -> Job:
     job = session.get(Job, key)
     if job is None:
         raise JobNotFound(f"Job {job_id} not found.")
+    return _in_scope(session, job, job_id)
+
+
+def _in_scope(session: Session, job: Job, given: Any) -> Job:
+    """The job, unless its runbook is outside the request's role-binding scope: then the
+    same "not found" as for no job at all."""
+    if not access.covers_id(session, job.runbook_id):
+        raise JobNotFound(f"Job {given} not found.")
     return job
 
 
@@ -42,8 +51,9 @@ def _job_by_prefix(session: Session, given: str, digits: str) -> Job:
     # CHAR(32) hex alike: both order as the hex digits do)
     low = uuid.UUID(digits.ljust(32, "0"))
     high = uuid.UUID(digits.ljust(32, "f"))
-    jobs = list(session.scalars(select(Job).where(Job.id >= low, Job.id <= high)
-                                .order_by(Job.id).limit(_CANDIDATES + 1)))
+    # outside a role binding's scope a job is not there, not even as a candidate
+    stmt = access.scoped(session, select(Job).where(Job.id >= low, Job.id <= high), Job.runbook_id)
+    jobs = list(session.scalars(stmt.order_by(Job.id).limit(_CANDIDATES + 1)))
     if not jobs:
         raise JobNotFound(f"No job id starts with {given!r}.")
     if len(jobs) > 1:

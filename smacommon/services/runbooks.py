@@ -23,7 +23,7 @@ from smacommon.models import Runbook, RunbookVersion
 from smacommon.names import RUNBOOK, check_name
 from smacommon.parameters import normalize_declarations
 from smacommon.scripts import RUNBOOK_TYPES, analyze
-from smacommon.services import by_id_or_name
+from smacommon.services import access, by_id_or_name
 from smacommon.services.audit import record
 from smacommon.services.fixed_parameters import seal_newly_secret
 from smacommon.workergroups import validate_worker_group
@@ -38,7 +38,7 @@ UPDATABLE = ("description", "tags", "log_verbose", "log_progress", "log_debug",
 def get_runbook(session: Session, ref: str) -> Runbook:
     """A runbook by id or by name; RunbookNotFound otherwise."""
     runbook = by_id_or_name(session, Runbook, ref)
-    if runbook is None:
+    if runbook is None or not access.covers(session, runbook):  # outside a binding's scope
         raise RunbookNotFound(f"Runbook {ref!r} not found.")
     return runbook
 

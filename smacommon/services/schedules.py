@@ -28,7 +28,7 @@ from smacommon.models import JobSchedule, Runbook, Schedule, ScheduleFire
 from smacommon.names import check_name
 from smacommon.parameters import validate
 from smacommon.recurrence import OCCURRENCES, Recurrence, RecurrenceError
-from smacommon.services import by_id_or_name, fixed_parameters
+from smacommon.services import access, by_id_or_name, fixed_parameters
 from smacommon.services.audit import Actor, act_as, record
 from smacommon.services.jobs import start_job
 from smacommon.workergroups import validate_worker_group
@@ -68,7 +68,7 @@ def recurrence_of(fields: Any) -> Recurrence:
 def get_schedule(session: Session, ref: str) -> Schedule:
     """A schedule by id or by name; ScheduleNotFound otherwise."""
     schedule = by_id_or_name(session, Schedule, ref)
-    if schedule is None:
+    if schedule is None or not access.covers_schedule(session, schedule):
         raise ScheduleNotFound(f"Schedule {ref!r} not found.")
     return schedule
 
@@ -102,6 +102,7 @@ def update_schedule(session: Session, schedule: Schedule, changes: dict[str, Any
     merged = {k: getattr(schedule, k) for k in RECURRENCE_FIELDS}
     merged.update({k: v for k, v in changes.items() if k in RECURRENCE_FIELDS})
     recurrence_of(merged)
+    access.check_whole_schedule(session, schedule)
     for key, value in changes.items():
         setattr(schedule, key, value)
     _plan(schedule, utcnow())  # a change takes effect at beat's next check
@@ -111,6 +112,7 @@ def update_schedule(session: Session, schedule: Schedule, changes: dict[str, Any
 
 def delete_schedule(session: Session, schedule: Schedule) -> None:
     """Delete a schedule and its links; its jobs stay."""
+    access.check_whole_schedule(session, schedule)
     session.delete(schedule)
     record(session, "schedule.delete", _target(schedule))
 

@@ -21,7 +21,7 @@ from smacommon.errors import Conflict, NotFound, NotPublished, ValidationFailed
 from smacommon.models import Job, Runbook, Webhook
 from smacommon.names import check_name
 from smacommon.parameters import validate
-from smacommon.services import fixed_parameters
+from smacommon.services import access, fixed_parameters
 from smacommon.services.audit import record
 from smacommon.services.jobs import start_job
 from smacommon.services.tokens import hash_token
@@ -109,7 +109,7 @@ def delete_webhook(session: Session, hook: Webhook) -> None:
 
 def get_webhook(session: Session, name: str) -> Webhook:
     hook = session.scalar(select(Webhook).where(Webhook.name == name))
-    if hook is None:
+    if hook is None or not access.covers_id(session, hook.runbook_id):  # outside a binding
         raise WebhookNotFound(f"Webhook {name!r} not found.")
     return hook
 

@@ -26,6 +26,7 @@ from smacommon.schemas.job import (
     JobStreamPageSchema,
     JobStreamQueryArgsSchema,
 )
+from smacommon.services import access
 from smacommon.services.attempts import job_attempts
 from smacommon.services.job_batch import JobRequest, start_jobs
 from smacommon.services.job_lookup import name_starters
@@ -190,6 +191,7 @@ class Jobs(MethodView):
         stmt = jobs_statement(runbook.id if runbook else None, args.get("status"),
                               args.get("started_by"), args.get("is_test"), args.get("since"),
                               args.get("until"))
+        stmt = access.scoped(session, stmt, Job.runbook_id)  # a role binding's runbooks only
         # a hot path: rows to dicts to orjson, the schema above documents the shape
         return json_response(job_page(session, stmt, args["limit"], args["cursor"]))
 

@@ -19,6 +19,7 @@ from smacommon.schemas.runbook import (
     VersionPageSchema,
     VersionSchema,
 )
+from smacommon.services import access
 from smacommon.services import runbooks as svc
 from smacommon.services.requirements import resolve_draft
 from smaweb.auth import current_principal
@@ -49,6 +50,7 @@ class Runbooks(MethodView):
     def post(self, data):
         """Create a runbook; its content becomes the draft."""
         session = db.session
+        access.check_new_runbook(session, data.get("tags"))
         runbook = svc.create_runbook(session, content_limit=_content_limit(), **data)
         session.commit()
         return runbook

@@ -48,7 +48,7 @@ MAX_CHILD_OUTPUT = 10_000
 @blp.response(200, RuntimeVariableSchema)
 def get_variable(name):
     """A variable's value (decrypted) for the running job."""
-    var = svc.get_asset(db.session, Variable, name)
+    var = svc.asset_for_job(db.session, Variable, name, g.job_id)
     return {"name": var.name, "is_encrypted": var.is_encrypted,
             "value": svc.variable_value(crypto(), var)}
 
@@ -59,7 +59,7 @@ def get_variable(name):
 @blp.response(200, RuntimeVariableSchema)
 def set_variable(data, name):
     """Set an existing variable's value (kept encrypted if it is)."""
-    var = svc.get_asset(db.session, Variable, name)
+    var = svc.asset_for_job(db.session, Variable, name, g.job_id)
     svc.update_variable(db.session, crypto(), var, {"value": data["value"]})
     db.session.commit()
     return {"name": var.name, "is_encrypted": var.is_encrypted, "value": data["value"]}
@@ -70,7 +70,7 @@ def set_variable(data, name):
 @blp.response(200, RuntimeCredentialSchema)
 def get_credential(name):
     """A credential's user name and password for the running job."""
-    cred = svc.get_asset(db.session, Credential, name)
+    cred = svc.asset_for_job(db.session, Credential, name, g.job_id)
     return {"name": cred.name, "username": cred.username,
             "password": crypto().decrypt_str(cred.password_encrypted)}
 
@@ -80,7 +80,7 @@ def get_credential(name):
 @blp.response(200, RuntimeConnectionSchema)
 def get_connection(name):
     """A connection's fields, encrypted ones included, for the running job."""
-    conn = svc.get_asset(db.session, Connection, name)
+    conn = svc.asset_for_job(db.session, Connection, name, g.job_id)
     return {"name": conn.name, "connection_type": conn.connection_type.name,
             "values": svc.connection_fields(crypto(), conn),
             "encrypted_fields": [f["name"] for f in conn.connection_type.fields
@@ -93,7 +93,7 @@ def get_connection(name):
 def get_certificate(name):
     """A certificate for the running job: PKCS#12 with its private key (no password) when
     it has one, exportable or not, as Azure gives runbooks; else the certificate (DER)."""
-    cert = svc.get_asset(db.session, Certificate, name)
+    cert = svc.asset_for_job(db.session, Certificate, name, g.job_id)
     data = svc.certificate_bytes(crypto(), cert)
     return {"name": cert.name, "thumbprint": cert.thumbprint,
             "data": base64.b64encode(data).decode("ascii")}

@@ -16,6 +16,7 @@ from smacommon.schemas.schedule import (
     ScheduleSchema,
     ScheduleUpdateSchema,
 )
+from smacommon.services import access
 from smacommon.services import schedules as svc
 from smacommon.services.runbooks import get_runbook
 from smaweb.extensions import SmaBlueprint, db
@@ -32,7 +33,11 @@ class Schedules(MethodView):
     @blp.response(200, SchedulePageSchema)
     def get(self, args):
         """List schedules, newest first."""
-        items, cursor = keyset_page(select(Schedule), Schedule.created_at, Schedule.id,
+        stmt = select(Schedule)
+        where = access.schedule_condition(db.session)  # a role binding's runbooks only
+        if where is not None:
+            stmt = stmt.where(where)
+        items, cursor = keyset_page(stmt, Schedule.created_at, Schedule.id,
                                     args["limit"], args["cursor"], db.session.scalars)
         return {"items": items, "next_cursor": cursor}
 
@@ -77,7 +82,8 @@ class ScheduleLinks(MethodView):
     @blp.response(200, LinkListSchema)
     def get(self, name):
         """The runbooks linked to a schedule."""
-        return {"items": svc.get_schedule(db.session, name).links}
+        links = svc.get_schedule(db.session, name).links
+        return {"items": [link for link in links if access.covers_id(db.session, link.runbook_id)]}
 
     @blp.operation_id("linkScheduleRunbook")
     @blp.arguments(LinkCreateSchema)

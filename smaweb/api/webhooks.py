@@ -17,6 +17,7 @@ from smacommon.schemas.schedule import (
     WebhookSchema,
     WebhookUpdateSchema,
 )
+from smacommon.services import access
 from smacommon.services import webhooks as svc
 from smacommon.services.runbooks import get_runbook
 from smaweb.auth import bind_actor
@@ -36,7 +37,8 @@ class Webhooks(MethodView):
     @blp.response(200, WebhookPageSchema)
     def get(self, args):
         """List webhooks (never their tokens)."""
-        items, cursor = keyset_page(select(Webhook), Webhook.created_at, Webhook.id,
+        stmt = access.scoped(db.session, select(Webhook), Webhook.runbook_id)
+        items, cursor = keyset_page(stmt, Webhook.created_at, Webhook.id,
                                     args["limit"], args["cursor"], db.session.scalars)
         return {"items": items, "next_cursor": cursor}
 

@@ -19,6 +19,7 @@ from smacommon.db import utcnow
 from smacommon.errors import SmaError
 from smacommon.models import Job, JobAttempt, JobStream, Runbook
 from smacommon.schemas.common import DB_INT_MAX
+from smacommon.services import access
 from smacommon.services.attempts import job_attempts
 from smacommon.services.job_lookup import name_starters
 from smacommon.services.jobs import get_job, resume_job, status_history, stop_job, suspend_job
@@ -59,6 +60,7 @@ def jobs():
                           since=utcnow() - RANGES[span] if span in RANGES else None)
     if runbook and rb is None:
         stmt = stmt.where(false())  # no such runbook: no jobs
+    stmt = access.scoped(db.session, stmt, Job.runbook_id)  # a role binding's runbooks only
     items, cursor = keyset_page(stmt, Job.created_at, Job.id, PAGE,
                                 request.args.get("cursor") or None, db.session.scalars)
     return render_template("jobs.html", jobs=items, names=_names(items), next_cursor=cursor,

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from smacommon.db import utcnow
 from smacommon.errors import SmaError
 from smacommon.models import Job, Runbook, Worker
+from smacommon.services import access
 from smacommon.services.workers import is_online
 from smacommon.states import JobStatus
 from smaweb import ldapauth, oidcauth
@@ -82,19 +83,20 @@ def logout():
 @login_required()
 def dashboard():
     since = utcnow() - timedelta(hours=24)
-    counts = dict(db.session.execute(
-        select(Job.status, func.count()).where(Job.created_at >= since)
-        .group_by(Job.status)).all())
+    session = db.session  # limited to a role binding's runbooks: so is each query here
+    counts = dict(session.execute(access.scoped(
+        session, select(Job.status, func.count()).where(Job.created_at >= since),
+        Job.runbook_id).group_by(Job.status)).all())
     bars = [(s, counts.get(s, 0), STATUS_COLOURS.get(s, "#78909c"))
             for s in STATUS_ORDER if counts.get(s)]
-    running = db.session.execute(
-        select(Job.id, Job.status, Job.start_time, Job.worker, Runbook.name)
-        .join(Runbook, Runbook.id == Job.runbook_id)
+    running = session.execute(access.scoped(
+        session, select(Job.id, Job.status, Job.start_time, Job.worker, Runbook.name),
+        Job.runbook_id).join(Runbook, Runbook.id == Job.runbook_id)
         .where(Job.status.in_(["Activating", "Running", "Stopping", "Suspending"]))
         .order_by(Job.created_at.desc()).limit(20)).all()
-    failures = db.session.execute(
-        select(Job.id, Job.end_time, Job.exception, Job.status_reason, Runbook.name)
-        .join(Runbook, Runbook.id == Job.runbook_id)
+    failures = session.execute(access.scoped(
+        session, select(Job.id, Job.end_time, Job.exception, Job.status_reason, Runbook.name),
+        Job.runbook_id).join(Runbook, Runbook.id == Job.runbook_id)
         .where(Job.status == "Failed", Job.created_at >= since)
         .order_by(Job.created_at.desc()).limit(10)).all()
     online = db.session.scalar(select(func.count()).select_from(Worker).where(

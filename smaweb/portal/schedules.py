@@ -10,6 +10,7 @@ from sqlalchemy import select
 from smacommon.errors import ValidationFailed
 from smacommon.models import Runbook, Schedule, Webhook
 from smacommon.recurrence import FREQUENCIES, WEEK_DAYS
+from smacommon.services import access
 from smacommon.services import schedules as svc
 from smacommon.services import webhooks as hooks
 from smacommon.services.runbooks import get_runbook
@@ -20,8 +21,9 @@ from smaweb.portal.session import login_required, require, saving
 
 
 def _runbook_names() -> list[str]:
-    return list(db.session.scalars(select(Runbook.name).where(
-        Runbook.published_version_id.is_not(None)).order_by(Runbook.name).limit(2000)))
+    stmt = select(Runbook.name).where(Runbook.published_version_id.is_not(None))
+    stmt = access.scoped(db.session, stmt, Runbook.id)  # a role binding's runbooks only
+    return list(db.session.scalars(stmt.order_by(Runbook.name).limit(2000)))
 
 
 def _pairs(text: str) -> dict:
@@ -89,7 +91,11 @@ def schedules():
                                 missed=form.get("missed", "run_once"),
                                 **{k: v for k, v in fields.items() if v not in (None, "")})
         return redirect(url_for("portal.schedules"))
-    items = db.session.scalars(select(Schedule).order_by(Schedule.name).limit(1000)).all()
+    stmt = select(Schedule)
+    where = access.schedule_condition(db.session)
+    if where is not None:
+        stmt = stmt.where(where)
+    items = db.session.scalars(stmt.order_by(Schedule.name).limit(1000)).all()
     return render_template("schedules.html", schedules=items, frequencies=FREQUENCIES,
                            week_days=WEEK_DAYS)
 
@@ -147,7 +153,8 @@ def webhooks():
 
 
 def _webhooks_page(**extra):
-    items = db.session.scalars(select(Webhook).order_by(Webhook.name).limit(1000)).all()
+    stmt = access.scoped(db.session, select(Webhook), Webhook.runbook_id)
+    items = db.session.scalars(stmt.order_by(Webhook.name).limit(1000)).all()
     return render_template("webhooks.html", webhooks=items, runbooks=_runbook_names(),
                            **extra)
 

@@ -21,15 +21,19 @@ from flask import Flask, abort, current_app, flash, g, redirect, request, sessio
 
 from smacommon.db import utcnow
 from smacommon.errors import SmaError
+from smacommon.roles import RANK
 from smacommon.services import directory_sessions
 from smacommon.services import portal_sessions as sessions
+from smacommon.services.access import limit_to
+from smacommon.services.role_bindings import EVERYTHING, grant
 from smacommon.services.tokens import JOB_TOKEN_PREFIX, find_token_by_hash, hash_token
 from smaweb import ldapauth, people
-from smaweb.auth import bind_actor
+from smaweb.auth import bind_actor, principals
 from smaweb.extensions import db
+from smaweb.personal import act_as_token
 
-ROLES = ("reader", "operator", "author", "admin")
-RANK = {role: i for i, role in enumerate(ROLES)}
+# the pages a caller limited by role bindings may open (the dashboard, too, shows only theirs)
+SCOPED_PAGES = ("/runbooks", "/jobs", "/schedules", "/webhooks")
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -135,8 +139,9 @@ def load_user() -> bool:
     portal_session, token = found
     if token is None:
         g.principal, g.role = "admin", "admin"
-    else:
-        g.principal, g.role = f"token:{token.name}", token.role
+    elif not act_as_token(token):  # a personal token whose owner lost their access
+        session.clear()
+        return False
     g.portal = True
     if portal_session.last_seen_at < utcnow() - sessions.LAST_SEEN_EVERY:
         # its own short transaction: the request's own may be read-only
@@ -165,9 +170,19 @@ def can(role: str) -> bool:
 
 
 def require(role: str) -> None:
-    """403 (a page saying which role it needs) unless the user has at least `role`."""
-    if not can(role):
+    """403 (a page saying which role it needs) unless the user has at least `role`, or their
+    role bindings give it over some runbooks: then the page shows only those (as the API)."""
+    if can(role):
+        return
+    scope = grant(db.session, principals(), role)
+    if scope is None:
         abort(403, f"This needs the {role} role; you are signed in as {g.role}.")
+    if scope is EVERYTHING:
+        return
+    if request.path != "/" and not request.path.startswith(SCOPED_PAGES):
+        abort(403, f"This needs the {role} role over everything; your role bindings give it "
+                   "only over some runbooks (see Runbooks and Jobs).")
+    limit_to(db.session, scope)
 
 
 def login_required(role: str = "reader"):
