@@ -62,8 +62,9 @@ def tls_problem(connection, exc: Exception) -> str | None:
                     "SMA_LDAP_URL: an admin must put a name the certificate holds in "
                     "SMA_LDAP_URL, or have the certificate reissued for that host")
         if code in (_EXPIRED, _NOT_YET_VALID):
-            return (f"The directory's TLS certificate {error.verify_message}: an admin must "
-                    "renew the directory's certificate")
+            when = "has expired" if code == _EXPIRED else "is not valid yet"
+            return (f"The directory's TLS certificate {when}: an admin must renew the "
+                    "directory's certificate (or check the clocks)")
         hint = ("set SMA_LDAP_CA_FILE to the CA that signed it" if code in _UNTRUSTED
                 else "check the directory's certificate and SMA_LDAP_CA_FILE")
         return (f"The directory's TLS certificate is not trusted ({error.verify_message}): "

@@ -35,8 +35,9 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, key) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.UTC)
+def _builder(subject: x509.Name, issuer: x509.Name, key,
+             expired: bool = False) -> x509.CertificateBuilder:
+    now = dt.datetime.now(dt.UTC) - (dt.timedelta(days=2) if expired else dt.timedelta())
     return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
@@ -68,16 +69,18 @@ def make_ca(folder: Path, name: str = "sma test CA") -> Ca:
 
 
 def make_server_cert(folder: Path, ca: Ca | None, dns: tuple[str, ...] = ("localhost",),
-                     ips: tuple[str, ...] = ("127.0.0.1",), stem: str = "server") -> ServerCert:
+                     ips: tuple[str, ...] = ("127.0.0.1",), stem: str = "server",
+                     expired: bool = False) -> ServerCert:
     """A server certificate for these names (subjectAltName DNS and IP), signed by `ca`, or
-    by its own key when `ca` is None; folder/<stem>.pem and folder/<stem>.key."""
+    by its own key when `ca` is None (expired the day before yesterday when asked);
+    folder/<stem>.pem and folder/<stem>.key."""
     folder.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = _name(dns[0] if dns else ips[0])
     issuer, signer = (ca.cert.subject, ca.key) if ca else (subject, key)
     names = [x509.DNSName(n) for n in dns] + [x509.IPAddress(ipaddress.ip_address(i))
                                               for i in ips]
-    builder = (_builder(subject, issuer, key)
+    builder = (_builder(subject, issuer, key, expired)
                .add_extension(x509.SubjectAlternativeName(names), critical=False)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),

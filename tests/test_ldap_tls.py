@@ -127,3 +127,18 @@ def test_a_ca_file_that_is_not_pem_is_named(tls_slapd, tmp_path):
     garbage.write_text("not a certificate\n")
     client = client_for(tls_slapd, ldap_start_tls=True, ldap_ca_file=str(garbage))
     assert_refused(sign_in(client), "cannot read the CA bundle of SMA_LDAP_CA_FILE")
+
+
+def test_an_expired_certificate_is_refused(start_slapd, tmp_path, certs):  # noqa: F811
+    old = make_server_cert(tmp_path / "old", certs[0], expired=True)
+    server = start_slapd(old, name="expired")
+    answer = sign_in(client_for(server, ldap_url=server.ldaps_url,
+                                ldap_ca_file=str(certs[0].cert_file)))
+    assert_refused(answer, "TLS certificate has expired", "renew")
+
+
+def test_ldaps_to_the_clear_text_port_says_to_check_the_url(tls_slapd, certs):
+    wrong_port = tls_slapd.url.replace("ldap://", "ldaps://")  # the ldap:// listener
+    answer = sign_in(client_for(tls_slapd, ldap_url=wrong_port,
+                                ldap_ca_file=str(certs[0].cert_file)))
+    assert_refused(answer, "TLS with the directory failed", "ldaps:// port")
