@@ -7,7 +7,9 @@ empty one: that is an anonymous bind, which "succeeds"), then reads the person's
 with the search account (memberOf, or a search under SMA_LDAP_GROUP_BASE) and maps them to
 a role through SMA_ROLE_MAPPING; the highest wins. A refresh does the same without the
 password. Every connection has SMA_LDAP_TIMEOUT_SECONDS to connect and to each answer, so
-a hung directory cannot hold a web worker.
+a hung directory cannot hold a web worker. TLS (ldaps:// or StartTLS) requires a
+certificate that SMA_LDAP_CA_FILE's CA (or the system's) signed for the URL's host
+(smacommon.directory_tls); when it fails, the message says what an admin must fix.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ from __future__ import annotations
 import logging
 import math
 import re
-import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ldap3 import NONE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPException
+from ldap3 import NONE, SUBTREE, Connection, Server
+from ldap3.core.exceptions import LDAPException, LDAPStartTLSError
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
+from smacommon.directory_tls import CheckedTls, tls_problem
 from smacommon.errors import SmaError
 from smacommon.roles import RANK as _RANK
 from smacommon.settings_ldap import LdapSettings
@@ -114,8 +116,8 @@ class Directory:
         self._roles = {normal_dn(group): role
                        for group, role in settings.roles_by_group.items()}
         url = urlsplit(settings.ldap_url)
-        tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ldap_ca_file or None)
-        self._server = Server(settings.ldap_url, use_ssl=url.scheme == "ldaps", tls=tls,
+        self._server = Server(settings.ldap_url, use_ssl=url.scheme == "ldaps",
+                              tls=CheckedTls(settings.ldap_ca_file),
                               get_info=NONE, connect_timeout=settings.ldap_timeout_seconds)
 
     def _open(self) -> Connection:
@@ -126,10 +128,18 @@ class Directory:
                           raise_exceptions=False, read_only=True)
         try:
             conn.open()
-            if self.settings.ldap_start_tls and not conn.start_tls():
-                raise DirectoryUnavailable("The directory refused StartTLS "
-                                           f"({conn.result.get('description')}).")
+            # False on an ldaps:// connection (TLS already); a refusal raises
+            if self.settings.ldap_start_tls and not conn.start_tls() \
+                    and not self._server.ssl:
+                raise LDAPStartTLSError("StartTLS did not start")
         except LDAPException as exc:
+            _close(conn)
+            problem = tls_problem(conn, exc)
+            if problem:
+                log.error("LDAP TLS with %s failed: %s (%s)", self.settings.ldap_url,
+                          problem, exc)
+                raise DirectoryUnavailable(f"{problem}. Until then, sign in with an API "
+                                           "token.") from None
             log.warning("LDAP directory %s unreachable: %s", self.settings.ldap_url, exc)
             raise DirectoryUnavailable(
                 "The directory did not answer, so sma cannot check directory passwords now; "
@@ -252,6 +262,14 @@ class Directory:
             return Person(found[1], found[0], role, groups=groups)
         finally:
             conn.unbind()
+
+
+def _close(conn: Connection) -> None:
+    """Let go of a connection that failed to open (its socket may be half set up)."""
+    try:
+        conn.unbind()
+    except Exception:  # it is going away either way
+        pass
 
 
 def _refusal(result: dict) -> str:

@@ -1,6 +1,9 @@
 """A real OpenLDAP slapd for the sign-in tests: Debian's package, started in a temporary
 folder on a free port, with a small tree, and stopped (its own pid) at the end.
 
+With `tls` (tests/certs.py) it also listens for ldaps:// on a second free port
+(`ldaps_url`) and answers StartTLS on the ldap:// one, with that certificate.
+
 The tree: dc=example,dc=org with people alice (in sma-admins), bob (in sma-operators),
 carol (only in a group no role maps), dave (in sma-operators, his account locked through
 the ppolicy overlay's pwdAccountLockedTime), and sma's search account. The memberof
@@ -17,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.certs import ServerCert
+
 SLAPD = "/usr/sbin/slapd"
 SUFFIX = "dc=example,dc=org"
 ROOT_DN = f"cn=admin,{SUFFIX}"
@@ -29,6 +34,11 @@ ADMINS = f"cn=sma-admins,{GROUPS}"
 OPERATORS = f"cn=sma-operators,{GROUPS}"
 OTHERS = f"cn=others,{GROUPS}"
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "dave": "dave-pw"}
+TLS_CONF = """\
+TLSCACertificateFile {ca}
+TLSCertificateFile {cert}
+TLSCertificateKeyFile {key}
+"""
 MISSING = "Debian's slapd is not installed (make test-deps installs slapd and ldap-utils)"
 
 CONF = """\
@@ -41,7 +51,7 @@ moduleload memberof
 moduleload ppolicy
 pidfile {tmp}/slapd.pid
 argsfile {tmp}/slapd.args
-
+{tls}
 database mdb
 maxsize 16777216
 suffix "{suffix}"
@@ -72,22 +82,28 @@ def user_dn(name: str) -> str:
 class Slapd:
     """One running slapd; `url` to reach it, `admin()` a connection as its root."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, tls: ServerCert | None = None) -> None:
         from smacommon.embedded_redis import free_port
 
         self.tmp = tmp
+        self.tls = tls
         self.port = free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
+        self.ldaps_port = free_port() if tls else None
+        self.ldaps_url = f"ldaps://127.0.0.1:{self.ldaps_port}" if tls else None
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Slapd:
         (self.tmp / "db").mkdir(parents=True, exist_ok=True)
         conf = self.tmp / "slapd.conf"
-        conf.write_text(CONF.format(tmp=self.tmp, suffix=SUFFIX, root_dn=ROOT_DN,
+        tls = TLS_CONF.format(ca=self.tls.ca_file, cert=self.tls.cert_file,
+                              key=self.tls.key_file) if self.tls else ""
+        conf.write_text(CONF.format(tmp=self.tmp, suffix=SUFFIX, root_dn=ROOT_DN, tls=tls,
                                     root_password=ROOT_PASSWORD, search_dn=SEARCH_DN))
+        urls = f"{self.url}/" + (f" {self.ldaps_url}/" if self.tls else "")
         self._log = open(self.tmp / "slapd.log", "ab")  # noqa: SIM115 - closed in stop()
         # -d: stay in the foreground (our child, its own pid), logging only start-up errors
-        self.proc = subprocess.Popen([SLAPD, "-d", "0", "-h", f"{self.url}/", "-f", str(conf)],
+        self.proc = subprocess.Popen([SLAPD, "-d", "0", "-h", urls, "-f", str(conf)],
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 15
@@ -174,6 +190,23 @@ def slapd(tmp_path):
     server = Slapd(tmp_path / "slapd").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def start_slapd(tmp_path):
+    """start_slapd(tls=None, name="slapd"): a running slapd with the test tree in
+    tmp_path/name (TLS with that certificate when given); each stopped at the end."""
+    if not os.path.exists(SLAPD):
+        pytest.skip(MISSING)
+    started: list[Slapd] = []
+
+    def start(tls: ServerCert | None = None, name: str = "slapd") -> Slapd:
+        started.append(Slapd(tmp_path / name, tls))
+        return started[-1].start()
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 def ldap_settings(server: Slapd, **overrides) -> dict[str, object]:
