@@ -20,11 +20,11 @@ NEW_RUNBOOK = "New runbook"
 
 @pytest.fixture
 def runbooks(api):
-    """db-backup (tag db) and web-deploy (tag web), published, each with a job not yet run."""
+    """db-backup (tag db) and web-deploy (tag web), published, each with a job no worker takes."""
     jobs = {}
     for name, tags in (("db-backup", ["db"]), ("web-deploy", ["web"])):
         api.create_runbook(name, tags=tags)
-        jobs[name] = api.start(name)["id"]
+        jobs[name] = api.start(name, worker_group="nowhere")["id"]  # stays New
     return jobs
 
 
