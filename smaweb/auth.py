@@ -20,7 +20,7 @@ from flask import Flask, current_app, g, request
 from flask_smorest import abort
 
 from smacommon.roles import RANK, rank
-from smacommon.services.access import limit_to
+from smacommon.services.access import Scope, limit_to
 from smacommon.services.audit import Actor, act_as
 from smacommon.services.directory_sessions import SECRET_PREFIX as PERSON_SECRET_PREFIX
 from smacommon.services.role_bindings import EVERYTHING, grant
@@ -176,10 +176,22 @@ def principals() -> list[str]:
     return [g.principal, *(f"group:{group}" for group in g.get("groups", ()))]
 
 
+def scope_for(needed: str) -> Scope | None:
+    """Where the caller may act with `needed`: EVERYTHING when their global role is enough,
+    else over what their role bindings give (a Scope; None: nowhere). Read once a request
+    per role: the API's and the portal's checks and the portal's buttons all ask here."""
+    if rank(g.get("role")) >= RANK[needed]:
+        return EVERYTHING
+    granted = g.setdefault("sma_grants", {})
+    if needed not in granted:
+        granted[needed] = grant(db.session, principals(), needed)
+    return granted[needed]
+
+
 def _scoped(needed: str) -> None:
     """A caller whose global role is below `needed`: their role bindings may give it over
     some runbooks; the request's session is then limited to those (smacommon access)."""
-    scope = grant(db.session, principals(), needed)
+    scope = scope_for(needed)
     if scope is None:
         abort(403, message=f"This needs the {needed} role; your token has the {g.role} role.")
     if scope is EVERYTHING:

@@ -6,7 +6,9 @@ between the redirect to the provider and its callback; the callback takes them o
 callback replayed in the same browser finds nothing to finish. The role can be read again
 only from a new ID token: when the provider gave a refresh token, sma uses it every
 SMA_OIDC_REFRESH_SECONDS and maps the new token's groups (someone removed from every mapped
-group loses the session then); without one, the session ends at that interval.
+group loses the session then, and the personal tokens they made; a lower role lowers those);
+without one, the session ends at that interval. sma cannot ask the provider about someone
+between their sign-ins, so their personal tokens also end within UNCHECKED_MAX_DAYS.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from smacommon.errors import NotFound, SmaError
 from smacommon.models import DirectorySession
 from smacommon.oidc import Authorization, OidcRefused, Provider
 from smacommon.services import directory_sessions as sessions
-from smacommon.services.audit import record
+from smacommon.services.audit import Actor, act_as, record
+from smacommon.services.personal_tokens import follow_owner
 from smaweb.auth import bind_actor
 from smaweb.extensions import db
+from smaweb.limiter import client_address
 
 PENDING = "oidc"  # the key of a sign-in under way in the Flask session
 PENDING_SECONDS = 600  # a sign-in not finished within ten minutes is started again
@@ -100,7 +104,11 @@ def resume(row: DirectorySession, door: str) -> bool:
         crypto = get_crypto(settings)
         refreshed = provider().refresh(crypto.decrypt_str(row.refresh_token), row.user_dn) \
             if row.refresh_token else None
+        principal = principal_of(row.user_name, "oidc")
         with factory() as own, own.begin():  # the request's own may be read-only
+            if refreshed is not None:  # their personal tokens follow the role read now
+                act_as(own, Actor(principal, door, client_address()))
+                follow_owner(own, principal, refreshed.person.role)
             if refreshed is None or refreshed.person.role is None:
                 sessions.end(own, row.id)
                 return False
@@ -111,6 +119,7 @@ def resume(row: DirectorySession, door: str) -> bool:
         with factory() as own, own.begin():
             sessions.touch(own, row.id)
     g.principal, g.role, g.groups = principal_of(row.user_name, "oidc"), role, groups
+    g.person_source = "oidc"  # their personal tokens are bounded in time (smaweb.personal)
     bind_actor(g.principal, door)
     return True
 

@@ -8,12 +8,35 @@ from flask import current_app, g
 
 from smacommon.db import utcnow
 from smacommon.directory import name_of
+from smacommon.errors import Forbidden
 from smacommon.models import ApiToken
 from smacommon.services.audit import Actor, act_as
-from smacommon.services.personal_tokens import lower, parent_cap
+from smacommon.services.personal_tokens import (
+    UNCHECKED_MAX_DAYS,
+    create_personal_token,
+    lower,
+    parent_cap,
+)
 from smacommon.services.tokens import revoke_token
+from smaweb.auth import current_principal
 from smaweb.extensions import db
 from smaweb.limiter import client_address
+
+
+def create_mine(name: str, role: str | None = None,
+                expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """A personal token for the caller, as /api/v1/me/tokens and the portal's My tokens make
+    it: at most their role, a directory person's re-checked with the directory at its uses,
+    an OpenID person's ending within UNCHECKED_MAX_DAYS (and at the next refresh of their
+    session that finds them in no mapped group: smaweb.oidcauth)."""
+    if g.get("personal"):
+        raise Forbidden("A personal token cannot make tokens: sign in as yourself, or use "
+                        "the token that made it.")
+    oidc = g.get("person_source") == "oidc"
+    return create_personal_token(
+        db.session, owner=current_principal(), owner_role=g.role, name=name, role=role,
+        expires_in_days=expires_in_days, parent_id=g.get("token_id"),
+        owner_dn=g.get("person_dn"), max_days=UNCHECKED_MAX_DAYS if oidc else None)
 
 
 def act_as_token(token: ApiToken) -> bool:

@@ -25,6 +25,9 @@ from smacommon.services.audit import record
 from smacommon.services.tokens import hash_token, is_live, new_secret, revoke_token
 
 MAX_NAME = 48  # so that <owner>/token:<name> fits the audit's actor (200 characters)
+# an OpenID person's role can be read again only from their own sign-in (sma cannot ask the
+# provider about them as it asks a directory), so their tokens end within this many days
+UNCHECKED_MAX_DAYS = 30
 
 
 def _mine(owner: str, parent_id: uuid.UUID | None) -> list:
@@ -42,8 +45,10 @@ def lower(role: str, cap: str) -> str:
 def create_personal_token(session: Session, *, owner: str, owner_role: str, name: str,
                           role: str | None = None, expires_in_days: int | None = None,
                           parent_id: uuid.UUID | None = None,
-                          owner_dn: str | None = None) -> tuple[ApiToken, str]:
-    """A token `owner` makes for themselves, and its secret (shown once)."""
+                          owner_dn: str | None = None,
+                          max_days: int | None = None) -> tuple[ApiToken, str]:
+    """A token `owner` makes for themselves, and its secret (shown once); `max_days`: it
+    must expire within that many days (the default then)."""
     check_name(name, LABEL, "token name")
     if len(name) > MAX_NAME:
         raise ValidationFailed(f"A personal token's name has at most {MAX_NAME} characters.",
@@ -55,6 +60,13 @@ def create_personal_token(session: Session, *, owner: str, owner_role: str, name
     if RANK[role] > rank(owner_role):
         raise Forbidden(f"A personal token has at most your own role ({owner_role}); you "
                         f"asked for {role}.", {"role": [f"At most {owner_role}."]})
+    if max_days is not None:
+        expires_in_days = expires_in_days or max_days
+        if expires_in_days > max_days:
+            raise ValidationFailed(
+                f"Your personal tokens last at most {max_days} days: sma reads your role "
+                "again only when you sign in, so a token of yours must end by then.",
+                {"expires_in_days": [f"At most {max_days}."]})
     if any(is_live(t) for t in session.scalars(select(ApiToken).where(
             *_mine(owner, parent_id), ApiToken.name == name))):
         raise Conflict(f"You already have a token named {name!r}: revoke it, or pick another "
@@ -98,3 +110,15 @@ def parent_cap(session: Session, token: ApiToken) -> str | None:
     if parent is None or not is_live(parent):
         return None
     return lower(token.role, parent.role)
+
+
+def follow_owner(session: Session, owner: str, role: str | None) -> None:
+    """`owner`'s role read again (an OpenID person's, at their session's refresh): the live
+    tokens they made as themselves are lowered to it, or revoked when they have none."""
+    for token in session.scalars(select(ApiToken).where(*_mine(owner, None))):
+        if not is_live(token):
+            continue
+        if role is None:
+            revoke_token(session, token.id)
+        else:
+            token.role = lower(token.role, role)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from flask import g
 from flask.views import MethodView
 
-from smacommon.errors import Forbidden
 from smacommon.models import ApiToken
 from smacommon.schemas.auth import (
     NewTokenSchema,
@@ -19,6 +18,7 @@ from smacommon.services import personal_tokens as svc
 from smaweb.auth import current_principal
 from smaweb.extensions import SmaBlueprint, db
 from smaweb.pagination import keyset_page
+from smaweb.personal import create_mine
 
 blp = SmaBlueprint("me", __name__, url_prefix="/api/v1/me",
                    description="Your own personal tokens.")
@@ -44,12 +44,7 @@ class MyTokens(MethodView):
         """Make a token for yourself, with at most your own role; its secret is in this
         answer only. It ends when the token you used here is revoked, or when you leave
         the directory's groups."""
-        if g.get("personal"):
-            raise Forbidden("A personal token cannot make tokens: sign in as yourself, or "
-                            "use the token that made it.")
-        token, secret = svc.create_personal_token(
-            db.session, owner=current_principal(), owner_role=g.role,
-            parent_id=g.get("token_id"), owner_dn=g.get("person_dn"), **data)
+        token, secret = create_mine(**data)
         db.session.commit()
         token.token = secret
         return token

@@ -21,14 +21,15 @@ from flask import Flask, abort, current_app, flash, g, redirect, request, sessio
 
 from smacommon.db import utcnow
 from smacommon.errors import SmaError
-from smacommon.roles import RANK
+from smacommon.models import Runbook
+from smacommon.roles import RANK, rank
 from smacommon.services import directory_sessions
 from smacommon.services import portal_sessions as sessions
 from smacommon.services.access import limit_to
-from smacommon.services.role_bindings import EVERYTHING, grant
+from smacommon.services.role_bindings import EVERYTHING
 from smacommon.services.tokens import JOB_TOKEN_PREFIX, find_token_by_hash, hash_token
 from smaweb import ldapauth, people
-from smaweb.auth import bind_actor, principals
+from smaweb.auth import bind_actor, scope_for
 from smaweb.extensions import db
 from smaweb.personal import act_as_token
 
@@ -164,21 +165,29 @@ def check_csrf() -> None:
                    "try again.")
 
 
-def can(role: str) -> bool:
-    """Whether the signed-in user has at least `role` (controls it may not use are hidden)."""
-    return RANK.get(g.get("role", ""), -1) >= RANK[role]
+def can(role: str, runbook: Runbook | None = None) -> bool:
+    """Whether the signed-in user has at least `role`, globally or (given `runbook`) over that
+    runbook through their role bindings: the controls they may not use are hidden."""
+    if runbook is None:
+        return rank(g.get("role")) >= RANK[role]
+    scope = scope_for(role)
+    return scope is EVERYTHING or (scope is not None and scope.covers(runbook))
+
+
+def can_any(role: str) -> bool:
+    """Whether the signed-in user has `role` over any runbook (globally or by a binding): a
+    form that makes a runbook thing inside their bindings is shown."""
+    return scope_for(role) is not None
 
 
 def require(role: str) -> None:
     """403 (a page saying which role it needs) unless the user has at least `role`, or their
     role bindings give it over some runbooks: then the page shows only those (as the API)."""
-    if can(role):
-        return
-    scope = grant(db.session, principals(), role)
-    if scope is None:
-        abort(403, f"This needs the {role} role; you are signed in as {g.role}.")
+    scope = scope_for(role)
     if scope is EVERYTHING:
         return
+    if scope is None:
+        abort(403, f"This needs the {role} role; you are signed in as {g.role}.")
     if request.path != "/" and not request.path.startswith(SCOPED_PAGES):
         abort(403, f"This needs the {role} role over everything; your role bindings give it "
                    "only over some runbooks (see Runbooks and Jobs).")
@@ -238,4 +247,4 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_SECURE=settings.api_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=12 * 3600,
     )
-    app.jinja_env.globals.update(csrf_token=csrf_token, can=can)
+    app.jinja_env.globals.update(csrf_token=csrf_token, can=can, can_any=can_any)
