@@ -137,22 +137,22 @@ def api_configured(args: argparse.Namespace) -> bool:
 
 
 def token_new(args, out: Output):
-    token = client(args).create_my_token(args.name, args.role, args.expires_in_days)
-    if out.json:
-        out.data(token)
-        return
-    out.console.print(token.token)
-    out.done(f"Your token {token.name!r} ({token.role}) created; this is the only time its "
-             "secret is shown.")
+    _show_new_token(out, client(args).create_my_token(args.name, args.role,
+                                                      args.expires_in_days), "Your token")
 
 
 def token_create_api(args, out: Output):
-    token = client(args).create_token(args.name, args.role, args.expires_in_days)
+    _show_new_token(out, client(args).create_token(args.name, args.role, args.expires_in_days),
+                    "Token")
+
+
+def _show_new_token(out: Output, token, what: str) -> None:
+    """A token just made: its secret, shown this once."""
     if out.json:
         out.data(token)
         return
     out.console.print(token.token)
-    out.done(f"Token {token.name!r} ({token.role}) created; this is the only time its "
+    out.done(f"{what} {token.name!r} ({token.role}) created; this is the only time its "
              "secret is shown.")
 
 
