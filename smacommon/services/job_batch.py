@@ -21,19 +21,12 @@ from smacommon.db import on_commit
 from smacommon.errors import SmaError
 from smacommon.models import Job, JobStatusEvent, Runbook
 from smacommon.services.audit import record_many
-from smacommon.services.jobs import log, prepare_job
+from smacommon.services.jobs import NEW_JOB_DEFAULTS, log, prepare_job
 from smacommon.states import JobStatus
 
 EnqueueMany = Callable[[list[tuple[str, str]]], None]
 _jobs = Job.__table__
 _events = JobStatusEvent.__table__
-# every column a new job's row may leave to its default, with that default (the response
-# shows them, and a multi-row INSERT needs the same keys in every row)
-_DEFAULTS = {"exception": None, "worker": None, "sealed_checkpoint": None, "checkpoint": None,
-             "checkpoint_at": None, "attempt": 1, "exit_code": None, "cpu_seconds": None,
-             "peak_memory_mb": None, "pid": None, "engine_path": None,
-             "lease_expires_at": None, "token_hash": None, "start_time": None,
-             "end_time": None}
 
 
 @dataclass
@@ -54,7 +47,7 @@ def start_jobs(session: Session, requests: Sequence[JobRequest], *,
     rows = []
     for index, request in enumerate(requests):
         try:
-            rows.append({**_DEFAULTS, **prepare_job(session, request.runbook,
+            rows.append({**NEW_JOB_DEFAULTS, **prepare_job(session, request.runbook,
                                                     request.parameters, **request.options)})
         except SmaError as exc:
             exc.message = f"jobs[{index}]: {exc.message} No job was started."
