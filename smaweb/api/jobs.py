@@ -49,7 +49,7 @@ from smaweb.fastjson import json_response
 from smaweb.jobpage import job_page
 from smaweb.livehub import live_hub
 from smaweb.queries import jobs_statement
-from smaweb.streampage import stream_page, stream_statement
+from smaweb.streampage import stream_page
 
 blp = SmaBlueprint("jobs", __name__, url_prefix="/api/v1",
                    description="Jobs: start runbooks, follow them, read what they wrote.")
@@ -255,9 +255,9 @@ def streams(args, job_id):
     session = db.session
     job = get_job(session, job_id)
     where = of_attempt(session, job, args["attempt"]) if args.get("attempt") else ()
-    stmt = stream_statement(job.id, args["after_seq"], args["limit"], args.get("stream"), where)
     # a hot path: rows to dicts to orjson, the schema above documents the shape
-    return json_response(stream_page(session, stmt, args["limit"]))
+    return json_response(stream_page(session, job.id, args["after_seq"], args["limit"],
+                                     args.get("stream"), where))
 
 
 @blp.route("/jobs/<job_id>/events", methods=["GET"])
