@@ -37,7 +37,7 @@ class LineSplitter:
         lines = buffer.split(b"\n")
         self.buffer = lines.pop()
         if len(self.buffer) > self.max_line or self.before \
-                or any(len(line) > self.max_line for line in lines):
+                or max(map(len, lines), default=0) > self.max_line:
             return self._cut(lines)
         return lines
 
