@@ -110,6 +110,7 @@ bench: deps
 	@mkdir -p bench/results
 	$(PY) bench/jobs.py | tee bench/results/jobs.json
 	$(PY) bench/output.py | tee bench/results/output.json
+	$(PY) bench/capture.py | tee bench/results/capture.json
 	$(PY) bench/portal.py | tee bench/results/portal.json
 	$(PY) bench/live.py | tee bench/results/live.json
 	$(PY) bench/modules.py | tee bench/results/modules.json
