@@ -23,7 +23,11 @@ def json_response(payload: Any, status: int = 200) -> Response:
         body = orjson.dumps(payload, option=orjson.OPT_NAIVE_UTC)
     except orjson.JSONEncodeError:  # an integer past 64 bits, nesting past 254 levels
         body = current_app.json.dumps(_isoformat(payload)).encode()
-    return current_app.response_class(body, status=status, mimetype="application/json")
+    response = current_app.response_class(body, status=status, mimetype="application/json")
+    # the payload is freed once the answer is sent, not before: a page of 10,000 records is
+    # some 60,000 objects, about 3 ms to free, that the client need not wait for
+    response.call_on_close(lambda: payload)
+    return response
 
 
 def _isoformat(value: Any) -> Any:
