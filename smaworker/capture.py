@@ -124,9 +124,13 @@ class StreamWriter:
         self._pending.append((self._job_key, self.seq, stream, self._time(), text, encoded,
                               self.attempt))
         self._pending_bytes += len(text)
-        if (len(self._pending) >= self.batch_lines or self._pending_bytes >= _MAX_BATCH_BYTES) \
-                and not self.failures:
+        if self._batch_full():
             self.flush()
+
+    def _batch_full(self) -> bool:
+        """A batch is due now (unless the database is away: then it waits for its retry)."""
+        return (len(self._pending) >= self.batch_lines
+                or self._pending_bytes >= _MAX_BATCH_BYTES) and not self.failures
 
     def add_mask(self, secret: str) -> None:
         """From now on, write `***` wherever `secret` appears (see smaworker.masking)."""
@@ -176,8 +180,7 @@ class StreamWriter:
             self.seq = seq + len(part)
             self._pending_bytes += sum(map(len, part))
             done += len(part)
-            if (len(self._pending) >= self.batch_lines
-                    or self._pending_bytes >= _MAX_BATCH_BYTES) and not self.failures:
+            if self._batch_full():
                 self.flush()
 
     @property

@@ -18,7 +18,7 @@ from smacommon.errors import IllegalTransition, JobNotFound, NotPublished
 from smacommon.models import Job, JobStatusEvent, Runbook, Worker
 from smacommon.parameters import validate
 from smacommon.sealing import seal_parameters
-from smacommon.services.audit import record, record_many
+from smacommon.services.audit import record
 from smacommon.services.job_lookup import get_job  # noqa: F401 - its home for callers
 from smacommon.services.moves import ADD_EVENT, CLOSE_ATTEMPT, move_statement
 from smacommon.services.runbooks import draft_parameters
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 S = JobStatus
 _jobs = Job.__table__
 _events = JobStatusEvent.__table__
+_INSERT_JOB = insert(_jobs)
 # every column a new job's row may leave to its default, with that default: a job is
 # inserted with all of them (the answer shows them; a multi-row INSERT of a batch needs the
 # same keys in every row; an ORM object made from the row loads nothing more)
@@ -110,9 +111,8 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
                                 "time": row["created_at"], "actor": row["started_by"],
                                 "reason": None, "reason_code": None})
     job_id, group = str(row["id"]), row["worker_group"]
-    record_many(session, [("job.test" if row["is_test"] else "job.start",
-                           f"/api/v1/jobs/{job_id}",
-                           {"runbook": runbook.name, "worker_group": group})])
+    record(session, "job.test" if row["is_test"] else "job.start", f"/api/v1/jobs/{job_id}",
+           runbook=runbook.name, worker_group=group)
     send = enqueue or _default_enqueue
     on_commit(session, lambda: send(job_id, group))
     job = Job(**row)
@@ -120,8 +120,6 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
     session.add(job)
     return job
 
-
-_INSERT_JOB = insert(_jobs)
 
 
 def prepare_job(session: Session | Connection, runbook: Runbook,
