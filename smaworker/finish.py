@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
-from smacommon.db import is_transient, read_connection, utcnow
+from smacommon.db import is_transient, read_connection, utcnow, when_committed
 from smacommon.models import Job
 from smacommon.services.jobs import current_status, transition
 from smacommon.states import JobStatus, ReasonCode, WaitingFor
@@ -79,6 +79,11 @@ def finish(runner: JobRunner, writer: StreamWriter, status: JobStatus, *,
                                   peak_memory_mb=usage.peak_memory_mb)
                 if restart:  # resumes by itself once a worker of its group is online
                     fields["waiting_for"] = WaitingFor.RESTART.value
+                moved: list[bool] = []
+                if runner.metrics is not None:  # counted as it commits, ahead of the count
+                    # of its final status `transition` adds: who sees a job finished sees
+                    # its run counted too (the sender thread may send between the two)
+                    when_committed(conn, lambda: _count_run(runner, writer, moved))
                 done = transition(conn, job_id, status, actor=runner.actor,
                                   expect={"attempt": attempt}, code=code, **fields)
                 if not done and current_status(conn, job_id) == JobStatus.STOPPING.value:
@@ -91,6 +96,8 @@ def finish(runner: JobRunner, writer: StreamWriter, status: JobStatus, *,
                     # a run that was taken over numbers nothing more
                     writer.flush(conn, retry=delay > 0.1)
                     flushed = True
+                if done:
+                    moved.append(True)
         except Exception as exc:
             writer.rolled_back()
             if not is_transient(exc) or time.monotonic() + delay > give_up:
@@ -117,18 +124,24 @@ def finish(runner: JobRunner, writer: StreamWriter, status: JobStatus, *,
         log.info("job %s: not moved to %s; its status changed meanwhile", job_id, status)
     else:
         runner.final_status = status
-        if runner.metrics is not None:  # its status is counted by `transition`
-            ran = runner.first_seq is not None
-            duration = (utcnow() - runner.run_started).total_seconds() \
-                if runner.run_started is not None else None
-            runner.metrics.run_ended(runner.runbook.name, duration,
-                                     writer.seq - runner.first_seq if ran else 0,
-                                     writer.text_bytes if ran else 0)
     try:
         _wake_waiting(runner)
     except Exception:  # the reaper sends waiting jobs again in any case
         log.warning("job %s: could not wake the jobs waiting for its slot", job_id,
                     exc_info=True)
+
+
+def _count_run(runner: JobRunner, writer: StreamWriter, moved: list[bool]) -> None:
+    """How long the run that ended ran and what it wrote (its status is counted by
+    `transition`); only once its final status is written."""
+    if not moved:
+        return
+    ran = runner.first_seq is not None
+    duration = (utcnow() - runner.run_started).total_seconds() \
+        if runner.run_started is not None else None
+    runner.metrics.run_ended(runner.runbook.name, duration,
+                             writer.seq - runner.first_seq if ran else 0,
+                             writer.text_bytes if ran else 0)
 
 
 def _attempt_now(conn: Connection, runner: JobRunner) -> int | None:
