@@ -5,6 +5,7 @@ wait for the runbook's slot are sent again."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import time
@@ -83,7 +84,7 @@ def finish(runner: JobRunner, writer: StreamWriter, status: JobStatus, *,
                 if runner.metrics is not None:  # counted as it commits, ahead of the count
                     # of its final status `transition` adds: who sees a job finished sees
                     # its run counted too (the sender thread may send between the two)
-                    when_committed(conn, lambda: _count_run(runner, writer, moved))
+                    when_committed(conn, functools.partial(_count_run, runner, writer, moved))
                 done = transition(conn, job_id, status, actor=runner.actor,
                                   expect={"attempt": attempt}, code=code, **fields)
                 if not done and current_status(conn, job_id) == JobStatus.STOPPING.value:
