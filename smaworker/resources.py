@@ -106,6 +106,7 @@ class JobResources:
                 self.release()
                 raise
         self.rlimits = self.limits.rlimits(in_cgroup=self.cgroup is not None)
+        self.forked = False  # its process is a zygote's fork: the init of its namespace
         self._fds: list[int] = []
         self._adopted(wait=False)  # an earlier job's init, left when its run broke off
 
@@ -120,14 +121,21 @@ class JobResources:
     def passwd_fd(self, workdir: Path) -> int | None:
         """A file descriptor of /etc/passwd as the job sees it (its own uid named as
         SMA_JOB_USER), for bubblewrap to mount; None when the real one will do."""
-        if self.held is None or self.state.passwd is None:
+        text = self.passwd(workdir)
+        if text is None:
             return None
         fd = os.memfd_create("sma-passwd", os.MFD_CLOEXEC)
         self._fds.append(fd)
-        os.write(fd, passwd_for(self.state.passwd, self.sandbox.user, self.uid,
-                                self.sandbox.gid, str(workdir)))
+        os.write(fd, text)
         os.lseek(fd, 0, os.SEEK_SET)
         return fd
+
+    def passwd(self, workdir: Path) -> bytes | None:
+        """/etc/passwd as the job sees it; None when the real one will do."""
+        if self.held is None or self.state.passwd is None:
+            return None
+        return passwd_for(self.state.passwd, self.sandbox.user, self.uid, self.sandbox.gid,
+                          str(workdir))
 
     def started(self) -> None:
         """The job's process runs: close what was only passed to it."""
@@ -166,6 +174,8 @@ class JobResources:
         if rusage is None:
             return JobUsage()
         cpu = rusage.ru_utime + rusage.ru_stime
+        if self.forked:  # its init, forked from the zygote, reaped every process of the job
+            return JobUsage(round(cpu, 3), -(-rusage.ru_maxrss // 1024))
         if self.sandbox.bwrap is None:
             return JobUsage(round(cpu, 3), None)
         adopted = self._adopted(wait=True)

@@ -143,7 +143,7 @@ class Sandbox:
         run = str(self.jobs_root / "run")
         passwd = [] if passwd_fd is None else [
             "--perms", "0644", "--ro-bind-data", str(passwd_fd), "/etc/passwd"]
-        kept = [arg for path in _kept_in_tmp(self.jobs_root, argv, env, keep)
+        kept = [arg for path in kept_in_tmp(self.jobs_root, argv, env, keep)
                 for arg in ("--bind", path, path)]
         return [self.bwrap, "--dev-bind", "/", "/", "--proc", "/proc",
                 "--bind", str(workdir / PRIVATE_TMP), "/tmp", *kept, "--tmpfs", run,
@@ -154,7 +154,10 @@ class Sandbox:
         """Signal the job's processes: SIGKILL ends all of them; another signal goes to the
         runbook's process group, so the runbook can handle it."""
         target = proc.pid
-        if self.bwrap is not None and sig != signal.SIGKILL:
+        # a host the zygote forked is its namespace's init and leads the job's group itself
+        # (smaworker/zygote.py)
+        if self.bwrap is not None and sig != signal.SIGKILL \
+                and not getattr(proc, "leads_group", False):
             # the group of bwrap's init (process 1 inside, which ignores it) and the runbook
             target = next(iter(_children(proc.pid)), target)
         try:
@@ -169,7 +172,7 @@ class Sandbox:
         return code
 
 
-def _kept_in_tmp(jobs_root: Path, argv: list[str], env: dict[str, str],
+def kept_in_tmp(jobs_root: Path, argv: list[str], env: dict[str, str],
                  keep: tuple[str, ...]) -> list[str]:
     """What a job must still reach in the host's /tmp under its own: the jobs root (shared
     copies, its folder), and the folders in /tmp of the paths its argv and environment name

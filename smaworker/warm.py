@@ -46,7 +46,7 @@ from typing import Any
 
 from smacommon.scripts.python import calls_main
 from smacommon.settings import Settings
-from smaworker import shutdown
+from smaworker import shutdown, zygote
 from smaworker.claim import ClaimedJob, ClaimedRunbook
 from smaworker.engines import get_engine
 from smaworker.engines.base import ordered
@@ -80,13 +80,20 @@ class WarmHost:
     def _start(self) -> None:
         engine = get_engine("python")
         self.workdir = self.sandbox.make_workdir(secrets.token_hex(4), uid=self.resources.uid)
+        env = {**host_env(self.sandbox, self.workdir), "PYTHONUTF8": "1"}
+        ca_file = self.settings.api_ca_file  # its jobs' SMA_API_CA_FILE, reachable
+        keep = (self.sandbox.readable_copy(ca_file),) if ca_file else ()
+        if zygote.usable(self.sandbox):
+            try:
+                self.proc, self.stdout_r, self.tag, self.spec_w = zygote.fork_host(
+                    self.sandbox, self.resources, self.workdir, env, keep)
+                return
+            except zygote.ZygoteError:  # (said there) this host starts by exec
+                pass
         spec_r, self.spec_w = os.pipe()
         try:
             argv = [self.sandbox.python, "-I", "-u",
                     str(self.sandbox.runtime_dir / "sma_python_host.py"), "--warm", str(spec_r)]
-            env = {**host_env(self.sandbox, self.workdir), "PYTHONUTF8": "1"}
-            ca_file = self.settings.api_ca_file  # its jobs' SMA_API_CA_FILE, reachable
-            keep = (self.sandbox.readable_copy(ca_file),) if ca_file else ()
             self.proc, self.stdout_r, self.tag = spawn(
                 engine, argv, env, self.workdir, self.sandbox, self.resources,
                 drops_itself=True, pass_fds=(spec_r,), keep=keep)
@@ -231,6 +238,7 @@ def prepare(settings: Settings, sandbox: Sandbox) -> None:
 
 
 def release() -> None:
-    """End this process's warm hosts (the worker shuts down)."""
+    """End this process's warm hosts and their zygote (the worker shuts down)."""
     while _ready:
         _ready.pop().discard()
+    zygote.release()

@@ -73,14 +73,17 @@ def cold(processes):
 
 
 def _warm_hosts(worker_pid: int) -> list[int]:
-    """The warm hosts' Python processes under a worker (their argv has --warm)."""
+    """The warm hosts' Python processes under a worker: forked by its zygote (named
+    sma-host until their job comes), or started by exec (their argv has --warm)."""
     found = []
-    for pid in processes_with_arg("--warm"):
+    exec_started = set(processes_with_arg("--warm"))
+    for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
         try:
             with open(f"/proc/{pid}/comm") as fh:
-                if fh.read().strip() == "bwrap":
-                    continue
+                name = fh.read().strip()
         except OSError:
+            continue
+        if name != "sma-host" and (pid not in exec_started or name == "bwrap"):
             continue
         ancestor = pid
         while ancestor > 1:
@@ -299,9 +302,7 @@ def test_two_hosts_wait_per_process_and_a_job_takes_the_older(api, processes):
 
 
 def _home(pid: int) -> str:
-    with open(f"/proc/{pid}/environ", "rb") as fh:
-        env = dict(item.split(b"=", 1) for item in fh.read().split(b"\0") if b"=" in item)
-    return env[b"HOME"].decode()
+    return os.readlink(f"/proc/{pid}/cwd")  # a host's folder, its HOME
 
 
 def test_a_host_that_died_is_discarded_and_its_job_runs_cold(api, processes):
@@ -321,3 +322,101 @@ def test_a_host_that_died_is_discarded_and_its_job_runs_cold(api, processes):
     assert (again["status"], again["engine_path"]) == ("Completed", "warm")
     log = own.log_path.read_text()
     assert "ended before its job" in log or "gone at its job's hand-off" in log
+
+
+# --- the zygote (runtime/sma_zygote.py): hosts are forked, not started -------------------
+
+def _stat(pid: int) -> tuple[str, int]:
+    """A process's name and parent."""
+    with open(f"/proc/{pid}/stat") as fh:
+        head, rest = fh.read().rsplit(")", 1)
+    return head.split("(", 1)[1], int(rest.split()[1])
+
+
+def _lives(pid: int) -> bool:
+    """Whether the process runs (not gone, not a zombie left to reap)."""
+    try:
+        return _field(pid, "State")[0] != "Z"
+    except OSError:
+        return False
+
+
+def _field(pid: int, name: str) -> str:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(line.split(":", 1)[1].strip() for line in fh if line.startswith(name + ":"))
+
+
+def _zygotes(pool_pids: set[int]) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                name, parent = _stat(int(entry))
+            except OSError:
+                continue
+            if name == "sma-zygote" and parent in pool_pids and _lives(int(entry)):
+                found.append(int(entry))
+    return found
+
+
+def test_hosts_are_forked_by_a_zygote_that_holds_nothing_of_the_worker(api, processes):
+    own = processes.worker("warmfork", concurrency=1)
+    hosts = wait_for(lambda: len(_warm_hosts(own.proc.pid)) == warm.HOSTS
+                     and _warm_hosts(own.proc.pid), what="the worker's warm hosts")
+    for host in hosts:
+        name, init = _stat(host)
+        init_name, pool = _stat(init)
+        # the host (as the job user), its namespace's init, adopted by the pool process
+        assert (name, init_name) == ("sma-host", "sma-init")
+        assert _stat(pool)[1] == own.proc.pid
+        assert _field(host, "Uid").split()[0] != "0"
+        assert _field(host, "NSpid").split()[1:] == ["2"]
+        assert _field(init, "NSpid").split()[1:] == ["1"]
+        for ns in ("pid", "mnt"):
+            assert os.readlink(f"/proc/{host}/ns/{ns}") != os.readlink(f"/proc/{pool}/ns/{ns}")
+    pools = {_stat(_stat(host)[1])[1] for host in hosts}
+    (zygote,) = _zygotes(pools)
+    # started by exec with a clean environment: nothing of the worker's (its database, its
+    # broker, its keys), and no descriptor but its socket and the pool process's pidfd
+    with open(f"/proc/{zygote}/environ", "rb") as fh:
+        names = sorted(item.split(b"=", 1)[0].decode() for item in fh.read().split(b"\0")
+                       if item)
+    assert names == ["LANG", "LC_ALL", "PATH", "PYTHONUTF8"]
+    fds = {fd: os.readlink(f"/proc/{zygote}/fd/{fd}")
+           for fd in os.listdir(f"/proc/{zygote}/fd")}
+    kinds = sorted(t.split(":")[0] for fd, t in fds.items() if int(fd) > 2)
+    assert kinds == ["anon_inode", "socket"], fds  # (stdin, stdout /dev/null; stderr the log)
+    job = api.wait(api.start(api.create_runbook(
+        content="import os\nprint(os.getpid(), os.getuid() != 0)\n",
+        worker_group="warmfork")["name"])["id"])
+    assert (job["status"], job["engine_path"]) == ("Completed", "warm")
+    assert _output(api, job) == ["2 True"]
+
+
+def test_a_zygote_that_died_is_replaced_and_jobs_stay_warm(api, processes):
+    own = processes.worker("warmzygote", concurrency=1)
+    hosts = wait_for(lambda: len(_warm_hosts(own.proc.pid)) == warm.HOSTS
+                     and _warm_hosts(own.proc.pid), what="the worker's warm hosts")
+    pools = {_stat(_stat(host)[1])[1] for host in hosts}
+    (zygote,) = _zygotes(pools)
+    os.kill(zygote, signal.SIGKILL)
+    wait_for(lambda: not _zygotes(pools), what="the zygote gone")
+    assert sorted(_warm_hosts(own.proc.pid)) == sorted(hosts)  # its hosts are not its own
+    rb = api.create_runbook(content="print('ran')\n", worker_group="warmzygote")
+    for _ in range(3):
+        job = api.wait(api.start(rb["name"])["id"])
+        assert (job["status"], job["engine_path"], _output(api, job)) == (
+            "Completed", "warm", ["ran"])
+    assert len(_zygotes(pools)) == 1
+    assert "the warm hosts' zygote ended" in own.log_path.read_text()
+
+
+def test_forked_hosts_die_with_their_pool_process(api, processes):
+    own = processes.worker("warmorphan", concurrency=1)
+    hosts = wait_for(lambda: len(_warm_hosts(own.proc.pid)) == warm.HOSTS
+                     and _warm_hosts(own.proc.pid), what="the worker's warm hosts")
+    inits = [_stat(host)[1] for host in hosts]
+    (pool,) = {_stat(init)[1] for init in inits}
+    os.kill(pool, signal.SIGKILL)  # the pool process is lost, as in an OOM kill
+    wait_for(lambda: not any(_lives(pid) for pid in (*hosts, *inits)),
+             timeout=10, what="its hosts and their inits gone")

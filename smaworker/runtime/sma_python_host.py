@@ -177,10 +177,9 @@ def _report(exc: BaseException) -> None:
     sys.stderr.write("".join(report.format()))
 
 
-if __name__ == "__main__":
-    _set_limits()
-    _drop_root()
-    script, spec = _warm(int(sys.argv[2])) if sys.argv[1] == "--warm" else _cold()
+def run_and_exit(script: str, spec: dict) -> None:
+    """Run the runbook, its traceback (if it raised) on stderr, and end the process with its
+    exit code."""
     try:
         code = _run(script, spec)
     except SystemExit as exc:
@@ -199,3 +198,9 @@ if __name__ == "__main__":
         sys.stderr.flush()
     finally:
         os._exit(code)
+
+
+if __name__ == "__main__":
+    _set_limits()
+    _drop_root()
+    run_and_exit(*(_warm(int(sys.argv[2])) if sys.argv[1] == "--warm" else _cold()))

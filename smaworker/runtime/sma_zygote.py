@@ -1,0 +1,262 @@
+"""The warm Python engine's zygote: forks warm hosts instead of starting them.
+
+smaworker/zygote.py starts one per worker pool process, as root, with a clean environment:
+this interpreter, sma's host and helpers and the common standard modules imported once. For
+each host its pool process asks for (a SOCK_SEQPACKET message: the host's folder,
+environment, umask and namespaces; its spec, stdout and stderr pipes as SCM_RIGHTS
+descriptors) it forks:
+
+- the fork (A) joins the host's cgroup, enters new PID and mount namespaces, forks the
+  namespace's init (B), says B's pid and exits, so the pool process (a child subreaper)
+  adopts B: B is its child, as the outer bwrap of a cold job is;
+- B, process 1 of the new namespace, is what bubblewrap's init is for a cold job: a session
+  of its own, the parent-death signal (once A is gone), then the same mounts as the cold
+  job's bwrap command line (smaworker/sandbox.py `command`): a fresh /proc, the host's own
+  /tmp with what it must reach there bound back, the jobs' run/ folder hidden under an empty
+  tmpfs with only the host's folder bound back, and its own /etc/passwd. It forks the host
+  (C), reaps every process of the namespace, and exits as bwrap's init does when C ends
+  (with C's exit status, 128 + N for a death by signal N): the kernel then ends whatever
+  the job left in the namespace;
+- C takes its pipes as descriptors 0-4 and closes every other, its folder, umask and
+  environment, sets its limits and becomes the job user (sma_python_host.py), and then waits
+  for its job exactly as a host started with `--warm` does.
+
+A fork of this process holds nothing of the worker's: it was started by exec with a clean
+environment and holds no secret, and its only descriptor (the socket to the pool process)
+is closed in every fork. It takes one request at a time; EOF on its socket ends it, and it
+dies with its pool process (its parent-death signal).
+"""
+
+import ctypes
+import fcntl
+import marshal
+import os
+import select
+import signal
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves it out
+import sma_python_host as host  # noqa: E402
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p)
+_libc.unshare.argtypes = (ctypes.c_int,)
+_libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_ulong)
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
+PIPES = 3  # the descriptors a request carries: spec (read end), stdout and stderr (write)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _mount(source, target, fstype, flags, data=None) -> None:
+    _check(_libc.mount(source and os.fsencode(source), os.fsencode(target),
+                       fstype and fstype.encode(), flags, data and data.encode()),
+           f"mount {target}")
+
+
+def _bind(source: str, target: str, read_only: bool = False) -> None:
+    _mount(source, target, None, MS_BIND | MS_REC)
+    if read_only:
+        _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _name(name: bytes) -> None:
+    """The process's name (`comm`, what ps and /proc/PID/comm show)."""
+    _libc.prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(name), ctypes.c_void_p).value,
+                0, 0, 0)
+
+
+def _warm_up() -> None:
+    """What every host would import or set up itself, done once here for all of them."""
+    import importlib
+
+    exec(compile(b"pass\n", "<warm>", "exec", dont_inherit=True), {})
+    for name in host._WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+def serve(sock: socket.socket) -> None:
+    pool = os.pidfd_open(os.getppid())  # B's way to tell whether the pool process is gone
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, 1 << 20, PIPES)
+        except OSError:
+            return
+        if not message:
+            return  # the pool process let go of it
+        try:
+            if len(fds) != PIPES:
+                raise ValueError(f"a request with {len(fds)} descriptors, not {PIPES}")
+            reply = {"pid": _fork_host(marshal.loads(message), fds, sock, pool)}
+        except Exception as exc:  # noqa: BLE001 - said to the pool process, which runs cold
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            for fd in fds:
+                os.close(fd)
+        sock.send(marshal.dumps(reply))
+
+
+def _fork_host(spec: dict, fds: list, sock: socket.socket, pool: int) -> int:
+    said_r, said_w = os.pipe()
+    go_r, go_w = os.pipe()  # a byte once A is reaped: B is the pool process's child then
+    a = os.fork()
+    if a == 0:  # A
+        said = b"E"
+        try:
+            os.close(said_r)
+            sock.close()
+            if spec.get("cgroup_procs"):
+                with open(spec["cgroup_procs"], "w") as fh:
+                    fh.write("0")
+            if spec["namespaces"]:
+                _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
+            b = os.fork()
+            if b == 0:
+                os.close(said_w)
+                os.close(go_w)
+                _init(spec, fds, go_r, pool)  # never returns
+            said = str(b).encode()
+        except BaseException as exc:  # noqa: BLE001
+            said = f"E{type(exc).__name__}: {exc}".encode()
+        finally:
+            os.write(said_w, said[:4000])
+            os._exit(0)
+    os.close(said_w)
+    os.close(go_r)
+    try:
+        chunks = []
+        while chunk := os.read(said_r, 4096):
+            chunks.append(chunk)
+        os.waitpid(a, 0)  # A is gone: B is the pool process's own child now
+        said = b"".join(chunks)
+        if not said or said.startswith(b"E"):
+            raise OSError(said[1:].decode(errors="replace") or "the host's fork ended at once")
+        os.write(go_w, b"g")
+    finally:
+        os.close(said_r)
+        os.close(go_w)
+    return int(said)
+
+
+def _init(spec: dict, fds: list, go: int, pool: int) -> None:
+    """B: process 1 of the host's namespace (see the module's docstring)."""
+    code = 125
+    try:
+        os.setsid()
+        _name(b"sma-init")
+        # Once A is reaped, the pool process is this one's parent: its parent-death signal
+        # set before would be sent as A exits (EOF: the zygote ended first)
+        if os.read(go, 1) != b"g":
+            os._exit(code)
+        os.close(go)
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if select.select([pool], [], [], 0)[0]:
+            os._exit(code)  # the pool process ended before the signal was set
+        os.close(pool)
+        if spec["namespaces"]:
+            _mounts(spec)
+        c = os.fork()
+        if c == 0:
+            _host(spec, fds)  # never returns
+        for fd in fds:
+            os.close(fd)
+        # process 1 gets only the signals it handles: SIGINT would be Python's own
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        code = _reap(c)
+    except BaseException as exc:  # noqa: BLE001
+        try:
+            os.write(fds[2], f"sma: the warm host's namespace could not be made: {exc}\n"
+                     .encode())
+        except OSError:
+            pass
+    os._exit(code)
+
+
+def _reap(main: int) -> int:
+    """Reap the namespace's processes until `main` ends; its status as bwrap's init gives it."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 125
+        if pid == main:
+            if os.WIFSIGNALED(status):
+                return 128 + os.WTERMSIG(status)
+            return os.waitstatus_to_exitcode(status)
+
+
+def _mounts(spec: dict) -> None:
+    """What `bwrap --dev-bind / / --proc /proc --bind TMP /tmp [--bind KEPT KEPT...]
+    --tmpfs RUN --bind WORKDIR WORKDIR [--ro-bind-data PASSWD /etc/passwd]` makes."""
+    workdir, run = spec["workdir"], spec["run"]
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing made here reaches the host
+    # what /tmp and run/ will cover, held open to be bound back from /proc/self/fd
+    held = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path in (*spec["kept"], workdir)]
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _bind(os.path.join(workdir, spec["tmp"]), "/tmp")
+    for path, fd in zip(spec["kept"], held, strict=False):
+        os.makedirs(path, exist_ok=True)
+        _bind(f"/proc/self/fd/{fd}", path)
+    _mount("tmpfs", run, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+    if spec.get("passwd") is not None:
+        staged = os.path.join(run, ".passwd")
+        with open(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb") as fh:
+            fh.write(spec["passwd"])
+        _bind(staged, "/etc/passwd", read_only=True)
+        os.unlink(staged)
+    mountpoint = os.path.join(run, os.path.basename(workdir))
+    os.mkdir(mountpoint, 0o755)
+    _bind(f"/proc/self/fd/{held[-1]}", mountpoint)
+    for fd in held:
+        os.close(fd)
+
+
+def _host(spec: dict, fds: list) -> None:
+    """C: the warm host itself (see the module's docstring)."""
+    code = 125
+    try:
+        _name(b"sma-host")
+        # out of the way of 0-4, whatever numbers they came with
+        spec_r, out_w, err_w = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds)
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd, target in ((null, 0), (out_w, 1), (err_w, 2), (out_w, 3), (spec_r, 4)):
+            os.dup2(fd, target)
+        os.closerange(5, os.sysconf("SC_OPEN_MAX"))
+        os.umask(spec["umask"])
+        os.chdir(spec["workdir"])
+        os.environ.clear()
+        os.environ.update(spec["env"])
+        import tempfile
+
+        tempfile.tempdir = None  # TMPDIR is read at its first use, the job's
+        host._set_limits()
+        host._drop_root()
+        script, job = host._warm(4)
+        _name(os.path.basename(sys.executable).encode()[:15])  # as a cold job's process
+    except BaseException as exc:  # noqa: BLE001
+        try:
+            os.write(2, f"sma: the warm host could not start: {exc}\n".encode())
+        finally:
+            os._exit(code)
+    host.run_and_exit(script, job)
+
+
+if __name__ == "__main__":
+    _name(b"sma-zygote")
+    _warm_up()
+    serve(socket.socket(fileno=int(sys.argv[1])))

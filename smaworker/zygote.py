@@ -1,0 +1,227 @@
+"""The pool process's side of the warm engine's zygote (runtime/sma_zygote.py): a root
+Python process, started once per pool process with sma's helpers and the common modules
+imported, that forks each warm host in its own namespaces instead of an interpreter and
+bubblewrap starting for it (about 3 ms of CPU for a host instead of about 15).
+
+A forked host is the pool process's own child (it is a child subreaper: the zygote's fork
+that made the host's namespace exits at once, and the host's init is adopted here), so the
+runner supervises, signals and reaps it as it does a cold job's bwrap, through
+`ForkedProcess`, which answers for it what the runner asks of a Popen.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import marshal
+import os
+import select
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from smacommon.process import tied_to_parent
+from smaworker.channel import new_tag
+from smaworker.limits import rlimit_spec
+from smaworker.resources import JobResources
+from smaworker.sandbox import CLEAN_PATH, PRIVATE_TMP, Sandbox, kept_in_tmp
+
+log = logging.getLogger(__name__)
+
+_PR_SET_CHILD_SUBREAPER = 36
+_ANSWER_SECONDS = 10.0  # a zygote that does not answer a request by then is let go
+
+
+class ZygoteError(Exception):
+    """The zygote could not fork a host: it said why."""
+
+
+class ZygoteGone(ZygoteError):
+    """The zygote did not answer: it ended, or hangs (a new one starts for the next host)."""
+
+
+class ForkedProcess:
+    """A host the zygote forked, adopted by this process: what the runner, the supervisor
+    and `resources.reap` use of a Popen (pid, args, stderr, returncode, poll, wait)."""
+
+    leads_group = True  # the namespace's init leads the job's process group (Sandbox.signal)
+
+    def __init__(self, pid: int, stderr_fd: int) -> None:
+        self.pid = pid
+        self.args = ["sma-host", str(pid)]
+        self.stderr = open(stderr_fd, "rb")  # noqa: SIM115 - closed as a Popen's is
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere (a wait for any child)
+                self.returncode = 0
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            pidfd = None
+        try:
+            while self.poll() is None:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise subprocess.TimeoutExpired(self.args, timeout)
+                if pidfd is None:
+                    time.sleep(0.001)
+                else:
+                    select.select([pidfd], [], [], left)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        return self.returncode
+
+
+class Zygote:
+    """This pool process's zygote, from its start until `close()` or its death."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.owner = os.getpid()
+        # the hosts' init processes are adopted here when the zygote's forks exit
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            argv, options = tied_to_parent([
+                sandbox.python, "-I", "-B", "-u", str(sandbox.runtime_dir / "sma_zygote.py"),
+                str(theirs.fileno())])
+            # what a host's interpreter starts with (its locale, UTF-8 mode); each host then
+            # takes its own environment
+            env = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+                   "PYTHONUTF8": "1"}
+            self.proc = subprocess.Popen(argv, env=env, cwd="/", stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
+                                         close_fds=True, start_new_session=True, **options)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.settimeout(_ANSWER_SECONDS)
+        self.sock = ours
+
+    def alive(self) -> bool:
+        return self.owner == os.getpid() and self.proc.poll() is None
+
+    def fork_host(self, *, workdir: Path, env: dict[str, str], umask: int,
+                  passwd: bytes | None, kept: list[str], cgroup_procs: str | None,
+                  spec_r: int, stdout_w: int, stderr_w: int) -> int:
+        """Fork a host with these pipes, in `workdir`, with `env`; its pid (this process's
+        child). ZygoteError when it could not."""
+        request = {
+            "workdir": str(workdir), "env": env, "umask": umask, "passwd": passwd,
+            "kept": kept, "cgroup_procs": cgroup_procs,
+            "namespaces": self.sandbox.bwrap is not None, "tmp": PRIVATE_TMP,
+            "run": str(self.sandbox.jobs_root / "run") if self.sandbox.jobs_root else "",
+        }
+        try:
+            socket.send_fds(self.sock, [marshal.dumps(request, 4)], [spec_r, stdout_w, stderr_w])
+            answer = self.sock.recv(1 << 16)
+        except OSError as exc:  # its socket broke, or no answer in time
+            self.close()
+            raise ZygoteGone(f"the zygote did not answer: {exc}") from exc
+        if not answer:
+            self.close()
+            raise ZygoteGone("the zygote ended")
+        reply: dict[str, Any] = marshal.loads(answer)
+        if "error" in reply:
+            raise ZygoteError(reply["error"])
+        return int(reply["pid"])
+
+    def close(self) -> None:
+        """End the zygote (the hosts it forked are this process's and live on)."""
+        self.sock.close()
+        if self.owner != os.getpid():
+            return
+        try:
+            self.proc.wait(timeout=2)  # EOF on its socket ends it
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.owner = 0
+
+
+_zygote: Zygote | None = None
+_broken: str | None = None  # why this process's hosts are started by exec instead
+
+
+def usable(sandbox: Sandbox) -> bool:
+    """Whether this process's warm hosts are forked: in the full sandbox (a root worker with
+    bubblewrap: the zygote makes the same namespaces), unless forking one failed here."""
+    return sandbox.bwrap is not None and sandbox.jobs_root is not None and _broken is None
+
+
+def fork_host(sandbox: Sandbox, resources: JobResources, workdir: Path, env: dict[str, str],
+              keep: tuple[str, ...]) -> tuple[ForkedProcess, int, str, int]:
+    """A warm host forked with `env` (what an exec'd host starts with) in `workdir`, with
+    the job's uid and limits of `resources`: its process, the read end of its stdout pipe,
+    its record channel's tag and the write end of its spec pipe (see warm.WarmHost)."""
+    global _broken
+    spec_r, spec_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    stderr_r, stderr_w = os.pipe()
+    tag = new_tag()
+    # as an exec'd host gets it from launch.spawn and Sandbox.command: the record channel
+    # (descriptor 3, a second one of stdout), its limits, the user it becomes; PWD as
+    # bubblewrap sets it
+    env = {**env, "PWD": str(workdir), "SMA_RECORD_FD": "3", "SMA_RECORD_TAG": tag,
+           "SMA_RLIMITS": rlimit_spec(resources.rlimits),
+           "SMA_RUN_AS": f"{resources.uid}:{sandbox.gid}"}
+    umask = os.umask(0o077)
+    os.umask(umask)
+    try:
+        pid = _current(sandbox).fork_host(
+            workdir=workdir, env=env, umask=0o002 if resources.held is not None else umask,
+            passwd=resources.passwd(workdir),
+            kept=kept_in_tmp(sandbox.jobs_root, [sandbox.python, str(sandbox.runtime_dir)],
+                             env, keep),
+            cgroup_procs=str(resources.cgroup.path / "cgroup.procs")
+            if resources.cgroup is not None else None,
+            spec_r=spec_r, stdout_w=stdout_w, stderr_w=stderr_w)
+    except BaseException as exc:
+        for fd in (spec_w, stdout_r, stderr_r):
+            os.close(fd)
+        if isinstance(exc, ZygoteError) and not isinstance(exc, ZygoteGone):
+            _broken = str(exc)
+            log.warning("a warm host could not be forked (%s): this worker process starts "
+                        "its warm hosts with bubblewrap and an interpreter instead", exc)
+        raise
+    finally:
+        for fd in (spec_r, stdout_w, stderr_w):
+            os.close(fd)
+    resources.forked = True
+    return ForkedProcess(pid, stderr_r), stdout_r, tag, spec_w
+
+
+def _current(sandbox: Sandbox) -> Zygote:
+    """This pool process's zygote, started (again) when there is none alive."""
+    global _zygote
+    if _zygote is None or not _zygote.alive():
+        if _zygote is not None and _zygote.owner == os.getpid():
+            log.warning("the warm hosts' zygote ended (exit code %s): a new one starts",
+                        _zygote.proc.returncode)
+            _zygote.close()
+        _zygote = Zygote(sandbox)
+    return _zygote
+
+
+def release() -> None:
+    """End this process's zygote (the worker shuts down)."""
+    global _zygote
+    if _zygote is not None:
+        _zygote.close()
+        _zygote = None
