@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from smacommon.settings import load_settings  # noqa: E402
-from smaworker import warm  # noqa: E402
+from smaworker import warm, zygote  # noqa: E402
 from smaworker.cgroups import delegated_root  # noqa: E402
 from smaworker.engines import get_engine  # noqa: E402
 from smaworker.launch import job_env, start_process, write_workdir  # noqa: E402
@@ -101,6 +102,56 @@ def warm_once(settings, sandbox) -> float:
         host.discard()
 
 
+def _cpu_seconds() -> float:
+    """CPU of this process, its reaped children (the hosts' processes) and the zygote (with
+    the forks it reaped)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    if zygote._zygote is not None and zygote._zygote.alive():
+        fields = Path(f"/proc/{zygote._zygote.proc.pid}/stat").read_text().rsplit(")", 1)[1]
+        total += sum(int(v) for v in fields.split()[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _reap_adopted() -> None:
+    """Reap what this process adopted (bubblewrap's inits), so their CPU counts."""
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                time.sleep(0.01)
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    return
+        except ChildProcessError:
+            return
+
+
+def host_cpu_ms(settings, sandbox, forked: bool, n: int) -> float:
+    """CPU per host made and handed one trivial job, all processes counted: forked by the
+    zygote, or (forked=False) started by exec as before the zygote (and where it cannot
+    fork). Hosts are handed their job at once: no idle imports in either."""
+    zygote._broken = None if forked else "measuring the hosts started by exec"
+    try:
+        if forked:
+            zygote._current(sandbox)  # started, its imports done: once per pool process
+        _reap_adopted()
+        before = _cpu_seconds()
+        for _ in range(n):
+            host = warm.WarmHost(sandbox, settings)
+            env = job_env(sandbox, settings, host.workdir, "bench", RUNBOOK, "token")
+            script = write_workdir(host.workdir, get_engine("python"), SCRIPT, None, env)
+            proc, fd, _ = host.hand_off(script, {}, [], [], env)
+            _first_line(fd)
+            _finish(proc, fd)
+            host.discard()
+        _reap_adopted()
+        return round((_cpu_seconds() - before) / n * 1000, 2)
+    finally:
+        zygote._broken = None
+
+
 def bare_once(script: str) -> float:
     began = time.monotonic_ns()
     proc = subprocess.Popen([sys.executable, "-I", "-u", script], stdout=subprocess.PIPE)
@@ -128,6 +179,8 @@ def main() -> None:
         figures["warm"].append(warm_once(settings, sandbox))
     os.unlink(fh.name)
     result = {name: _stats(values) for name, values in figures.items()}
+    result["host_cpu_ms"] = {"forked": host_cpu_ms(settings, sandbox, True, N),
+                             "exec": host_cpu_ms(settings, sandbox, False, N)}
     result["warm_over_bare_p50"] = round(result["warm"]["p50_ms"] / result["bare"]["p50_ms"], 3)
     result["cold_over_bare_p50"] = round(result["cold"]["p50_ms"] / result["bare"]["p50_ms"], 3)
     print(json.dumps({

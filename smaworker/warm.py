@@ -1,5 +1,5 @@
-"""The warm Python engine: a Python host started before its job, so a job does not wait
-for bubblewrap and a fresh interpreter.
+"""The warm Python engine: a Python host made before its job, so a job does not wait for
+bubblewrap and a fresh interpreter.
 
 Each pool process keeps two warm hosts (Celery's prefork pool runs one job per process at a
 time): a job takes the older one, the one started before the previous job, so even jobs
@@ -15,10 +15,18 @@ then blocks on a pipe. A job hands it the script's path, its parameters and its 
 environment variables (its id, its token) over that pipe; the host then runs it exactly as
 a cold host runs its spec.
 
-A host runs one job only, and is never reused: a fork of the host could not give the job a
+A root worker with bubblewrap does not start its hosts: its zygote forks them
+(smaworker/zygote.py, runtime/sma_zygote.py: one Python process per pool process, started
+by exec with a clean environment, sma's helpers and the common modules imported once),
+and each fork makes the same namespaces and mounts the bwrap command line above makes,
+takes its pipes, folder, limits and uid, and waits as an exec'd host does: about 8 ms of
+CPU for a host instead of about 18 (bench/warm.py). Where the zygote cannot fork a host
+(it said why), this pool process starts its hosts by exec again.
+
+A host runs one job only, and is never reused: the host itself could not give a next job a
 PID namespace, work folder and /tmp of its own, nor be sure nothing of an earlier job is
 left in it. After the job, when its process, namespace, folder and uid are gone as a cold
-job's are, the pool process starts the next host while it waits for its next message.
+job's are, the pool process makes the next host while it waits for its next message.
 
 The cold path stays for what a warm host cannot be: runbooks with requirements (their own
 environment's interpreter), other engines, runbooks whose limits are above the worker's

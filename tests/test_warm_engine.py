@@ -420,3 +420,35 @@ def test_forked_hosts_die_with_their_pool_process(api, processes):
     os.kill(pool, signal.SIGKILL)  # the pool process is lost, as in an OOM kill
     wait_for(lambda: not any(_lives(pid) for pid in (*hosts, *inits)),
              timeout=10, what="its hosts and their inits gone")
+
+
+def test_the_zygote_says_why_it_could_not_fork_and_a_dead_one_is_gone(tmp_path):
+    """The pool process's side of the zygote, driven directly: an error in the fork that
+    makes a host's namespace comes back as ZygoteError with what failed; a zygote that
+    died answers ZygoteGone (its pool process starts a new one)."""
+    from smacommon.settings import load_settings
+    from smaworker import zygote
+    from smaworker.sandbox import build_sandbox
+
+    settings = load_settings(data_dir=str(tmp_path / "data"))
+    sandbox = build_sandbox(settings)
+    one = zygote.Zygote(sandbox)
+    try:
+        pipes = [os.pipe() for _ in range(3)]
+        request = dict(workdir=tmp_path, env={}, umask=0o022, passwd=None, kept=[],
+                       cgroup_procs=str(tmp_path / "no-cgroup" / "cgroup.procs"),
+                       spec_r=pipes[0][0], stdout_w=pipes[1][1], stderr_w=pipes[2][1])
+        with pytest.raises(zygote.ZygoteError, match="No such file or directory") as failed:
+            one.fork_host(**request)
+        assert not isinstance(failed.value, zygote.ZygoteGone)
+        assert one.alive()  # it goes on serving
+        os.kill(one.proc.pid, signal.SIGKILL)
+        one.proc.wait(timeout=10)
+        with pytest.raises(zygote.ZygoteGone):
+            one.fork_host(**request)
+        assert not one.alive()
+    finally:
+        one.close()
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)

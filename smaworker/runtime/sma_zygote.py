@@ -29,11 +29,13 @@ dies with its pool process (its parent-death signal).
 
 import ctypes
 import fcntl
+import gc
 import marshal
 import os
 import select
 import signal
 import socket
+import stat
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves it out
@@ -88,6 +90,9 @@ def _warm_up() -> None:
             importlib.import_module(name)
         except ImportError:
             pass
+    # what is here now stays: the collector leaves it alone, so a fork's collections do not
+    # write to (and copy) every page of it
+    gc.freeze()
 
 
 def serve(sock: socket.socket) -> None:
@@ -206,11 +211,14 @@ def _mounts(spec: dict) -> None:
     workdir, run = spec["workdir"], spec["run"]
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing made here reaches the host
     # what /tmp and run/ will cover, held open to be bound back from /proc/self/fd
-    held = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path in (*spec["kept"], workdir)]
+    held = [os.open(path, os.O_PATH) for path in (*spec["kept"], workdir)]
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _bind(os.path.join(workdir, spec["tmp"]), "/tmp")
     for path, fd in zip(spec["kept"], held, strict=False):
-        os.makedirs(path, exist_ok=True)
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.makedirs(path, exist_ok=True)
+        else:  # a file right in /tmp (a CA file): bound onto an empty one
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
         _bind(f"/proc/self/fd/{fd}", path)
     _mount("tmpfs", run, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
     if spec.get("passwd") is not None:
