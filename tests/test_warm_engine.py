@@ -48,6 +48,11 @@ print(json.dumps({
     "job": os.environ['SMA_JOB_ID'], "argv": sys.argv,
     "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
     "helpers": 'smarunbook' in sys.modules,
+    "privileges": [line for line in open('/proc/self/status').read().splitlines()
+                   if line.startswith(('Cap', 'NoNewPrivs', 'Seccomp', 'Groups'))],
+    "mounts": sorted((fields[4], 'nosuid' in fields[5], 'ro' in fields[5].split(','))
+                     for fields in (line.split() for line in open('/proc/self/mountinfo'))
+                     if fields[4].startswith(('/tmp', '/proc/', '/etc/'))),
 }))
 """
 
@@ -124,6 +129,12 @@ def test_a_warm_job_sees_what_a_cold_job_sees(api, worker, cold):
     assert seen["home_files"] == [".tmp", "left", "runbook.py"]  # .tmp: its /tmp
     assert [n for n in seen["tmp"] if n.startswith("left-by-")] == [f"left-by-{warm['id']}"]
     assert seen["nofile"] == baseline["nofile"]
+    # no more privileges: no capabilities, no_new_privs (no set-user-ID program gains any);
+    # its /tmp, folder and /etc/passwd mounted as bubblewrap mounts them (their paths aside)
+    assert seen["privileges"] == baseline["privileges"]
+    assert [m[1:] for m in seen["mounts"]] == [m[1:] for m in baseline["mounts"]]
+    assert [m[0].replace(seen["home"], "~") for m in seen["mounts"]] == [
+        m[0].replace(baseline["home"], "~") for m in baseline["mounts"]]
     assert not baseline["helpers"]  # a cold host imports nothing for the runbook
 
 

@@ -13,10 +13,10 @@ descriptors) it forks:
   of its own, the parent-death signal (once A is gone), then the same mounts as the cold
   job's bwrap command line (smaworker/sandbox.py `command`): a fresh /proc, the host's own
   /tmp with what it must reach there bound back, the jobs' run/ folder hidden under an empty
-  tmpfs with only the host's folder bound back, and its own /etc/passwd. It forks the host
-  (C), reaps every process of the namespace, and exits as bwrap's init does when C ends
-  (with C's exit status, 128 + N for a death by signal N): the kernel then ends whatever
-  the job left in the namespace;
+  tmpfs with only the host's folder bound back, and its own /etc/passwd; no_new_privs set,
+  as bubblewrap sets it. It forks the host (C), reaps every process of the namespace, and
+  exits as bwrap's init does when C ends (with C's exit status, 128 + N for a death by
+  signal N): the kernel then ends whatever the job left in the namespace;
 - C takes its pipes as descriptors 0-4 and closes every other, its folder, umask and
   environment, sets its limits and becomes the job user (sma_python_host.py), and then waits
   for its job exactly as a host started with `--warm` does.
@@ -52,7 +52,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
+PR_SET_PDEATHSIG, PR_SET_NAME, PR_SET_NO_NEW_PRIVS = 1, 15, 38
 PIPES = 3  # the descriptors a request carries: spec (read end), stdout and stderr (write)
 
 
@@ -68,10 +68,10 @@ def _mount(source, target, fstype, flags, data=None) -> None:
            f"mount {target}")
 
 
-def _bind(source: str, target: str, read_only: bool = False) -> None:
+def _bind(source: str, target: str, flags: int = 0) -> None:
+    """A bind mount as bubblewrap makes one: nosuid, nodev (and `flags`: MS_RDONLY...)."""
     _mount(source, target, None, MS_BIND | MS_REC)
-    if read_only:
-        _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | flags)
 
 
 def _name(name: bytes) -> None:
@@ -175,6 +175,9 @@ def _init(spec: dict, fds: list, go: int, pool: int) -> None:
         os.close(pool)
         if spec["namespaces"]:
             _mounts(spec)
+        # as bubblewrap sets it: no exec of the job's gains privileges (set-user-ID
+        # programs, file capabilities)
+        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
         c = os.fork()
         if c == 0:
             _host(spec, fds)  # never returns
@@ -213,6 +216,10 @@ def _mounts(spec: dict) -> None:
     # what /tmp and run/ will cover, held open to be bound back from /proc/self/fd
     held = [os.open(path, os.O_PATH) for path in (*spec["kept"], workdir)]
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for name in ("sys", "sysrq-trigger", "irq", "bus"):  # what bwrap's --proc covers:
+        path = f"/proc/{name}"  # made read-only where it is writable
+        if os.access(path, os.W_OK):
+            _bind(path, path, MS_RDONLY | MS_NOEXEC)
     _bind(os.path.join(workdir, spec["tmp"]), "/tmp")
     for path, fd in zip(spec["kept"], held, strict=False):
         if stat.S_ISDIR(os.fstat(fd).st_mode):
@@ -225,7 +232,7 @@ def _mounts(spec: dict) -> None:
         staged = os.path.join(run, ".passwd")
         with open(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb") as fh:
             fh.write(spec["passwd"])
-        _bind(staged, "/etc/passwd", read_only=True)
+        _bind(staged, "/etc/passwd", MS_RDONLY)
         os.unlink(staged)
     mountpoint = os.path.join(run, os.path.basename(workdir))
     os.mkdir(mountpoint, 0o755)
