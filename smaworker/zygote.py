@@ -97,7 +97,7 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             argv, options = tied_to_parent([
-                sandbox.python, "-I", "-B", "-u", str(sandbox.runtime_dir / "sma_zygote.py"),
+                sandbox.python, "-I", "-u", str(sandbox.runtime_dir / "sma_zygote.py"),
                 str(theirs.fileno())])
             # what a host's interpreter starts with (its locale, UTF-8 mode); each host then
             # takes its own environment

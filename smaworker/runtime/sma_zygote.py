@@ -38,7 +38,9 @@ import socket
 import stat
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves it out
+_RUNTIME = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _RUNTIME)  # -I leaves it out; a host adds it again (`_warm`)
+sys.dont_write_bytecode = True  # root writes nothing in the runtime's folder
 import sma_python_host as host  # noqa: E402
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -93,6 +95,10 @@ def _warm_up() -> None:
     # what is here now stays: the collector leaves it alone, so a fork's collections do not
     # write to (and copy) every page of it
     gc.freeze()
+    # a host starts as an exec'd one does: its folder and sma's runtime are put first on
+    # its path by `_warm`, and it may write bytecode
+    sys.path.remove(_RUNTIME)
+    sys.dont_write_bytecode = False
 
 
 def serve(sock: socket.socket) -> None:
