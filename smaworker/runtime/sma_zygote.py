@@ -22,8 +22,9 @@ descriptors) it forks:
   for its job exactly as a host started with `--warm` does.
 
 A fork of this process holds nothing of the worker's: it was started by exec with a clean
-environment and holds no secret, and its only descriptor (the socket to the pool process)
-is closed in every fork. It takes one request at a time; EOF on its socket ends it, and it
+environment, nothing secret passes through it (a job's token and parameters go from the
+pool process to its host over the host's own pipe), and its socket to the pool process is
+closed in every fork. It takes one request at a time; EOF on its socket ends it, and it
 dies with its pool process (its parent-death signal).
 """
 
