@@ -78,7 +78,8 @@ class WarmHost:
         self.workdir: Path | None = None
         self.spec_w: int | None = None
         self.stdout_r: int | None = None
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen | zygote.ForkedProcess | None = None
+        self.pending: zygote.PendingHost | None = None  # asked of the zygote, not settled
         try:
             self._start()
         except BaseException:
@@ -93,11 +94,11 @@ class WarmHost:
         keep = (self.sandbox.readable_copy(ca_file),) if ca_file else ()
         if zygote.usable(self.sandbox):
             try:
-                self.proc, self.stdout_r, self.tag, self.spec_w = zygote.fork_host(
+                self.pending, self.stdout_r, self.tag, self.spec_w = zygote.request_host(
                     self.sandbox, self.resources, self.workdir, env, keep)
                 return
-            except zygote.ZygoteError:  # (said there) this host starts by exec
-                pass
+            except zygote.ZygoteGone as exc:  # this host starts by exec; a new zygote next
+                log.warning("the warm hosts' zygote could not be asked for a host (%s)", exc)
         spec_r, self.spec_w = os.pipe()
         try:
             argv = [self.sandbox.python, "-I", "-u",
@@ -109,7 +110,19 @@ class WarmHost:
             os.close(spec_r)
 
     def alive(self) -> bool:
+        self._settle()
         return self.proc is not None and self.proc.poll() is None
+
+    def _settle(self) -> None:
+        """The forked host's process, once the zygote answered (None: it could not fork)."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            try:
+                self.proc = pending.process()
+            except zygote.ZygoteGone as exc:
+                log.warning("a warm host was not forked (%s): it is let go", exc)
+            except zygote.ZygoteError:  # said there: this host is let go
+                pass
 
     def fits(self, limits: JobLimits) -> bool:
         """Whether a job with `limits` can run here: the host can lower its limits, never
@@ -152,6 +165,7 @@ class WarmHost:
         return handed
 
     def _end_process(self) -> None:
+        self._settle()
         if self.spec_w is not None:
             os.close(self.spec_w)
             self.spec_w = None
@@ -220,8 +234,9 @@ def take(settings: Settings, job: ClaimedJob, runbook: ClaimedRunbook) -> WarmHo
     limits = JobLimits.for_runbook(runbook, settings)
     for host in list(_ready):
         if not host.alive():
-            log.warning("a warm Python host of this process ended before its job (exit code "
-                        "%s): it is let go", host.proc.returncode)
+            if host.proc is not None:  # (one never forked is said when it was not)
+                log.warning("a warm Python host of this process ended before its job (exit "
+                            "code %s): it is let go", host.proc.returncode)
             _ready.remove(host)
             host.discard()
             continue

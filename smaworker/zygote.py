@@ -11,6 +11,7 @@ runner supervises, signals and reaps it as it does a cold job's bwrap, through
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import logging
 import marshal
@@ -113,15 +114,16 @@ class Zygote:
             theirs.close()
         ours.settimeout(_ANSWER_SECONDS)
         self.sock = ours
+        self.waiting: collections.deque[PendingHost] = collections.deque()
 
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.proc.poll() is None
 
-    def fork_host(self, *, workdir: Path, env: dict[str, str], umask: int,
-                  passwd: bytes | None, kept: list[str], cgroup_procs: str | None,
-                  spec_r: int, stdout_w: int, stderr_w: int) -> int:
-        """Fork a host with these pipes, in `workdir`, with `env`; its pid (this process's
-        child). ZygoteError when it could not."""
+    def request(self, *, workdir: Path, env: dict[str, str], umask: int,
+                passwd: bytes | None, kept: list[str], cgroup_procs: str | None,
+                spec_r: int, stdout_w: int, stderr_w: int) -> None:
+        """Ask for a host with these pipes, in `workdir`, with `env` (its answer is read by
+        `answer()`, answers come in the order asked). ZygoteGone when it cannot be asked."""
         request = {
             "workdir": str(workdir), "env": env, "umask": umask, "passwd": passwd,
             "kept": kept, "cgroup_procs": cgroup_procs,
@@ -130,6 +132,14 @@ class Zygote:
         }
         try:
             socket.send_fds(self.sock, [marshal.dumps(request, 4)], [spec_r, stdout_w, stderr_w])
+        except OSError as exc:  # it ended: its socket broke
+            self.close()
+            raise ZygoteGone(f"the zygote did not take the request: {exc}") from exc
+
+    def answer(self) -> int:
+        """The pid of the host asked for first and not answered yet (this process's child);
+        ZygoteError when the zygote could not fork it."""
+        try:
             answer = self.sock.recv(1 << 16)
         except OSError as exc:  # its socket broke, or no answer in time
             self.close()
@@ -141,6 +151,19 @@ class Zygote:
         if "error" in reply:
             raise ZygoteError(reply["error"])
         return int(reply["pid"])
+
+    def settle(self, host: PendingHost) -> None:
+        """Read answers until `host`'s is in (those of the hosts asked for before it too)."""
+        while host.outcome is None:
+            first = self.waiting.popleft()
+            try:
+                first.outcome = self.answer()
+            except ZygoteGone as exc:
+                first.outcome = exc
+                while self.waiting:  # none of the others will be answered either
+                    self.waiting.popleft().outcome = exc
+            except ZygoteError as exc:
+                first.outcome = exc
 
     def close(self) -> None:
         """End the zygote (the hosts it forked are this process's and live on)."""
@@ -165,12 +188,38 @@ def usable(sandbox: Sandbox) -> bool:
     return sandbox.bwrap is not None and sandbox.jobs_root is not None and _broken is None
 
 
-def fork_host(sandbox: Sandbox, resources: JobResources, workdir: Path, env: dict[str, str],
-              keep: tuple[str, ...]) -> tuple[ForkedProcess, int, str, int]:
-    """A warm host forked with `env` (what an exec'd host starts with) in `workdir`, with
-    the job's uid and limits of `resources`: its process, the read end of its stdout pipe,
-    its record channel's tag and the write end of its spec pipe (see warm.WarmHost)."""
-    global _broken
+class PendingHost:
+    """A host asked of the zygote, its pipes made; `process()` once it is needed (the pool
+    process does not wait for the fork between two jobs: a job takes the older host)."""
+
+    def __init__(self, zygote: Zygote, stderr_r: int) -> None:
+        self.zygote = zygote
+        self.stderr_r = stderr_r
+        self.outcome: int | ZygoteError | None = None
+
+    def process(self) -> ForkedProcess:
+        """The forked host; ZygoteError when the zygote could not fork it (its stderr pipe
+        is then closed)."""
+        global _broken
+        self.zygote.settle(self)
+        if isinstance(self.outcome, ZygoteError):
+            os.close(self.stderr_r)
+            if not isinstance(self.outcome, ZygoteGone) and _broken is None:
+                _broken = str(self.outcome)
+                log.warning("a warm host could not be forked (%s): this worker process "
+                            "starts its warm hosts with bubblewrap and an interpreter "
+                            "instead", self.outcome)
+            raise self.outcome
+        return ForkedProcess(self.outcome, self.stderr_r)
+
+
+def request_host(sandbox: Sandbox, resources: JobResources, workdir: Path,
+                 env: dict[str, str], keep: tuple[str, ...]
+                 ) -> tuple[PendingHost, int, str, int]:
+    """A warm host asked of this process's zygote, with `env` (what an exec'd host starts
+    with), in `workdir`, with the job's uid and limits of `resources`: the pending host, the
+    read end of its stdout pipe, its record channel's tag and the write end of its spec pipe
+    (see warm.WarmHost). ZygoteGone when the zygote could not be asked."""
     spec_r, spec_w = os.pipe()
     stdout_r, stdout_w = os.pipe()
     stderr_r, stderr_w = os.pipe()
@@ -183,8 +232,9 @@ def fork_host(sandbox: Sandbox, resources: JobResources, workdir: Path, env: dic
            "SMA_RUN_AS": f"{resources.uid}:{sandbox.gid}"}
     umask = os.umask(0o077)
     os.umask(umask)
+    zygote = _current(sandbox)
     try:
-        pid = _current(sandbox).fork_host(
+        zygote.request(
             workdir=workdir, env=env, umask=0o002 if resources.held is not None else umask,
             passwd=resources.passwd(workdir),
             kept=kept_in_tmp(sandbox.jobs_root, [sandbox.python, str(sandbox.runtime_dir)],
@@ -192,19 +242,17 @@ def fork_host(sandbox: Sandbox, resources: JobResources, workdir: Path, env: dic
             cgroup_procs=str(resources.cgroup.path / "cgroup.procs")
             if resources.cgroup is not None else None,
             spec_r=spec_r, stdout_w=stdout_w, stderr_w=stderr_w)
-    except BaseException as exc:
+    except BaseException:
         for fd in (spec_w, stdout_r, stderr_r):
             os.close(fd)
-        if isinstance(exc, ZygoteError) and not isinstance(exc, ZygoteGone):
-            _broken = str(exc)
-            log.warning("a warm host could not be forked (%s): this worker process starts "
-                        "its warm hosts with bubblewrap and an interpreter instead", exc)
         raise
     finally:
         for fd in (spec_r, stdout_w, stderr_w):
             os.close(fd)
+    pending = PendingHost(zygote, stderr_r)
+    zygote.waiting.append(pending)
     resources.forked = True
-    return ForkedProcess(pid, stderr_r), stdout_r, tag, spec_w
+    return pending, stdout_r, tag, spec_w
 
 
 def _current(sandbox: Sandbox) -> Zygote:
@@ -214,14 +262,22 @@ def _current(sandbox: Sandbox) -> Zygote:
         if _zygote is not None and _zygote.owner == os.getpid():
             log.warning("the warm hosts' zygote ended (exit code %s): a new one starts",
                         _zygote.proc.returncode)
-            _zygote.close()
+            _let_go(_zygote)
         _zygote = Zygote(sandbox)
     return _zygote
+
+
+def _let_go(zygote: Zygote) -> None:
+    """Read the answers a zygote sent before it ended or is ended: the hosts it forked are
+    this process's to end (one it did not answer for ends by itself: see `_init`)."""
+    if zygote.waiting and zygote.owner == os.getpid():
+        zygote.settle(zygote.waiting[-1])
+    zygote.close()
 
 
 def release() -> None:
     """End this process's zygote (the worker shuts down)."""
     global _zygote
     if _zygote is not None:
-        _zygote.close()
+        _let_go(_zygote)
         _zygote = None

@@ -420,6 +420,10 @@ def test_a_zygote_that_died_is_replaced_and_jobs_stay_warm(api, processes):
             "Completed", "warm", ["ran"])
     assert len(_zygotes(pools)) == 1
     assert "the warm hosts' zygote ended" in own.log_path.read_text()
+    # the hosts the dead zygote forked were all used or ended: none is left behind
+    wait_for(lambda: len(_warm_hosts(own.proc.pid)) == warm.HOSTS, timeout=10,
+             what="two hosts, no more")
+    assert not set(hosts) & set(_warm_hosts(own.proc.pid))
 
 
 def test_forked_hosts_die_with_their_pool_process(api, processes):
@@ -449,14 +453,15 @@ def test_the_zygote_says_why_it_could_not_fork_and_a_dead_one_is_gone(tmp_path):
         request = dict(workdir=tmp_path, env={}, umask=0o022, passwd=None, kept=[],
                        cgroup_procs=str(tmp_path / "no-cgroup" / "cgroup.procs"),
                        spec_r=pipes[0][0], stdout_w=pipes[1][1], stderr_w=pipes[2][1])
+        one.request(**request)
         with pytest.raises(zygote.ZygoteError, match="No such file or directory") as failed:
-            one.fork_host(**request)
+            one.answer()
         assert not isinstance(failed.value, zygote.ZygoteGone)
         assert one.alive()  # it goes on serving
         os.kill(one.proc.pid, signal.SIGKILL)
         one.proc.wait(timeout=10)
         with pytest.raises(zygote.ZygoteGone):
-            one.fork_host(**request)
+            one.request(**request)
         assert not one.alive()
     finally:
         one.close()
