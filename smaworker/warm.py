@@ -237,6 +237,8 @@ def take(settings: Settings, job: ClaimedJob, runbook: ClaimedRunbook) -> WarmHo
             if host.proc is not None:  # (one never forked is said when it was not)
                 log.warning("a warm Python host of this process ended before its job (exit "
                             "code %s): it is let go", host.proc.returncode)
+                if isinstance(host.proc, zygote.ForkedProcess):
+                    zygote.ended_early(host.proc)
             _ready.remove(host)
             host.discard()
             continue

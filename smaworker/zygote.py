@@ -188,6 +188,26 @@ def usable(sandbox: Sandbox) -> bool:
     return sandbox.bwrap is not None and sandbox.jobs_root is not None and _broken is None
 
 
+INIT_FAILED = 125  # a forked host's init could not make its namespace (runtime/sma_zygote.py)
+
+
+def ended_early(proc: ForkedProcess) -> None:
+    """A forked host ended before its job: when its init could not make its namespace (it
+    said why on the host's stderr), this process starts its next hosts by exec instead of
+    forking one that would fail the same way for every job."""
+    global _broken
+    if proc.returncode != INIT_FAILED or _broken is not None or proc.stderr is None:
+        return
+    os.set_blocking(proc.stderr.fileno(), False)
+    try:
+        said = (proc.stderr.read() or b"").decode(errors="replace").strip()
+    except OSError:
+        said = ""
+    _broken = said or f"its init exited with code {INIT_FAILED}"
+    log.warning("a forked warm host could not be made (%s): this worker process starts its "
+                "warm hosts with bubblewrap and an interpreter instead", _broken)
+
+
 class PendingHost:
     """A host asked of the zygote, its pipes made; `process()` once it is needed (the pool
     process does not wait for the fork between two jobs: a job takes the older host)."""

@@ -468,3 +468,42 @@ def test_the_zygote_says_why_it_could_not_fork_and_a_dead_one_is_gone(tmp_path):
         for r, w in pipes:
             os.close(r)
             os.close(w)
+
+
+def test_a_host_whose_namespace_cannot_be_made_says_why_and_hosts_start_by_exec(tmp_path):
+    """The fork's init could not make the namespace (here: a path to keep that is not
+    there): it says why on the host's stderr and exits INIT_FAILED before any job; the
+    pool process then starts its hosts by exec (warm.take calls `ended_early`)."""
+    from smacommon.settings import load_settings
+    from smaworker import zygote
+    from smaworker.sandbox import build_sandbox
+
+    sandbox = build_sandbox(load_settings(data_dir=str(tmp_path / "data")))
+    one = zygote.Zygote(sandbox)
+    workdir = sandbox.make_workdir("failing")
+    spec_r, spec_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    proc = None
+    try:
+        one.request(workdir=workdir, env={}, umask=0o022, passwd=None,
+                    kept=[str(tmp_path / "not-there")], cgroup_procs=None,
+                    spec_r=spec_r, stdout_w=out_w, stderr_w=err_w)
+        for fd in (spec_r, out_w, err_w):
+            os.close(fd)
+        proc = zygote.ForkedProcess(one.answer(), err_r)
+        assert proc.wait(timeout=10) == zygote.INIT_FAILED
+        assert zygote.usable(sandbox)
+        zygote.ended_early(proc)
+        assert not zygote.usable(sandbox)
+        assert "the warm host's namespace could not be made" in zygote._broken
+        assert "not-there" in zygote._broken
+    finally:
+        zygote._broken = None
+        one.close()
+        if proc is not None:
+            proc.stderr.close()
+        else:
+            os.close(err_r)
+        for fd in (spec_w, out_r):
+            os.close(fd)

@@ -165,20 +165,23 @@ def _fork_host(spec: dict, fds: list, sock: socket.socket, pool: int) -> int:
     return int(said)
 
 
+INIT_FAILED = 125  # B could not make the namespace (smaworker/zygote.py falls back to exec)
+
+
 def _init(spec: dict, fds: list, go: int, pool: int) -> None:
     """B: process 1 of the host's namespace (see the module's docstring)."""
-    code = 125
+    code = INIT_FAILED
     try:
         os.setsid()
         _name(b"sma-init")
         # Once A is reaped, the pool process is this one's parent: its parent-death signal
         # set before would be sent as A exits (EOF: the zygote ended first)
         if os.read(go, 1) != b"g":
-            os._exit(code)
+            os._exit(0)  # not a failure to make the host: the zygote ended meanwhile
         os.close(go)
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if select.select([pool], [], [], 0)[0]:
-            os._exit(code)  # the pool process ended before the signal was set
+            os._exit(0)  # the pool process ended before the signal was set
         os.close(pool)
         if spec["namespaces"]:
             _mounts(spec)
@@ -207,8 +210,8 @@ def _reap(main: int) -> int:
     while True:
         try:
             pid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 125
+        except ChildProcessError:  # (cannot be: `main` is this process's child)
+            return INIT_FAILED
         if pid == main:
             if os.WIFSIGNALED(status):
                 return 128 + os.WTERMSIG(status)
@@ -250,7 +253,7 @@ def _mounts(spec: dict) -> None:
 
 def _host(spec: dict, fds: list) -> None:
     """C: the warm host itself (see the module's docstring)."""
-    code = 125
+    code = INIT_FAILED  # (it could not become the host: see smaworker/zygote.py)
     try:
         _name(b"sma-host")
         # out of the way of 0-4, whatever numbers they came with
