@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -437,15 +438,13 @@ def test_forked_hosts_die_with_their_pool_process(api, processes):
              timeout=10, what="its hosts and their inits gone")
 
 
-def test_the_zygote_says_why_it_could_not_fork_and_a_dead_one_is_gone(tmp_path):
+def test_the_zygote_says_why_it_could_not_fork_and_a_dead_one_is_gone(settings, tmp_path):
     """The pool process's side of the zygote, driven directly: an error in the fork that
     makes a host's namespace comes back as ZygoteError with what failed; a zygote that
     died answers ZygoteGone (its pool process starts a new one)."""
-    from smacommon.settings import load_settings
     from smaworker import zygote
     from smaworker.sandbox import build_sandbox
 
-    settings = load_settings(data_dir=str(tmp_path / "data"))
     sandbox = build_sandbox(settings)
     one = zygote.Zygote(sandbox)
     try:
@@ -470,15 +469,15 @@ def test_the_zygote_says_why_it_could_not_fork_and_a_dead_one_is_gone(tmp_path):
             os.close(w)
 
 
-def test_a_host_whose_namespace_cannot_be_made_says_why_and_hosts_start_by_exec(tmp_path):
+def test_a_host_whose_namespace_cannot_be_made_says_why_and_hosts_start_by_exec(settings,
+                                                                                tmp_path):
     """The fork's init could not make the namespace (here: a path to keep that is not
     there): it says why on the host's stderr and exits INIT_FAILED before any job; the
     pool process then starts its hosts by exec (warm.take calls `ended_early`)."""
-    from smacommon.settings import load_settings
     from smaworker import zygote
     from smaworker.sandbox import build_sandbox
 
-    sandbox = build_sandbox(load_settings(data_dir=str(tmp_path / "data")))
+    sandbox = build_sandbox(settings)
     one = zygote.Zygote(sandbox)
     workdir = sandbox.make_workdir("failing")
     spec_r, spec_w = os.pipe()
@@ -507,3 +506,4 @@ def test_a_host_whose_namespace_cannot_be_made_says_why_and_hosts_start_by_exec(
             os.close(err_r)
         for fd in (spec_w, out_r):
             os.close(fd)
+        shutil.rmtree(workdir, ignore_errors=True)
