@@ -1,18 +1,16 @@
 """The pool process's side of the warm engine's zygote (runtime/sma_zygote.py): a root
 Python process, started once per pool process with sma's helpers and the common modules
 imported, that forks each warm host in its own namespaces instead of an interpreter and
-bubblewrap starting for it (about 3 ms of CPU for a host instead of about 15).
+bubblewrap starting for it (about 9 ms of CPU for a host instead of about 16).
 
-A forked host is the pool process's own child (it is a child subreaper: the zygote's fork
-that made the host's namespace exits at once, and the host's init is adopted here), so the
-runner supervises, signals and reaps it as it does a cold job's bwrap, through
-`ForkedProcess`, which answers for it what the runner asks of a Popen.
+A forked host is the pool process's own child (the zygote clones its init with
+CLONE_PARENT), so the runner supervises, signals and reaps it as it does a cold job's bwrap,
+through `ForkedProcess`, which answers for it what the runner asks of a Popen.
 """
 
 from __future__ import annotations
 
 import collections
-import ctypes
 import logging
 import marshal
 import os
@@ -31,7 +29,6 @@ from smaworker.sandbox import CLEAN_PATH, PRIVATE_TMP, Sandbox, kept_in_tmp
 
 log = logging.getLogger(__name__)
 
-_PR_SET_CHILD_SUBREAPER = 36
 _ANSWER_SECONDS = 10.0  # a zygote that does not answer a request by then is let go
 
 
@@ -93,8 +90,6 @@ class Zygote:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.owner = os.getpid()
-        # the hosts' init processes are adopted here when the zygote's forks exit
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             argv, options = tied_to_parent([
@@ -115,6 +110,7 @@ class Zygote:
         ours.settimeout(_ANSWER_SECONDS)
         self.sock = ours
         self.waiting: collections.deque[PendingHost] = collections.deque()
+        self.answered = 0  # answers read (a zygote that ends before any is broken here)
 
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.proc.poll() is None
@@ -148,6 +144,7 @@ class Zygote:
             self.close()
             raise ZygoteGone("the zygote ended")
         reply: dict[str, Any] = marshal.loads(answer)
+        self.answered += 1
         if "error" in reply:
             raise ZygoteError(reply["error"])
         return int(reply["pid"])
@@ -240,6 +237,7 @@ def request_host(sandbox: Sandbox, resources: JobResources, workdir: Path,
     with), in `workdir`, with the job's uid and limits of `resources`: the pending host, the
     read end of its stdout pipe, its record channel's tag and the write end of its spec pipe
     (see warm.WarmHost). ZygoteGone when the zygote could not be asked."""
+    zygote = _current(sandbox)
     spec_r, spec_w = os.pipe()
     stdout_r, stdout_w = os.pipe()
     stderr_r, stderr_w = os.pipe()
@@ -252,7 +250,6 @@ def request_host(sandbox: Sandbox, resources: JobResources, workdir: Path,
            "SMA_RUN_AS": f"{resources.uid}:{sandbox.gid}"}
     umask = os.umask(0o077)
     os.umask(umask)
-    zygote = _current(sandbox)
     try:
         zygote.request(
             workdir=workdir, env=env, umask=0o002 if resources.held is not None else umask,
@@ -277,12 +274,19 @@ def request_host(sandbox: Sandbox, resources: JobResources, workdir: Path,
 
 def _current(sandbox: Sandbox) -> Zygote:
     """This pool process's zygote, started (again) when there is none alive."""
-    global _zygote
+    global _zygote, _broken
     if _zygote is None or not _zygote.alive():
         if _zygote is not None and _zygote.owner == os.getpid():
-            log.warning("the warm hosts' zygote ended (exit code %s): a new one starts",
-                        _zygote.proc.returncode)
-            _let_go(_zygote)
+            ended, code = _zygote, _zygote.proc.returncode
+            _zygote = None
+            _let_go(ended)
+            if not ended.answered:  # it cannot start here: do not start one for every host
+                _broken = (f"the zygote ended before it answered a request (exit code {code}; "
+                           "its error is in the worker's log)")
+                log.warning("%s: this worker process starts its warm hosts with bubblewrap "
+                            "and an interpreter instead", _broken)
+                raise ZygoteGone(_broken)
+            log.warning("the warm hosts' zygote ended (exit code %s): a new one starts", code)
         _zygote = Zygote(sandbox)
     return _zygote
 

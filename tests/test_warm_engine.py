@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import marshal
 import os
 import shutil
 import signal
+import socket
 import time
 import uuid
 
@@ -439,9 +441,9 @@ def test_forked_hosts_die_with_their_pool_process(api, processes):
 
 
 def test_the_zygote_says_why_it_could_not_fork_and_a_dead_one_is_gone(settings, tmp_path):
-    """The pool process's side of the zygote, driven directly: an error in the fork that
-    makes a host's namespace comes back as ZygoteError with what failed; a zygote that
-    died answers ZygoteGone (its pool process starts a new one)."""
+    """The pool process's side of the zygote, driven directly: a request the zygote cannot
+    serve comes back as ZygoteError saying why, and it goes on serving; a zygote that died
+    answers ZygoteGone (its pool process starts a new one)."""
     from smaworker import zygote
     from smaworker.sandbox import build_sandbox
 
@@ -449,18 +451,18 @@ def test_the_zygote_says_why_it_could_not_fork_and_a_dead_one_is_gone(settings, 
     one = zygote.Zygote(sandbox)
     try:
         pipes = [os.pipe() for _ in range(3)]
-        request = dict(workdir=tmp_path, env={}, umask=0o022, passwd=None, kept=[],
-                       cgroup_procs=str(tmp_path / "no-cgroup" / "cgroup.procs"),
-                       spec_r=pipes[0][0], stdout_w=pipes[1][1], stderr_w=pipes[2][1])
-        one.request(**request)
-        with pytest.raises(zygote.ZygoteError, match="No such file or directory") as failed:
+        descriptors = [pipes[0][0], pipes[1][1], pipes[2][1]]
+        socket.send_fds(one.sock, [marshal.dumps({"namespaces": True})], descriptors)
+        with pytest.raises(zygote.ZygoteError, match="KeyError: 'workdir'") as failed:
             one.answer()
         assert not isinstance(failed.value, zygote.ZygoteGone)
         assert one.alive()  # it goes on serving
         os.kill(one.proc.pid, signal.SIGKILL)
         one.proc.wait(timeout=10)
         with pytest.raises(zygote.ZygoteGone):
-            one.request(**request)
+            one.request(workdir=tmp_path, env={}, umask=0o022, passwd=None, kept=[],
+                        cgroup_procs=None, spec_r=pipes[0][0], stdout_w=pipes[1][1],
+                        stderr_w=pipes[2][1])
         assert not one.alive()
     finally:
         one.close()
@@ -507,3 +509,24 @@ def test_a_host_whose_namespace_cannot_be_made_says_why_and_hosts_start_by_exec(
         for fd in (spec_w, out_r):
             os.close(fd)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_a_zygote_that_ends_before_it_answers_is_not_started_again(settings):
+    """A zygote that cannot start here (it ends before answering anything) is not started
+    again for every host: its pool process starts its hosts by exec."""
+    from smaworker import zygote
+    from smaworker.sandbox import build_sandbox
+
+    sandbox = build_sandbox(settings)
+    first = zygote.Zygote(sandbox)
+    first.proc.kill()
+    first.proc.wait(timeout=10)
+    zygote._zygote = first
+    try:
+        assert zygote.usable(sandbox)
+        with pytest.raises(zygote.ZygoteGone, match="ended before it answered"):
+            zygote._current(sandbox)
+        assert not zygote.usable(sandbox) and zygote._zygote is None
+    finally:
+        zygote._broken = None
+        zygote._zygote = None

@@ -4,19 +4,19 @@ smaworker/zygote.py starts one per worker pool process, as root, with a clean en
 this interpreter, sma's host and helpers and the common standard modules imported once. For
 each host its pool process asks for (a SOCK_SEQPACKET message: the host's folder,
 environment, umask and namespaces; its spec, stdout and stderr pipes as SCM_RIGHTS
-descriptors) it forks:
+descriptors) it clones:
 
-- the fork (A) joins the host's cgroup, enters new PID and mount namespaces, forks the
-  namespace's init (B), says B's pid and exits, so the pool process (a child subreaper)
-  adopts B: B is its child, as the outer bwrap of a cold job is;
-- B, process 1 of the new namespace, is what bubblewrap's init is for a cold job: a session
-  of its own, the parent-death signal (once A is gone), then the same mounts as the cold
-  job's bwrap command line (smaworker/sandbox.py `command`): a fresh /proc, the host's own
-  /tmp with what it must reach there bound back, the jobs' run/ folder hidden under an empty
+- B, the pool process's own child (CLONE_PARENT: the pool process supervises, signals and
+  reaps it as it does a cold job's bwrap) and process 1 of new PID and mount namespaces,
+  is what bubblewrap's init is for a cold job: a session of its own, the parent-death
+  signal, the host's cgroup where there is one, then the same mounts as the cold job's
+  bwrap command line (smaworker/sandbox.py `command`): a fresh /proc, the host's own /tmp
+  with what it must reach there bound back, the jobs' run/ folder hidden under an empty
   tmpfs with only the host's folder bound back, and its own /etc/passwd; no_new_privs set,
   as bubblewrap sets it. It forks the host (C), reaps every process of the namespace, and
   exits as bwrap's init does when C ends (with C's exit status, 128 + N for a death by
-  signal N): the kernel then ends whatever the job left in the namespace;
+  signal N): the kernel then ends whatever the job left in the namespace. Where it could
+  not make the namespace it says why on the host's stderr and exits INIT_FAILED;
 - C takes its pipes as descriptors 0-4 and closes every other, its folder, umask and
   environment, sets its limits and becomes the job user (sma_python_host.py), and then waits
   for its job exactly as a host started with `--warm` does.
@@ -47,11 +47,17 @@ import sma_python_host as host  # noqa: E402
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p)
-_libc.unshare.argtypes = (ctypes.c_int,)
 _libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                         ctypes.c_ulong)
+# libc's syscall() and the interpreter's fork hooks, called holding the GIL (as os.fork does)
+_python = ctypes.PyDLL(None, use_errno=True)
+_python.syscall.restype = ctypes.c_long
+_python.syscall.argtypes = (ctypes.c_long, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_void_p)
+SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine)
 
 CLONE_NEWNS = 0x00020000
+CLONE_PARENT = 0x00008000
 CLONE_NEWPID = 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -124,65 +130,44 @@ def serve(sock: socket.socket) -> None:
 
 
 def _fork_host(spec: dict, fds: list, sock: socket.socket, pool: int) -> int:
-    said_r, said_w = os.pipe()
-    go_r, go_w = os.pipe()  # a byte once A is reaped: B is the pool process's child then
-    a = os.fork()
-    if a == 0:  # A
-        said = b"E"
-        try:
-            os.close(said_r)
-            sock.close()
-            if spec.get("cgroup_procs"):
-                with open(spec["cgroup_procs"], "w") as fh:
-                    fh.write("0")
-            if spec["namespaces"]:
-                _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
-            b = os.fork()
-            if b == 0:
-                os.close(said_w)
-                os.close(go_w)
-                _init(spec, fds, go_r, pool)  # never returns
-            said = str(b).encode()
-        except BaseException as exc:  # noqa: BLE001
-            said = f"E{type(exc).__name__}: {exc}".encode()
-        finally:
-            os.write(said_w, said[:4000])
-            os._exit(0)
-    os.close(said_w)
-    os.close(go_r)
-    try:
-        chunks = []
-        while chunk := os.read(said_r, 4096):
-            chunks.append(chunk)
-        os.waitpid(a, 0)  # A is gone: B is the pool process's own child now
-        said = b"".join(chunks)
-        if not said or said.startswith(b"E"):
-            raise OSError(said[1:].decode(errors="replace") or "the host's fork ended at once")
-        os.write(go_w, b"g")
-    finally:
-        os.close(said_r)
-        os.close(go_w)
-    return int(said)
+    """Clone B, the host's init: the pool process's child (CLONE_PARENT), in new PID and
+    mount namespaces. A raw clone(), wrapped as os.fork() wraps fork() (the interpreter's
+    before-fork and after-fork hooks), because os.fork() cannot ask for either."""
+    flags = CLONE_PARENT | signal.SIGCHLD
+    if spec["namespaces"]:
+        flags |= CLONE_NEWPID | CLONE_NEWNS
+    workdir = spec["workdir"]  # (a request without it is refused before any clone)
+    if SYS_CLONE is None:
+        raise OSError(f"no clone system call number known for {os.uname().machine}")
+    _python.PyOS_BeforeFork()
+    pid = _python.syscall(SYS_CLONE, flags, None, None, None, None)
+    errno = ctypes.get_errno() if pid < 0 else 0
+    if pid == 0:
+        _python.PyOS_AfterFork_Child()
+        sock.close()
+        _init(spec, fds, pool)  # never returns
+    _python.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(errno, f"clone for a host in {workdir}: {os.strerror(errno)}")
+    return pid
 
 
 INIT_FAILED = 125  # B could not make the namespace (smaworker/zygote.py falls back to exec)
 
 
-def _init(spec: dict, fds: list, go: int, pool: int) -> None:
+def _init(spec: dict, fds: list, pool: int) -> None:
     """B: process 1 of the host's namespace (see the module's docstring)."""
     code = INIT_FAILED
     try:
         os.setsid()
         _name(b"sma-init")
-        # Once A is reaped, the pool process is this one's parent: its parent-death signal
-        # set before would be sent as A exits (EOF: the zygote ended first)
-        if os.read(go, 1) != b"g":
-            os._exit(0)  # not a failure to make the host: the zygote ended meanwhile
-        os.close(go)
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # its parent: the pool process
         if select.select([pool], [], [], 0)[0]:
             os._exit(0)  # the pool process ended before the signal was set
         os.close(pool)
+        if spec.get("cgroup_procs"):
+            with open(spec["cgroup_procs"], "w") as fh:
+                fh.write("0")
         if spec["namespaces"]:
             _mounts(spec)
         # as bubblewrap sets it: no exec of the job's gains privileges (set-user-ID
