@@ -19,8 +19,8 @@ A root worker with bubblewrap does not start its hosts: its zygote forks them
 (smaworker/zygote.py, runtime/sma_zygote.py: one Python process per pool process, started
 by exec with a clean environment, sma's helpers and the common modules imported once),
 and each fork makes the same namespaces and mounts the bwrap command line above makes,
-takes its pipes, folder, limits and uid, and waits as an exec'd host does: about 8 ms of
-CPU for a host instead of about 18 (bench/warm.py). Where the zygote cannot fork a host
+takes its pipes, folder, limits and uid, and waits as an exec'd host does: about 9 ms of
+CPU for a host instead of about 17 (bench/warm.py). Where the zygote cannot fork a host
 (it said why), this pool process starts its hosts by exec again.
 
 A host runs one job only, and is never reused: the host itself could not give a next job a

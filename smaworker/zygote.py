@@ -1,7 +1,7 @@
 """The pool process's side of the warm engine's zygote (runtime/sma_zygote.py): a root
 Python process, started once per pool process with sma's helpers and the common modules
 imported, that forks each warm host in its own namespaces instead of an interpreter and
-bubblewrap starting for it (about 9 ms of CPU for a host instead of about 16).
+bubblewrap starting for it (about 9 ms of CPU for a host instead of about 17).
 
 A forked host is the pool process's own child (the zygote clones its init with
 CLONE_PARENT), so the runner supervises, signals and reaps it as it does a cold job's bwrap,
