@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import shutil
 import stat
 import tempfile
+import threading
 from pathlib import Path
 
 from smacommon.errors import ConfigurationError
@@ -35,11 +37,46 @@ def uid_locks_folder() -> Path:
 
 
 def prepare(root: Path) -> Path:
-    """Make `root` with run/ (the job folders, which nobody may list) and shared/ (what every
-    job may read); ConfigurationError when one is there but not root's own folder."""
-    for path, mode in ((root, 0o711), (root / "run", 0o711), (root / "shared", 0o755)):
+    """Make `root` with run/ (the job folders, which nobody may list), shared/ (what every
+    job may read) and gone/ (job folders being deleted, out of every job's reach);
+    ConfigurationError when one is there but not root's own folder."""
+    for path, mode in ((root, 0o711), (root / "run", 0o711), (root / "shared", 0o755),
+                       (root / GONE, 0o700)):
         _owned_folder(path, mode, "holds the jobs' private folders")
     return root
+
+
+GONE = "gone"
+_doomed: queue.SimpleQueue[str] | None = None
+_doomed_pid = 0
+_doomed_lock = threading.Lock()
+
+
+def remove_later(root: Path, folder: Path) -> None:
+    """Remove a job's folder from `root`/run: moved at once into gone/ (root's, 0700: out of
+    every job's reach, whatever uid comes next), deleted by a thread of this process, so the
+    files a job left are not deleted on the way to its next job. Where the move fails, it
+    is deleted here and now."""
+    global _doomed, _doomed_pid
+    target = root / GONE / folder.name
+    try:
+        os.rename(folder, target)
+    except FileNotFoundError:
+        return
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    with _doomed_lock:
+        if _doomed is None or _doomed_pid != os.getpid():  # (again in a forked child)
+            _doomed, _doomed_pid = queue.SimpleQueue(), os.getpid()
+            threading.Thread(target=_delete_forever, args=(_doomed,), daemon=True,
+                             name="sma-folder-removal").start()
+        _doomed.put(str(target))
+
+
+def _delete_forever(doomed: queue.SimpleQueue[str]) -> None:
+    while True:  # a folder this process did not get to is removed at the next start
+        shutil.rmtree(doomed.get(), ignore_errors=True)
 
 
 def _owned_folder(path: Path, mode: int, holds: str) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import time
 import uuid
@@ -139,7 +138,7 @@ class JobRunner(Checkpointing):
             if host is not None:  # never reused: ended, if the job did not take it
                 host.discard()
             if workdir is not None:
-                shutil.rmtree(workdir, ignore_errors=True)
+                self.sandbox.remove_workdir(workdir)
             if resources is not None:
                 resources.release()
             if self.environment is not None:

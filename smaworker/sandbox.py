@@ -34,7 +34,7 @@ from smacommon.process import tied_to_parent
 from smacommon.settings import Settings
 from smaworker import cafile
 from smaworker.engines.base import RUNTIME_DIR
-from smaworker.jobsroot import jobs_root_for, prepare, remove_orphans
+from smaworker.jobsroot import GONE, jobs_root_for, prepare, remove_later, remove_orphans
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,14 @@ class Sandbox:
             os.mkdir(path / PRIVATE_TMP)
             os.chmod(path / PRIVATE_TMP, 0o1777)  # its /tmp: see `command`
         return path
+
+    def remove_workdir(self, path: Path) -> None:
+        """Remove a job's folder (smaworker/jobsroot.py `remove_later`: out of reach at
+        once, deleted off the job's path)."""
+        if self.jobs_root is None:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            remove_later(self.jobs_root, Path(path))
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 - a sandbox lives as long as its process
     def readable_copy(self, path: str) -> str:
@@ -279,6 +287,7 @@ def build_sandbox(settings: Settings) -> Sandbox:
     root = prepare(jobs_root_for(settings.data_dir))
     removed = remove_orphans(root / "run")
     remove_orphans(root / "shared")  # CA copies of workers that died
+    remove_orphans(root / GONE)  # folders whose removal a worker that ended left undone
     cafile.remove_keyed_copies(root / "shared")
     if removed:
         log.info("removed %d job folder(s) left by worker processes that died", removed)

@@ -45,7 +45,6 @@ import marshal
 import os
 import secrets
 import select
-import shutil
 import signal
 import subprocess
 import time
@@ -186,7 +185,7 @@ class WarmHost:
         self._end_process()
         self.proc = None
         if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.sandbox.remove_workdir(self.workdir)
             self.workdir = None
         self.resources.release()
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from smacommon.errors import ConfigurationError
-from smaworker.jobsroot import jobs_root_for, prepare, uid_locks_folder
+from smaworker.jobsroot import jobs_root_for, prepare, remove_later, uid_locks_folder
+from tests.conftest import wait_for
 from tests.test_sandbox import needs_job_user
 
 
@@ -41,6 +42,7 @@ def test_a_jobs_root_is_roots_and_closed_to_others(tmp_path):
     assert oct(root.stat().st_mode & 0o777) == "0o711"
     assert oct((root / "run").stat().st_mode & 0o777) == "0o711"  # nobody may list it
     assert oct((root / "shared").stat().st_mode & 0o777) == "0o755"
+    assert oct((root / "gone").stat().st_mode & 0o777) == "0o700"  # no job reaches it
     (root / "run").chmod(0o777)  # loosened by someone: tightened again at the next start
     prepare(root)
     assert oct((root / "run").stat().st_mode & 0o777) == "0o711"
@@ -117,3 +119,31 @@ def test_two_instances_on_one_host_never_share_job_folders(api, processes, tmp_p
     finally:
         api.post(f"/api/v1/jobs/{a['id']}/stop")
     assert api.wait(a["id"])["status"] == "Stopped"
+
+
+def test_a_job_folder_leaves_run_at_once_and_is_deleted_by_a_thread(tmp_path):
+    """remove_later: the folder is out of run/ (and of every job's reach) when it returns;
+    its files are deleted by a thread of the process; a folder already gone is no error."""
+    root = prepare(tmp_path / "jobs")
+    folder = root / "run" / f"{os.getpid()}-abcdef01-{os.urandom(16).hex()}"
+    (folder / ".tmp" / "deep").mkdir(parents=True)
+    for i in range(50):
+        (folder / ".tmp" / "deep" / f"file{i}").write_text("left by the job")
+    remove_later(root, folder)
+    assert not folder.exists()
+    wait_for(lambda: not any((root / "gone").iterdir()), timeout=10,
+             what="the folder deleted from gone/")
+    remove_later(root, folder)  # gone already: nothing to do, no error
+
+
+@needs_job_user
+def test_a_finished_jobs_folder_is_removed(api, worker, settings):
+    """A job's folder, and what the job left in it and in its /tmp, is gone after the job
+    (through gone/, where no job reaches)."""
+    job = api.run("import os\nopen('left', 'w').write('x')\n"
+                  "open('/tmp/left', 'w').write('x')\nprint(os.getcwd())\n")
+    assert job["status"] == "Completed", job
+    folder = Path(api.get(f"/api/v1/jobs/{job['id']}/output").get_data(as_text=True).strip())
+    gone = jobs_root_for(settings.data_dir) / "gone" / folder.name
+    wait_for(lambda: not folder.exists() and not gone.exists(), timeout=10,
+             what="the job's folder removed")
