@@ -41,7 +41,7 @@ class ZygoteGone(ZygoteError):
 
 
 class ForkedProcess:
-    """A host the zygote forked, adopted by this process: what the runner, the supervisor
+    """A host the zygote cloned as this process's child: what the runner, the supervisor
     and `resources.reap` use of a Popen (pid, args, stderr, returncode, poll, wait)."""
 
     leads_group = True  # the namespace's init leads the job's process group (Sandbox.signal)
