@@ -79,21 +79,38 @@ def user_dn(name: str) -> str:
     return person_dn(name)
 
 
+class _Exited(RuntimeError):
+    """slapd ended at once."""
+
+
 class Slapd:
     """One running slapd; `url` to reach it, `admin()` a connection as its root."""
 
     def __init__(self, tmp: Path, tls: ServerCert | None = None) -> None:
-        from smacommon.embedded_redis import free_port
-
         self.tmp = tmp
         self.tls = tls
-        self.port = free_port()
-        self.url = f"ldap://127.0.0.1:{self.port}"
-        self.ldaps_port = free_port() if tls else None
-        self.ldaps_url = f"ldaps://127.0.0.1:{self.ldaps_port}" if tls else None
+        self._ports()
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> Slapd:
+    def _ports(self) -> None:
+        from smacommon.embedded_redis import free_port
+
+        self.port = free_port()
+        self.url = f"ldap://127.0.0.1:{self.port}"
+        self.ldaps_port = free_port() if self.tls else None
+        self.ldaps_url = f"ldaps://127.0.0.1:{self.ldaps_port}" if self.tls else None
+
+    def start(self, tries: int = 3) -> Slapd:
+        """Start it; on other free ports when it could not listen (a port found free was
+        taken by another test meanwhile: slapd -d 0 exits 1 and says nothing)."""
+        for _ in range(tries - 1):
+            try:
+                return self._start()
+            except _Exited:
+                self._ports()
+        return self._start()
+
+    def _start(self) -> Slapd:
         (self.tmp / "db").mkdir(parents=True, exist_ok=True)
         conf = self.tmp / "slapd.conf"
         tls = TLS_CONF.format(ca=self.tls.ca_file, cert=self.tls.cert_file,
@@ -112,10 +129,14 @@ class Slapd:
                 self.admin().unbind()
                 break
             except Exception:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
+                code = self.proc.poll()
+                if code is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("slapd did not start: "
-                                       + (self.tmp / "slapd.log").read_text()[-2000:]) from None
+                    said = (self.tmp / "slapd.log").read_text()[-2000:]
+                    if code is not None:
+                        raise _Exited(f"slapd did not start (exit code {code}): {said}") \
+                            from None
+                    raise RuntimeError(f"slapd did not start: {said}") from None
                 time.sleep(0.05)
         self._load()
         return self
