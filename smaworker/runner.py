@@ -135,9 +135,9 @@ class JobRunner(Checkpointing):
                               status_reason=f"The worker failed to run the job: {exc}"):
                     self.final_status = JobStatus.FAILED
         finally:
-            if host is not None:  # never reused: ended, if the job did not take it
-                host.discard()
-            if workdir is not None:
+            if host is not None:  # never reused: ended, if the job did not take it; its
+                host.discard()    # folder (the job's) goes with it
+            elif workdir is not None:
                 self.sandbox.remove_workdir(workdir)
             if resources is not None:
                 resources.release()
