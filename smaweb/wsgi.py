@@ -2,7 +2,11 @@
 
 import gc
 
+from smacommon.malloc import keep_freed_memory
 from smaweb.app import create_app
+
+# a large page's buffers reuse the last one's memory instead of faulting in fresh pages
+keep_freed_memory()
 
 app = create_app()
 # The app's modules, schemas and OpenAPI document live as long as the process: move them out
