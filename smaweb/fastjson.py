@@ -15,15 +15,24 @@ import orjson
 from flask import Response, current_app
 
 
-def json_response(payload: Any, status: int = 200) -> Response:
-    """`payload` as a JSON response: datetimes as marshmallow's DateTime writes them
-    (isoformat(); naive ones are UTC, as sma stores them, and get `+00:00` too), NaN as
-    null as sma's JSON provider writes it."""
+def dumps(payload: Any) -> bytes:
+    """`payload` as JSON: datetimes as marshmallow's DateTime writes them (isoformat();
+    naive ones are UTC, as sma stores them, and get `+00:00` too), NaN as null as sma's JSON
+    provider writes it."""
     try:
-        body = orjson.dumps(payload, option=orjson.OPT_NAIVE_UTC)
+        return orjson.dumps(payload, option=orjson.OPT_NAIVE_UTC)
     except orjson.JSONEncodeError:  # an integer past 64 bits, nesting past 254 levels
-        body = current_app.json.dumps(_isoformat(payload)).encode()
-    response = current_app.response_class(body, status=status, mimetype="application/json")
+        return current_app.json.dumps(_isoformat(payload)).encode()
+
+
+def body_response(body: bytes, status: int = 200) -> Response:
+    """JSON already written (by dumps) as the response."""
+    return current_app.response_class(body, status=status, mimetype="application/json")
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    """`payload` as a JSON response, written by dumps."""
+    response = body_response(dumps(payload), status)
     # the payload is freed once the answer is sent, not before: a page of 10,000 records is
     # some 60,000 objects, about 3 ms to free, that the client need not wait for
     response.call_on_close(lambda: payload)

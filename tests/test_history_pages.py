@@ -17,6 +17,7 @@ from smacommon.db import get_engine
 from smacommon.models import Job, JobStream
 from smacommon.schemas.job import JobStreamPageSchema
 from smacommon.streams import STREAMS
+from smaweb.streampage import CHUNK, STREAMED, in_key_order
 from tests.test_portal import sign_in
 
 STATUSES = ("Completed", "Failed", "Stopped")
@@ -83,14 +84,16 @@ VALUES = [None, {"user": "ana", "nested": {"list": [1, 2.5, None, True, "é"]}},
           42, -1.25, "a string", True, False, {"big": 12345678901234567}]
 
 
-def _records(services, job_id: uuid.UUID) -> list[dict]:
+def _records(services, job_id: uuid.UUID, count: int = len(STREAMS) * len(VALUES)
+             ) -> list[dict]:
     """One record of every stream, of every kind of value, with text beyond ASCII, a masked
-    secret, an empty line and a time without microseconds; a second attempt."""
+    secret, an empty line and a time without microseconds; a second attempt. (`count`
+    records: that pattern again and again.)"""
     at = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
     texts = ["plain", "naïve ✓ 日本語 \U0001f600", "password *** used", "", "tab\tand \"quotes\"",
              "line\u2028separator", "<script>&amp;</script>", "\\backslash"]
     rows = []
-    for n in range(len(STREAMS) * len(VALUES)):
+    for n in range(count):
         rows.append({"job_id": job_id, "seq": n + 1, "attempt": 1 if n < 30 else 2,
                      "stream": STREAMS[n % len(STREAMS)],
                      "time": at + timedelta(microseconds=0 if n % 3 == 0 else n * 1001),
@@ -124,6 +127,49 @@ def test_streams_page_is_the_schema_dump(api, services):
                      query_string={"stream": "Error,Warning"}).get_json()
     assert errors == _schema_dump([r for r in rows if r["stream"] in ("Error", "Warning")],
                                   len(rows), more=False)
+
+
+def test_big_streams_pages_are_the_schema_dump(api, services):
+    """Pages of more than STREAMED records (on PostgreSQL read CHUNK at a time, each chunk
+    written while the next arrives) are what the schema dumps, whether the one record more
+    that says a next page exists opens a chunk of its own, falls in a chunk's middle, or is
+    not there; with a stream filter too."""
+    rb = api.create_runbook("many-records")
+    job = api.start(rb["name"], worker_group="nobody")
+    rows = _records(services, uuid.UUID(job["id"]), count=4 * STREAMED)
+    total = len(rows)
+    url = f"/api/v1/jobs/{job['id']}/streams"
+    for after, limit, more in ((0, STREAMED + CHUNK, True),  # the one more: a chunk alone
+                               (7, STREAMED + CHUNK // 2 + 3, True),  # in a chunk's middle
+                               (total - STREAMED - 1, STREAMED + 1, False),  # exactly the rest
+                               (total - STREAMED - 5, 4 * STREAMED, False)):  # fewer than asked
+        page = api.get(url, query_string={"after_seq": after, "limit": limit})
+        assert page.status_code == 200 and page.mimetype == "application/json"
+        assert page.get_json() == _schema_dump(rows[after:], limit, more=more), (after, limit)
+    errors = api.get(url, query_string={"stream": "Error,Warning", "limit": STREAMED + 1})
+    kept = [r for r in rows if r["stream"] in ("Error", "Warning")]
+    assert len(kept) > STREAMED + 1
+    assert errors.get_json() == _schema_dump(kept, STREAMED + 1, more=True)
+    assert errors.get_json()["next_after_seq"] == kept[STREAMED]["seq"]
+
+
+def test_key_order_setting_is_put_back_and_an_error_stays_the_error(services):
+    """On PostgreSQL in_key_order turns sorting off for the page's query only; when that
+    query fails, the caller sees its error, not the one of putting the setting back in the
+    aborted transaction."""
+    engine = get_engine(services["database_url"])
+    if engine.dialect.name != "postgresql":
+        pytest.skip("in_key_order sets nothing on SQLite (SMA_TEST_DATABASE_URL runs it)")
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    with engine.connect() as conn:
+        with in_key_order(conn):
+            assert conn.exec_driver_sql("SHOW enable_sort").scalar() == "off"
+        assert conn.exec_driver_sql("SHOW enable_sort").scalar() == "on"
+    with engine.connect() as conn, pytest.raises(DBAPIError) as caught, in_key_order(conn):
+        conn.exec_driver_sql("SELECT 1 / 0")
+    assert isinstance(caught.value.orig, psycopg.errors.DivisionByZero)
 
 
 def test_streams_page_beyond_what_orjson_writes(api, services):

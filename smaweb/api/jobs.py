@@ -45,7 +45,7 @@ from smaweb.api.job_output import check_attempt, of_attempt
 from smaweb.auth import started_by
 from smaweb.events import job_events
 from smaweb.extensions import SmaBlueprint, db
-from smaweb.fastjson import json_response
+from smaweb.fastjson import body_response, json_response
 from smaweb.jobpage import job_page
 from smaweb.livehub import live_hub
 from smaweb.queries import jobs_statement
@@ -256,7 +256,7 @@ def streams(args, job_id):
     job = get_job(session, job_id)
     where = of_attempt(session, job, args["attempt"]) if args.get("attempt") else ()
     # a hot path: rows to dicts to orjson, the schema above documents the shape
-    return json_response(stream_page(session, job.id, args["after_seq"], args["limit"],
+    return body_response(stream_page(session, job.id, args["after_seq"], args["limit"],
                                      args.get("stream"), where))
 
 
