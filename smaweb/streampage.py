@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from itertools import islice
 
 import orjson
+from psycopg import capabilities
 from sqlalchemy import Connection, DateTime, Select, Text, cast, select, type_coerce
 from sqlalchemy.orm import Session
 
@@ -102,8 +103,9 @@ def stream_page(session: Session, job_id: uuid.UUID, after_seq: int, limit: int,
 
 def _chunks(conn: Connection, stmt: Select, streamed: bool) -> Iterator[list[tuple]]:
     """The driver's rows of `stmt`: all at once, or `streamed` CHUNK at a time as PostgreSQL
-    sends them, in binary (no text to parse for the integers and times)."""
-    if not streamed:
+    sends them, in binary (no text to parse for the integers and times). Chunks need libpq 17
+    (psycopg-binary brings its own); with an older libpq the page is read at once."""
+    if not (streamed and capabilities.has_stream_chunked()):
         result = conn.execute(stmt)
         yield result.cursor.fetchall()
         result.close()

@@ -6,9 +6,13 @@ PostgreSQL (SMA_TEST_DATABASE_URL); and a page of records, written without the s
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
@@ -17,7 +21,7 @@ from smacommon.db import get_engine
 from smacommon.models import Job, JobStream
 from smacommon.schemas.job import JobStreamPageSchema
 from smacommon.streams import STREAMS
-from smaweb.streampage import CHUNK, STREAMED, in_key_order
+from smaweb.streampage import CHUNK, STREAMED, in_key_order, stream_page
 from tests.test_portal import sign_in
 
 STATUSES = ("Completed", "Failed", "Stopped")
@@ -151,6 +155,45 @@ def test_big_streams_pages_are_the_schema_dump(api, services):
     assert len(kept) > STREAMED + 1
     assert errors.get_json() == _schema_dump(kept, STREAMED + 1, more=True)
     assert errors.get_json()["next_after_seq"] == kept[STREAMED]["seq"]
+
+
+CHUNKLESS_PAGE = """
+import sys, uuid
+from psycopg import capabilities
+from sqlalchemy.orm import Session
+from smacommon.db import get_engine
+from smaweb.streampage import stream_page
+
+print(capabilities.has_stream_chunked(), file=sys.stderr)
+with Session(get_engine(sys.argv[1])) as session:
+    sys.stdout.buffer.write(stream_page(session, uuid.UUID(sys.argv[2]), 3, int(sys.argv[3])))
+"""
+
+
+def test_big_page_without_chunked_rows_is_the_same_page(api, services):
+    """Where libpq is older than 17 (no chunked rows; here psycopg's pure-Python build over
+    the system's libpq) a big page is read at once: byte for byte the page read in chunks."""
+    url = services["database_url"]
+    if get_engine(url).dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's chunked reads (SMA_TEST_DATABASE_URL runs it)")
+    from sqlalchemy.orm import Session
+
+    rb = api.create_runbook("chunkless")
+    job = api.start(rb["name"], worker_group="nobody")
+    _records(services, uuid.UUID(job["id"]), count=STREAMED + 2 * CHUNK)
+    limit = STREAMED + CHUNK
+    with Session(get_engine(url)) as session:
+        chunked = stream_page(session, uuid.UUID(job["id"]), 3, limit)
+    done = subprocess.run([sys.executable, "-c", CHUNKLESS_PAGE, url, job["id"], str(limit)],
+                          env={**os.environ, "PSYCOPG_IMPL": "python"}, capture_output=True,
+                          timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    if done.returncode != 0 and b"libpq" in done.stderr:
+        pytest.skip(f"no system libpq for psycopg's pure-Python build: {done.stderr[-300:]}")
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    if done.stderr.split()[-1] != b"False":
+        pytest.skip("the system's libpq has chunked rows too (17 or newer)")
+    assert done.stdout == chunked
+    assert len(json.loads(chunked)["items"]) == limit
 
 
 def test_key_order_setting_is_put_back_and_an_error_stays_the_error(services):
