@@ -6,8 +6,9 @@ the 64 KiB reads the supervisor makes, through the record channel's Demux, the
 LineSplitter and the StreamWriter (the worker's default batch size, foreign keys on) into a
 fresh SQLite database in a temporary folder; the CPU time of this process, best of
 BENCH_CAPTURE_REPEAT (6). Beside it, its floor measured in the same run: SQLite inserting
-the same rows alone (one `executemany` and commit a batch, the rows made in advance, its
-feed excluded).
+the same rows alone, as StreamWriter does (smaworker/streamrows.py: multi-row INSERTs and a
+commit a batch, the rows made in advance, its feed excluded), and, for comparison, one
+INSERT a row (an `executemany` a batch, how sma wrote them before).
 bench/output.py measures the whole path (a real job, its process and the stack) and
 carries the target; this one says how much of that is sma's and how much is SQLite's.
 
@@ -31,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from smacommon.db import get_engine  # noqa: E402
 from smacommon.migrate import upgrade  # noqa: E402
 from smacommon.settings import Settings  # noqa: E402
-from smaworker.capture import _SQLITE_INSERT, StreamWriter  # noqa: E402
+from smaworker.capture import StreamWriter  # noqa: E402
 from smaworker.channel import Demux, new_tag  # noqa: E402
 from smaworker.lines import LineSplitter  # noqa: E402
+from smaworker.streamrows import SQLITE_INSERT, insert_records  # noqa: E402
 
 LINES = int(os.environ.get("BENCH_CAPTURE_LINES", "300000"))
 REPEAT = int(os.environ.get("BENCH_CAPTURE_REPEAT", "6"))
@@ -79,7 +81,7 @@ def main() -> dict:
             assert writer.seq == LINES
             return spent
 
-        def sqlite_alone() -> float:
+        def sqlite_alone(one_a_row: bool) -> float:
             key, batch = _new_job(path).hex, settings.stream_batch_lines
             stamp = "2026-12-02 10:00:00.123456"
             rows = [(key, n, "Output", stamp, f"line {n} of the output benchmark", None, 1)
@@ -87,11 +89,15 @@ def main() -> dict:
             started = time.process_time()
             for at in range(0, LINES, batch):
                 with engine.begin() as conn:  # as StreamWriter writes a batch
-                    conn.exec_driver_sql(_SQLITE_INSERT, rows[at:at + batch])
+                    if one_a_row:
+                        conn.exec_driver_sql(SQLITE_INSERT, rows[at:at + batch])
+                    else:
+                        insert_records(conn, rows[at:at + batch])
             return time.process_time() - started
 
-        runs = [(capture(), sqlite_alone()) for _ in range(REPEAT)]  # in turns, as the
-        best, floor = min(r[0] for r in runs), min(r[1] for r in runs)  # database grows
+        # in turns, as the database grows
+        runs = [(capture(), sqlite_alone(False), sqlite_alone(True)) for _ in range(REPEAT)]
+        best, floor, one = (min(r[n] for r in runs) for n in range(3))
         return {
             "benchmark": "capture",
             "lines": LINES,
@@ -99,6 +105,7 @@ def main() -> dict:
             "lines_per_cpu_second": round(LINES / best),
             "floor_sqlite_alone_rows_per_cpu_second": round(LINES / floor),
             "share_of_sqlite": round(floor / best, 3),
+            "sqlite_one_insert_a_row_rows_per_cpu_second": round(LINES / one),
             "measured": f"CPU time of this process, best of {REPEAT}",
         }
     finally:

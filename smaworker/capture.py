@@ -28,6 +28,7 @@ from smacommon.models import JobStream
 from smacommon.streams import ERROR, OPTIONAL_STREAMS, stream_channel
 from smaworker.excerpt import ErrorExcerpt
 from smaworker.masking import Masker
+from smaworker.streamrows import insert_records
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,6 @@ _MAX_HELD_ROWS = 50_000
 _MAX_HELD_BYTES = 32 << 20
 _MAX_BACKOFF = 5.0
 _ANNOUNCE_PAUSE = 1.0
-_SQLITE_INSERT = ("INSERT INTO job_streams (job_id, seq, stream, time, text, value, attempt) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)")
-_PG_COPY = "COPY job_streams (job_id, seq, stream, time, text, value, attempt) FROM STDIN"
 
 
 class _Superseded(Exception):
@@ -313,10 +311,5 @@ class StreamWriter:
     def _insert(self, conn: Connection, rows: list[tuple]) -> None:
         if not rows:
             return
-        if self.sqlite:
-            conn.exec_driver_sql(_SQLITE_INSERT, rows)
-            return
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy(_PG_COPY) as copy:
-            for row in rows:
-                copy.write_row(row)
+        insert_records(conn, rows)
+

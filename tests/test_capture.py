@@ -256,3 +256,56 @@ def test_a_chunk_of_lines_is_written_as_line_by_line(api, services):
     time.sleep(0.25)
     writer.flush()
     assert [r["text"] for r in api.records(job_id)] == [f"held {i}" for i in range(7)]
+
+
+def test_a_batch_goes_in_as_it_came_whatever_its_runs(api, services):
+    """streamrows.insert_records writes every record of a batch exactly as queued: runs of
+    plain lines (one stream, time and attempt) of every length around the multi-row
+    INSERT's size and its power-of-two rests, broken by another stream, another time,
+    another attempt and by records with a value (one INSERT a row on SQLite, COPY on
+    PostgreSQL), text beyond ASCII and quotes included."""
+    import uuid
+
+    from sqlalchemy import select
+
+    from smacommon.db import get_engine
+    from smacommon.models import JobStream
+    from smaworker.streamrows import SQLITE_ROWS, insert_records
+
+    engine = get_engine(services["database_url"])
+    rb = api.create_runbook()
+    job_id = uuid.UUID(api.start(rb["name"], worker_group="nobody-serves-this")["id"])
+    key = job_id.hex if engine.dialect.name == "sqlite" else job_id
+    stamps = ["2026-12-02 10:00:00.000100", "2026-12-02 10:00:00.002000"]
+    if engine.dialect.name != "sqlite":
+        from datetime import datetime
+        stamps = [datetime.fromisoformat(s) for s in stamps]
+    rows, seq = [], 0
+
+    def run(count, stream="Output", stamp=0, attempt=1, value=None):
+        nonlocal seq
+        for _ in range(count):
+            seq += 1
+            rows.append((key, seq, stream, stamps[stamp], f"l{seq} 'q' \"d\" caf\u00e9 ?1",
+                         value, attempt))
+
+    for count in (1, 2, 3, SQLITE_ROWS - 1, SQLITE_ROWS, SQLITE_ROWS + 1,
+                  2 * SQLITE_ROWS + 77):
+        run(count)
+        run(1, stream="Error")
+        run(2, stamp=1)
+        run(3, attempt=2)
+        run(2, value='{"a": [1, "x"]}')
+        run(1, value="null")
+    with engine.begin() as conn:
+        insert_records(conn, rows)
+    with engine.connect() as conn:
+        got = conn.execute(select(JobStream.seq, JobStream.stream, JobStream.time,
+                                  JobStream.text, JobStream.value, JobStream.attempt)
+                           .where(JobStream.job_id == job_id).order_by(JobStream.seq)).all()
+    assert len(got) == len(rows) == seq
+    values = {None: None, '{"a": [1, "x"]}': {"a": [1, "x"]}, "null": None}
+    for (s, stream, at, text, value, attempt), row in zip(got, rows, strict=True):
+        assert (s, stream, text, value, attempt) == (row[1], row[2], row[4], values[row[5]],
+                                                     row[6])
+        assert at.replace(tzinfo=None).isoformat(" ") == str(row[3]).split("+")[0]
