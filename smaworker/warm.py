@@ -57,6 +57,7 @@ from smaworker import shutdown, zygote
 from smaworker.claim import ClaimedJob, ClaimedRunbook
 from smaworker.engines import get_engine
 from smaworker.engines.base import ordered
+from smaworker.forked import ForkedProcess
 from smaworker.launch import host_env, spawn
 from smaworker.limits import JobLimits, rlimit_spec
 from smaworker.resources import JobResources
@@ -77,7 +78,7 @@ class WarmHost:
         self.workdir: Path | None = None
         self.spec_w: int | None = None
         self.stdout_r: int | None = None
-        self.proc: subprocess.Popen | zygote.ForkedProcess | None = None
+        self.proc: subprocess.Popen | ForkedProcess | None = None
         self.pending: zygote.PendingHost | None = None  # asked of the zygote, not settled
         try:
             self._start()
@@ -236,7 +237,7 @@ def take(settings: Settings, job: ClaimedJob, runbook: ClaimedRunbook) -> WarmHo
             if host.proc is not None:  # (one never forked is said when it was not)
                 log.warning("a warm Python host of this process ended before its job (exit "
                             "code %s): it is let go", host.proc.returncode)
-                if isinstance(host.proc, zygote.ForkedProcess):
+                if isinstance(host.proc, ForkedProcess):
                     zygote.ended_early(host.proc)
             _ready.remove(host)
             host.discard()

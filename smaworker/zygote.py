@@ -5,7 +5,8 @@ bubblewrap starting for it (about 9 ms of CPU for a host instead of about 17).
 
 A forked host is the pool process's own child (the zygote clones its init with
 CLONE_PARENT), so the runner supervises, signals and reaps it as it does a cold job's bwrap,
-through `ForkedProcess`, which answers for it what the runner asks of a Popen.
+through `smaworker.forked.ForkedProcess`, which answers for it what the runner asks of a
+Popen.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ import collections
 import logging
 import marshal
 import os
-import select
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from smacommon.process import tied_to_parent
 from smaworker.channel import new_tag
+from smaworker.forked import ForkedProcess
 from smaworker.limits import rlimit_spec
 from smaworker.resources import JobResources
 from smaworker.sandbox import CLEAN_PATH, PRIVATE_TMP, Sandbox, kept_in_tmp
@@ -38,50 +38,6 @@ class ZygoteError(Exception):
 
 class ZygoteGone(ZygoteError):
     """The zygote did not answer: it ended, or hangs (a new one starts for the next host)."""
-
-
-class ForkedProcess:
-    """A host the zygote cloned as this process's child: what the runner, the supervisor
-    and `resources.reap` use of a Popen (pid, args, stderr, returncode, poll, wait)."""
-
-    leads_group = True  # the namespace's init leads the job's process group (Sandbox.signal)
-
-    def __init__(self, pid: int, stderr_fd: int) -> None:
-        self.pid = pid
-        self.args = ["sma-host", str(pid)]
-        self.stderr = open(stderr_fd, "rb")  # noqa: SIM115 - closed as a Popen's is
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped elsewhere (a wait for any child)
-                self.returncode = 0
-                return self.returncode
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            pidfd = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            pidfd = None
-        try:
-            while self.poll() is None:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise subprocess.TimeoutExpired(self.args, timeout)
-                if pidfd is None:
-                    time.sleep(0.001)
-                else:
-                    select.select([pidfd], [], [], left)
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
-        return self.returncode
 
 
 class Zygote:

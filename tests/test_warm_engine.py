@@ -477,6 +477,7 @@ def test_a_host_whose_namespace_cannot_be_made_says_why_and_hosts_start_by_exec(
     there): it says why on the host's stderr and exits INIT_FAILED before any job; the
     pool process then starts its hosts by exec (warm.take calls `ended_early`)."""
     from smaworker import zygote
+    from smaworker.forked import ForkedProcess
     from smaworker.sandbox import build_sandbox
 
     sandbox = build_sandbox(settings)
@@ -492,7 +493,7 @@ def test_a_host_whose_namespace_cannot_be_made_says_why_and_hosts_start_by_exec(
                     spec_r=spec_r, stdout_w=out_w, stderr_w=err_w)
         for fd in (spec_r, out_w, err_w):
             os.close(fd)
-        proc = zygote.ForkedProcess(one.answer(), err_r)
+        proc = ForkedProcess(one.answer(), err_r)
         assert proc.wait(timeout=10) == zygote.INIT_FAILED
         assert zygote.usable(sandbox)
         zygote.ended_early(proc)
