@@ -74,11 +74,15 @@ def in_key_order(conn: Connection) -> Iterator[None]:
 
 
 def stream_page(session: Session, job_id: uuid.UUID, after_seq: int, limit: int,
-                streams: Collection[str] | None = None, where: Collection = ()) -> bytes:
+                streams: Collection[str] | None = None, where: Collection = (),
+                keep: list | None = None) -> bytes:
     """The page as JSON: its records (`time` naive UTC, as smaweb.fastjson writes it) and
     `next_after_seq` (null on the last page). Run on the session's connection and in its
     transaction: Core rows, no ORM loading step; on PostgreSQL the driver's rows in chunks
-    (see the module's docstring)."""
+    (see the module's docstring). `keep`: where the page's rows and dicts go, for the
+    caller to free once the answer is sent (a 10,000-record page's 100,000 objects take
+    milliseconds to free)."""
+    keep = [] if keep is None else keep
     conn = session.connection()
     if conn.dialect.name != "postgresql":
         rows = conn.execute(stream_statement(job_id, after_seq, limit, streams, where)).all()
@@ -86,6 +90,7 @@ def stream_page(session: Session, job_id: uuid.UUID, after_seq: int, limit: int,
         del rows[limit:]
         items = [{"seq": seq, "attempt": attempt, "stream": stream, "time": time, "text": text,
                   "value": value} for seq, attempt, stream, time, text, value in rows]
+        keep += (rows, items)
         return dumps({"items": items, "next_after_seq": items[-1]["seq"] if more else None})
     stmt = stream_statement(job_id, after_seq, limit, streams, where, value_text=True)
     parts: list[bytes] = []
@@ -95,8 +100,10 @@ def stream_page(session: Session, job_id: uuid.UUID, after_seq: int, limit: int,
             count += len(rows)
             del rows[len(rows) - max(0, count - limit):]  # the one more is not on the page
             if rows:
-                parts.append(dumps(_items(rows))[1:-1])  # the records, without [ ]
+                items = _items(rows)
+                parts.append(dumps(items)[1:-1])  # the records, without [ ]
                 last = rows[-1][0]
+                keep += (rows, items)
     after = b"%d" % last if count > limit else b"null"
     return b'{"items":[' + b",".join(parts) + b'],"next_after_seq":' + after + b"}"
 

@@ -256,8 +256,9 @@ def streams(args, job_id):
     job = get_job(session, job_id)
     where = of_attempt(session, job, args["attempt"]) if args.get("attempt") else ()
     # a hot path: rows to dicts to orjson, the schema above documents the shape
+    made: list = []
     return body_response(stream_page(session, job.id, args["after_seq"], args["limit"],
-                                     args.get("stream"), where))
+                                     args.get("stream"), where, made), keep=made)
 
 
 @blp.route("/jobs/<job_id>/events", methods=["GET"])
