@@ -196,6 +196,51 @@ def test_big_page_without_chunked_rows_is_the_same_page(api, services):
     assert len(json.loads(chunked)["items"]) == limit
 
 
+def test_a_connection_lost_in_the_middle_of_a_big_page_is_a_transient_error(api, services):
+    """A big page's connection cut while its chunks come in (the server restarted, an
+    administrator ended it) raises what the service answers 503 for (is_transient), and the
+    session lets that connection go: the next page reads on a new one."""
+    url = services["database_url"]
+    engine = get_engine(url)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's chunked reads (SMA_TEST_DATABASE_URL runs it)")
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from smacommon.db import is_transient
+    from smaweb.streampage import _chunks, stream_statement
+
+    rb = api.create_runbook("cut-page")
+    job = api.start(rb["name"], worker_group="nobody")
+    job_id = uuid.UUID(job["id"])
+    at = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+    long = "x" * 4000  # 40 MB in all: more than the sockets hold, the server still sends
+    with engine.begin() as conn:
+        conn.execute(insert(JobStream), [
+            {"job_id": job_id, "seq": n, "stream": "Output", "time": at, "text": long}
+            for n in range(1, 10_002)])
+    session = Session(engine)
+    conn = session.connection()
+    backend = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    chunks = _chunks(conn, stream_statement(job_id, 0, 10_000, value_text=True), streamed=True)
+    assert len(next(chunks)) == CHUNK
+    with engine.connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+    with pytest.raises(Exception) as caught:
+        for _ in chunks:
+            pass
+    assert is_transient(caught.value), repr(caught.value)
+    try:
+        session.close()
+    except Exception as exc:  # what smaweb.extensions.Database._close does
+        assert is_transient(exc)
+        session.invalidate()
+    with Session(engine) as again:
+        page = json.loads(stream_page(again, job_id, 0, STREAMED + 1))
+    assert len(page["items"]) == STREAMED + 1 and page["next_after_seq"] == STREAMED + 1
+    assert page["items"][-1]["text"] == long
+
+
 def test_key_order_setting_is_put_back_and_an_error_stays_the_error(services):
     """On PostgreSQL in_key_order turns sorting off for the page's query only; when that
     query fails, the caller sees its error, not the one of putting the setting back in the
