@@ -312,4 +312,3 @@ class StreamWriter:
         if not rows:
             return
         insert_records(conn, rows)
-
