@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-SQLITE_INSERT = ("INSERT INTO job_streams (job_id, seq, stream, time, text, value, attempt) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?)")
-_PG_COPY = "COPY job_streams (job_id, seq, stream, time, text, value, attempt) FROM STDIN"
+_COLUMNS = "job_streams (job_id, seq, stream, time, text, value, attempt)"  # a record's order
+SQLITE_INSERT = f"INSERT INTO {_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)"
+_PG_COPY = f"COPY {_COLUMNS} FROM STDIN"
 # records in one multi-row INSERT: at most this many (2 * 256 + 4 variables, under the 999
 # of SQLite before 3.32); a smaller rest goes as 128 + 64 + ..., so the driver's statement
 # cache holds every shape
@@ -68,5 +68,5 @@ def insert_sqlite(cursor: Any, rows: list[tuple]) -> None:
 def _sqlite_values(count: int) -> str:
     """The INSERT of `count` records sharing ?1-?4 (job, stream, time, attempt), each with
     its own seq and text after them, and no value."""
-    return ("INSERT INTO job_streams (job_id, seq, stream, time, text, value, attempt) VALUES "
-            + ",".join(f"(?1,?{5 + 2 * n},?2,?3,?{6 + 2 * n},NULL,?4)" for n in range(count)))
+    return f"INSERT INTO {_COLUMNS} VALUES " + ",".join(
+        f"(?1,?{5 + 2 * n},?2,?3,?{6 + 2 * n},NULL,?4)" for n in range(count))
