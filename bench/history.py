@@ -8,7 +8,8 @@ the web service as `sma up` does (gunicorn on a free port) and times, HISTORY_RE
 each (30), GET /api/v1/jobs (first page, pages 2,000 / 10,000 / 19,000 by cursor, by runbook
 and by status, first to last page) and GET /api/v1/jobs/{id}/streams of the big job (start,
 middle, end; limit 1,000 and 10,000). Prints JSON: p50/p95 of each beside the target (30 ms)
-and its floors measured in the same run (the SQL alone, EXPLAIN ANALYZE; an HTTP request that
+(and the web process's CPU a request, steadier than the time on a noisy machine) and its
+floors measured in the same run (the SQL alone, EXPLAIN ANALYZE; an HTTP request that
 reads nothing, GET /health), the plan of each query, and whether it seeks (no Seq Scan,
 no Sort). No PostgreSQL reachable: one JSON line saying so, exit 0.
 """
@@ -78,8 +79,9 @@ def run(url: str, folder: Path) -> dict:
     data = generate(engine, JOBS, ROWS, BIG_LINES)
     data["seconds"]["total"] = round(time.perf_counter() - started, 1)
     print(json.dumps({"generated": data}), file=sys.stderr, flush=True)
-    with web(url, folder) as base:
-        probe = Probe(engine, base, TOKEN, REPEAT)
+    web_proc = web(url, folder)
+    with web_proc as base:
+        probe = Probe(engine, base, TOKEN, REPEAT, web_pid=_child(web_proc.proc.pid))
         results = {"floor_health": probe.floor()}
         results.update(probe.job_pages(data["runbooks"], PAGE))
         results.update(probe.stream_pages(data["big_job"], BIG_LINES))
@@ -138,6 +140,18 @@ class web:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+def _child(pid: int) -> int | None:
+    """The one child of process `pid` (gunicorn's worker process), None if none is seen."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    return int(entry.name)
+            except (OSError, ValueError, IndexError):
+                continue
+    return None
 
 
 def _commit() -> str:

@@ -3,10 +3,12 @@ statement the view builds) explained with EXPLAIN (ANALYZE, BUFFERS), its answer
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import uuid
 from contextlib import nullcontext
+from pathlib import Path
 
 import requests
 from sqlalchemy import ClauseElement, Executable, func, select
@@ -37,22 +39,40 @@ def _explain(element: Explain, compiler, **kw) -> str:
     return "EXPLAIN (ANALYZE, BUFFERS) " + compiler.process(element.stmt, **kw)
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time process `pid` has used (0.0 when there is none to read)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Probe:
-    def __init__(self, engine: Engine, base: str, token: str, repeat: int) -> None:
-        self.engine, self.base, self.repeat = engine, base, repeat
+    def __init__(self, engine: Engine, base: str, token: str, repeat: int,
+                 web_pid: int | None = None) -> None:
+        self.engine, self.base, self.repeat, self.web_pid = engine, base, repeat, web_pid
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"
+        self.web_cpu_ms: float | None = None  # the web process's CPU a request, last timed
 
     def timed(self, path: str, params: dict) -> tuple[list[float], dict]:
         """Three untimed requests (warm caches, connection), then `repeat` timed ones: from
-        the request to the last byte of the answer (the client's JSON parsing after)."""
+        the request to the last byte of the answer (the client's JSON parsing after). The
+        web process's CPU a timed request goes to `web_cpu_ms`: on a noisy machine a steadier
+        figure than the time, to compare two versions by."""
         for _ in range(3):
             self._get(path, params)
         times = []
+        cpu = cpu_seconds(self.web_pid)
         for _ in range(self.repeat):
             started = time.perf_counter()
             resp = self._get(path, params)
             times.append(time.perf_counter() - started)
+        if self.web_pid is not None:
+            self.web_cpu_ms = ms((cpu_seconds(self.web_pid) - cpu) / self.repeat)
         return times, resp.json()
 
     def _get(self, path: str, params: dict) -> requests.Response:
@@ -63,7 +83,8 @@ class Probe:
 
     def floor(self) -> dict:
         times, _ = self.timed("/health", {})
-        return {"p50_ms": ms(percentile(times, 50)), "p95_ms": ms(percentile(times, 95))}
+        return {"p50_ms": ms(percentile(times, 50)), "p95_ms": ms(percentile(times, 95)),
+                "web_cpu_ms": self.web_cpu_ms}
 
     def explain(self, stmt, key: str | None, settings=nullcontext) -> dict:
         """The plan and the median execution time, in a transaction `settings(conn)` sets up
@@ -85,7 +106,8 @@ class Probe:
              settings=nullcontext) -> dict:
         times, body = self.timed(path, params)
         return {"p50_ms": ms(percentile(times, 50)), "p95_ms": ms(percentile(times, 95)),
-                "max_ms": ms(max(times)), "requests": len(times), "params": params,
+                "max_ms": ms(max(times)), "web_cpu_ms": self.web_cpu_ms,
+                "requests": len(times), "params": params,
                 **self.explain(stmt, key, settings), "answer_checked": check(body)}
 
     def job_pages(self, runbooks: list[str], page: int) -> dict:
