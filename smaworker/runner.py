@@ -244,7 +244,8 @@ class JobRunner(Checkpointing):
         finally:
             os.close(stdout_r)
             self.sandbox.signal(proc, signal.SIGKILL)
-            if proc.poll() is None:
+            # an init that reported its host's end is reaped with the host (host.discard)
+            if proc.poll() is None and getattr(proc, "reported", None) is None:
                 proc.wait(timeout=10)
         finish_run(self, writer, outcome, ending, resources, supervisor.rusage)
 

@@ -91,6 +91,11 @@ class Supervisor:
     def run(self) -> tuple[int, Ending | None]:
         pidfd = os.pidfd_open(self.proc.pid)
         self.sel.register(pidfd, selectors.EVENT_READ, "exit")
+        # a forked host's init reports the host's end before its own exit (smaworker/forked.py)
+        report = getattr(self.proc, "report_fd", None)
+        exits = [pidfd] if report is None else [pidfd, report]
+        if report is not None:
+            self.sel.register(report, selectors.EVENT_READ, "exit")
         drain_until: float | None = None
         try:
             while self.pipes or drain_until is None:
@@ -106,7 +111,8 @@ class Supervisor:
                                    "unreachable; this run ended.", grace=0)
                 if drain_until is None and self.exited:
                     drain_until = now + _EXIT_DRAIN_SECONDS
-                    self.sel.unregister(pidfd)
+                    for fd in exits:
+                        self.sel.unregister(fd)
                 if self.deadline is not None and now >= self.deadline:
                     self.deadline = None
                     self.end(JobStatus.FAILED, f"The job ran longer than its timeout of "
@@ -125,7 +131,9 @@ class Supervisor:
             self.sel.close()
             os.close(pidfd)
         self.kill(signal.SIGKILL)  # children that outlive the runbook end with it
-        code, self.rusage = reap(self.proc, timeout=30)
+        reported = self.proc.report() if report is not None else None
+        # reaped later, after the final status, before its uid is given back
+        code, self.rusage = reported or reap(self.proc, timeout=30)
         return self.runner.sandbox.exit_status(code), self.ending
 
     def record_running(self, now: float) -> None:

@@ -73,7 +73,7 @@ class Zygote:
 
     def request(self, *, workdir: Path, env: dict[str, str], umask: int,
                 passwd: bytes | None, kept: list[str], cgroup_procs: str | None,
-                spec_r: int, stdout_w: int, stderr_w: int) -> None:
+                spec_r: int, stdout_w: int, stderr_w: int, report_w: int) -> None:
         """Ask for a host with these pipes, in `workdir`, with `env` (its answer is read by
         `answer()`, answers come in the order asked). ZygoteGone when it cannot be asked."""
         request = {
@@ -83,7 +83,8 @@ class Zygote:
             "run": str(self.sandbox.jobs_root / "run") if self.sandbox.jobs_root else "",
         }
         try:
-            socket.send_fds(self.sock, [marshal.dumps(request, 4)], [spec_r, stdout_w, stderr_w])
+            socket.send_fds(self.sock, [marshal.dumps(request, 4)],
+                            [spec_r, stdout_w, stderr_w, report_w])
         except OSError as exc:  # it ended: its socket broke
             self.close()
             raise ZygoteGone(f"the zygote did not take the request: {exc}") from exc
@@ -165,9 +166,10 @@ class PendingHost:
     """A host asked of the zygote, its pipes made; `process()` once it is needed (the pool
     process does not wait for the fork between two jobs: a job takes the older host)."""
 
-    def __init__(self, zygote: Zygote, stderr_r: int) -> None:
+    def __init__(self, zygote: Zygote, stderr_r: int, report_r: int) -> None:
         self.zygote = zygote
         self.stderr_r = stderr_r
+        self.report_r = report_r
         self.outcome: int | ZygoteError | None = None
 
     def process(self) -> ForkedProcess:
@@ -177,13 +179,14 @@ class PendingHost:
         self.zygote.settle(self)
         if isinstance(self.outcome, ZygoteError):
             os.close(self.stderr_r)
+            os.close(self.report_r)
             if not isinstance(self.outcome, ZygoteGone) and _broken is None:
                 _broken = str(self.outcome)
                 log.warning("a warm host could not be forked (%s): this worker process "
                             "starts its warm hosts with bubblewrap and an interpreter "
                             "instead", self.outcome)
             raise self.outcome
-        return ForkedProcess(self.outcome, self.stderr_r)
+        return ForkedProcess(self.outcome, self.stderr_r, self.report_r)
 
 
 def request_host(sandbox: Sandbox, resources: JobResources, workdir: Path,
@@ -197,6 +200,7 @@ def request_host(sandbox: Sandbox, resources: JobResources, workdir: Path,
     spec_r, spec_w = os.pipe()
     stdout_r, stdout_w = os.pipe()
     stderr_r, stderr_w = os.pipe()
+    report_r, report_w = os.pipe()
     tag = new_tag()
     # as an exec'd host gets it from launch.spawn and Sandbox.command: the record channel
     # (descriptor 3, a second one of stdout), its limits, the user it becomes; PWD as
@@ -214,15 +218,15 @@ def request_host(sandbox: Sandbox, resources: JobResources, workdir: Path,
                              env, keep),
             cgroup_procs=str(resources.cgroup.path / "cgroup.procs")
             if resources.cgroup is not None else None,
-            spec_r=spec_r, stdout_w=stdout_w, stderr_w=stderr_w)
+            spec_r=spec_r, stdout_w=stdout_w, stderr_w=stderr_w, report_w=report_w)
     except BaseException:
-        for fd in (spec_w, stdout_r, stderr_r):
+        for fd in (spec_w, stdout_r, stderr_r, report_r):
             os.close(fd)
         raise
     finally:
-        for fd in (spec_r, stdout_w, stderr_w):
+        for fd in (spec_r, stdout_w, stderr_w, report_w):
             os.close(fd)
-    pending = PendingHost(zygote, stderr_r)
+    pending = PendingHost(zygote, stderr_r, report_r)
     zygote.waiting.append(pending)
     resources.forked = True
     return pending, stdout_r, tag, spec_w

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import marshal
 import os
+import select
 import shutil
 import signal
 import socket
@@ -450,8 +451,8 @@ def test_the_zygote_says_why_it_could_not_fork_and_a_dead_one_is_gone(settings, 
     sandbox = build_sandbox(settings)
     one = zygote.Zygote(sandbox)
     try:
-        pipes = [os.pipe() for _ in range(3)]
-        descriptors = [pipes[0][0], pipes[1][1], pipes[2][1]]
+        pipes = [os.pipe() for _ in range(4)]
+        descriptors = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
         socket.send_fds(one.sock, [marshal.dumps({"namespaces": True})], descriptors)
         with pytest.raises(zygote.ZygoteError, match="KeyError: 'workdir'") as failed:
             one.answer()
@@ -462,7 +463,7 @@ def test_the_zygote_says_why_it_could_not_fork_and_a_dead_one_is_gone(settings, 
         with pytest.raises(zygote.ZygoteGone):
             one.request(workdir=tmp_path, env={}, umask=0o022, passwd=None, kept=[],
                         cgroup_procs=None, spec_r=pipes[0][0], stdout_w=pipes[1][1],
-                        stderr_w=pipes[2][1])
+                        stderr_w=pipes[2][1], report_w=pipes[3][1])
         assert not one.alive()
     finally:
         one.close()
@@ -486,14 +487,17 @@ def test_a_host_whose_namespace_cannot_be_made_says_why_and_hosts_start_by_exec(
     spec_r, spec_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    report_r, report_w = os.pipe()
     proc = None
     try:
         one.request(workdir=workdir, env={}, umask=0o022, passwd=None,
                     kept=[str(tmp_path / "not-there")], cgroup_procs=None,
-                    spec_r=spec_r, stdout_w=out_w, stderr_w=err_w)
-        for fd in (spec_r, out_w, err_w):
+                    spec_r=spec_r, stdout_w=out_w, stderr_w=err_w, report_w=report_w)
+        for fd in (spec_r, out_w, err_w, report_w):
             os.close(fd)
-        proc = ForkedProcess(one.answer(), err_r)
+        proc = ForkedProcess(one.answer(), err_r, report_r)
+        assert select.select([report_r], [], [], 10)[0]
+        assert proc.report() is None  # it ended without a report: no host ran
         assert proc.wait(timeout=10) == zygote.INIT_FAILED
         assert zygote.usable(sandbox)
         zygote.ended_early(proc)
@@ -507,6 +511,7 @@ def test_a_host_whose_namespace_cannot_be_made_says_why_and_hosts_start_by_exec(
             proc.stderr.close()
         else:
             os.close(err_r)
+            os.close(report_r)
         for fd in (spec_w, out_r):
             os.close(fd)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -531,3 +536,43 @@ def test_a_zygote_that_ends_before_it_answers_is_not_started_again(settings):
     finally:
         zygote._broken = None
         zygote._zygote = None
+
+
+@needs_bwrap
+@needs_job_user
+def test_a_forked_hosts_init_reports_its_end_before_it_is_reaped(settings):
+    """The init of a forked host reports the host's exit status and the usage of the job's
+    processes on its report pipe as soon as the host ends (the supervisor ends the job on
+    it: the init's own exit waits for its namespace's teardown); the init is reaped after,
+    with the same status, and nothing of it stays open."""
+    from smaworker import zygote
+    from smaworker.engines import get_engine
+    from smaworker.launch import job_env, write_workdir
+    from smaworker.sandbox import build_sandbox
+
+    sandbox = build_sandbox(settings)
+    assert zygote.usable(sandbox)
+    host = warm.WarmHost(sandbox, settings)
+    try:
+        runbook = type("Runbook", (), {"name": "report", "log_verbose": False,
+                                       "log_progress": False, "log_debug": False})()
+        env = job_env(sandbox, settings, host.workdir, "report", runbook, "token")
+        script = write_workdir(host.workdir, get_engine("python"),
+                               "import time\nend = time.process_time() + 0.3\n"
+                               "while time.process_time() < end: pass\nraise SystemExit(3)\n",
+                               None, env)
+        proc, stdout_r, _ = host.hand_off(script, {}, [], [], env)
+        assert getattr(proc, "report_fd", None) is not None, "not a forked host"
+        while os.read(stdout_r, 65536):
+            pass
+        os.close(stdout_r)
+        assert select.select([proc.report_fd], [], [], 30)[0]
+        code, usage = proc.report()
+        assert code == 3 and usage.ru_utime + usage.ru_stime >= 0.25
+        assert usage.ru_maxrss > 1000  # KiB: the host's interpreter
+        assert proc.report_fd is None  # read once, closed
+        assert proc.wait(timeout=30) == 3
+        assert proc.report() == (code, usage)
+    finally:
+        host.discard()
+        zygote.release()

@@ -3,7 +3,7 @@
 smaworker/zygote.py starts one per worker pool process, as root, with a clean environment:
 this interpreter, sma's host and helpers and the common standard modules imported once. For
 each host its pool process asks for (a SOCK_SEQPACKET message: the host's folder,
-environment, umask and namespaces; its spec, stdout and stderr pipes as SCM_RIGHTS
+environment, umask and namespaces; its spec, stdout, stderr and report pipes as SCM_RIGHTS
 descriptors) it clones:
 
 - B, the pool process's own child (CLONE_PARENT: the pool process supervises, signals and
@@ -15,7 +15,8 @@ descriptors) it clones:
   tmpfs with only the host's folder bound back, and its own /etc/passwd; no_new_privs set,
   as bubblewrap sets it. It forks the host (C), reaps every process of the namespace, and
   exits as bwrap's init does when C ends (with C's exit status, 128 + N for a death by
-  signal N): the kernel then ends whatever the job left in the namespace. Where it could
+  signal N): the kernel then ends whatever the job left in the namespace. Before it exits
+  it writes that status and the job's usage on its report pipe (`_report`). Where it could
   not make the namespace it says why on the host's stderr and exits INIT_FAILED;
 - C takes its pipes as descriptors 0-4 and closes every other, its folder, umask and
   environment, sets its limits and becomes the job user (sma_python_host.py), and then waits
@@ -33,6 +34,7 @@ import fcntl
 import gc
 import marshal
 import os
+import resource
 import select
 import signal
 import socket
@@ -62,7 +64,7 @@ CLONE_NEWPID = 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NAME, PR_SET_NO_NEW_PRIVS = 1, 15, 38
-PIPES = 3  # the descriptors a request carries: spec (read end), stdout and stderr (write)
+PIPES = 4  # the descriptors a request carries: spec (read end), stdout, stderr, report (write)
 
 
 def _check(result: int, what: str) -> None:
@@ -175,12 +177,13 @@ def _init(spec: dict, fds: list, pool: int) -> None:
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
         c = os.fork()
         if c == 0:
-            _host(spec, fds)  # never returns
-        for fd in fds:
+            _host(spec, fds[:3])  # never returns
+        for fd in fds[:3]:
             os.close(fd)
         # process 1 gets only the signals it handles: SIGINT would be Python's own
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         code = _reap(c)
+        _report(fds[3], code)
     except BaseException as exc:  # noqa: BLE001
         try:
             os.write(fds[2], f"sma: the warm host's namespace could not be made: {exc}\n"
@@ -188,6 +191,18 @@ def _init(spec: dict, fds: list, pool: int) -> None:
         except OSError:
             pass
     os._exit(code)
+
+
+def _report(fd: int, code: int) -> None:
+    """Tell the pool process how the host ended, at once: this process's own exit waits
+    for the namespace to be torn down (milliseconds), and the job's end need not. Its exit
+    status and the usage of the job's processes this process reaped (CPU time, the largest
+    peak memory), as the pool process would read them from this process's end."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        os.write(fd, marshal.dumps((code, usage.ru_utime, usage.ru_stime, usage.ru_maxrss)))
+    except OSError:  # the pool process is gone, or no longer asks
+        pass
 
 
 def _reap(main: int) -> int:
