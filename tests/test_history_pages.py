@@ -164,7 +164,7 @@ from sqlalchemy.orm import Session
 from smacommon.db import get_engine
 from smaweb.streampage import stream_page
 
-print(capabilities.has_stream_chunked(), file=sys.stderr)
+print(f"chunked rows: {capabilities.has_stream_chunked()}", file=sys.stderr)
 with Session(get_engine(sys.argv[1])) as session:
     sys.stdout.buffer.write(stream_page(session, uuid.UUID(sys.argv[2]), 3, int(sys.argv[3])))
 """
@@ -190,7 +190,7 @@ def test_big_page_without_chunked_rows_is_the_same_page(api, services):
     if done.returncode != 0 and b"libpq" in done.stderr:
         pytest.skip(f"no system libpq for psycopg's pure-Python build: {done.stderr[-300:]}")
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    if done.stderr.split()[-1] != b"False":
+    if b"chunked rows: False" not in done.stderr:
         pytest.skip("the system's libpq has chunked rows too (17 or newer)")
     assert done.stdout == chunked
     assert len(json.loads(chunked)["items"]) == limit
