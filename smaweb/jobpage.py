@@ -4,6 +4,7 @@ the API, and 50 jobs through the ORM and marshmallow cost several times their SQ
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC
 
 from sqlalchemy import DateTime, Row, Select, select, type_coerce
@@ -52,17 +53,29 @@ def _dicts(session: Session, rows: list[Row]) -> list[dict]:
     numbers = dict(session.execute(select(RunbookVersion.id, RunbookVersion.number).where(
         RunbookVersion.id.in_(version_ids))).all()) if version_ids else {}
     starters = starter_names(session, (row.started_by for row in rows))
-    items = []
-    for row in rows:
-        item = {name: getattr(row, name) for name in _PLAIN}
-        item["runbook_name"] = names.get(row.runbook_id)
-        item["runbook_version"] = numbers.get(row.runbook_version_id)
-        item["arguments"] = row.arguments or []
-        item["requirements"] = None if row.requirements is None else {
-            key: row.requirements[key] for key in _REQUIREMENTS if key in row.requirements}
-        item["started_by_name"] = starters.get(row.started_by, row.started_by)
-        for name in _STAMPS:
-            item[name] = getattr(row, name)
-        items.append(item)
-    return items
+    return [job_dict(row, names.get(row.runbook_id), numbers.get(row.runbook_version_id),
+                     starters.get(row.started_by, row.started_by)) for row in rows]
+
+
+def job_dict(job: Row | Job, runbook_name: str | None, runbook_version: int | None,
+             started_by_name: str) -> dict:
+    """A job (a row of `_COLUMNS`, or a Job) as JobSchema dumps it, with the names given."""
+    item = {name: getattr(job, name) for name in _PLAIN}
+    item["runbook_name"] = runbook_name
+    item["runbook_version"] = runbook_version
+    item["arguments"] = job.arguments or []
+    item["requirements"] = None if job.requirements is None else {
+        key: job.requirements[key] for key in _REQUIREMENTS if key in job.requirements}
+    item["started_by_name"] = started_by_name
+    for name in _STAMPS:
+        item[name] = getattr(job, name)
+    return item
+
+
+def read_job_dict(session: Session, job_id: uuid.UUID, runbook_name: str | None,
+                  runbook_version: int | None, started_by_name: str) -> dict | None:
+    """The job's row read now (Core: no ORM object) as JobSchema dumps it; None if gone."""
+    row = session.connection().execute(select(*_COLUMNS).where(Job.id == job_id)).first()
+    return None if row is None else job_dict(row, runbook_name, runbook_version,
+                                             started_by_name)
 

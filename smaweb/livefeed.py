@@ -160,12 +160,14 @@ class Feed:
             return View(self.state, [] if behind else self.records[start:], behind,
                         self.last_seq, not self.more, self.version)
 
-    def current(self, factory: sessionmaker[Session]) -> tuple[JobState | None, int]:
-        """The job's state (read now if never read) and the version it belongs to."""
-        if not self.read_once:
+    def current(self, factory: sessionmaker[Session],
+                read: bool = True) -> tuple[bool, JobState | None, int]:
+        """Whether the job has been read, its state (None: gone) and the version it belongs
+        to; never read, it is read now if `read` (else the hub reads it soon)."""
+        if read and not self.read_once:
             self.refresh(factory)
         with self.changed:
-            return self.state, self.version
+            return self.read_once, self.state, self.version
 
     def wait(self, version: int, timeout: float) -> None:
         """Until the feed changes from `version`, or `timeout` seconds."""

@@ -91,6 +91,14 @@ class LiveHub:
                 if not feed.followers and not feed.waiters:
                     del self.feeds[job_id]
 
+    @property
+    def reads_new_feeds(self) -> bool:
+        """A new feed is read by the hub right after its channel is subscribed (nudged now,
+        else at the hub's next turn, LISTEN_SECONDS): its reader need not read it first.
+        Without Redis, the hub reads it only at its next tick."""
+        listener = self.listener
+        return listener is not None and listener.subscribed
+
     def read(self, job_id: uuid.UUID, after_seq: int) -> list[Record]:
         """Records of the job after `after_seq`, straight from the database."""
         with self.factory() as session:

@@ -140,3 +140,46 @@ def test_following_events_ends_after_the_final_record(api, worker, job_tmp, no_p
     resp.close()
     assert seen[-2:] == [("record", "done"), ("status", "Completed")]
     assert ("record", "waiting") in seen
+
+
+def _schema_dump(services, job_ids: list[str]) -> list[dict]:
+    """The jobs as read now, dumped by JobSchema (what the start answers write without it)."""
+    import uuid
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from smacommon.db import get_engine
+    from smacommon.models import Job
+    from smacommon.schemas.job import JobSchema
+    from smaweb.api.jobs import _with_names
+
+    with Session(get_engine(services["database_url"])) as session:
+        jobs = {str(j.id): j for j in session.scalars(
+            select(Job).where(Job.id.in_([uuid.UUID(i) for i in job_ids])))}
+        dumped = JobSchema(many=True).dump(_with_names(session, [jobs[i] for i in job_ids]))
+    return json.loads(json.dumps(dumped))
+
+
+def test_start_answers_are_the_schema_dump(api, worker, services):
+    """A start's answer, written without the schema (a hot path), is what JobSchema dumps of
+    the job: at once (New, no worker serving its group), after waiting (the final row, read
+    again), a draft's test, and every job of a batch."""
+    rb = api.create_runbook(content="import sys\nprint(sys.argv[1:])\n")
+    draft = api.create_runbook(content="print('draft')\n", publish=False)
+    answers = [
+        api.post(f"/api/v1/runbooks/{rb['name']}/start",
+                 json={"arguments": ["a", "é ✓"], "worker_group": "nobody"}),
+        api.post(f"/api/v1/runbooks/{rb['name']}/start?wait=60", json={"arguments": ["b"]}),
+        api.post(f"/api/v1/runbooks/{draft['name']}/draft/test?wait=60", json={}),
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    bodies = [a.get_json() for a in answers]
+    assert [b["status"] for b in bodies] == ["New", "Completed", "Completed"]
+    assert bodies[0]["status_reason"] and bodies[1]["engine_path"] in ("warm", "cold")
+    batch = api.post("/api/v1/jobs/batch", json={"jobs": [
+        {"runbook": rb["name"], "arguments": ["c"], "worker_group": "nobody"},
+        {"runbook": rb["name"], "parameters": {}, "worker_group": "nobody"}]})
+    assert batch.status_code == 201, batch.get_json()
+    bodies += batch.get_json()["items"]
+    assert bodies == _schema_dump(services, [b["id"] for b in bodies])

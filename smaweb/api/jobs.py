@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 from flask import Response, current_app
 from flask.views import MethodView
@@ -46,7 +47,7 @@ from smaweb.auth import started_by
 from smaweb.events import job_events
 from smaweb.extensions import SmaBlueprint, db
 from smaweb.fastjson import body_response, json_response
-from smaweb.jobpage import job_page
+from smaweb.jobpage import job_dict, job_page, read_job_dict
 from smaweb.livehub import live_hub
 from smaweb.queries import jobs_statement
 from smaweb.streampage import stream_page
@@ -82,7 +83,7 @@ def _wait_seconds(data: dict, query: dict) -> float | None:
     return asked if asked is not None else body
 
 
-def _start(runbook_ref: str, data: dict, query: dict, test: bool):
+def _start(runbook_ref: str, data: dict, query: dict, test: bool) -> Response:
     wait = _wait_seconds(data, query)
     session = db.session
     settings = current_app.config["SMA_SETTINGS"]
@@ -93,34 +94,31 @@ def _start(runbook_ref: str, data: dict, query: dict, test: bool):
                     started_by=started_by(), test=test, draft=draft,
                     heartbeat_seconds=settings.worker_heartbeat_seconds)
     session.commit()
+    # a hot path: the job as JobSchema dumps it (the view's schema documents the shape)
+    names = (runbook.name, None if test else runbook.published_version.number,
+             job.started_by)  # a user's: nothing to look up
+    item = None
     if wait:
-        job = _wait(session, job, wait)
-    return _named(job, runbook, test)
+        _wait(job.id, wait)
+        item = read_job_dict(session, job.id, *names)  # None: purged meanwhile
+    return json_response(item or job_dict(job, *names), 201)
 
 
-def _named(job: Job, runbook: Runbook, test: bool = False) -> Job:
-    """What `_with_names` attaches, from the runbook already at hand (no query)."""
-    job.runbook_name = runbook.name
-    job.runbook_version = None if test else runbook.published_version.number
-    job.started_by_name = job.started_by  # a user's: nothing to look up
-    return job
-
-
-def _wait(session: Session, job: Job, seconds: float) -> Job:
+def _wait(job_id: uuid.UUID, seconds: float) -> None:
     """Until the job ends or `seconds` pass: woken by the live hub when its status changes
-    (the worker announces its end), holding no database connection meanwhile."""
+    (the worker announces its end), holding no database connection meanwhile. The hub
+    reads a new job right after subscribing to its channel; this reads it only when the
+    hub cannot (no Redis)."""
     deadline = time.monotonic() + seconds
     hub = live_hub()
-    with hub.feed(job.id, records=False) as feed:
-        state, version = feed.current(hub.factory)
-        while state is not None and state.status not in _DONE:
+    with hub.feed(job_id, records=False) as feed:
+        known, state, version = feed.current(hub.factory, read=not hub.reads_new_feeds)
+        while not known or (state is not None and state.status not in _DONE):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             feed.wait(version, left)
-            state, version = feed.current(hub.factory)
-    session.refresh(job)
-    return job
+            known, state, version = feed.current(hub.factory, read=False)
 
 
 @blp.route("/runbooks/<runbook>/start", methods=["POST"])
@@ -175,8 +173,11 @@ def batch(data):
         session.rollback()
         raise
     session.commit()
-    return {"items": [_named(job, runbooks[item["runbook"]])
-                      for job, item in zip(jobs, data["jobs"], strict=True)]}
+    # a hot path: the jobs as JobSchema dumps them (the view's schema documents the shape)
+    return json_response({"items": [
+        job_dict(job, runbooks[item["runbook"]].name,
+                 runbooks[item["runbook"]].published_version.number, job.started_by)
+        for job, item in zip(jobs, data["jobs"], strict=True)]}, 201)
 
 
 @blp.route("/jobs")
