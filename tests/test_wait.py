@@ -183,3 +183,20 @@ def test_start_answers_are_the_schema_dump(api, worker, services):
     assert batch.status_code == 201, batch.get_json()
     bodies += batch.get_json()["items"]
     assert bodies == _schema_dump(services, [b["id"] for b in bodies])
+
+
+def test_a_waiting_start_without_redis_reads_the_job_itself(api, worker, monkeypatch):
+    """Without Redis the live hub neither subscribes nor reads a new waiter's job at once:
+    the waiter reads it itself, and learns of its end from the hub's polling."""
+    from smaweb.livehub import LiveHub
+
+    app = api.client.application
+    hub = LiveHub(app.extensions["sma_db"].factory, "")
+    monkeypatch.setitem(app.extensions, "sma_live", hub)
+    monkeypatch.setattr("smaweb.livehub.TICK_SECONDS", 0.2)
+    rb = api.create_runbook(content="print('polled')\n")
+    resp = api.post(f"/api/v1/runbooks/{rb['name']}/start?wait=60", json={})
+    assert resp.status_code == 201, resp.get_json()
+    assert resp.get_json()["status"] == "Completed"
+    assert not hub.reads_new_feeds  # it had no Redis to subscribe with
+    assert [r["text"] for r in api.records(resp.get_json()["id"])] == ["polled"]
