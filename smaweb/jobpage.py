@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC
 
-from sqlalchemy import DateTime, Row, Select, select, type_coerce
+from sqlalchemy import DateTime, Row, Select, bindparam, select, type_coerce
 from sqlalchemy.orm import Session
 
 from smacommon.models import Job, Runbook, RunbookVersion
@@ -23,6 +23,7 @@ _PLAIN = ("id", "runbook_id", "is_test", "status", "status_reason", "exception",
 _COLUMNS = (*(getattr(Job, name) for name in _PLAIN), Job.runbook_version_id, Job.arguments,
             Job.requirements,
             *(type_coerce(getattr(Job, name), DateTime()).label(name) for name in _STAMPS))
+_ROW = select(*_COLUMNS).where(Job.id == bindparam("job_id"))  # one job's, built once
 # what RequirementsSchema dumps of a job's pinned requirements
 _REQUIREMENTS = ("dependencies", "requires_python", "pinned", "python", "key")
 
@@ -75,7 +76,7 @@ def job_dict(job: Row | Job, runbook_name: str | None, runbook_version: int | No
 def read_job_dict(session: Session, job_id: uuid.UUID, runbook_name: str | None,
                   runbook_version: int | None, started_by_name: str) -> dict | None:
     """The job's row read now (Core: no ORM object) as JobSchema dumps it; None if gone."""
-    row = session.connection().execute(select(*_COLUMNS).where(Job.id == job_id)).first()
+    row = session.connection().execute(_ROW, {"job_id": job_id}).first()
     return None if row is None else job_dict(row, runbook_name, runbook_version,
                                              started_by_name)
 

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from smacommon.db import read_connection
@@ -30,6 +30,8 @@ CHUNK = 500  # job ids per query of `unannounced`
 RECORD_COLUMNS = (JobStream.seq, JobStream.attempt, JobStream.stream, JobStream.time,
                   JobStream.text, JobStream.value)
 STATE_COLUMNS = (Job.status, Job.status_reason, Job.exit_code, Job.exception)
+# built once: a feed is read for every announcement of its job
+_STATE = select(*STATE_COLUMNS).where(Job.id == bindparam("job_id"))
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class Feed:
             with_records, known, last = self.followers > 0, self.known, None
             records: list[Record] = []
             with read_connection(factory.kw["bind"]) as conn:  # Core: no ORM per read
-                row = conn.execute(select(*STATE_COLUMNS).where(Job.id == self.job_id)).first()
+                row = conn.execute(_STATE, {"job_id": self.job_id}).first()
                 if with_records and known:
                     records = read_records(conn, self.job_id, self.last_seq)
                 elif with_records:  # followers before this point read their history themselves

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
+_BY_NAME: dict[type, Select] = {}  # built once per model: every start looks a runbook up
 
 
 def by_id_or_name(session: Session, model: type[T], ref: str) -> T | None:
@@ -19,5 +20,8 @@ def by_id_or_name(session: Session, model: type[T], ref: str) -> T | None:
     except ValueError:
         pass
     if row is None:
-        row = session.scalar(select(model).where(model.name == ref))
+        stmt = _BY_NAME.get(model)
+        if stmt is None:
+            stmt = _BY_NAME[model] = select(model).where(model.name == bindparam("ref"))
+        row = session.scalar(stmt, {"ref": ref})
     return row
