@@ -123,11 +123,18 @@ _lock = threading.Lock()
 _publisher: Publisher | None = None
 
 
-def publisher(settings: Settings, task: str) -> Publisher:
-    """This process's publisher, built once."""
+def publisher(settings: Settings, task: str,
+              check: Callable[[Settings], None] | None = None) -> Publisher:
+    """This process's publisher, built once (after `check` of the settings, which raises
+    when they name no broker: done once, as the broker's URL is read once)."""
     global _publisher
+    publisher = _publisher
+    if publisher is not None:
+        return publisher
     with _lock:
         if _publisher is None:
+            if check is not None:
+                check(settings)
             _publisher = Publisher(settings, task)
         return _publisher
 

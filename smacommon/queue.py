@@ -142,8 +142,7 @@ def enqueue_jobs(jobs: list[tuple[str, str]]) -> None:
         for job_id, queue in routed:
             app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue)
         return
-    require_broker(settings)
-    publisher(settings, RUN_JOB_TASK).publish(routed)
+    publisher(settings, RUN_JOB_TASK, check=require_broker).publish(routed)
 
 
 # kombu's own keys in the Redis database and the type each must have; an older sma sent
