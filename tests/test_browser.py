@@ -235,6 +235,9 @@ def test_upload_download_and_delete_a_module(page, tmp_path):
     assert download.value.suggested_filename == "browser-lib.sh"
     assert download.value.path().read_bytes() == library.read_bytes()
     row.get_by_role("link", name="browser-lib", exact=True).click()
+    # loaded: the Delete form's confirmation is attached on DOMContentLoaded (portal.js), a
+    # click on the button before it submits the form unasked
+    page.wait_for_url("**/modules/browser-lib/0.3")
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.get_by_role("button", name="Delete").click()
     expect(page.locator("h1")).to_contain_text("Module browser-lib")  # still there
