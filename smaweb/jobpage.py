@@ -10,6 +10,7 @@ from datetime import UTC
 from sqlalchemy import DateTime, Row, Select, bindparam, select, type_coerce
 from sqlalchemy.orm import Session
 
+from smacommon.db import reading
 from smacommon.models import Job, Runbook, RunbookVersion
 from smacommon.services.job_lookup import starter_names
 from smaweb.pagination import encode_cursor, keyset_statement
@@ -75,8 +76,10 @@ def job_dict(job: Row | Job, runbook_name: str | None, runbook_version: int | No
 
 def read_job_dict(session: Session, job_id: uuid.UUID, runbook_name: str | None,
                   runbook_version: int | None, started_by_name: str) -> dict | None:
-    """The job's row read now (Core: no ORM object) as JobSchema dumps it; None if gone."""
-    row = session.connection().execute(_ROW, {"job_id": job_id}).first()
+    """The job's row read now (Core: no ORM object) as JobSchema dumps it; None if gone. A
+    read of its own, after the request's writes committed: on SQLite it starts deferred and
+    takes no write lock (a waiting start reads its job once it ended)."""
+    row = reading(session).connection().execute(_ROW, {"job_id": job_id}).first()
     return None if row is None else job_dict(row, runbook_name, runbook_version,
                                              started_by_name)
 
