@@ -128,9 +128,9 @@ def publisher(settings: Settings, task: str,
     """This process's publisher, built once (after `check` of the settings, which raises
     when they name no broker: done once, as the broker's URL is read once)."""
     global _publisher
-    publisher = _publisher
-    if publisher is not None:
-        return publisher
+    built = _publisher  # read once: another thread may reset it meanwhile
+    if built is not None:
+        return built
     with _lock:
         if _publisher is None:
             if check is not None:

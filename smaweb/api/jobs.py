@@ -175,9 +175,8 @@ def batch(data):
     session.commit()
     # a hot path: the jobs as JobSchema dumps them (the view's schema documents the shape)
     return json_response({"items": [
-        job_dict(job, runbooks[item["runbook"]].name,
-                 runbooks[item["runbook"]].published_version.number, job.started_by)
-        for job, item in zip(jobs, data["jobs"], strict=True)]}, 201)
+        job_dict(job, runbook.name, runbook.published_version.number, job.started_by)
+        for job, runbook in zip(jobs, (r.runbook for r in requests), strict=True)]}, 201)
 
 
 @blp.route("/jobs")
