@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from smacommon.db import utcnow
 from smacommon.models import Job, Runbook, RunbookVersion
 from smacommon.outages import once_more_if_cut
+from smacommon.prepared import execute, in_values
 from smacommon.services.attempts import attempt_after_seq, begin_attempt
 from smacommon.services.jobs import transition
 from smacommon.states import ACTIVE_STATUSES, JobStatus, WaitingFor
@@ -99,7 +100,8 @@ _CLAIM_COLUMNS = (
     *[_runbooks.c[n].label(f"runbook_{n}") for n in _RUNBOOK_FIELDS],
     _versions.c.content.label("version_content"),
     _versions.c.parameters.label("version_parameters"))
-# built once, executed with parameters (the claim and the lease run for every job)
+# built once, executed with parameters on the driver's cursor (the claim and the lease run
+# for every job: see smacommon.prepared)
 _READ_CLAIM = (select(*_CLAIM_COLUMNS, _jobs.c.status.label("status"),
                       _jobs.c.token_hash.label("token_hash"))
                .join(_runbooks, _runbooks.c.id == _jobs.c.runbook_id)
@@ -107,7 +109,7 @@ _READ_CLAIM = (select(*_CLAIM_COLUMNS, _jobs.c.status.label("status"),
                .where(_jobs.c.id == bindparam("job_id")))
 _RENEW = (update(_jobs)
           .where(_jobs.c.id == bindparam("job_id"), _jobs.c.attempt == bindparam("run_attempt"),
-                 _jobs.c.status.in_(_ACTIVE))
+                 in_values(_jobs.c.status, _ACTIVE))
           .values(lease_expires_at=bindparam("lease")))
 _RENEW_OURS = _RENEW.where(_jobs.c.worker == bindparam("run_worker"))
 _READ_STATUS = (select(_jobs.c.status, _jobs.c.attempt, _jobs.c.worker)
@@ -130,7 +132,7 @@ def claim_job(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
 def _claim_once(engine: Engine, job_id: uuid.UUID, *, worker: str, actor: str,
                 lease_seconds: float, token_hash: str) -> Claim | None:
     with engine.begin() as conn:
-        row = conn.execute(_READ_CLAIM, {"job_id": job_id}).first()
+        row = execute(conn, _READ_CLAIM, {"job_id": job_id}).first()
         if row is None:
             log.info("job %s: no such job; message dropped", job_id)
             return None
@@ -187,9 +189,9 @@ def check_status(engine: Engine, job_id: uuid.UUID, attempt: int, worker: str,
     the lease when asked."""
     with engine.begin() as conn:
         if renew:
-            conn.execute(_RENEW, {"job_id": job_id, "run_attempt": attempt,
+            execute(conn, _RENEW, {"job_id": job_id, "run_attempt": attempt,
                                   "lease": utcnow() + timedelta(seconds=lease_seconds)})
-        row = conn.execute(_READ_STATUS, {"job_id": job_id}).first()
+        row = execute(conn, _READ_STATUS, {"job_id": job_id}).first()
     if row is None or row.attempt != attempt or row.worker != worker:
         return None
     return row.status
@@ -199,7 +201,7 @@ def still_ours(conn: Connection, job_id: uuid.UUID, attempt: int, worker: str,
                lease_seconds: float) -> bool:
     """Renew the lease, if this run still has the job (its row is locked until `conn`
     commits, so a takeover cannot slip in between)."""
-    return conn.execute(_RENEW_OURS, {
+    return execute(conn, _RENEW_OURS, {
         "job_id": job_id, "run_attempt": attempt, "run_worker": worker,
         "lease": utcnow() + timedelta(seconds=lease_seconds)}).rowcount == 1
 

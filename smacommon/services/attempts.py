@@ -17,14 +17,18 @@ from sqlalchemy.orm import Session
 
 from smacommon.db import utcnow
 from smacommon.models import Job, JobAttempt, JobStream
+from smacommon.prepared import execute, insert_all
 from smacommon.services.jobs import transition
 from smacommon.states import AttemptCause, JobStatus, ReasonCode, WaitingFor
 
 _attempts = JobAttempt.__table__
 _jobs = Job.__table__
 _streams = JobStream.__table__
-# built once, executed with parameters (a claim opens an attempt for every job)
-_ADD_ATTEMPT = insert(_attempts)
+# built once, executed with parameters (a claim opens an attempt for every job; a worker's
+# on the driver's cursor, see smacommon.prepared)
+_ADD_ATTEMPT = insert_all(_attempts, (
+    "job_id", "attempt", "cause", "reason", "worker", "started_at", "after_seq", "ended_at",
+    "status", "end_reason", "resumed_from_checkpoint_at"))
 _REOPEN_ATTEMPT = (update(_attempts)
                    .where(_attempts.c.job_id == bindparam("a_job_id"),
                           _attempts.c.attempt == bindparam("a_attempt")))
@@ -64,7 +68,7 @@ def begin_attempt(conn: Connection, job_id: uuid.UUID, attempt: int, *, worker: 
         return after_seq
     # the first run; or a job resumed by an sma without attempts (only its reaper resumed)
     first = attempt == 1
-    conn.execute(_ADD_ATTEMPT, {
+    execute(conn, _ADD_ATTEMPT, {
         "job_id": job_id, "attempt": attempt,
         "cause": (AttemptCause.FIRST if first else AttemptCause.WORKER_LOST).value,
         "reason": f"Started by {started_by}." if first and started_by else None, **values})

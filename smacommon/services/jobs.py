@@ -17,6 +17,7 @@ from smacommon.db import on_commit, utcnow, when_committed
 from smacommon.errors import IllegalTransition, JobNotFound, NotPublished
 from smacommon.models import Job, JobStatusEvent, Runbook, Worker
 from smacommon.parameters import validate
+from smacommon.prepared import execute
 from smacommon.sealing import seal_parameters
 from smacommon.services.audit import record
 from smacommon.services.job_lookup import get_job  # noqa: F401 - its home for callers
@@ -211,15 +212,15 @@ def transition(session: Session | Connection, job_id: uuid.UUID, target: JobStat
                   if value is not None)
     stmt = move_statement(allowed, tuple(values), tuple(
         (column, value is None) for column, value in (expect or {}).items()))
-    moved = session.execute(stmt, params).first()
+    moved = execute(session, stmt, params).first()
     if moved is None:
         return False
-    session.execute(ADD_EVENT, {"job_id": job_id, "status": target.value, "time": now,
+    execute(session, ADD_EVENT, {"job_id": job_id, "status": target.value, "time": now,
                                  "actor": actor, "reason": fields.get("status_reason"),
                                  "reason_code": code.value if code else None})
     began = None
     if target in _ENDS_ATTEMPT:  # the open attempt ends with the job's move
-        began = session.execute(CLOSE_ATTEMPT, {
+        began = execute(session, CLOSE_ATTEMPT, {
             "a_job_id": job_id, "a_ended_at": now, "a_status": target.value,
             "a_end_reason": fields.get("status_reason")}).scalar()
     runbook = _runbook_name(session, moved.runbook_id)

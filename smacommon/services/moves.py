@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, update
 
 from smacommon.models import Job, JobAttempt, JobStatusEvent
+from smacommon.prepared import in_values, insert_all
 from smacommon.states import JobStatus
 
 _jobs = Job.__table__
 _events = JobStatusEvent.__table__
 _attempts = JobAttempt.__table__
 
-ADD_EVENT = insert(_events)  # with the row's values as parameters
+ADD_EVENT = insert_all(_events, ("job_id", "status", "time", "actor", "reason", "reason_code"))
 CLOSE_ATTEMPT = (update(_attempts)
                  .where(_attempts.c.job_id == bindparam("a_job_id"),
                         _attempts.c.ended_at.is_(None))
@@ -37,7 +38,7 @@ def move_statement(allowed: frozenset[JobStatus], columns: tuple[str, ...],
     if stmt is None:
         stmt = (update(_jobs)
                 .where(_jobs.c.id == bindparam("w_id"),
-                       _jobs.c.status.in_(sorted(s.value for s in allowed)))
+                       in_values(_jobs.c.status, sorted(s.value for s in allowed)))
                 .values({column: bindparam(f"v_{column}", type_=_jobs.c[column].type)
                          for column in columns})
                 .returning(_jobs.c.runbook_id))
