@@ -5,7 +5,9 @@ That process is the init of the host's namespace. When the host ends it reports 
 the usage of the job's processes, on its report pipe, and exits; its exit waits for the
 namespace to be torn down (a few milliseconds, tens on a busy machine), so the supervisor
 ends the job on the report (`report()`) and the process is reaped afterwards, before the
-job's uid and folder are given back (warm.WarmHost.discard)."""
+job's uid and folder are given back (warm.WarmHost.discard). An init that may take the next
+host (`init`: smaworker.zygote.Init) does not exit after its report when the job left
+nothing running: it is then left alone (`cleans_up`), and ends when it is let go."""
 
 from __future__ import annotations
 
@@ -24,8 +26,12 @@ class ForkedProcess:
 
     leads_group = True  # the namespace's init leads the job's process group (Sandbox.signal)
 
-    def __init__(self, pid: int, stderr_fd: int, report_fd: int | None = None) -> None:
+    def __init__(self, pid: int, stderr_fd: int, report_fd: int | None = None,
+                 init: Any = None) -> None:
         self.pid = pid
+        # the init's socket (smaworker.zygote.Init) when it may take the next host: once
+        # it reported, it ends what the job left itself (then ends), and is not signalled
+        self.init = init
         self.args = ["sma-host", str(pid)]
         self.stderr = open(stderr_fd, "rb")  # noqa: SIM115 - closed as a Popen's is
         self.returncode: int | None = None
@@ -53,6 +59,12 @@ class ForkedProcess:
             except (EOFError, ValueError, TypeError):  # nothing said: it ended without
                 pass
         return self.reported
+
+    @property
+    def cleans_up(self) -> bool:
+        """Whether the init reported its host's end and ends what the job left itself:
+        signalling its group would end the init, which may take the next host."""
+        return self.init is not None and self.reported is not None
 
     def _close_report(self) -> None:
         if self.report_fd is not None:

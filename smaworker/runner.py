@@ -135,11 +135,11 @@ class JobRunner(Checkpointing):
                               status_reason=f"The worker failed to run the job: {exc}"):
                     self.final_status = JobStatus.FAILED
         finally:
-            if host is not None:  # never reused: ended, if the job did not take it; its
-                host.discard()    # folder (the job's) goes with it
+            if host is not None:  # ended, if the job did not take it; its folder (the
+                warm.after_job(host)  # job's) goes; its init may take the next host
             elif workdir is not None:
                 self.sandbox.remove_workdir(workdir)
-            if resources is not None:
+            if host is None and resources is not None:  # (a host's go with it, or on)
                 resources.release()
             if self.environment is not None:
                 self.environment.release()

@@ -161,6 +161,8 @@ class Sandbox:
     def signal(self, proc: subprocess.Popen, sig: int) -> None:
         """Signal the job's processes: SIGKILL ends all of them; another signal goes to the
         runbook's process group, so the runbook can handle it."""
+        if getattr(proc, "cleans_up", False):
+            return  # a forked host's init that ended its host: it ends what is left itself
         target = proc.pid
         # a host the zygote forked is its namespace's init and leads the job's group itself
         # (smaworker/zygote.py)

@@ -130,8 +130,10 @@ class Supervisor:
         finally:
             self.sel.close()
             os.close(pidfd)
-        self.kill(signal.SIGKILL)  # children that outlive the runbook end with it
+        # read first: an init that reported, and may take another host, ends what the job
+        # left itself (Sandbox.signal leaves it alone)
         reported = self.proc.report() if report is not None else None
+        self.kill(signal.SIGKILL)  # children that outlive the runbook end with it
         # reaped later, after the final status, before its uid is given back
         code, self.rusage = reported or reap(self.proc, timeout=30)
         return self.runner.sandbox.exit_status(code), self.ending

@@ -25,8 +25,19 @@ CPU for a host instead of about 17 (bench/warm.py). Where the zygote cannot fork
 
 A host runs one job only, and is never reused: the host itself could not give a next job a
 PID namespace, work folder and /tmp of its own, nor be sure nothing of an earlier job is
-left in it. After the job, when its process, namespace, folder and uid are gone as a cold
-job's are, the pool process makes the next host while it waits for its next message.
+left in it. After the job, when its process, folder and uid are gone as a cold job's are,
+the pool process makes the next host while it waits for its next message.
+
+A forked host's init (B, process 1 of its namespace, root, which never runs a job's code
+nor sees its token or parameters) may fork that next host itself (`after_job`): when the
+job left no process running in the namespace (else the init ends, and what is left with
+it), when the host had no cgroup of its own (a cgroup's usage and limits are one job's),
+and the worker is not shutting down. The next host then gets a new folder, /tmp and
+/etc/passwd (the last job's are unmounted before its end is reported, and removed), the
+same uid (given back only when the init ends), the worker's default limits again, and its
+own usage report. What that saves is a clone and an exit of the zygote's image for every
+job, and the zygote's copy-on-write faults after each fork: about a third of a trivial
+job's CPU (bench/RESULTS.md "2026-12-03, afternoon").
 
 The cold path stays for what a warm host cannot be: runbooks with requirements (their own
 environment's interpreter), other engines, runbooks whose limits are above the worker's
@@ -71,11 +82,17 @@ _HAND_OFF_SECONDS = 5.0  # a host that does not take its job by then is discarde
 class WarmHost:
     """One pre-started Python host, from its start until its job ended or it was let go."""
 
-    def __init__(self, sandbox: Sandbox, settings: Settings) -> None:
+    def __init__(self, sandbox: Sandbox, settings: Settings,
+                 reuse: tuple[zygote.Init, JobResources] | None = None) -> None:
+        """`reuse`: the init of a host whose job ended cleanly, and that job's uid: the init
+        forks this host in its namespace, in a new folder (see `after_job`)."""
         self.sandbox = sandbox
         self.settings = settings
-        self.resources = JobResources(sandbox, settings, None, "warm" + secrets.token_hex(12))
+        self.init = reuse[0] if reuse else None
+        self.resources = reuse[1] if reuse else JobResources(
+            sandbox, settings, None, "warm" + secrets.token_hex(12))
         self.workdir: Path | None = None
+        self.handed: ForkedProcess | subprocess.Popen | None = None  # its job's process
         self.spec_w: int | None = None
         self.stdout_r: int | None = None
         self.proc: subprocess.Popen | ForkedProcess | None = None
@@ -92,6 +109,10 @@ class WarmHost:
         env = {**host_env(self.sandbox, self.workdir), "PYTHONUTF8": "1"}
         ca_file = self.settings.api_ca_file  # its jobs' SMA_API_CA_FILE, reachable
         keep = (self.sandbox.readable_copy(ca_file),) if ca_file else ()
+        if self.init is not None:  # ZygoteGone: it ended (its job left something running)
+            self.pending, self.stdout_r, self.tag, self.spec_w = zygote.request_host(
+                self.sandbox, self.resources, self.workdir, env, keep, init=self.init)
+            return
         if zygote.usable(self.sandbox):
             try:
                 self.pending, self.stdout_r, self.tag, self.spec_w = zygote.request_host(
@@ -111,7 +132,11 @@ class WarmHost:
 
     def alive(self) -> bool:
         self._settle()
-        return self.proc is not None and self.proc.poll() is None
+        if self.proc is None or self.proc.poll() is not None:
+            return False
+        # an init that may take another host outlives its host: has it reported its end?
+        report = getattr(self.proc, "report_fd", None)
+        return report is None or not select.select([report], [], [], 0)[0]
 
     def _settle(self) -> None:
         """The forked host's process, once the zygote answered (None: it could not fork)."""
@@ -160,6 +185,7 @@ class WarmHost:
             return None
         os.close(self.spec_w)
         handed = self.proc, self.stdout_r, self.tag
+        self.handed = self.proc
         # the job's now: the runner supervises, ends and reaps the process, closes the pipe
         self.spec_w = self.stdout_r = self.proc = None
         return handed
@@ -173,22 +199,35 @@ class WarmHost:
             os.close(self.stdout_r)
             self.stdout_r = None
         if self.proc is not None:
-            self.sandbox.signal(self.proc, signal.SIGKILL)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                log.error("a warm Python host (pid %s) did not end", self.proc.pid)
-            if self.proc.stderr is not None:
-                self.proc.stderr.close()
+            _end(self.sandbox, self.proc)
 
     def discard(self) -> None:
-        """End the host unused: its process, folder, uid and cgroup go."""
+        """End the host (unused, or its job ended): its process, folder, uid and cgroup go;
+        an init its job's process left alive (one that may take another host) too."""
+        self._settle()
+        init = self.init or getattr(self.proc, "init", None) or getattr(self.handed, "init",
+                                                                        None)
         self._end_process()
-        self.proc = None
+        self.proc = self.handed = None
+        if init is not None:
+            init.end()
         if self.workdir is not None:
             self.sandbox.remove_workdir(self.workdir)
             self.workdir = None
-        self.resources.release()
+        if self.resources is not None:
+            self.resources.release()
+            self.resources = None
+
+
+def _end(sandbox: Sandbox, proc: subprocess.Popen | ForkedProcess) -> None:
+    """End a host's process and reap it."""
+    sandbox.signal(proc, signal.SIGKILL)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        log.error("a warm Python host (pid %s) did not end", proc.pid)
+    if proc.stderr is not None:
+        proc.stderr.close()
 
 
 def _write_all(fd: int, data: bytes) -> bool:
@@ -248,6 +287,29 @@ def take(settings: Settings, job: ClaimedJob, runbook: ClaimedRunbook) -> WarmHo
             host.resources.rlimits = limits.rlimits(in_cgroup=host.resources.cgroup is not None)
             return host
     return None
+
+
+def after_job(host: WarmHost) -> None:
+    """The job `host` ran has ended and been recorded: when its process's init may take
+    another host, and the job left nothing running (else the init has ended), the init
+    forks this process's next host in its namespace, with the same uid, in a new folder,
+    with a new /tmp; the job's folder goes. Otherwise the host goes as an unused one does."""
+    proc = host.handed
+    if (isinstance(proc, ForkedProcess) and proc.init is not None and proc.cleans_up
+            and proc.poll() is None and host.settings.warm_python
+            and not shutdown.shutting_down() and len(_ready) < HOSTS):
+        resources, host.resources = host.resources, None
+        resources.limits = JobLimits.for_runbook(None, host.settings)
+        resources.rlimits = resources.limits.rlimits(in_cgroup=False)
+        try:
+            # (on failure it ends itself: the init, its folder, the uid)
+            _ready.append(WarmHost(host.sandbox, host.settings, reuse=(proc.init, resources)))
+        except Exception as exc:  # noqa: BLE001 - a new host is forked instead
+            log.debug("a warm host's init did not take the next host: %s", exc)
+        else:
+            host.handed = None  # its init lives on in the next host
+            host.init = None
+    host.discard()
 
 
 def prepare(settings: Settings, sandbox: Sandbox) -> None:

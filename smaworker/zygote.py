@@ -15,6 +15,7 @@ import collections
 import logging
 import marshal
 import os
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -40,7 +41,119 @@ class ZygoteGone(ZygoteError):
     """The zygote did not answer: it ended, or hangs (a new one starts for the next host)."""
 
 
-class Zygote:
+class _Asked:
+    """What forks hosts when asked over a SOCK_SEQPACKET socket: the zygote, or the init
+    of a host whose job ended cleanly (`Init`). Answers come in the order asked."""
+
+    what = "zygote"
+    sandbox: Sandbox
+    sock: socket.socket
+    waiting: collections.deque[PendingHost]
+    answered: int
+
+    def request(self, *, workdir: Path, env: dict[str, str], umask: int,
+                passwd: bytes | None, kept: list[str], cgroup_procs: str | None,
+                spec_r: int, stdout_w: int, stderr_w: int, report_w: int,
+                control: int | None = None) -> None:
+        """Ask for a host with these pipes, in `workdir`, with `env` (its answer is read by
+        `answer()`, answers come in the order asked); `control`: the socket of a new init
+        that may take more hosts (`Init`). ZygoteGone when it cannot be asked."""
+        request = {
+            "workdir": str(workdir), "env": env, "umask": umask, "passwd": passwd,
+            "kept": kept, "cgroup_procs": cgroup_procs,
+            "namespaces": self.sandbox.bwrap is not None, "tmp": PRIVATE_TMP,
+            "run": str(self.sandbox.jobs_root / "run") if self.sandbox.jobs_root else "",
+        }
+        try:
+            socket.send_fds(self.sock, [marshal.dumps(request, 4)],
+                            [spec_r, stdout_w, stderr_w, report_w]
+                            + ([control] if control is not None else []))
+        except OSError as exc:  # it ended: its socket broke
+            self.close()
+            raise ZygoteGone(f"the {self.what} did not take the request: {exc}") from exc
+
+    def answer(self) -> int:
+        """The pid of the host asked for first and not answered yet (this process's child;
+        an init's own, for an init that forked its next host); ZygoteError when it could
+        not be forked."""
+        try:
+            answer = self.sock.recv(1 << 16)
+        except OSError as exc:  # its socket broke, or no answer in time
+            self.close()
+            raise ZygoteGone(f"the {self.what} did not answer: {exc}") from exc
+        if not answer:
+            self.close()
+            raise ZygoteGone(f"the {self.what} ended")
+        reply: dict[str, Any] = marshal.loads(answer)
+        self.answered += 1
+        if "error" in reply:
+            raise ZygoteError(reply["error"])
+        return int(reply["pid"])
+
+    def settle(self, host: PendingHost) -> None:
+        """Read answers until `host`'s is in (those of the hosts asked for before it too)."""
+        while host.outcome is None:
+            first = self.waiting.popleft()
+            try:
+                first.outcome = self.answer()
+            except ZygoteGone as exc:
+                first.outcome = exc
+                while self.waiting:  # none of the others will be answered either
+                    self.waiting.popleft().outcome = exc
+            except ZygoteError as exc:
+                first.outcome = exc
+
+
+
+class Init(_Asked):
+    """The init (B) of a forked host, which may take the next host of this pool process in
+    its namespace once its job ended and left nothing running there (runtime/sma_zygote.py
+    `_init`): asked, it binds a new folder, /tmp and /etc/passwd in place of the last
+    host's and forks the next host itself. A fork instead of two: the zygote's clone of B
+    and B's exit were about a third of a trivial job's CPU."""
+
+    what = "warm host's init"
+
+    def __init__(self, sandbox: Sandbox, sock: socket.socket) -> None:
+        self.sandbox = sandbox
+        sock.settimeout(_ANSWER_SECONDS)
+        self.sock = sock
+        self.waiting = collections.deque()
+        self.answered = 0
+        self.pid = 0  # this process's child, once the zygote answered with it
+        self.pidfd: int | None = None  # (a pid this process may have reaped is no target)
+
+    def started(self, pid: int) -> None:
+        self.pid = pid
+        try:
+            self.pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            pass
+
+    def answer(self) -> int:
+        super().answer()  # (its own pid in its namespace: 1)
+        return self.pid
+
+    def close(self) -> None:
+        """Let it go: EOF on its socket ends it (and whatever is left in its namespace)."""
+        self.sock.close()
+
+    def end(self) -> None:
+        """End it, with whatever is left in its namespace, and reap it (unless it was)."""
+        self.close()
+        if self.pidfd is None:
+            return
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        finally:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+class Zygote(_Asked):
     """This pool process's zygote, from its start until `close()` or its death."""
 
     def __init__(self, sandbox: Sandbox) -> None:
@@ -70,54 +183,6 @@ class Zygote:
 
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.proc.poll() is None
-
-    def request(self, *, workdir: Path, env: dict[str, str], umask: int,
-                passwd: bytes | None, kept: list[str], cgroup_procs: str | None,
-                spec_r: int, stdout_w: int, stderr_w: int, report_w: int) -> None:
-        """Ask for a host with these pipes, in `workdir`, with `env` (its answer is read by
-        `answer()`, answers come in the order asked). ZygoteGone when it cannot be asked."""
-        request = {
-            "workdir": str(workdir), "env": env, "umask": umask, "passwd": passwd,
-            "kept": kept, "cgroup_procs": cgroup_procs,
-            "namespaces": self.sandbox.bwrap is not None, "tmp": PRIVATE_TMP,
-            "run": str(self.sandbox.jobs_root / "run") if self.sandbox.jobs_root else "",
-        }
-        try:
-            socket.send_fds(self.sock, [marshal.dumps(request, 4)],
-                            [spec_r, stdout_w, stderr_w, report_w])
-        except OSError as exc:  # it ended: its socket broke
-            self.close()
-            raise ZygoteGone(f"the zygote did not take the request: {exc}") from exc
-
-    def answer(self) -> int:
-        """The pid of the host asked for first and not answered yet (this process's child);
-        ZygoteError when the zygote could not fork it."""
-        try:
-            answer = self.sock.recv(1 << 16)
-        except OSError as exc:  # its socket broke, or no answer in time
-            self.close()
-            raise ZygoteGone(f"the zygote did not answer: {exc}") from exc
-        if not answer:
-            self.close()
-            raise ZygoteGone("the zygote ended")
-        reply: dict[str, Any] = marshal.loads(answer)
-        self.answered += 1
-        if "error" in reply:
-            raise ZygoteError(reply["error"])
-        return int(reply["pid"])
-
-    def settle(self, host: PendingHost) -> None:
-        """Read answers until `host`'s is in (those of the hosts asked for before it too)."""
-        while host.outcome is None:
-            first = self.waiting.popleft()
-            try:
-                first.outcome = self.answer()
-            except ZygoteGone as exc:
-                first.outcome = exc
-                while self.waiting:  # none of the others will be answered either
-                    self.waiting.popleft().outcome = exc
-            except ZygoteError as exc:
-                first.outcome = exc
 
     def close(self) -> None:
         """End the zygote (the hosts it forked are this process's and live on)."""
@@ -166,10 +231,12 @@ class PendingHost:
     """A host asked of the zygote, its pipes made; `process()` once it is needed (the pool
     process does not wait for the fork between two jobs: a job takes the older host)."""
 
-    def __init__(self, zygote: Zygote, stderr_r: int, report_r: int) -> None:
+    def __init__(self, zygote: _Asked, stderr_r: int, report_r: int,
+                 init: Init | None = None) -> None:
         self.zygote = zygote
         self.stderr_r = stderr_r
         self.report_r = report_r
+        self.init = init  # the host's init, which may take the next host
         self.outcome: int | ZygoteError | None = None
 
     def process(self) -> ForkedProcess:
@@ -180,23 +247,38 @@ class PendingHost:
         if isinstance(self.outcome, ZygoteError):
             os.close(self.stderr_r)
             os.close(self.report_r)
-            if not isinstance(self.outcome, ZygoteGone) and _broken is None:
+            if self.init is not None:
+                if not isinstance(self.outcome, ZygoteGone):
+                    log.warning("a warm host's init could not take the next host (%s): it "
+                                "is let go", self.outcome)
+                self.init.close()
+            if not isinstance(self.outcome, ZygoteGone) and _broken is None \
+                    and isinstance(self.zygote, Zygote):
                 _broken = str(self.outcome)
                 log.warning("a warm host could not be forked (%s): this worker process "
                             "starts its warm hosts with bubblewrap and an interpreter "
                             "instead", self.outcome)
             raise self.outcome
-        return ForkedProcess(self.outcome, self.stderr_r, self.report_r)
+        if self.init is not None and not self.init.pid:
+            self.init.started(self.outcome)
+        return ForkedProcess(self.outcome, self.stderr_r, self.report_r, init=self.init)
 
 
 def request_host(sandbox: Sandbox, resources: JobResources, workdir: Path,
-                 env: dict[str, str], keep: tuple[str, ...]
+                 env: dict[str, str], keep: tuple[str, ...], init: Init | None = None
                  ) -> tuple[PendingHost, int, str, int]:
-    """A warm host asked of this process's zygote, with `env` (what an exec'd host starts
-    with), in `workdir`, with the job's uid and limits of `resources`: the pending host, the
-    read end of its stdout pipe, its record channel's tag and the write end of its spec pipe
-    (see warm.WarmHost). ZygoteGone when the zygote could not be asked."""
-    zygote = _current(sandbox)
+    """A warm host asked of this process's zygote, or of `init`, the init of a host whose
+    job ended cleanly, with `env` (what an exec'd host starts with), in `workdir`, with the
+    job's uid and limits of `resources`: the pending host, the read end of its stdout pipe,
+    its record channel's tag and the write end of its spec pipe (see warm.WarmHost).
+    ZygoteGone when it could not be asked.
+
+    A new init may take more hosts when the job has no cgroup of its own (a cgroup's
+    usage and limits are one job's: such an init runs one host)."""
+    zygote = init or _current(sandbox)
+    control = None
+    if init is None and resources.cgroup is None:
+        control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     spec_r, spec_w = os.pipe()
     stdout_r, stdout_w = os.pipe()
     stderr_r, stderr_w = os.pipe()
@@ -218,15 +300,21 @@ def request_host(sandbox: Sandbox, resources: JobResources, workdir: Path,
                              env, keep),
             cgroup_procs=str(resources.cgroup.path / "cgroup.procs")
             if resources.cgroup is not None else None,
-            spec_r=spec_r, stdout_w=stdout_w, stderr_w=stderr_w, report_w=report_w)
+            spec_r=spec_r, stdout_w=stdout_w, stderr_w=stderr_w, report_w=report_w,
+            control=theirs.fileno() if control is not None else None)
     except BaseException:
         for fd in (spec_w, stdout_r, stderr_r, report_r):
             os.close(fd)
+        if control is not None:
+            control.close()
         raise
     finally:
         for fd in (spec_r, stdout_w, stderr_w, report_w):
             os.close(fd)
-    pending = PendingHost(zygote, stderr_r, report_r)
+        if control is not None:
+            theirs.close()
+    pending = PendingHost(zygote, stderr_r, report_r,
+                          init or (Init(sandbox, control) if control is not None else None))
     zygote.waiting.append(pending)
     resources.forked = True
     return pending, stdout_r, tag, spec_w

@@ -208,18 +208,58 @@ def test_every_warm_job_has_a_host_of_its_own_and_a_fresh_tmp(api, worker):
         assert probe["home_files"] == [".tmp", "left", "runbook.py"]
 
 
+# the job's init (process 1 of its namespace): its PID namespace and when it started (clock
+# ticks since boot): a namespace's inode number is reused once it is gone, and a pool
+# process's first two inits may start within one tick
+INIT = ("os.readlink('/proc/self/ns/pid') + ' ' + "
+        "open('/proc/1/stat').read().rsplit(')', 1)[1].split()[19]")
+
+
+def test_a_clean_jobs_init_forks_the_next_host_with_fresh_folders(api, worker):
+    """An init whose job left nothing running takes a later host of its pool process: that
+    job is still alone in the namespace, in a new folder, /tmp and /etc/passwd home, and
+    is charged only its own CPU time."""
+    burn = api.create_runbook(content=(
+        "import time\nend = time.process_time() + 0.4\n"
+        "while time.process_time() < end: pass\n"
+        f"import os\nprint({INIT})\n"))
+    probe = api.create_runbook(content=f"import os\nprint({INIT})\n" + PROBE)
+    seen, inits, burnt = [], [], []
+    for _ in range(3):
+        job = api.wait(api.start(burn["name"])["id"])
+        assert (job["status"], job["engine_path"]) == ("Completed", "warm")
+        burnt.append(_output(api, job)[0])
+        assert job["cpu_seconds"] >= 0.3
+        for _ in range(2):
+            job = api.wait(api.start(probe["name"])["id"])
+            assert job["engine_path"] == "warm"
+            inits.append(_output(api, job)[0])
+            seen.append(_probe(api, job))
+            assert job["cpu_seconds"] < 0.3, "charged an earlier job's CPU time"
+    # fewer inits than jobs: inits were reused
+    assert len(set(inits) | set(burnt)) < len(inits) + len(burnt)
+    assert len({p["home"] for p in seen}) == len(seen)  # a folder of its own, every time
+    for p in seen:  # nothing another job wrote, no other job's process
+        assert [n for n in p["tmp"] if n.startswith("left-by-")] == [f"left-by-{p['job']}"]
+        assert p["home_files"] == [".tmp", "left", "runbook.py"]
+        assert len(p["cmdlines"]) <= 3
+        assert sum(m[0] == "/etc/passwd" for m in p["mounts"]) <= 1
+
+
 def test_a_process_left_running_dies_with_the_job_and_its_host_is_not_reused(api, worker):
     nap = f"1000.{uuid.uuid4().int % 10**9:09d}"
     job = api.run("import os, subprocess\n"
                   f"subprocess.Popen(['sleep', '{nap}'], start_new_session=True)\n"
-                  f"print({HOST})\n")
+                  f"print({HOST})\nprint({INIT})\n")
     assert (job["status"], job["engine_path"]) == ("Completed", "warm")
     wait_gone(nap, timeout=5)
     host = _output(api, job)[0]
+    init = _output(api, job)[1]
     for _ in range(3):
-        after = api.run(f"import os\nprint({HOST})\n")
+        after = api.run(f"import os\nprint({HOST})\nprint({INIT})\n")
         assert after["engine_path"] == "warm"
         assert _output(api, after)[0] != host
+        assert _output(api, after)[1] != init  # its init ended with it: a new namespace
 
 
 def test_a_lower_limit_runs_warm_and_a_higher_one_cold(api, worker):
@@ -418,11 +458,22 @@ def test_a_zygote_that_died_is_replaced_and_jobs_stay_warm(api, processes):
     wait_for(lambda: not _zygotes(pools), what="the zygote gone")
     assert sorted(_warm_hosts(own.proc.pid)) == sorted(hosts)  # its hosts are not its own
     rb = api.create_runbook(content="print('ran')\n", worker_group="warmzygote")
-    for _ in range(3):
+    for _ in range(3):  # their inits fork the next hosts: no zygote is needed yet
         job = api.wait(api.start(rb["name"])["id"])
         assert (job["status"], job["engine_path"], _output(api, job)) == (
             "Completed", "warm", ["ran"])
-    assert len(_zygotes(pools)) == 1
+    # a job that leaves a process running ends its init: the next host needs a zygote
+    nap = f"1000.{uuid.uuid4().int % 10**9:09d}"
+    leaver = api.create_runbook(content=(
+        "import subprocess\n"
+        f"subprocess.Popen(['sleep', '{nap}'], start_new_session=True)\n"),
+        worker_group="warmzygote")
+    job = api.wait(api.start(leaver["name"])["id"])
+    assert (job["status"], job["engine_path"]) == ("Completed", "warm")
+    wait_gone(nap, timeout=5)
+    wait_for(lambda: len(_zygotes(pools)) == 1, timeout=10, what="a new zygote")
+    job = api.wait(api.start(rb["name"])["id"])
+    assert (job["status"], job["engine_path"]) == ("Completed", "warm")
     assert "the warm hosts' zygote ended" in own.log_path.read_text()
     # the hosts the dead zygote forked were all used or ended: none is left behind
     wait_for(lambda: len(_warm_hosts(own.proc.pid)) == warm.HOSTS, timeout=10,
@@ -571,7 +622,11 @@ def test_a_forked_hosts_init_reports_its_end_before_it_is_reaped(settings):
         assert code == 3 and usage.ru_utime + usage.ru_stime >= 0.25
         assert usage.ru_maxrss > 1000  # KiB: the host's interpreter
         assert proc.report_fd is None  # read once, closed
-        assert proc.wait(timeout=30) == 3
+        # its job left nothing running: it waits to take the next host, and is not
+        # signalled with its host's group (it would end); let go, it ends
+        assert proc.cleans_up and proc.poll() is None
+        proc.init.close()
+        assert proc.wait(timeout=30) == 0
         assert proc.report() == (code, usage)
     finally:
         host.discard()

@@ -17,7 +17,11 @@ descriptors) it clones:
   exits as bwrap's init does when C ends (with C's exit status, 128 + N for a death by
   signal N): the kernel then ends whatever the job left in the namespace. Before it exits
   it writes that status and the job's usage on its report pipe (`_report`). Where it could
-  not make the namespace it says why on the host's stderr and exits INIT_FAILED;
+  not make the namespace it says why on the host's stderr and exits INIT_FAILED. Given a
+  control socket (a fifth descriptor), B does not exit when C ended and left no process in
+  the namespace: it unmounts C's folder, /tmp and /etc/passwd, reports, and waits on that
+  socket for the next host's request (its pipes, a new folder), mounts those and forks the
+  next C (`_next_host`); EOF on the socket, or anything left running, ends it;
 - C takes its pipes as descriptors 0-4 and closes every other, its folder, umask and
   environment, sets its limits and becomes the job user (sma_python_host.py), and then waits
   for its job exactly as a host started with `--warm` does.
@@ -34,7 +38,6 @@ import fcntl
 import gc
 import marshal
 import os
-import resource
 import select
 import signal
 import socket
@@ -49,6 +52,7 @@ import sma_python_host as host  # noqa: E402
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p)
+_libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 _libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                         ctypes.c_ulong)
 # libc's syscall() and the interpreter's fork hooks, called holding the GIL (as os.fork does)
@@ -65,6 +69,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NAME, PR_SET_NO_NEW_PRIVS = 1, 15, 38
 PIPES = 4  # the descriptors a request carries: spec (read end), stdout, stderr, report (write)
+# (and, for an init that may run more than one host, a fifth: its control socket)
 
 
 def _check(result: int, what: str) -> None:
@@ -114,14 +119,15 @@ def serve(sock: socket.socket) -> None:
     pool = os.pidfd_open(os.getppid())  # B's way to tell whether the pool process is gone
     while True:
         try:
-            message, fds, _, _ = socket.recv_fds(sock, 1 << 20, PIPES)
+            message, fds, _, _ = socket.recv_fds(sock, 1 << 20, PIPES + 1)
         except OSError:
             return
         if not message:
             return  # the pool process let go of it
         try:
-            if len(fds) != PIPES:
-                raise ValueError(f"a request with {len(fds)} descriptors, not {PIPES}")
+            if len(fds) not in (PIPES, PIPES + 1):
+                raise ValueError(f"a request with {len(fds)} descriptors, not {PIPES} "
+                                 f"(or {PIPES + 1}, with a reusable init's control socket)")
             reply = {"pid": _fork_host(marshal.loads(message), fds, sock, pool)}
         except Exception as exc:  # noqa: BLE001 - said to the pool process, which runs cold
             reply = {"error": f"{type(exc).__name__}: {exc}"}
@@ -160,6 +166,7 @@ INIT_FAILED = 125  # B could not make the namespace (smaworker/zygote.py falls b
 def _init(spec: dict, fds: list, pool: int) -> None:
     """B: process 1 of the host's namespace (see the module's docstring)."""
     code = INIT_FAILED
+    control = socket.socket(fileno=fds[PIPES]) if len(fds) > PIPES else None
     try:
         os.setsid()
         _name(b"sma-init")
@@ -170,85 +177,211 @@ def _init(spec: dict, fds: list, pool: int) -> None:
         if spec.get("cgroup_procs"):
             with open(spec["cgroup_procs"], "w") as fh:
                 fh.write("0")
-        if spec["namespaces"]:
-            _mounts(spec)
+        held = _mounts(spec) if spec["namespaces"] else None
         # as bubblewrap sets it: no exec of the job's gains privileges (set-user-ID
         # programs, file capabilities)
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-        c = os.fork()
-        if c == 0:
-            _host(spec, fds[:3])  # never returns
-        for fd in fds[:3]:
-            os.close(fd)
-        # process 1 gets only the signals it handles: SIGINT would be Python's own
+        # process 1 gets only the signals it handles: SIGINT would be Python's own (each
+        # host sets Python's again)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        code = _reap(c)
-        _report(fds[3], code)
     except BaseException as exc:  # noqa: BLE001
         try:
             os.write(fds[2], f"sma: the warm host's namespace could not be made: {exc}\n"
                      .encode())
         except OSError:
             pass
+        os._exit(code)
+    try:
+        while True:
+            c = os.fork()
+            if c == 0:
+                _host(spec, fds[:3])  # never returns
+            for fd in fds[:3]:
+                os.close(fd)
+            code, usage = _reap(c)
+            # another host may come when nothing of this job runs on; this host's folders are
+            # unmounted before its end is reported (the pool process then removes them)
+            again = control is not None and held is not None and _alone() and _unmount(spec)
+            _report(fds[PIPES - 1], code, usage)
+            os.close(fds[PIPES - 1])
+            if not again:
+                break  # its exit ends whatever the job left in the namespace
+            try:
+                spec, fds = _next_host(control, spec, held)
+            except Exception as exc:  # noqa: BLE001 - said to the pool process, which lets it go
+                _answer(control, {"error": f"{type(exc).__name__}: {exc}"})
+                break
+            if spec is None:
+                code = 0
+                break  # the pool process let it go
+            _answer(control, {"pid": os.getpid()})
+    except BaseException:  # noqa: BLE001 - (a fork that failed): its exit ends it all
+        pass
     os._exit(code)
 
 
-def _report(fd: int, code: int) -> None:
+def _alone() -> bool:
+    """After its host ended: whether nothing else is left in the namespace (what a job left
+    running makes its init end instead of taking another host)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return True  # no process but this one
+        if not pid:
+            return False  # one still runs
+
+
+def _answer(control: socket.socket, reply: dict) -> None:
+    try:
+        control.send(marshal.dumps(reply))
+    except OSError:
+        pass
+
+
+def _next_host(control: socket.socket, previous: dict, held: dict
+               ) -> tuple[dict | None, list]:
+    """Wait for the pool process's next request on `control` (a SOCK_SEQPACKET socket):
+    the next host's spec and pipes; (None, []) when it let this init go. The next host
+    gets fresh folders: its own (made by the pool process, bound in place of the last
+    one's), its /tmp and its /etc/passwd."""
+    try:
+        message, fds, _, _ = socket.recv_fds(control, 1 << 20, PIPES)
+    except OSError:
+        message, fds = b"", []
+    if not message:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    try:
+        if len(fds) != PIPES:
+            raise ValueError(f"a request with {len(fds)} descriptors, not {PIPES}")
+        spec = marshal.loads(message)
+        if spec["kept"] != previous["kept"] or spec["run"] != previous["run"]:
+            raise ValueError("a host that must reach other paths than the last one")
+        _remount(spec, held)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return spec, fds
+
+
+def _report(fd: int, code: int, usage: tuple[float, float, int]) -> None:
     """Tell the pool process how the host ended, at once: this process's own exit waits
     for the namespace to be torn down (milliseconds), and the job's end need not. Its exit
     status and the usage of the job's processes this process reaped (CPU time, the largest
     peak memory), as the pool process would read them from this process's end."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
-        os.write(fd, marshal.dumps((code, usage.ru_utime, usage.ru_stime, usage.ru_maxrss)))
+        os.write(fd, marshal.dumps((code, *usage)))
     except OSError:  # the pool process is gone, or no longer asks
         pass
 
 
-def _reap(main: int) -> int:
-    """Reap the namespace's processes until `main` ends; its status as bwrap's init gives it."""
+def _reap(main: int) -> tuple[int, tuple[float, float, int]]:
+    """Reap the namespace's processes until `main` ends: its status as bwrap's init gives
+    it, and the usage of the processes reaped meanwhile (this host's: user and system CPU
+    seconds, the largest peak memory in KiB)."""
+    utime = stime = 0.0
+    maxrss = 0
     while True:
         try:
-            pid, status = os.waitpid(-1, 0)
+            pid, status, usage = os.wait4(-1, 0)
         except ChildProcessError:  # (cannot be: `main` is this process's child)
-            return INIT_FAILED
+            return INIT_FAILED, (utime, stime, maxrss)
+        utime += usage.ru_utime
+        stime += usage.ru_stime
+        maxrss = max(maxrss, usage.ru_maxrss)
         if pid == main:
             if os.WIFSIGNALED(status):
-                return 128 + os.WTERMSIG(status)
-            return os.waitstatus_to_exitcode(status)
+                return 128 + os.WTERMSIG(status), (utime, stime, maxrss)
+            return os.waitstatus_to_exitcode(status), (utime, stime, maxrss)
 
 
-def _mounts(spec: dict) -> None:
+def _mounts(spec: dict) -> dict:
     """What `bwrap --dev-bind / / --proc /proc --bind TMP /tmp [--bind KEPT KEPT...]
-    --tmpfs RUN --bind WORKDIR WORKDIR [--ro-bind-data PASSWD /etc/passwd]` makes."""
-    workdir, run = spec["workdir"], spec["run"]
+    --tmpfs RUN --bind WORKDIR WORKDIR [--ro-bind-data PASSWD /etc/passwd]` makes. Returns
+    what a later host of this init needs to make them again for its own folder (`_remount`):
+    the real run/ folder and the kept paths, held open."""
+    run = spec["run"]
+    if os.path.dirname(spec["workdir"]) != run:
+        raise ValueError(f"a host folder {spec['workdir']} not in {run}")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing made here reaches the host
     # what /tmp and run/ will cover, held open to be bound back from /proc/self/fd
-    held = [os.open(path, os.O_PATH) for path in (*spec["kept"], workdir)]
+    kept = [os.open(path, os.O_PATH) for path in spec["kept"]]
+    run_fd = os.open(run, os.O_PATH | os.O_DIRECTORY)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     for name in ("sys", "sysrq-trigger", "irq", "bus"):  # what bwrap's --proc covers:
         path = f"/proc/{name}"  # made read-only where it is writable
         if os.access(path, os.W_OK):
             _bind(path, path, MS_RDONLY | MS_NOEXEC)
-    _bind(os.path.join(workdir, spec["tmp"]), "/tmp")
-    for path, fd in zip(spec["kept"], held, strict=False):
+    held = {"run": run_fd, "kept": kept}
+    _tmp(spec, held)
+    _mount("tmpfs", run, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+    _folder(spec, held)
+    return held
+
+
+def _tmp(spec: dict, held: dict) -> None:
+    """The host's /tmp: its folder's own, with the kept paths bound back."""
+    name = os.path.basename(spec["workdir"])
+    _bind(f"/proc/self/fd/{held['run']}/{name}/{spec['tmp']}", "/tmp")
+    for path, fd in zip(spec["kept"], held["kept"], strict=True):
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             os.makedirs(path, exist_ok=True)
         else:  # a file right in /tmp (a CA file): bound onto an empty one
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
         _bind(f"/proc/self/fd/{fd}", path)
-    _mount("tmpfs", run, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+
+
+def _folder(spec: dict, held: dict) -> None:
+    """The host's folder in the emptied run/, and its /etc/passwd."""
+    workdir, run = spec["workdir"], spec["run"]
     if spec.get("passwd") is not None:
         staged = os.path.join(run, ".passwd")
         with open(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb") as fh:
             fh.write(spec["passwd"])
         _bind(staged, "/etc/passwd", MS_RDONLY)
         os.unlink(staged)
-    mountpoint = os.path.join(run, os.path.basename(workdir))
+    name = os.path.basename(workdir)
+    mountpoint = os.path.join(run, name)
     os.mkdir(mountpoint, 0o755)
-    _bind(f"/proc/self/fd/{held[-1]}", mountpoint)
-    for fd in held:
-        os.close(fd)
+    _bind(f"/proc/self/fd/{held['run']}/{name}", mountpoint)
+
+
+def _unmount(spec: dict) -> bool:
+    """Unmount what `_mounts` made for the host that ended (its /tmp with the kept paths
+    under it, its folder, its /etc/passwd), so nothing of it is left to reach here: the
+    next host gets its own (`_remount`). False when that failed (this init then ends)."""
+    try:
+        _umount("/tmp")  # (the jobs' run/ is in /tmp, usually: its tmpfs goes with it)
+        if os.path.ismount(spec["run"]):
+            _umount(spec["run"])
+        if spec.get("passwd") is not None:
+            _umount("/etc/passwd")
+    except OSError as exc:
+        try:
+            os.write(2, f"sma: a warm host's init could not unmount its host: {exc}\n"
+                     .encode())
+        except OSError:
+            pass
+        return False
+    return True
+
+
+def _remount(spec: dict, held: dict) -> None:
+    """The mounts of `_mounts` made again for the next host of this init, after `_unmount`:
+    its own folder (a new one, the pool process's) in an empty run/, /tmp and /etc/passwd."""
+    _tmp(spec, held)
+    _mount("tmpfs", spec["run"], "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+    _folder(spec, held)
+
+
+MNT_DETACH = 2
+
+
+def _umount(target: str) -> None:
+    _check(_libc.umount2(os.fsencode(target), MNT_DETACH), f"umount {target}")
 
 
 def _host(spec: dict, fds: list) -> None:
@@ -256,6 +389,7 @@ def _host(spec: dict, fds: list) -> None:
     code = INIT_FAILED  # (it could not become the host: see smaworker/zygote.py)
     try:
         _name(b"sma-host")
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # its init ignores it
         # out of the way of 0-4, whatever numbers they came with
         spec_r, out_w, err_w = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds)
         null = os.open("/dev/null", os.O_RDWR)
