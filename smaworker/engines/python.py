@@ -17,8 +17,9 @@ class PythonEngine(Engine):
     suffix = ".py"
     drops_privileges = True  # sma_python_host.py, first thing
     applies_limits = True  # sma_python_host.py, before it drops root
-    # sma_zygote.py: the warm hosts' zygote (smaworker/zygote.py)
-    runtime = ("sma_python_host.py", "sma_zygote.py", "smarunbook", "automationassets.py")
+    # sma_zygote.py: the warm hosts' zygote (smaworker/zygote.py), sma_mounts.py its mounts
+    runtime = ("sma_python_host.py", "sma_zygote.py", "sma_mounts.py", "smarunbook",
+               "automationassets.py")
 
     def __init__(self, interpreter: str | None = None) -> None:
         self.executable = interpreter or os.environ.get("SMA_PYTHON") or sys.executable

@@ -41,18 +41,16 @@ import os
 import select
 import signal
 import socket
-import stat
 import sys
 
 _RUNTIME = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _RUNTIME)  # -I leaves it out; a host adds it again (`_warm`)
 sys.dont_write_bytecode = True  # root writes nothing in the runtime's folder
+import sma_mounts as mounts  # noqa: E402
 import sma_python_host as host  # noqa: E402
+from sma_mounts import check as _check  # noqa: E402
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p)
-_libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 _libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                         ctypes.c_ulong)
 # libc's syscall() and the interpreter's fork hooks, called holding the GIL (as os.fork does)
@@ -65,29 +63,9 @@ SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine)
 CLONE_NEWNS = 0x00020000
 CLONE_PARENT = 0x00008000
 CLONE_NEWPID = 0x20000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NAME, PR_SET_NO_NEW_PRIVS = 1, 15, 38
 PIPES = 4  # the descriptors a request carries: spec (read end), stdout, stderr, report (write)
 # (and, for an init that may run more than one host, a fifth: its control socket)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
-
-
-def _mount(source, target, fstype, flags, data=None) -> None:
-    _check(_libc.mount(source and os.fsencode(source), os.fsencode(target),
-                       fstype and fstype.encode(), flags, data and data.encode()),
-           f"mount {target}")
-
-
-def _bind(source: str, target: str, flags: int = 0) -> None:
-    """A bind mount as bubblewrap makes one: nosuid, nodev (and `flags`: MS_RDONLY...)."""
-    _mount(source, target, None, MS_BIND | MS_REC)
-    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | flags)
 
 
 def _name(name: bytes) -> None:
@@ -177,7 +155,7 @@ def _init(spec: dict, fds: list, pool: int) -> None:
         if spec.get("cgroup_procs"):
             with open(spec["cgroup_procs"], "w") as fh:
                 fh.write("0")
-        held = _mounts(spec) if spec["namespaces"] else None
+        held = mounts.make(spec) if spec["namespaces"] else None
         # as bubblewrap sets it: no exec of the job's gains privileges (set-user-ID
         # programs, file capabilities)
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
@@ -201,7 +179,7 @@ def _init(spec: dict, fds: list, pool: int) -> None:
             code, usage = _reap(c)
             # another host may come when nothing of this job runs on; this host's folders are
             # unmounted before its end is reported (the pool process then removes them)
-            again = control is not None and held is not None and _alone() and _unmount(spec)
+            again = control is not None and held is not None and _alone() and mounts.unmount(spec)
             _report(fds[PIPES - 1], code, usage)
             os.close(fds[PIPES - 1])
             if not again:
@@ -259,7 +237,7 @@ def _next_host(control: socket.socket, previous: dict, held: dict
         spec = marshal.loads(message)
         if spec["kept"] != previous["kept"] or spec["run"] != previous["run"]:
             raise ValueError("a host that must reach other paths than the last one")
-        _remount(spec, held)
+        mounts.remake(spec, held)
     except BaseException:
         for fd in fds:
             os.close(fd)
@@ -296,92 +274,6 @@ def _reap(main: int) -> tuple[int, tuple[float, float, int]]:
             if os.WIFSIGNALED(status):
                 return 128 + os.WTERMSIG(status), (utime, stime, maxrss)
             return os.waitstatus_to_exitcode(status), (utime, stime, maxrss)
-
-
-def _mounts(spec: dict) -> dict:
-    """What `bwrap --dev-bind / / --proc /proc --bind TMP /tmp [--bind KEPT KEPT...]
-    --tmpfs RUN --bind WORKDIR WORKDIR [--ro-bind-data PASSWD /etc/passwd]` makes. Returns
-    what a later host of this init needs to make them again for its own folder (`_remount`):
-    the real run/ folder and the kept paths, held open."""
-    run = spec["run"]
-    if os.path.dirname(spec["workdir"]) != run:
-        raise ValueError(f"a host folder {spec['workdir']} not in {run}")
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing made here reaches the host
-    # what /tmp and run/ will cover, held open to be bound back from /proc/self/fd
-    kept = [os.open(path, os.O_PATH) for path in spec["kept"]]
-    run_fd = os.open(run, os.O_PATH | os.O_DIRECTORY)
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    for name in ("sys", "sysrq-trigger", "irq", "bus"):  # what bwrap's --proc covers:
-        path = f"/proc/{name}"  # made read-only where it is writable
-        if os.access(path, os.W_OK):
-            _bind(path, path, MS_RDONLY | MS_NOEXEC)
-    held = {"run": run_fd, "kept": kept}
-    _tmp(spec, held)
-    _mount("tmpfs", run, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
-    _folder(spec, held)
-    return held
-
-
-def _tmp(spec: dict, held: dict) -> None:
-    """The host's /tmp: its folder's own, with the kept paths bound back."""
-    name = os.path.basename(spec["workdir"])
-    _bind(f"/proc/self/fd/{held['run']}/{name}/{spec['tmp']}", "/tmp")
-    for path, fd in zip(spec["kept"], held["kept"], strict=True):
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            os.makedirs(path, exist_ok=True)
-        else:  # a file right in /tmp (a CA file): bound onto an empty one
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
-        _bind(f"/proc/self/fd/{fd}", path)
-
-
-def _folder(spec: dict, held: dict) -> None:
-    """The host's folder in the emptied run/, and its /etc/passwd."""
-    workdir, run = spec["workdir"], spec["run"]
-    if spec.get("passwd") is not None:
-        staged = os.path.join(run, ".passwd")
-        with open(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb") as fh:
-            fh.write(spec["passwd"])
-        _bind(staged, "/etc/passwd", MS_RDONLY)
-        os.unlink(staged)
-    name = os.path.basename(workdir)
-    mountpoint = os.path.join(run, name)
-    os.mkdir(mountpoint, 0o755)
-    _bind(f"/proc/self/fd/{held['run']}/{name}", mountpoint)
-
-
-def _unmount(spec: dict) -> bool:
-    """Unmount what `_mounts` made for the host that ended (its /tmp with the kept paths
-    under it, its folder, its /etc/passwd), so nothing of it is left to reach here: the
-    next host gets its own (`_remount`). False when that failed (this init then ends)."""
-    try:
-        _umount("/tmp")  # (the jobs' run/ is in /tmp, usually: its tmpfs goes with it)
-        if os.path.ismount(spec["run"]):
-            _umount(spec["run"])
-        if spec.get("passwd") is not None:
-            _umount("/etc/passwd")
-    except OSError as exc:
-        try:
-            os.write(2, f"sma: a warm host's init could not unmount its host: {exc}\n"
-                     .encode())
-        except OSError:
-            pass
-        return False
-    return True
-
-
-def _remount(spec: dict, held: dict) -> None:
-    """The mounts of `_mounts` made again for the next host of this init, after `_unmount`:
-    its own folder (a new one, the pool process's) in an empty run/, /tmp and /etc/passwd."""
-    _tmp(spec, held)
-    _mount("tmpfs", spec["run"], "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
-    _folder(spec, held)
-
-
-MNT_DETACH = 2
-
-
-def _umount(target: str) -> None:
-    _check(_libc.umount2(os.fsencode(target), MNT_DETACH), f"umount {target}")
 
 
 def _host(spec: dict, fds: list) -> None:
