@@ -187,13 +187,18 @@ def kept_in_tmp(jobs_root: Path, argv: list[str], env: dict[str, str],
     """What a job must still reach in the host's /tmp under its own: the jobs root (shared
     copies, its folder), and the folders in /tmp of the paths its argv and environment name
     (the interpreter, sma's runtime, its own environment with the package cache it links
-    to, the CA file), each whole."""
-    named = [jobs_root, *(Path(p) for p in (*argv, *keep) if p.startswith("/tmp/"))]
+    to, the CA file), each whole. (Strings, not paths: every warm host asks.)"""
+    named = [str(jobs_root), *(p for p in (*argv, *keep) if p.startswith("/tmp/"))]
     for value in env.values():
-        named += [Path(p) for p in value.split(os.pathsep) if p.startswith("/tmp/")]
-    tops = {Path("/tmp", p.relative_to("/tmp").parts[0]) for p in named
-            if p.is_relative_to("/tmp") and p != Path("/tmp")}
-    return sorted(str(top) for top in tops if top.name not in ("..", ".") and top.exists())
+        if "/tmp/" in value:
+            named += [p for p in value.split(os.pathsep) if p.startswith("/tmp/")]
+    tops = set()
+    for path in named:
+        parts = [part for part in path.split("/") if part and part != "."]
+        if path.startswith("/") and len(parts) > 1 and parts[0] == "tmp" \
+                and parts[1] != "..":
+            tops.add(f"/tmp/{parts[1]}")
+    return sorted(top for top in tops if os.path.exists(top))
 
 
 def _children(pid: int) -> list[int]:

@@ -51,6 +51,7 @@ folder: no PID namespace, the host's /tmp; what holds for a cold job there holds
 
 from __future__ import annotations
 
+import functools
 import logging
 import marshal
 import os
@@ -173,7 +174,7 @@ class WarmHost:
         """Give the host its job; its process, stdout pipe and record tag as
         `launch.start_process` gives them, None when the host could not take it (it died,
         its pipe broke: ended, the job runs cold in its folder, with its uid)."""
-        has_main = calls_main(script.read_text(encoding="utf-8"))
+        has_main = _calls_main(script.read_text(encoding="utf-8"))
         spec = marshal.dumps({
             "script": str(script), "parameters": ordered(parameters, declared),
             "has_main": has_main, "arguments": list(arguments),
@@ -228,6 +229,17 @@ def _end(sandbox: Sandbox, proc: subprocess.Popen | ForkedProcess) -> None:
         log.error("a warm Python host (pid %s) did not end", proc.pid)
     if proc.stderr is not None:
         proc.stderr.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _calls_main_cached(content: str) -> bool:
+    return calls_main(content)
+
+
+def _calls_main(content: str) -> bool:
+    """calls_main, parsed once per script a pool process runs again and again (a job's
+    runbook is usually one it ran before); a large one is parsed each time."""
+    return _calls_main_cached(content) if len(content) <= 65536 else calls_main(content)
 
 
 def _write_all(fd: int, data: bytes) -> bool:
