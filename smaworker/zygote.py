@@ -104,7 +104,6 @@ class _Asked:
                 first.outcome = exc
 
 
-
 class Init(_Asked):
     """The init (B) of a forked host, which may take the next host of this pool process in
     its namespace once its job ended and left nothing running there (runtime/sma_zygote.py
