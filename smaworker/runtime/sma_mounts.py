@@ -115,8 +115,5 @@ def remake(spec: dict, held: dict) -> None:
     _folder(spec, held)
 
 
-MNT_DETACH = 2
-
-
 def _umount(target: str) -> None:
     check(libc.umount2(os.fsencode(target), MNT_DETACH), f"umount {target}")
