@@ -12,6 +12,8 @@ import select
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 
@@ -330,6 +332,46 @@ def test_the_setting_off_and_other_engines_run_cold(api, worker, cold):
     bash = api.run("echo hi", runbook_type="bash")
     assert (bash["status"], bash["engine_path"]) == ("Completed", "cold")
     assert _warm_hosts(cold.proc.pid) == []  # the cold worker starts none
+
+
+# Python waits for the threads that are not daemons and runs the atexit callbacks before it
+# exits, whether the script ended by itself, by sys.exit or by an exception
+ENDINGS = """
+import atexit, sys, threading, time
+atexit.register(lambda: print('atexit ran', flush=True))
+def broken():
+    raise RuntimeError('an atexit callback that fails')
+atexit.register(broken)
+def work():
+    time.sleep(0.3)
+    print('thread done', flush=True)
+threading.Thread(target=work).start()
+print('started', flush=True)
+{last}
+"""
+
+
+@pytest.mark.parametrize("last, code", [("", 0), ("sys.exit(3)", 3),
+                                        ("raise ValueError('boom')", 1)])
+def test_a_runbook_ends_as_python_ends_it_on_both_paths(api, worker, cold, tmp_path, last,
+                                                        code):
+    script = ENDINGS.format(last=last)
+    path = tmp_path / "bare.py"
+    path.write_text(script)
+    bare = subprocess.run([sys.executable, "-I", str(path)], capture_output=True, text=True,
+                          timeout=30)
+    assert bare.stdout.splitlines() == ["started", "thread done", "atexit ran"]
+    assert bare.returncode == code and "an atexit callback that fails" in bare.stderr
+    warm_job = api.run(script)
+    rb = api.create_runbook(content=script, worker_group="cold")
+    cold_job = api.wait(api.start(rb["name"])["id"])
+    for job, path_ran in ((warm_job, "warm"), (cold_job, "cold")):
+        assert (job["engine_path"], job["exit_code"]) == (path_ran, code)
+        assert job["status"] == ("Completed" if code == 0 else "Failed")
+        assert _output(api, job) == bare.stdout.splitlines()
+        errors = api.get(f"/api/v1/jobs/{job['id']}/streams",
+                         query_string={"stream": "Error"}).get_json()["items"]
+        assert any("an atexit callback that fails" in r["text"] for r in errors), errors
 
 
 def test_two_hosts_wait_per_process_and_a_job_takes_the_older(api, processes):

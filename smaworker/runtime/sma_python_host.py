@@ -177,9 +177,25 @@ def _report(exc: BaseException) -> None:
     sys.stderr.write("".join(report.format()))
 
 
+def _finish() -> None:
+    """What the interpreter does after its script, before it exits (Py_FinalizeEx): wait
+    for the runbook's threads that are not daemons, then run its atexit callbacks (each
+    one's error is printed and the next runs). `os._exit` alone would cut both off: a
+    thread's last lines, a log handler's flush would be lost."""
+    threading = sys.modules.get("threading")  # not imported: no thread of its to wait for
+    if threading is not None:
+        try:
+            threading._shutdown()
+        except BaseException as exc:  # noqa: BLE001 - as Python: said, and it goes on
+            _report(exc)
+    import atexit
+
+    atexit._run_exitfuncs()
+
+
 def run_and_exit(script: str, spec: dict) -> None:
-    """Run the runbook, its traceback (if it raised) on stderr, and end the process with its
-    exit code."""
+    """Run the runbook, its traceback (if it raised) on stderr, then end the process as
+    Python ends it (`_finish`), with its exit code."""
     try:
         code = _run(script, spec)
     except SystemExit as exc:
@@ -194,6 +210,7 @@ def run_and_exit(script: str, spec: dict) -> None:
         _report(exc)
         code = 1
     try:
+        _finish()
         sys.stdout.flush()
         sys.stderr.flush()
     finally:
