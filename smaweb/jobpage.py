@@ -24,6 +24,7 @@ _PLAIN = ("id", "runbook_id", "is_test", "status", "status_reason", "exception",
 _COLUMNS = (*(getattr(Job, name) for name in _PLAIN), Job.runbook_version_id, Job.arguments,
             Job.requirements,
             *(type_coerce(getattr(Job, name), DateTime()).label(name) for name in _STAMPS))
+JOB_COLUMNS = _COLUMNS  # (a job's row as the live hub reads it for a waiter: smaweb.livefeed)
 _ROW = select(*_COLUMNS).where(Job.id == bindparam("job_id"))  # one job's, built once
 # what RequirementsSchema dumps of a job's pinned requirements
 _REQUIREMENTS = ("dependencies", "requires_python", "pinned", "python", "key")

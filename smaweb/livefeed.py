@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from smacommon.db import read_connection
 from smacommon.models import Job, JobStream
 from smacommon.streams import stream_channel
+from smaweb.jobpage import JOB_COLUMNS
 
 BATCH = 1000  # records read at once
 KEEP_RECORDS = 2 * BATCH  # the tail a feed keeps for its followers
@@ -30,8 +31,10 @@ CHUNK = 500  # job ids per query of `unannounced`
 RECORD_COLUMNS = (JobStream.seq, JobStream.attempt, JobStream.stream, JobStream.time,
                   JobStream.text, JobStream.value)
 STATE_COLUMNS = (Job.status, Job.status_reason, Job.exit_code, Job.exception)
-# built once: a feed is read for every announcement of its job
+# built once: a feed is read for every announcement of its job; with waiters, the whole row
+# as the job's page has it (smaweb.jobpage), so a waiter answers with what the hub read
 _STATE = select(*STATE_COLUMNS).where(Job.id == bindparam("job_id"))
+_ROW = select(*JOB_COLUMNS).where(Job.id == bindparam("job_id"))
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Feed:
         self.followers = 0  # readers of its records (hub.lock)
         self.waiters = 0  # readers of its status only (hub.lock)
         self.state: JobState | None = None
+        self.row: Any = None  # the job's whole row, read with `state` when it has waiters
         self.read_once = False
         self.with_records = False  # the last read took records too (state and tail agree)
         self.known = False  # base and last_seq have been read
@@ -105,21 +109,25 @@ class Feed:
         in that order, so a final state is never seen before its last records."""
         with self.refreshing:
             with_records, known, last = self.followers > 0, self.known, None
+            whole = self.waiters > 0
             records: list[Record] = []
             with read_connection(factory.kw["bind"]) as conn:  # Core: no ORM per read
-                row = conn.execute(_STATE, {"job_id": self.job_id}).first()
+                row = conn.execute(_ROW if whole else _STATE, {"job_id": self.job_id}).first()
                 if with_records and known:
                     records = read_records(conn, self.job_id, self.last_seq)
                 elif with_records:  # followers before this point read their history themselves
                     last = conn.scalar(select(func.max(JobStream.seq))
                                        .where(JobStream.job_id == self.job_id)) or 0
-            self._update(JobState(*row) if row else None, with_records, records, last)
+            state = None if row is None else JobState(row.status, row.status_reason,
+                                                      row.exit_code, row.exception)
+            self._update(state, with_records, records, last, row if whole else None)
 
     def _update(self, state: JobState | None, with_records: bool, records: list[Record],
-                last: int | None) -> None:
+                last: int | None, row: Any = None) -> None:
         with self.changed:
             changed = state != self.state or bool(records) or not self.read_once
             self.state, self.read_once, self.with_records = state, True, with_records
+            self.row = row
             if last is not None:
                 self.known, self.base, self.last_seq = True, last, last
                 self.records, self.kept_bytes = [], 0
@@ -170,6 +178,12 @@ class Feed:
             self.refresh(factory)
         with self.changed:
             return self.read_once, self.state, self.version
+
+    def row_of(self, version: int) -> Any:
+        """The job's whole row, read with the state of `version` (None: read without it, or
+        the feed changed since)."""
+        with self.changed:
+            return self.row if self.version == version else None
 
     def wait(self, version: int, timeout: float) -> None:
         """Until the feed changes from `version`, or `timeout` seconds."""

@@ -200,3 +200,31 @@ def test_a_waiting_start_without_redis_reads_the_job_itself(api, worker, monkeyp
     assert resp.get_json()["status"] == "Completed"
     assert not hub.reads_new_feeds  # it had no Redis to subscribe with
     assert [r["text"] for r in api.records(resp.get_json()["id"])] == ["polled"]
+
+
+def test_a_waiting_start_answers_with_the_row_the_hub_read(api, worker, no_polling):
+    """The live hub reads a waited job's whole row when it reads its state; the start
+    answers with the row of its end, and does not read the job again itself."""
+    from sqlalchemy import event
+
+    engine = api.client.application.extensions["sma_db"].factory.kw["bind"]
+    readers: list[str] = []
+
+    def whole_rows(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("SELECT") and "jobs.parameters" in statement:
+            readers.append(threading.current_thread().name)
+
+    rb = api.create_runbook(content="print('read once')\n")
+    # a hub already listening (the first waiter of a process reads its job itself)
+    assert api.post(f"/api/v1/runbooks/{rb['name']}/start?wait=60", json={}).status_code == 201
+    event.listen(engine, "before_cursor_execute", whole_rows)
+    try:
+        resp = api.post(f"/api/v1/runbooks/{rb['name']}/start?wait=60", json={})
+    finally:
+        event.remove(engine, "before_cursor_execute", whole_rows)
+    assert resp.status_code == 201, resp.get_json()
+    body = resp.get_json()
+    assert body["status"] == "Completed" and body["end_time"] and body["exit_code"] == 0
+    detail = api.get(f"/api/v1/jobs/{body['id']}").get_json()  # (the detail has more)
+    assert body == {key: detail[key] for key in body}
+    assert readers and set(readers) == {"sma-live-hub"}, readers

@@ -7,7 +7,7 @@ import uuid
 
 from flask import Response, current_app
 from flask.views import MethodView
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from smacommon.errors import SmaError, ValidationFailed
@@ -99,16 +99,18 @@ def _start(runbook_ref: str, data: dict, query: dict, test: bool) -> Response:
              job.started_by)  # a user's: nothing to look up
     item = None
     if wait:
-        _wait(job.id, wait)
-        item = read_job_dict(session, job.id, *names)  # None: purged meanwhile
+        row = _wait(job.id, wait)
+        item = job_dict(row, *names) if row is not None else \
+            read_job_dict(session, job.id, *names)  # None: purged meanwhile
     return json_response(item or job_dict(job, *names), 201)
 
 
-def _wait(job_id: uuid.UUID, seconds: float) -> None:
+def _wait(job_id: uuid.UUID, seconds: float) -> Row | None:
     """Until the job ends or `seconds` pass: woken by the live hub when its status changes
     (the worker announces its end), holding no database connection meanwhile. The hub
     reads a new job right after subscribing to its channel; this reads it only when the
-    hub cannot (no Redis)."""
+    hub cannot (no Redis). The job's row as the hub read it when it saw the job end (None:
+    it did not end in time, or is gone: the caller reads it)."""
     deadline = time.monotonic() + seconds
     hub = live_hub()
     with hub.feed(job_id, records=False) as feed:
@@ -116,9 +118,10 @@ def _wait(job_id: uuid.UUID, seconds: float) -> None:
         while not known or (state is not None and state.status not in _DONE):
             left = deadline - time.monotonic()
             if left <= 0:
-                break
+                return None
             feed.wait(version, left)
             known, state, version = feed.current(hub.factory, read=False)
+        return feed.row_of(version)
 
 
 @blp.route("/runbooks/<runbook>/start", methods=["POST"])
