@@ -6,7 +6,7 @@ the usage of the job's processes, on its report pipe, and exits; its exit waits 
 namespace to be torn down (a few milliseconds, tens on a busy machine), so the supervisor
 ends the job on the report (`report()`) and the process is reaped afterwards, before the
 job's uid and folder are given back (warm.WarmHost.discard). An init that may take the next
-host (`init`: smaworker.zygote.Init) does not exit after its report when the job left
+host (`init`: smaworker.asked.Init) does not exit after its report when the job left
 nothing running: it is then left alone (`cleans_up`), and ends when it is let go."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class ForkedProcess:
     def __init__(self, pid: int, stderr_fd: int, report_fd: int | None = None,
                  init: Any = None) -> None:
         self.pid = pid
-        # the init's socket (smaworker.zygote.Init) when it may take the next host: once
+        # the init's socket (smaworker.asked.Init) when it may take the next host: once
         # it reported, it ends what the job left itself (then ends), and is not signalled
         self.init = init
         self.args = ["sma-host", str(pid)]
