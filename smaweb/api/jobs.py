@@ -124,10 +124,14 @@ def _wait(job_id: uuid.UUID, seconds: float) -> Row | None:
         return feed.row_of(version)
 
 
+# instances, built once: webargs builds a schema given as a class for every request
+_START_BODY, _START_QUERY = JobStartSchema(), JobStartQueryArgsSchema()
+
+
 @blp.route("/runbooks/<runbook>/start", methods=["POST"])
 @blp.operation_id("startRunbook")
-@blp.arguments(JobStartSchema)
-@blp.arguments(JobStartQueryArgsSchema, location="query")
+@blp.arguments(_START_BODY)
+@blp.arguments(_START_QUERY, location="query")
 @blp.response(201, JobSchema)
 def start(data, query, runbook):
     """Start the published version as a job; answers at once unless `wait` is given."""
@@ -136,8 +140,8 @@ def start(data, query, runbook):
 
 @blp.route("/runbooks/<runbook>/draft/test", methods=["POST"])
 @blp.operation_id("testRunbookDraft")
-@blp.arguments(JobStartSchema)
-@blp.arguments(JobStartQueryArgsSchema, location="query")
+@blp.arguments(_START_BODY)
+@blp.arguments(_START_QUERY, location="query")
 @blp.response(201, JobSchema)
 @blp.alt_response(503, schema=ErrorSchema, description="The package index could not be used "
                   "to resolve the draft's requirements (PEP 723): try again.")
