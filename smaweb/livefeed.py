@@ -104,12 +104,14 @@ class Feed:
         self.more = False
         self.version = 0
 
-    def refresh(self, factory: sessionmaker[Session]) -> None:
+    def refresh(self, factory: sessionmaker[Session], whole: bool = True) -> None:
         """Read the job's state, then (for followers) the records written since the last read:
-        in that order, so a final state is never seen before its last records."""
+        in that order, so a final state is never seen before its last records. With waiters,
+        the whole row, unless `whole` is False (a read that rarely sees the end: the one
+        right after its channel is subscribed)."""
         with self.refreshing:
             with_records, known, last = self.followers > 0, self.known, None
-            whole = self.waiters > 0
+            whole = whole and self.waiters > 0
             records: list[Record] = []
             with read_connection(factory.kw["bind"]) as conn:  # Core: no ORM per read
                 row = conn.execute(_ROW if whole else _STATE, {"job_id": self.job_id}).first()

@@ -161,14 +161,14 @@ class LiveHub:
 
     def _step(self, listener: Listener, feeds: dict[uuid.UUID, Feed], tick: bool) -> None:
         by_channel = {feed.channel: feed for feed in feeds.values()}
-        due = {by_channel[c] for c in listener.follow(set(by_channel))}
-        due |= {by_channel[c] for c in listener.announced(LISTEN_SECONDS if feeds else 0.5)
-                if c in by_channel}
+        new = {by_channel[c] for c in listener.follow(set(by_channel))}
+        due = {by_channel[c] for c in listener.announced(LISTEN_SECONDS if feeds else 0.5)
+               if c in by_channel}
         due |= {feed for feed in feeds.values() if feed.more}
         if tick and feeds:
             due |= unannounced(self.factory, feeds)
-        for feed in due:
-            feed.refresh(self.factory)
+        for feed in new | due:  # a waiter answers with the whole row of an announced end
+            feed.refresh(self.factory, whole=feed in due)
 
 
 def init_app(app: Flask) -> None:
