@@ -43,6 +43,7 @@ LINGER_SECONDS = 2.0  # as gunicorn's graceful close: the peer's chance to close
 LINGER_DRAIN_BYTES = 64 * 1024
 WARN_EVERY_SECONDS = 60.0
 SPARE_FILES = 256  # file descriptors beyond the connections: database, Redis, logs
+ONE_SEND_BYTES = 64 * 1024  # a body up to this size goes out in one send with its head
 
 
 def _response(status: str, text: str) -> bytes:
@@ -55,6 +56,49 @@ BUSY = _response("503 Service Unavailable",
                  "Too many connections from your address; close some and try again.")
 HEAD_TOO_LARGE = _response("431 Request Header Fields Too Large",
                            f"The request line and headers must fit in {MAX_HEAD_BYTES} bytes.")
+
+
+class OneSend:
+    """The client's socket as gunicorn writes one answer of a known length to it: the head
+    (gunicorn's first sendall) is held and goes out with the body in one send, so the
+    client reads one segment, not two. A streamed answer (no Content-Length) is sent as it
+    comes; a large body is not copied; anything else done with the socket (sendfile, close)
+    sends what is held first."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._first = True
+        self._held: bytes | None = None
+
+    def sendall(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            head = bytes(data)
+            if b"\r\ncontent-length:" in head.lower():
+                self._held = head
+                return
+        elif self._held is not None:
+            held, self._held = self._held, None
+            if len(data) <= ONE_SEND_BYTES:
+                data = held + bytes(data)
+            else:
+                self._sock.sendall(held)
+        self._sock.sendall(data)
+
+    def flush(self, quietly: bool = False) -> None:
+        """Send what is held (an answer without a body: HEAD, 204, 304); `quietly`: a
+        client that is gone is no error (another one is on its way)."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            try:
+                self._sock.sendall(held)
+            except OSError:
+                if not quietly:
+                    raise
+
+    def __getattr__(self, name: str):
+        self.flush()
+        return getattr(self._sock, name)
 
 
 class _HeadTooLarge(Exception):
@@ -206,10 +250,16 @@ class GuardedGeventWorker(GeventWorker):
 
     def handle_request(self, listener_name, req, sock, addr) -> bool:
         """AsyncWorker's: True while the connection may serve another request."""
+        out = OneSend(sock)
         try:
-            return AsyncWorker.handle_request(self, listener_name, req, sock, addr)
+            keep = AsyncWorker.handle_request(self, listener_name, req, out, addr)
         except (gevent.GreenletExit, SystemExit):
             return False
+        except BaseException:
+            out.flush(quietly=True)  # (an answer gunicorn wrote before it gave up)
+            raise
+        out.flush()
+        return keep
 
     @staticmethod
     def _send_quietly(client, answer: bytes) -> None:

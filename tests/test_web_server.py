@@ -209,3 +209,42 @@ def test_sma_up_and_the_image_run_this_command():
     assert "gunicorn_conf.command(" in inspect.getsource(stack.Stack.start)
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     assert f"gunicorn -c {gunicorn_conf.CONFIG} " in dockerfile
+
+
+def _data_segments_in(conn: socket.socket) -> int:
+    """Segments with data this end received (Linux TCP_INFO tcpi_data_segs_in)."""
+    info = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return int.from_bytes(info[152:156], "little")
+
+
+def _answer(conn: socket.socket, request: bytes) -> bytes:
+    """One answer to `request` on a kept-alive connection, read whole."""
+    conn.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length and not request.startswith(b"HEAD"):
+        body += conn.recv(65536)
+    return data
+
+
+def test_an_answer_goes_out_head_and_body_in_one_segment(web):
+    """The head of an answer of a known length is sent with its body (smaweb.ggevent.OneSend):
+    one segment for the client to read, not two; an answer without a body still comes."""
+    server = web()
+    conn = _open(server.port, b"")
+    try:
+        for request in (b"GET /health HTTP/1.1\r\nHost: sma\r\n\r\n",
+                        b"GET /api/v1/runbooks HTTP/1.1\r\nHost: sma\r\nAuthorization: "
+                        + AUTH["Authorization"].encode() + b"\r\n\r\n"):
+            before = _data_segments_in(conn)
+            answer = _answer(conn, request)
+            assert answer.startswith(b"HTTP/1.1 200") and answer.endswith((b"}", b"}\n")), answer
+            assert _data_segments_in(conn) - before == 1
+        head = _answer(conn, b"HEAD /health HTTP/1.1\r\nHost: sma\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and head.endswith(b"\r\n\r\n")
+    finally:
+        conn.close()
