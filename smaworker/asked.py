@@ -121,6 +121,19 @@ class Init(Asked):
         super().answer()  # (its own pid in its namespace: 1)
         return self.pid
 
+    def free(self) -> bool:
+        """Whether it may take the next host: after its report, it says so once nothing of
+        the job runs on in its namespace and the job's folders are unmounted there; False
+        when it ended instead (or did not say so within ANSWER_SECONDS)."""
+        try:
+            said = self.sock.recv(1 << 16)
+        except OSError:
+            return False
+        try:
+            return bool(said) and marshal.loads(said).get("free") is True
+        except (EOFError, ValueError, TypeError, AttributeError):
+            return False
+
     def close(self) -> None:
         """Let it go: EOF on its socket ends it (and whatever is left in its namespace)."""
         self.sock.close()

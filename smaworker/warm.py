@@ -33,7 +33,7 @@ nor sees its token or parameters) may fork that next host itself (`after_job`): 
 job left no process running in the namespace (else the init ends, and what is left with
 it), when the host had no cgroup of its own (a cgroup's usage and limits are one job's),
 and the worker is not shutting down. The next host then gets a new folder, /tmp and
-/etc/passwd (the last job's are unmounted before its end is reported, and removed), the
+/etc/passwd (the last job's are unmounted, then removed: the init says it is free), the
 same uid (given back only when the init ends), the worker's default limits again, and its
 own usage report. What that saves is a clone and an exit of the zygote's image for every
 job, and the zygote's copy-on-write faults after each fork: about a third of a trivial
@@ -112,7 +112,8 @@ def after_job(host: WarmHost) -> None:
     proc = host.handed
     if (isinstance(proc, ForkedProcess) and proc.init is not None and proc.cleans_up
             and proc.poll() is None and host.settings.warm_python
-            and not shutdown.shutting_down() and len(_ready) < HOSTS):
+            and not shutdown.shutting_down() and len(_ready) < HOSTS
+            and proc.init.free()):  # (else it ends, and the host goes as an unused one)
         resources, host.resources = host.resources, None
         resources.limits = JobLimits.for_runbook(None, host.settings)
         resources.rlimits = resources.limits.rlimits(in_cgroup=False)

@@ -664,12 +664,50 @@ def test_a_forked_hosts_init_reports_its_end_before_it_is_reaped(settings):
         assert code == 3 and usage.ru_utime + usage.ru_stime >= 0.25
         assert usage.ru_maxrss > 1000  # KiB: the host's interpreter
         assert proc.report_fd is None  # read once, closed
-        # its job left nothing running: it waits to take the next host, and is not
-        # signalled with its host's group (it would end); let go, it ends
+        # its job left nothing running: it says it is free to take the next host (once it
+        # unmounted the job's folders), waits for it, and is not signalled with its host's
+        # group (it would end); let go, it ends
         assert proc.cleans_up and proc.poll() is None
+        assert proc.init.free()
         proc.init.close()
         assert proc.wait(timeout=30) == 0
         assert proc.report() == (code, usage)
+    finally:
+        host.discard()
+        zygote.release()
+
+
+def test_an_init_whose_job_left_a_process_is_not_free_and_ends_with_it(settings):
+    """After its report, an init whose job left a process running in its namespace does not
+    say it is free: it ends, and the process with it; the pool process learns so before it
+    would remove the job's folder or ask for the next host."""
+    from smaworker import zygote
+    from smaworker.engines import get_engine
+    from smaworker.launch import job_env, write_workdir
+    from smaworker.sandbox import build_sandbox
+
+    sandbox = build_sandbox(settings)
+    assert zygote.usable(sandbox)
+    nap = f"1000.{uuid.uuid4().int % 10**9:09d}"
+    host = warm.WarmHost(sandbox, settings)
+    try:
+        runbook = type("Runbook", (), {"name": "left", "log_verbose": False,
+                                       "log_progress": False, "log_debug": False})()
+        env = job_env(sandbox, settings, host.workdir, "left", runbook, "token")
+        script = write_workdir(host.workdir, get_engine("python"),
+                               "import subprocess\nsubprocess.Popen(['sleep', '" + nap +
+                               "'], start_new_session=True, stdout=subprocess.DEVNULL, "
+                               "stderr=subprocess.DEVNULL)\n", None, env)
+        proc, stdout_r, _ = host.hand_off(script, {}, [], [], env)
+        assert getattr(proc, "init", None) is not None, "not a forked host"
+        while os.read(stdout_r, 65536):
+            pass
+        os.close(stdout_r)
+        assert select.select([proc.report_fd], [], [], 30)[0]
+        assert proc.report()[0] == 0
+        assert not proc.init.free()
+        assert proc.wait(timeout=30) is not None
+        wait_gone(nap, timeout=10)
     finally:
         host.discard()
         zygote.release()

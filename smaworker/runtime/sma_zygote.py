@@ -19,9 +19,10 @@ descriptors) it clones:
   it writes that status and the job's usage on its report pipe (`_report`). Where it could
   not make the namespace it says why on the host's stderr and exits INIT_FAILED. Given a
   control socket (a fifth descriptor), B does not exit when C ended and left no process in
-  the namespace: it unmounts C's folder, /tmp and /etc/passwd, reports, and waits on that
-  socket for the next host's request (its pipes, a new folder), mounts those and forks the
-  next C (`_next_host`); EOF on the socket, or anything left running, ends it;
+  the namespace: after its report it unmounts C's folder, /tmp and /etc/passwd, says so on
+  that socket ({"free": true}), and waits there for the next host's request (its pipes, a
+  new folder), mounts those and forks the next C (`_next_host`); EOF on the socket, or
+  anything left running, ends it;
 - C takes its pipes as descriptors 0-4 and closes every other, its folder, umask and
   environment, sets its limits and becomes the job user (sma_python_host.py), and then waits
   for its job exactly as a host started with `--warm` does.
@@ -177,13 +178,14 @@ def _init(spec: dict, fds: list, pool: int) -> None:
             for fd in fds[:3]:
                 os.close(fd)
             code, usage = _reap(c)
-            # another host may come when nothing of this job runs on; this host's folders are
-            # unmounted before its end is reported (the pool process then removes them)
-            again = control is not None and held is not None and _alone() and mounts.unmount(spec)
-            _report(fds[PIPES - 1], code, usage)
+            _report(fds[PIPES - 1], code, usage)  # at once: the job's end waits for no more
             os.close(fds[PIPES - 1])
-            if not again:
+            # another host may come when nothing of this job runs on, its folders unmounted:
+            # said on the control socket, so the pool process removes them only then
+            if not (control is not None and held is not None and _alone()
+                    and mounts.unmount(spec)):
                 break  # its exit ends whatever the job left in the namespace
+            _answer(control, {"free": True})
             try:
                 spec, fds = _next_host(control, spec, held)
             except Exception as exc:  # noqa: BLE001 - said to the pool process, which lets it go
