@@ -202,26 +202,41 @@ def test_a_waiting_start_without_redis_reads_the_job_itself(api, worker, monkeyp
     assert [r["text"] for r in api.records(resp.get_json()["id"])] == ["polled"]
 
 
-def test_a_waiting_start_answers_with_the_row_the_hub_read(api, worker, no_polling):
-    """The live hub reads a waited job's whole row when it reads its state; the start
-    answers with the row of its end, and does not read the job again itself."""
+def test_a_waiting_start_answers_with_the_row_the_hub_read(api, worker, job_tmp, no_polling):
+    """The live hub reads a waited job's whole row when its end is announced; the start
+    answers with that row, and does not read the job again itself."""
     from sqlalchemy import event
 
-    engine = api.client.application.extensions["sma_db"].factory.kw["bind"]
+    from smacommon.streams import stream_channel
+
+    app = api.client.application
+    engine = app.extensions["sma_db"].factory.kw["bind"]
+    flag = job_tmp / "go"
+    rb = api.create_runbook(content=BLOCKED)
+    answers: list = []
+    waiter = threading.Thread(target=lambda: answers.append(api.post(
+        f"/api/v1/runbooks/{rb['name']}/start?wait=120", json={"arguments": [str(flag)]})))
+    waiter.start()
+    job = wait_for(lambda: next(iter(api.get("/api/v1/jobs", query_string={
+        "runbook": rb["name"]}).get_json()["items"]), None), what="the job")
+    # the hub follows the job's channel: what ends it from now on is announced there
+    channel = stream_channel(job["id"])
+    wait_for(lambda: (listener := app.extensions["sma_live"].listener) is not None
+             and channel in listener.channels, what="the hub following the job")
     readers: list[str] = []
 
     def whole_rows(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().startswith("SELECT") and "jobs.parameters" in statement:
             readers.append(threading.current_thread().name)
 
-    rb = api.create_runbook(content="print('read once')\n")
-    # a hub already listening (the first waiter of a process reads its job itself)
-    assert api.post(f"/api/v1/runbooks/{rb['name']}/start?wait=60", json={}).status_code == 201
     event.listen(engine, "before_cursor_execute", whole_rows)
     try:
-        resp = api.post(f"/api/v1/runbooks/{rb['name']}/start?wait=60", json={})
+        flag.touch()
+        waiter.join(60)
     finally:
         event.remove(engine, "before_cursor_execute", whole_rows)
+    assert not waiter.is_alive(), "the waiting start did not answer when the job ended"
+    (resp,) = answers
     assert resp.status_code == 201, resp.get_json()
     body = resp.get_json()
     assert body["status"] == "Completed" and body["end_time"] and body["exit_code"] == 0
