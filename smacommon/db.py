@@ -136,9 +136,11 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     # a connection the server dropped is invalidated, so the next transaction gets a new one
     event.listen(engine, "handle_error", on_engine_error)
-    event.listen(engine, "begin", _forget_pending)
-    event.listen(engine, "commit", _run_pending)
+    event.listen(engine, "handle_error", _commit_failed)
+    event.listen(engine, "begin", _began)
+    event.listen(engine, "commit", _committing)
     event.listen(engine, "rollback", _forget_pending)
+    event.listen(engine.pool, "checkin", _checked_in)
     return engine
 
 
@@ -176,23 +178,58 @@ def on_commit(session: Session, callback: Callable[[], None]) -> None:
 
 
 _PENDING = "sma_on_commit"
+_COMMITTING = "sma_committing"  # (the callbacks of a COMMIT sent, not yet known to be done)
 
 
 def when_committed(target: Session | Connection, callback: Callable[[], None]) -> None:
-    """Run `callback` when the transaction `target` is in commits, never if it rolls back
-    (for a Connection: as COMMIT is sent; for a Session: once it has committed)."""
+    """Run `callback` once the transaction `target` is in has committed, never if it rolls
+    back or its COMMIT fails (for a Connection: when it goes back to the pool or begins its
+    next transaction, whichever comes first: at once for `engine.begin()`)."""
     if isinstance(target, Session):
         on_commit(target, callback)
     else:
         target.info.setdefault(_PENDING, []).append(callback)
 
 
-def _run_pending(conn: Connection) -> None:
-    for callback in conn.info.pop(_PENDING, ()):
+def _committing(conn: Connection) -> None:
+    """COMMIT is about to be sent: its callbacks wait until it is known to have succeeded
+    (SQLAlchemy has no event after a Connection's commit: see `_checked_in`, `_began`)."""
+    pending = conn.info.pop(_PENDING, None)
+    if pending:
+        conn.info.setdefault(_COMMITTING, []).extend(pending)
+
+
+def _run(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
         try:
             callback()
-        except Exception:  # a callback must never stand in the way of the commit
+        except Exception:  # a callback must never stand in the way of the next work
             logging.getLogger(__name__).exception("after-commit callback failed")
+
+
+def _checked_in(dbapi_connection, record) -> None:
+    """Back in the pool: a COMMIT sent on it succeeded, unless it was lost meanwhile."""
+    callbacks = record.info.pop(_COMMITTING, None)
+    if callbacks and dbapi_connection is not None:
+        _run(callbacks)
+
+
+def _began(conn: Connection) -> None:
+    """A new transaction on a connection kept open: the last one's COMMIT succeeded."""
+    if conn.invalidated or conn.closed:
+        return
+    callbacks = conn.info.pop(_COMMITTING, None)
+    conn.info.pop(_PENDING, None)
+    if callbacks:
+        _run(callbacks)
+
+
+def _commit_failed(context) -> None:
+    """`handle_error`: what waited for a COMMIT does not run when it failed (no statement
+    runs between the COMMIT and the next transaction or the pool: a failure there is it)."""
+    conn = context.connection
+    if conn is not None and not conn.invalidated and not conn.closed:
+        conn.info.pop(_COMMITTING, None)
 
 
 def _forget_pending(conn: Connection) -> None:
@@ -200,6 +237,7 @@ def _forget_pending(conn: Connection) -> None:
     # would raise over the real error; the pool clears what it held before reusing it
     if not conn.invalidated and not conn.closed:
         conn.info.pop(_PENDING, None)
+        conn.info.pop(_COMMITTING, None)
 
 
 @event.listens_for(Session, "after_commit")
