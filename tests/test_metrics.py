@@ -76,24 +76,31 @@ def test_metrics_parse_and_move_when_jobs_run(client, api, worker, services):
             ("status", "201")) in [k[1] for k in api_samples]
 
 
-def test_a_process_sends_metrics_from_one_thread(services):
+def test_a_process_sends_metrics_from_one_thread(tmp_path):
     import threading
 
     import redis
 
-    from smacommon.metrics import KEY, SEP, RedisMetrics, process_sink, read_counters
+    from smacommon.embedded_redis import EmbeddedRedis
+    from smacommon.metrics import SEP, RedisMetrics, process_sink, read_counters
 
-    client = redis.Redis.from_url(services["redis_url"])
-    client.delete(KEY)
-    before = threading.active_count()
-    sink = RedisMetrics(client)
-    for _ in range(50):
-        sink.job_started("threads", 0.3)
-        sink.run_ended("threads", 0.2, 3, 12)
-    wait_for(lambda: read_counters(client).get("output_lines", 0) >= 150, timeout=10,
-             what="the 50 runs' counts in Redis")
-    assert threading.active_count() <= before + 1
-    counts = read_counters(client)
+    # a Redis of its own: the session's workers send their counts to the session's, and
+    # one that sent a late second's counts there made these totals wrong
+    server = EmbeddedRedis(tmp_path / "redis", persist=False, port=0).start()
+    client = redis.Redis.from_url(server.url)
+    try:
+        before = threading.active_count()
+        sink = RedisMetrics(client)
+        for _ in range(50):
+            sink.job_started("threads", 0.3)
+            sink.run_ended("threads", 0.2, 3, 12)
+        wait_for(lambda: read_counters(client).get("output_lines", 0) >= 150, timeout=10,
+                 what="the 50 runs' counts in Redis")
+        assert threading.active_count() <= before + 1
+        counts = read_counters(client)
+    finally:
+        client.close()
+        server.stop()
     assert counts["output_bytes"] == 600
     assert counts[f"job_duration_le{SEP}threads{SEP}0.5"] == 50  # its bucket, and no other
     assert [k for k in counts if k.startswith(f"job_duration_le{SEP}")] == \
@@ -102,7 +109,6 @@ def test_a_process_sends_metrics_from_one_thread(services):
     assert [k for k in counts if k.startswith(f"latency_le{SEP}")] == [f"latency_le{SEP}0.5"]
     assert counts[f"jobs_started{SEP}threads"] == 50 and counts[f"latency_le{SEP}0.5"] == 50
     assert process_sink() is process_sink()  # one per process, as a worker's jobs share it
-    client.delete(KEY)
 
 
 def test_metrics_token_when_set(services, client):
