@@ -4,6 +4,7 @@ cold), real sandboxes, real runbooks; each test first checks which path ran."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import marshal
@@ -633,11 +634,10 @@ def test_a_zygote_that_ends_before_it_answers_is_not_started_again(settings):
 
 @needs_bwrap
 @needs_job_user
-def test_a_forked_hosts_init_reports_its_end_before_it_is_reaped(settings):
-    """The init of a forked host reports the host's exit status and the usage of the job's
-    processes on its report pipe as soon as the host ends (the supervisor ends the job on
-    it: the init's own exit waits for its namespace's teardown); the init is reaped after,
-    with the same status, and nothing of it stays open."""
+@contextlib.contextmanager
+def _forked_host_ran(settings, name: str, content: str):
+    """A forked warm host of this process (no worker) that ran `content` to its end: its
+    process (the init), once the report pipe is readable; the host and the zygote go after."""
     from smaworker import zygote
     from smaworker.engines import get_engine
     from smaworker.launch import job_env, write_workdir
@@ -647,19 +647,30 @@ def test_a_forked_hosts_init_reports_its_end_before_it_is_reaped(settings):
     assert zygote.usable(sandbox)
     host = warm.WarmHost(sandbox, settings)
     try:
-        runbook = type("Runbook", (), {"name": "report", "log_verbose": False,
+        runbook = type("Runbook", (), {"name": name, "log_verbose": False,
                                        "log_progress": False, "log_debug": False})()
-        env = job_env(sandbox, settings, host.workdir, "report", runbook, "token")
-        script = write_workdir(host.workdir, get_engine("python"),
-                               "import time\nend = time.process_time() + 0.3\n"
-                               "while time.process_time() < end: pass\nraise SystemExit(3)\n",
-                               None, env)
+        env = job_env(sandbox, settings, host.workdir, name, runbook, "token")
+        script = write_workdir(host.workdir, get_engine("python"), content, None, env)
         proc, stdout_r, _ = host.hand_off(script, {}, [], [], env)
         assert getattr(proc, "report_fd", None) is not None, "not a forked host"
         while os.read(stdout_r, 65536):
             pass
         os.close(stdout_r)
         assert select.select([proc.report_fd], [], [], 30)[0]
+        yield proc
+    finally:
+        host.discard()
+        zygote.release()
+
+
+def test_a_forked_hosts_init_reports_its_end_before_it_is_reaped(settings):
+    """The init of a forked host reports the host's exit status and the usage of the job's
+    processes on its report pipe as soon as the host ends (the supervisor ends the job on
+    it: the init's own exit waits for its namespace's teardown); the init is reaped after,
+    with the same status, and nothing of it stays open."""
+    busy = ("import time\nend = time.process_time() + 0.3\n"
+            "while time.process_time() < end: pass\nraise SystemExit(3)\n")
+    with _forked_host_ran(settings, "report", busy) as proc:
         code, usage = proc.report()
         assert code == 3 and usage.ru_utime + usage.ru_stime >= 0.25
         assert usage.ru_maxrss > 1000  # KiB: the host's interpreter
@@ -672,42 +683,19 @@ def test_a_forked_hosts_init_reports_its_end_before_it_is_reaped(settings):
         proc.init.close()
         assert proc.wait(timeout=30) == 0
         assert proc.report() == (code, usage)
-    finally:
-        host.discard()
-        zygote.release()
 
 
 def test_an_init_whose_job_left_a_process_is_not_free_and_ends_with_it(settings):
     """After its report, an init whose job left a process running in its namespace does not
     say it is free: it ends, and the process with it; the pool process learns so before it
     would remove the job's folder or ask for the next host."""
-    from smaworker import zygote
-    from smaworker.engines import get_engine
-    from smaworker.launch import job_env, write_workdir
-    from smaworker.sandbox import build_sandbox
-
-    sandbox = build_sandbox(settings)
-    assert zygote.usable(sandbox)
     nap = f"1000.{uuid.uuid4().int % 10**9:09d}"
-    host = warm.WarmHost(sandbox, settings)
-    try:
-        runbook = type("Runbook", (), {"name": "left", "log_verbose": False,
-                                       "log_progress": False, "log_debug": False})()
-        env = job_env(sandbox, settings, host.workdir, "left", runbook, "token")
-        script = write_workdir(host.workdir, get_engine("python"),
-                               "import subprocess\nsubprocess.Popen(['sleep', '" + nap +
-                               "'], start_new_session=True, stdout=subprocess.DEVNULL, "
-                               "stderr=subprocess.DEVNULL)\n", None, env)
-        proc, stdout_r, _ = host.hand_off(script, {}, [], [], env)
-        assert getattr(proc, "init", None) is not None, "not a forked host"
-        while os.read(stdout_r, 65536):
-            pass
-        os.close(stdout_r)
-        assert select.select([proc.report_fd], [], [], 30)[0]
+    leaves = ("import subprocess\nsubprocess.Popen(['sleep', '" + nap + "'], "
+              "start_new_session=True, stdout=subprocess.DEVNULL, "
+              "stderr=subprocess.DEVNULL)\n")
+    with _forked_host_ran(settings, "left", leaves) as proc:
+        assert proc.init is not None, "not an init that may take the next host"
         assert proc.report()[0] == 0
         assert not proc.init.free()
         assert proc.wait(timeout=30) is not None
         wait_gone(nap, timeout=10)
-    finally:
-        host.discard()
-        zygote.release()
