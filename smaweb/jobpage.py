@@ -24,8 +24,8 @@ _PLAIN = ("id", "runbook_id", "is_test", "status", "status_reason", "exception",
 _COLUMNS = (*(getattr(Job, name) for name in _PLAIN), Job.runbook_version_id, Job.arguments,
             Job.requirements,
             *(type_coerce(getattr(Job, name), DateTime()).label(name) for name in _STAMPS))
-JOB_COLUMNS = _COLUMNS  # (a job's row as the live hub reads it for a waiter: smaweb.livefeed)
-_ROW = select(*_COLUMNS).where(Job.id == bindparam("job_id"))  # one job's, built once
+# one job's, built once (the live hub reads it for a waiter too: smaweb.livefeed)
+JOB_ROW = select(*_COLUMNS).where(Job.id == bindparam("job_id"))
 # what RequirementsSchema dumps of a job's pinned requirements
 _REQUIREMENTS = ("dependencies", "requires_python", "pinned", "python", "key")
 
@@ -80,7 +80,7 @@ def read_job_dict(session: Session, job_id: uuid.UUID, runbook_name: str | None,
     """The job's row read now (Core: no ORM object) as JobSchema dumps it; None if gone. A
     read of its own, after the request's writes committed: on SQLite it starts deferred and
     takes no write lock (a waiting start reads its job once it ended)."""
-    row = reading(session).connection().execute(_ROW, {"job_id": job_id}).first()
+    row = reading(session).connection().execute(JOB_ROW, {"job_id": job_id}).first()
     return None if row is None else job_dict(row, runbook_name, runbook_version,
                                              started_by_name)
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from smacommon.db import read_connection
 from smacommon.models import Job, JobStream
 from smacommon.streams import stream_channel
-from smaweb.jobpage import JOB_COLUMNS
+from smaweb.jobpage import JOB_ROW
 
 BATCH = 1000  # records read at once
 KEEP_RECORDS = 2 * BATCH  # the tail a feed keeps for its followers
@@ -34,7 +34,6 @@ STATE_COLUMNS = (Job.status, Job.status_reason, Job.exit_code, Job.exception)
 # built once: a feed is read for every announcement of its job; with waiters, the whole row
 # as the job's page has it (smaweb.jobpage), so a waiter answers with what the hub read
 _STATE = select(*STATE_COLUMNS).where(Job.id == bindparam("job_id"))
-_ROW = select(*JOB_COLUMNS).where(Job.id == bindparam("job_id"))
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,7 @@ class Feed:
             whole = whole and self.waiters > 0
             records: list[Record] = []
             with read_connection(factory.kw["bind"]) as conn:  # Core: no ORM per read
-                row = conn.execute(_ROW if whole else _STATE, {"job_id": self.job_id}).first()
+                row = conn.execute(JOB_ROW if whole else _STATE, {"job_id": self.job_id}).first()
                 if with_records and known:
                     records = read_records(conn, self.job_id, self.last_seq)
                 elif with_records:  # followers before this point read their history themselves
