@@ -228,8 +228,17 @@ def _commit_failed(context) -> None:
     """`handle_error`: what waited for a COMMIT does not run when it failed (no statement
     runs between the COMMIT and the next transaction or the pool: a failure there is it)."""
     conn = context.connection
-    if conn is not None and not conn.invalidated and not conn.closed:
-        conn.info.pop(_COMMITTING, None)
+    if conn is None or conn.invalidated or conn.closed:
+        return
+    try:
+        info = conn.info
+    except NotImplementedError:
+        # SQLAlchemy's first look at a new connection (the dialect's `initialize`) runs on
+        # one without a pool entry, so without `info`, and nothing waits on it. Raising
+        # here would hide the real error: `initialize` takes NotImplementedError for "the
+        # dialect cannot tell" and goes on to a connection already closed
+        return
+    info.pop(_COMMITTING, None)
 
 
 def _forget_pending(conn: Connection) -> None:

@@ -162,6 +162,29 @@ def test_an_engine_connection_cut_mid_transaction_is_an_outage_and_is_replaced(
         engine.dispose()
 
 
+def test_a_connection_cut_while_sqlalchemy_first_looks_at_it_is_an_outage(
+        pg_database, cutter):
+    """The engine's first connection runs the dialect's `initialize` (server version,
+    schema, ...) before anything else: cut there, the error must say the connection was
+    lost (it said "This Connection is closed", which no caller took for an outage, so a
+    worker's claim was not tried again), and the next connection must work."""
+    from sqlalchemy import event
+
+    engine = make_engine(pg_database[1])
+    # before SQLAlchemy's own first-connect listener: the connection is up, then cut
+    event.listen(engine.pool, "connect", lambda *_: cutter.cut(), insert=True, once=True)
+    try:
+        with pytest.raises(Exception) as first, engine.connect():
+            pass
+        assert is_transient(first.value), repr(first.value)
+        assert "closed" not in str(first.value).splitlines()[0], repr(first.value)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+        assert engine.dialect.server_version_info >= (9,)  # initialize ran in full after all
+    finally:
+        engine.dispose()
+
+
 def test_a_bad_statement_or_bad_data_stays_a_fault_of_our_own(pg_database, tmp_path):
     import psycopg
 
