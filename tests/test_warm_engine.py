@@ -84,18 +84,19 @@ def cold(processes):
     return processes.worker("cold", concurrency=1, env={"SMA_WARM_PYTHON": "false"})
 
 
-def _warm_hosts(worker_pid: int) -> list[int]:
+def _warm_hosts(worker_pid: int, named: str = "sma-host") -> list[int]:
     """The warm hosts' Python processes under a worker: forked by its zygote (named
-    sma-host until their job comes), or started by exec (their argv has --warm)."""
+    sma-host until their job comes), or started by exec (their argv has --warm); with
+    `named`, the processes of that name under it."""
     found = []
-    exec_started = set(processes_with_arg("--warm"))
+    exec_started = set(processes_with_arg("--warm")) if named == "sma-host" else set()
     for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
         try:
             with open(f"/proc/{pid}/comm") as fh:
                 name = fh.read().strip()
         except OSError:
             continue
-        if name != "sma-host" and (pid not in exec_started or name == "bwrap"):
+        if name != named and (pid not in exec_started or name == "bwrap"):
             continue
         ancestor = pid
         while ancestor > 1:
@@ -263,6 +264,58 @@ def test_a_process_left_running_dies_with_the_job_and_its_host_is_not_reused(api
         assert after["engine_path"] == "warm"
         assert _output(api, after)[0] != host
         assert _output(api, after)[1] != init  # its init ended with it: a new namespace
+
+
+HOLDERS = """
+import json, os
+holders = []
+for pid in filter(str.isdigit, os.listdir('/proc')):
+    try:
+        lines = open(f'/proc/{pid}/status').read().splitlines()
+    except OSError:
+        continue
+    status = dict(line.split(':\\t', 1) for line in lines if ':\\t' in line)
+    if status['Name'] == 'sma-memory':
+        holders.append({'pid': int(pid), 'uid': int(status['Uid'].split()[0]),
+                        'ppid': int(status['PPid']), 'blocked': int(status['SigBlk'], 16)})
+try:
+    os.wait()
+    waited = 'a child'
+except ChildProcessError:
+    waited = 'none'
+print(json.dumps({'holders': holders, 'uid': os.getuid(), 'pid': os.getpid(),
+                  'ppid': os.getppid(), 'waited': waited}))
+"""
+
+
+def test_a_hosts_memory_is_held_by_a_process_that_runs_nothing_and_ends_after_it(
+        api, worker):
+    """Each forked host's memory is shared with a holder (so the host's exit need not free
+    it before its init reports the job's end): one process of the job's user, the init's
+    child (not the runbook's: its waits see no child it did not start), with every signal
+    blocked, ended after the job; a runbook that ends it runs on as before."""
+    seen = json.loads(_output(api, api.run(HOLDERS))[0])
+    assert len(seen["holders"]) == 1, seen
+    holder = seen["holders"][0]
+    assert holder["uid"] == seen["uid"] and holder["pid"] != seen["pid"]
+    assert holder["ppid"] == seen["ppid"] == 1  # both the namespace's init's children
+    every = (1 << 64) - 1 & ~(1 << (signal.SIGKILL - 1)) & ~(1 << (signal.SIGSTOP - 1))
+    assert holder["blocked"] == every, hex(holder["blocked"])
+    assert seen["waited"] == "none"
+    # a runbook that ends it (it may: its own user's process) is not disturbed
+    for _ in range(3):
+        killed = api.run(HOLDERS + "import signal\n"
+                         "os.kill(holders[0]['pid'], signal.SIGKILL)\n"
+                         "print('still here')\n")
+        assert (killed["status"], killed["engine_path"]) == ("Completed", "warm"), killed
+        assert _output(api, killed)[-1] == "still here"
+    after = api.run("print('next')\n")
+    assert (after["status"], after["engine_path"]) == ("Completed", "warm")
+    # no holder outlives its host: every one left belongs to an idle host waiting for a job
+    pid = worker.proc.pid
+    wait_for(lambda: len(_warm_hosts(pid, "sma-memory")) == len(_warm_hosts(pid)),
+             timeout=10, what="a holder for each idle host, and no other")
+    assert _warm_hosts(pid, "sma-memory")
 
 
 def test_a_lower_limit_runs_warm_and_a_higher_one_cold(api, worker):

@@ -38,6 +38,7 @@ import ctypes
 import fcntl
 import gc
 import marshal
+import mmap
 import os
 import select
 import signal
@@ -61,11 +62,13 @@ _python.syscall.argtypes = (ctypes.c_long, ctypes.c_ulong, ctypes.c_void_p, ctyp
                             ctypes.c_void_p, ctypes.c_void_p)
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine)
 
+CLONE_VM = 0x00000100
 CLONE_NEWNS = 0x00020000
 CLONE_PARENT = 0x00008000
 CLONE_NEWPID = 0x20000000
 PR_SET_PDEATHSIG, PR_SET_NAME, PR_SET_NO_NEW_PRIVS = 1, 15, 38
 PIPES = 4  # the descriptors a request carries: spec (read end), stdout, stderr, report (write)
+HOLD_FD = 5  # C's end of the pipe on which it tells B its memory holder's pid
 # (and, for an init that may run more than one host, a fifth: its control socket)
 
 
@@ -172,14 +175,19 @@ def _init(spec: dict, fds: list, pool: int) -> None:
         os._exit(code)
     try:
         while True:
+            hold_r, hold_w = os.pipe()
             c = os.fork()
             if c == 0:
-                _host(spec, fds[:3])  # never returns
+                os.close(hold_r)
+                _host(spec, fds[:3], hold_w)  # never returns
+            os.close(hold_w)
             for fd in fds[:3]:
                 os.close(fd)
-            code, usage = _reap(c)
+            holder = _holder(hold_r)
+            code, usage, holder = _reap(c, holder)
             _report(fds[PIPES - 1], code, usage)  # at once: the job's end waits for no more
             os.close(fds[PIPES - 1])
+            _let_go(holder)  # C's memory is freed now, after the report
             # another host may come when nothing of this job runs on, its folders unmounted:
             # said on the control socket, so the pool process removes them only then
             if not (control is not None and held is not None and _alone()
@@ -258,38 +266,117 @@ def _report(fd: int, code: int, usage: tuple[float, float, int]) -> None:
         pass
 
 
-def _reap(main: int) -> tuple[int, tuple[float, float, int]]:
+def _reap(main: int, holder: int) -> tuple[int, tuple[float, float, int], int]:
     """Reap the namespace's processes until `main` ends: its status as bwrap's init gives
-    it, and the usage of the processes reaped meanwhile (this host's: user and system CPU
-    seconds, the largest peak memory in KiB)."""
+    it, the usage of the processes reaped meanwhile (this host's: user and system CPU
+    seconds, the largest peak memory in KiB), and `holder` (0 once it was reaped too)."""
     utime = stime = 0.0
     maxrss = 0
     while True:
         try:
             pid, status, usage = os.wait4(-1, 0)
         except ChildProcessError:  # (cannot be: `main` is this process's child)
-            return INIT_FAILED, (utime, stime, maxrss)
+            return INIT_FAILED, (utime, stime, maxrss), 0
         utime += usage.ru_utime
         stime += usage.ru_stime
         maxrss = max(maxrss, usage.ru_maxrss)
+        if pid == holder:  # (the job ended it: its memory goes with the host's end)
+            holder = 0
         if pid == main:
             if os.WIFSIGNALED(status):
-                return 128 + os.WTERMSIG(status), (utime, stime, maxrss)
-            return os.waitstatus_to_exitcode(status), (utime, stime, maxrss)
+                return 128 + os.WTERMSIG(status), (utime, stime, maxrss), holder
+            return os.waitstatus_to_exitcode(status), (utime, stime, maxrss), holder
 
 
-def _host(spec: dict, fds: list) -> None:
-    """C: the warm host itself (see the module's docstring)."""
+# --- the host's memory holder -------------------------------------------------------------
+#
+# The last process to let go of an address space frees it, page by page: for a host, a fork
+# of this process's 20-odd MB, about a millisecond of the kernel's time in its exit, before
+# its init can reap it, so before the job's end is known. So each host C clones D first, a
+# process that shares C's memory (CLONE_VM) and does nothing: C's exit then only drops its
+# hold, B reaps C and reports at once, and D, ended after the report, frees the memory off
+# the job's way. D is B's child (CLONE_PARENT: the runbook has no child it did not start,
+# and its waits never see D), runs as the job's user (cloned after C became it), and sleeps
+# in sigsuspend with every signal blocked: it runs no code of its own, and only SIGKILL
+# ends it, from B, or from the job's user itself (then C's exit frees the memory, as
+# before). It counts as one of that user's processes (RLIMIT_NPROC), as C does.
+
+_SIGSET_ALL = ctypes.create_string_buffer(b"\xff" * 128)  # a sigset_t with every signal
+_libc.clone.restype = ctypes.c_int
+_libc.clone.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+_HOLDER_STACK = 16384  # sigsuspend's few frames
+_held: list = []  # D's stack: C never frees it
+
+
+def _hold_memory(fd: int) -> None:
+    """In C, once it is the job's user: clone D (see above) and tell B its pid on `fd`
+    (0: none; C then frees its memory in its own exit, as a host without one did)."""
+    pid = 0
+    try:
+        stack = mmap.mmap(-1, _HOLDER_STACK)
+        base = ctypes.c_char.from_buffer(stack)
+        _held.append((stack, base))
+        top = (ctypes.addressof(base) + _HOLDER_STACK - 64) & ~15
+        # D starts with every signal blocked, so none reaches this interpreter's handlers in
+        # D before sigsuspend blocks them for good (glibc's clone: D calls fn(arg) and
+        # shares C's thread-local storage, which sigsuspend in a single-threaded process
+        # does not touch)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            _name(b"sma-memory")
+            pid = _libc.clone(ctypes.cast(_libc.sigsuspend, ctypes.c_void_p), top,
+                              CLONE_VM | CLONE_PARENT | signal.SIGCHLD,
+                              ctypes.addressof(_SIGSET_ALL))
+        finally:
+            _name(b"sma-host")
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    except (OSError, ValueError):
+        pid = 0
+    try:
+        os.write(fd, str(max(pid, 0)).encode())
+    finally:
+        os.close(fd)
+
+
+def _holder(fd: int) -> int:
+    """In B: the pid of C's memory holder, as C said it on `fd` (0: none, or C ended before
+    it could say)."""
+    try:
+        data = os.read(fd, 32)
+    finally:
+        os.close(fd)
+    try:
+        return int(data or 0)
+    except ValueError:
+        return 0
+
+
+def _let_go(holder: int) -> None:
+    """In B, after its report: end C's memory holder, and reap it (its end frees C's
+    memory: what a job left running is not yet alone with its init until then)."""
+    if holder:
+        try:
+            os.kill(holder, signal.SIGKILL)
+            os.waitpid(holder, 0)
+        except OSError:  # (reaped already: it cannot be, `_reap` says so)
+            pass
+
+
+def _host(spec: dict, fds: list, hold: int) -> None:
+    """C: the warm host itself (see the module's docstring); `hold`: where it tells B its
+    memory holder's pid."""
     code = INIT_FAILED  # (it could not become the host: see smaworker/zygote.py)
     try:
         _name(b"sma-host")
         signal.signal(signal.SIGINT, signal.default_int_handler)  # its init ignores it
-        # out of the way of 0-4, whatever numbers they came with
-        spec_r, out_w, err_w = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds)
+        # out of the way of 0-5, whatever numbers they came with
+        spec_r, out_w, err_w, hold = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+                                      for fd in (*fds, hold))
         null = os.open("/dev/null", os.O_RDWR)
-        for fd, target in ((null, 0), (out_w, 1), (err_w, 2), (out_w, 3), (spec_r, 4)):
+        for fd, target in ((null, 0), (out_w, 1), (err_w, 2), (out_w, 3), (spec_r, 4),
+                           (hold, HOLD_FD)):
             os.dup2(fd, target)
-        os.closerange(5, os.sysconf("SC_OPEN_MAX"))
+        os.closerange(HOLD_FD + 1, os.sysconf("SC_OPEN_MAX"))
         os.umask(spec["umask"])
         os.chdir(spec["workdir"])
         os.environ.clear()
@@ -299,6 +386,7 @@ def _host(spec: dict, fds: list) -> None:
         tempfile.tempdir = None  # TMPDIR is read at its first use, the job's
         host._set_limits()
         host._drop_root()
+        _hold_memory(HOLD_FD)
         script, job = host._warm(4)
         _name(os.path.basename(sys.executable).encode()[:15])  # as a cold job's process
     except BaseException as exc:  # noqa: BLE001
