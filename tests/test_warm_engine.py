@@ -315,7 +315,30 @@ def test_a_hosts_memory_is_held_by_a_process_that_runs_nothing_and_ends_after_it
     pid = worker.proc.pid
     wait_for(lambda: len(_warm_hosts(pid, "sma-memory")) == len(_warm_hosts(pid)),
              timeout=10, what="a holder for each idle host, and no other")
-    assert _warm_hosts(pid, "sma-memory")
+    holders = _warm_hosts(pid, "sma-memory")
+    assert holders
+    # a holder has none of its host's pipes (the pool process sees their end when the host
+    # ends, not when the holder does)
+    for holder in holders:
+        init = int(_field(holder, "PPid"))
+        with open(f"/proc/{init}/task/{init}/children") as fh:
+            hosts = [int(p) for p in fh.read().split() if int(p) != holder]
+        assert hosts, "a holder without its host"
+        theirs = set().union(*(_pipes(host, {1, 2, 3, 4}) for host in hosts))
+        assert len(theirs) >= 3 and not _pipes(holder) & theirs
+
+
+def _pipes(pid: int, fds: set[int] | None = None) -> set[str]:
+    """The pipes among a process's descriptors (`fds`: only those)."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("pipe:") and (fds is None or int(fd) in fds):
+            found.add(link)
+    return found
 
 
 def test_a_lower_limit_runs_warm_and_a_higher_one_cold(api, worker):

@@ -311,31 +311,61 @@ _held: list = []  # D's stack: C never frees it
 def _hold_memory(fd: int) -> None:
     """In C, once it is the job's user: clone D (see above) and tell B its pid on `fd`
     (0: none; C then frees its memory in its own exit, as a host without one did)."""
-    pid = 0
     try:
-        stack = mmap.mmap(-1, _HOLDER_STACK)
-        base = ctypes.c_char.from_buffer(stack)
-        _held.append((stack, base))
-        top = (ctypes.addressof(base) + _HOLDER_STACK - 64) & ~15
-        # D starts with every signal blocked, so none reaches this interpreter's handlers in
-        # D before sigsuspend blocks them for good (glibc's clone: D calls fn(arg) and
-        # shares C's thread-local storage, which sigsuspend in a single-threaded process
-        # does not touch)
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            _name(b"sma-memory")
-            pid = _libc.clone(ctypes.cast(_libc.sigsuspend, ctypes.c_void_p), top,
-                              CLONE_VM | CLONE_PARENT | signal.SIGCHLD,
-                              ctypes.addressof(_SIGSET_ALL))
-        finally:
-            _name(b"sma-host")
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        pid = _put_aside(_clone_holder)
     except (OSError, ValueError):
         pid = 0
     try:
         os.write(fd, str(max(pid, 0)).encode())
     finally:
         os.close(fd)
+
+
+_ASIDE = (1, 2, 3, 4)  # the job's pipes: stdout, stderr, the record channel, the spec
+
+
+def _put_aside(clone):
+    """Run `clone` with the job's pipes out of this process's descriptors, then put them
+    back: a clone gets a copy of them (a D holding a pipe's end would keep the pool process
+    from seeing its EOF until D ended). Meanwhile they wait in a socket's queue."""
+    keep, aside = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with keep:
+        with aside:
+            socket.send_fds(aside, [b"."], list(_ASIDE))
+        for target in _ASIDE:
+            os.close(target)
+        try:
+            return clone()
+        finally:
+            _, back, _, _ = socket.recv_fds(keep, 1, len(_ASIDE))
+            if len(back) != len(_ASIDE):
+                raise OSError("the job's pipes did not come back")
+            moved = [fcntl.fcntl(got, fcntl.F_DUPFD, 10) for got in back]
+            for got in back:
+                os.close(got)
+            for got, target in zip(moved, _ASIDE, strict=True):
+                os.dup2(got, target)
+                os.close(got)
+
+
+def _clone_holder() -> int:
+    """D's pid (see above)."""
+    stack = mmap.mmap(-1, _HOLDER_STACK)
+    base = ctypes.c_char.from_buffer(stack)
+    _held.append((stack, base))
+    top = (ctypes.addressof(base) + _HOLDER_STACK - 64) & ~15
+    # D starts with every signal blocked, so none reaches this interpreter's handlers in D
+    # before sigsuspend blocks them for good (glibc's clone: D calls fn(arg) and shares C's
+    # thread-local storage, which sigsuspend in a single-threaded process does not touch)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        _name(b"sma-memory")
+        return _libc.clone(ctypes.cast(_libc.sigsuspend, ctypes.c_void_p), top,
+                           CLONE_VM | CLONE_PARENT | signal.SIGCHLD,
+                           ctypes.addressof(_SIGSET_ALL))
+    finally:
+        _name(b"sma-host")
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _holder(fd: int) -> int:
