@@ -24,8 +24,10 @@ descriptors) it clones:
   new folder), mounts those and forks the next C (`_next_host`); EOF on the socket, or
   anything left running, ends it;
 - C takes its pipes as descriptors 0-4 and closes every other, its folder, umask and
-  environment, sets its limits and becomes the job user (sma_python_host.py), and then waits
-  for its job exactly as a host started with `--warm` does.
+  environment, sets its limits and becomes the job user (sma_python_host.py), clones D, a
+  process that holds its memory and runs nothing (`_hold_memory`: so that C's exit does not
+  free that memory before B can report), and then waits for its job exactly as a host
+  started with `--warm` does. B ends D once it has reported C's end.
 
 A fork of this process holds nothing of the worker's: it was started by exec with a clean
 environment, nothing secret passes through it (a job's token and parameters go from the
