@@ -317,15 +317,60 @@ def test_a_hosts_memory_is_held_by_a_process_that_runs_nothing_and_ends_after_it
              timeout=10, what="a holder for each idle host, and no other")
     holders = _warm_hosts(pid, "sma-memory")
     assert holders
-    # a holder has none of its host's pipes (the pool process sees their end when the host
-    # ends, not when the holder does)
+    # a holder has no pipe, none of its host's (the pool process sees their end when the
+    # host ends, not when the holder does), nor its init's
     for holder in holders:
         init = int(_field(holder, "PPid"))
         with open(f"/proc/{init}/task/{init}/children") as fh:
             hosts = [int(p) for p in fh.read().split() if int(p) != holder]
         assert hosts, "a holder without its host"
-        theirs = set().union(*(_pipes(host, {1, 2, 3, 4}) for host in hosts))
-        assert len(theirs) >= 3 and not _pipes(holder) & theirs
+        assert len(set().union(*(_pipes(host, {1, 2, 3, 4}) for host in hosts))) >= 3
+        assert _pipes(holder) == set()
+
+
+PUT_ASIDE = """
+import json, os, resource, sys
+sys.path.insert(0, sys.argv[1])
+import sma_zygote as z
+seen = {}
+for target in z._ASIDE:  # pipes of its own where the host has the job's
+    r, w = os.pipe()
+    os.dup2(w, target)
+    os.close(w)
+def fds():
+    return [os.readlink(f"/proc/self/fd/{fd}") for fd in z._ASIDE]
+before = fds()
+def clone():
+    seen["inside"] = [os.path.exists(f"/proc/self/fd/{fd}") for fd in z._ASIDE]
+    return 0
+seen["no clone"] = z._put_aside(clone)
+def boom():
+    raise RuntimeError("boom")
+try:
+    z._put_aside(boom)
+except RuntimeError:
+    seen["raised"] = True
+highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1, highest + 1))
+seen["no descriptors"] = z._put_aside(boom)  # no socket to put them in: not called
+seen["same"] = fds() == before
+with open(sys.argv[2], "w") as fh:
+    json.dump(seen, fh)
+"""
+
+
+def test_a_hosts_pipes_put_aside_for_its_holder_always_come_back(tmp_path):
+    """While the holder is cloned, the job's pipes are out of the host's descriptors (the
+    clone gets none of them); after, they are back at their numbers, whether the clone
+    failed, raised, or the host had no descriptor left for the socket they wait in (then
+    nothing is cloned)."""
+    out = tmp_path / "seen.json"
+    runtime = os.path.join(os.path.dirname(warm.__file__), "runtime")
+    subprocess.run([sys.executable, "-c", PUT_ASIDE, runtime, str(out)], check=True,
+                   timeout=60, stdin=subprocess.DEVNULL)
+    seen = json.loads(out.read_text())
+    assert seen == {"inside": [False] * 5, "no clone": 0, "raised": True,
+                    "no descriptors": 0, "same": True}
 
 
 def _pipes(pid: int, fds: set[int] | None = None) -> set[str]:

@@ -313,27 +313,33 @@ _held: list = []  # D's stack: C never frees it
 def _hold_memory(fd: int) -> None:
     """In C, once it is the job's user: clone D (see above) and tell B its pid on `fd`
     (0: none; C then frees its memory in its own exit, as a host without one did)."""
+    pid = _put_aside(_clone_holder)
     try:
-        pid = _put_aside(_clone_holder)
-    except (OSError, ValueError):
-        pid = 0
-    try:
-        os.write(fd, str(max(pid, 0)).encode())
+        os.write(fd, str(pid).encode())
     finally:
         os.close(fd)
 
 
-_ASIDE = (1, 2, 3, 4)  # the job's pipes: stdout, stderr, the record channel, the spec
+# the job's pipes (stdout, stderr, the record channel, the spec) and B's pipe for the
+# holder's pid: B's read must see its end when C ends
+_ASIDE = (1, 2, 3, 4, HOLD_FD)
 
 
-def _put_aside(clone):
-    """Run `clone` with the job's pipes out of this process's descriptors, then put them
-    back: a clone gets a copy of them (a D holding a pipe's end would keep the pool process
-    from seeing its EOF until D ended). Meanwhile they wait in a socket's queue."""
-    keep, aside = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+def _put_aside(clone) -> int:
+    """`clone()` with the job's pipes out of this process's descriptors, then put back: a
+    clone gets a copy of them (a D holding a pipe's end would keep the pool process from
+    seeing its end until D ended). Meanwhile they wait in a socket's queue. 0 without a
+    clone where they cannot be put aside; C cannot go on where they do not come back."""
+    try:
+        keep, aside = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    except OSError:
+        return 0
     with keep:
         with aside:
-            socket.send_fds(aside, [b"."], list(_ASIDE))
+            try:
+                socket.send_fds(aside, [b"."], list(_ASIDE))
+            except OSError:
+                return 0
         for target in _ASIDE:
             os.close(target)
         try:
@@ -351,9 +357,12 @@ def _put_aside(clone):
 
 
 def _clone_holder() -> int:
-    """D's pid (see above)."""
-    stack = mmap.mmap(-1, _HOLDER_STACK)
-    base = ctypes.c_char.from_buffer(stack)
+    """D's pid (see above), 0 when it could not be cloned."""
+    try:
+        stack = mmap.mmap(-1, _HOLDER_STACK)
+        base = ctypes.c_char.from_buffer(stack)
+    except (OSError, ValueError):
+        return 0
     _held.append((stack, base))
     top = (ctypes.addressof(base) + _HOLDER_STACK - 64) & ~15
     # D starts with every signal blocked, so none reaches this interpreter's handlers in D
@@ -362,12 +371,13 @@ def _clone_holder() -> int:
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
         _name(b"sma-memory")
-        return _libc.clone(ctypes.cast(_libc.sigsuspend, ctypes.c_void_p), top,
-                           CLONE_VM | CLONE_PARENT | signal.SIGCHLD,
-                           ctypes.addressof(_SIGSET_ALL))
+        pid = _libc.clone(ctypes.cast(_libc.sigsuspend, ctypes.c_void_p), top,
+                          CLONE_VM | CLONE_PARENT | signal.SIGCHLD,
+                          ctypes.addressof(_SIGSET_ALL))
     finally:
         _name(b"sma-host")
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return max(pid, 0)
 
 
 def _holder(fd: int) -> int:
