@@ -70,8 +70,8 @@ CLONE_PARENT = 0x00008000
 CLONE_NEWPID = 0x20000000
 PR_SET_PDEATHSIG, PR_SET_NAME, PR_SET_NO_NEW_PRIVS = 1, 15, 38
 PIPES = 4  # the descriptors a request carries: spec (read end), stdout, stderr, report (write)
-HOLD_FD = 5  # C's end of the pipe on which it tells B its memory holder's pid
 # (and, for an init that may run more than one host, a fifth: its control socket)
+HOLD_FD = 5  # in C: its end of the pipe on which it tells B its memory holder's pid
 
 
 def _name(name: bytes) -> None:
