@@ -43,18 +43,21 @@ def stack(services, tmp_path_factory):
     """A real provider and a real sma web server that signs in with it."""
     from werkzeug.serving import make_server
 
-    from smacommon.embedded_redis import free_port
-
-    port = free_port()
-    sma = f"http://127.0.0.1:{port}"
+    # sma's server holds its port from the start (the provider needs the callback
+    # address before sma's app can be made); it serves the app once both are up.
+    apps: list = []
+    server = make_server("127.0.0.1", 0, lambda env, start: apps[0](env, start),
+                         threaded=True)
+    sma = f"http://127.0.0.1:{server.server_port}"
     provider = OidcProvider(tmp_path_factory.mktemp("oidc-provider"),
                             f"{sma}/login/oidc/callback").start()
     app = make_app(provider.issuer)
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    apps.append(app)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield sma, provider, app
     server.shutdown()
+    server.server_close()
     thread.join(timeout=10)
     provider.stop()
 
