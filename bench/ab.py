@@ -8,7 +8,11 @@ order swapped every pair), each `POST /start?wait=` after the previous answered.
 of the machine's speed then weighs on both alike; the paired difference (this job minus
 the other tree's job started right before or after it) says what the change did. Prints
 JSON: per tree the p50 and mean of start → Running, start → Completed and start → the
-client's answer; the ratio of the p50s; the median of the paired differences.
+client's answer; the ratio of the p50s; the median of the paired differences; and per tree
+the CPU each job cost its stack (every process of it, from /proc: the web server, Celery's
+main and pool processes with what they reaped - the warm hosts, their inits -, Redis), by
+process, with the ratio of the two totals. On two cores CPU per job bounds the rest: the
+stacks share the machine, so a change of its speed weighs on both totals alike.
 
     git worktree add /tmp/base <commit>
     .venv/bin/python bench/ab.py /tmp/base     # BENCH_AB_JOBS=300 BENCH_AB_N=10 (fibo(n))
@@ -63,6 +67,58 @@ def _launch(tree: Path) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
+_TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _kind(cmdline: str, parent: str) -> str:
+    if "gunicorn" in cmdline:
+        return "web"
+    if "celery" in cmdline and " beat" in cmdline:
+        return "beat"
+    if "celery" in cmdline:
+        return "worker pool (and what it reaped)" if "celery" in parent else "worker main"
+    if "redis" in cmdline:
+        return "redis"
+    return "other (and what it reaped)"
+
+
+def _cpu(root: int) -> dict[tuple[int, str], tuple[str, int]]:
+    """Every process under `root`: its kind and CPU ticks (its own and its reaped
+    children's), keyed by pid and start time."""
+    procs = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        procs[int(entry)] = (int(fields[1]), fields[19], cmdline,
+                             sum(int(f) for f in fields[11:15]))
+    found = {}
+    for pid, (ppid, started, cmdline, ticks) in procs.items():
+        up, inside = ppid, False
+        while up > 1:
+            if up == root:
+                inside = True
+                break
+            up = procs[up][0] if up in procs else 0
+        if inside:
+            found[(pid, started)] = (_kind(cmdline, procs.get(ppid, (0, "", "", 0))[2]), ticks)
+    return found
+
+
+def _cpu_per_job(before: dict, after: dict, jobs: int) -> dict:
+    kinds: dict[str, float] = {}
+    for key, (kind, ticks) in after.items():
+        kinds[kind] = kinds.get(kind, 0) + ticks - before.get(key, (kind, 0))[1]
+    per_job = {kind: round(ticks * _TICK_MS / jobs, 2) for kind, ticks in
+               sorted(kinds.items(), key=lambda item: -item[1]) if ticks}
+    return {"total": round(sum(per_job.values()), 2), **per_job}
+
+
 def _figures(runs: list[dict]) -> dict:
     def p50_mean(values: list[float]) -> dict:
         return {"p50": round(statistics.median(values) * 1000, 2),
@@ -92,9 +148,12 @@ def main() -> None:
             sessions[side].headers["Authorization"] = f"Bearer {TOKEN}"
             run_waited(sessions[side], stacks[side][1], "bench-ab", WARMUP)
         runs: dict[str, list[dict]] = {side: [] for side in trees}
+        cpu_before = {side: _cpu(stacks[side][0].pid) for side in trees}
         for i in range(JOBS):
             for side in (("other", "this") if i % 2 == 0 else ("this", "other")):
                 runs[side] += run_waited(sessions[side], stacks[side][1], "bench-ab", 1)
+        cpu = {side: _cpu_per_job(cpu_before[side], _cpu(stacks[side][0].pid), JOBS)
+               for side in trees}
     finally:
         for proc, _ in stacks.values():
             proc.stdin.close()
@@ -112,6 +171,8 @@ def main() -> None:
                                       / figures["other"]["start_to_client_answer_ms"]["p50"],
                                       3),
         "paired_median_difference_ms": round(statistics.median(paired) * 1000, 2),
+        "cpu_ms_per_job": cpu,
+        "ratio_of_cpu_per_job": round(cpu["this"]["total"] / cpu["other"]["total"], 3),
         "method": "both stacks at once; jobs alternate between them, each started when the "
                   "previous answered",
     }, indent=2))

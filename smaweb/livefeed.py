@@ -102,6 +102,15 @@ class Feed:
         self.last_seq = 0
         self.more = False
         self.version = 0
+        self.expected_on: int | None = None  # see expect
+
+    def expect(self, state: JobState, generation: int) -> None:
+        """The job is `state` and not yet published, and the hub's connection `generation`
+        hears every announcement: it counts as read (its waiters wait for its end, and the
+        hub does not read it as new unless it reconnected since)."""
+        with self.changed:
+            self.state, self.read_once, self.expected_on = state, True, generation
+            self.version += 1
 
     def refresh(self, factory: sessionmaker[Session], whole: bool = True) -> None:
         """Read the job's state, then (for followers) the records written since the last read:

@@ -3,22 +3,26 @@
 Followers of a job's output (GET /jobs/{id}/events: the API, the portal's job page,
 `sma job output --follow`) and callers waiting for a job to end (start?wait=) take the job's
 Feed (smaweb/livefeed.py) from the process's LiveHub. One thread of the hub (a greenlet under
-gevent) holds the process's only pubsub connection (smaweb/livelistener.py), subscribed to
-the channels of the jobs someone reads. When a worker announces new records of a job (after
-their commit, and after the final status's), the hub has the feed read them once - one query
-however many follow the job - and wake its readers. Every TICK_SECONDS it also asks, in two
-queries for all its jobs, whether a status or the last record changed unannounced (the
-reaper or another web process moved a job; Redis restarted), and reads those jobs again;
-without Redis that is all it does: its readers learn by polling, as before.
+gevent) holds the process's only pubsub connection (smaweb/livelistener.py), which hears every
+job's announcements (one pattern subscription) while the hub has readers. When a worker
+announces new records of a job someone here reads (after their commit, and after the final
+status's), the hub has the feed read them once - one query however many follow the job - and
+wakes its readers. Every TICK_SECONDS it also asks, in two queries for all its jobs, whether a
+status or the last record changed unannounced (the reaper or another web process moved a job;
+Redis restarted), and reads those jobs again; without Redis that is all it does: its readers
+learn by polling, as before.
 
-A waiter (start?wait=) whose job is new to the hub nudges it (smaweb/livelistener.py), so
-the job's channel is subscribed at once rather than at the hub's next turn, and the job read
-right after: a job that ends meanwhile is seen by that read, one that ends later by its
-announcement - either way within about a millisecond of the worker's final commit. A
-follower's new job waits for the hub's next turn (at most LISTEN_SECONDS, 0.5 s when the
-hub had no readers): with followers nudging it too, `sma up`'s API answered in seconds
-while 200 followers connected (tests/test_live_scale.py, 4 runs of 4; the cause is not
-yet known); a stream is told of a later end by its announcement.
+A waiting start registers its job with the hub before the job is committed and published
+(`expect`): when the hub hears every announcement at that moment, nothing that ends the job
+can be missed, so neither the hub nor the waiter reads the job before its end is announced -
+no subscription, no read, no nudge per start. Otherwise (the hub just starting, Redis away)
+the waiter registers after the commit and nudges the hub (smaweb/livelistener.py), which
+reads the job at once: a job that ends meanwhile is seen by that read, one that ends later by
+its announcement - either way within about a millisecond of the worker's final commit. A
+follower's new job is read at the hub's next turn (at most LISTEN_SECONDS, 0.5 s when the hub
+had no readers): with followers nudging it too, `sma up`'s API answered in seconds while 200
+followers connected (tests/test_live_scale.py, 4 runs of 4; the cause is not yet known); a
+stream is told of a later end by its announcement.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from smacommon.db import reading
 from smacommon.streams import stream_channel
-from smaweb.livefeed import Feed, Record, read_records, unannounced
+from smaweb.livefeed import Feed, JobState, Record, read_records, unannounced
 from smaweb.livelistener import Listener
 
 log = logging.getLogger(__name__)
@@ -59,13 +63,18 @@ class LiveHub:
         self._publisher: redis.Redis | None = None
 
     @contextmanager
-    def feed(self, job_id: uuid.UUID, records: bool = True) -> Iterator[Feed]:
-        """The job's feed while the caller reads it (`records`: its output, else its status)."""
+    def feed(self, job_id: uuid.UUID, records: bool = True,
+             expected: tuple[JobState, int] | None = None) -> Iterator[Feed]:
+        """The job's feed while the caller reads it (`records`: its output, else its status);
+        `expected` comes from `expect`: the waiter's job, not yet published, as it is."""
         with self.lock:
             feed = self.feeds.get(job_id)
             new = feed is None
             if feed is None:
                 feed = self.feeds[job_id] = Feed(job_id)
+                if expected is not None:
+                    feed.expect(*expected)
+                    new = False  # the hub hears its announcements already: no nudge
             if records:
                 feed.followers += 1
             else:
@@ -90,6 +99,15 @@ class LiveHub:
                     feed.waiters -= 1
                 if not feed.followers and not feed.waiters:
                     del self.feeds[job_id]
+
+    def expect(self, state: JobState) -> tuple[JobState, int] | None:
+        """For a waiter's `feed`, its job as it is before it is published (`state`), when
+        every announcement reaches the hub now: its end cannot be missed, so the job is not
+        read until it is announced. None when the hub cannot promise that (not yet
+        subscribed, no Redis): the waiter registers after the commit, and the hub reads it."""
+        listener = self.listener
+        generation = listener.hears_all() if listener is not None else None
+        return None if generation is None else (state, generation)
 
     @property
     def reads_new_feeds(self) -> bool:
@@ -161,9 +179,14 @@ class LiveHub:
 
     def _step(self, listener: Listener, feeds: dict[uuid.UUID, Feed], tick: bool) -> None:
         by_channel = {feed.channel: feed for feed in feeds.values()}
-        new = {by_channel[c] for c in listener.follow(set(by_channel))}
-        due = {by_channel[c] for c in listener.announced(LISTEN_SECONDS if feeds else 0.5)
-               if c in by_channel}
+        # a new feed is read, unless it was expected on this connection (nothing missed)
+        new = {feed for feed in map(by_channel.get, listener.follow(set(by_channel)))
+               if feed is not None and feed.expected_on != listener.generation}
+        announced = listener.announced(LISTEN_SECONDS if feeds else 0.5)
+        if announced:  # feeds registered while it listened are told too
+            with self.lock:
+                by_channel = {feed.channel: feed for feed in self.feeds.values()}
+        due = {by_channel[c] for c in announced if c in by_channel}
         due |= {feed for feed in feeds.values() if feed.more}
         if tick and feeds:
             due |= unannounced(self.factory, feeds)

@@ -1,8 +1,14 @@
-"""The live hub's one Redis pubsub connection: subscribe, unsubscribe, listen, reconnect.
+"""The live hub's one Redis pubsub connection: subscribe, listen, reconnect.
 
-The hub (smaweb/livehub.py) tells it which jobs' channels to follow and asks it which were
-announced. When Redis is lost it closes the connection and tries again every RETRY_SECONDS;
-meanwhile it reports nothing and the hub's readers learn by polling.
+It hears every job's announcements (one pattern subscription, `sma:job:*:streams`), so a
+new reader's job needs no subscription of its own: once the pattern's confirmation has been
+read (`hears_all`), whatever is announced from then on reaches the hub, and a waiting start
+that registers its job before the job is published knows its end will be heard. The hub
+(smaweb/livehub.py) tells it which jobs' channels it follows (to learn which are new since
+a reconnect) and asks it which were announced. When Redis is lost it closes the connection
+and tries again every RETRY_SECONDS; meanwhile it reports nothing and the hub's readers
+learn by polling. Each connection is a new `generation`: what was announced while none was
+connected is lost, so the hub reads every job it follows again.
 
 A new reader must not wait for the hub's next turn before its job's channel is subscribed
 (a job that ends within that turn would be noticed that much late), so the listener is also
@@ -21,13 +27,16 @@ from typing import Any
 
 import redis
 
+from smacommon.streams import stream_channel
+
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 2.0  # between tries to reach a lost Redis
+EVERY_JOB = stream_channel("*")  # the pattern of every job's channel
 
 
 class Listener:
-    """The hub's pubsub connection, subscribed to the channels of the jobs read."""
+    """The hub's pubsub connection, subscribed to every job's channel."""
 
     def __init__(self, url: str, poll_seconds: float) -> None:
         self.url = url
@@ -35,12 +44,14 @@ class Listener:
         self.pubsub: Any = None
         self.channels: set[str] = set()
         self.retry_at = 0.0
+        self.generation = 0  # one more for each connection
+        self.confirmed = False  # the pattern's confirmation read on this connection
         self.wake_channel = f"sma:live-hub:{os.getpid()}:{uuid.uuid4().hex}"
         self.woken = threading.Event()  # a nudge not yet taken by `announced`
 
     def follow(self, channels: set[str]) -> set[str]:
-        """Subscribe to `channels` and no others; the ones new to the subscription (all of
-        them after a reconnect: what was announced meanwhile is read again)."""
+        """Follow `channels` (connecting first if need be): the ones new since the last
+        call, all of them after a reconnect (what was announced meanwhile is read again)."""
         if not self.url or (self.pubsub is None and time.monotonic() < self.retry_at):
             return set()
         try:
@@ -48,23 +59,29 @@ class Listener:
                 client = redis.Redis.from_url(self.url, socket_timeout=5,
                                               socket_connect_timeout=5,
                                               client_name=f"sma-live-{os.getpid()}")
-                self.pubsub, self.channels = client.pubsub(), set()
-                self.pubsub.subscribe(self.wake_channel)
-            added, dropped = channels - self.channels, self.channels - channels
-            if added:
-                self.pubsub.subscribe(*added)
-            if dropped:
-                self.pubsub.unsubscribe(*dropped)
-            self.channels = set(channels)
-            return added
+                pubsub = client.pubsub()
+                pubsub.psubscribe(EVERY_JOB)
+                pubsub.subscribe(self.wake_channel)
+                self.pubsub, self.channels, self.confirmed = pubsub, set(), False
+                self.generation += 1
         except (redis.RedisError, OSError) as exc:
             self._lost(exc)
             return set()
+        added = channels - self.channels
+        self.channels = set(channels)
+        return added
 
     @property
     def subscribed(self) -> bool:
         """Connected to Redis: a message on `wake_channel` reaches it."""
         return self.pubsub is not None
+
+    def hears_all(self) -> int | None:
+        """The connection's generation while every job's announcement reaches it (the
+        pattern's confirmation has been read), else None: read from another thread, a
+        later disconnect shows as a new generation."""
+        generation = self.generation
+        return generation if self.pubsub is not None and self.confirmed else None
 
     def nudge(self, publisher: Any) -> None:
         """End the current (or next) wait of `announced` now: from another thread, through
@@ -87,9 +104,12 @@ class Listener:
         try:
             message = self.pubsub.get_message(timeout=timeout)
             while message is not None:
-                if message["type"] == "message":
+                kind = message["type"]
+                if kind == "pmessage":
                     channel = message["channel"]
                     channels.add(channel.decode() if isinstance(channel, bytes) else channel)
+                elif kind == "psubscribe":
+                    self.confirmed = True
                 message = self.pubsub.get_message(timeout=0.0)
         except (redis.RedisError, OSError) as exc:
             self._lost(exc)
@@ -109,4 +129,4 @@ class Listener:
                 self.pubsub.close()
             except (redis.RedisError, OSError):
                 pass
-        self.pubsub, self.channels = None, set()
+        self.pubsub, self.channels, self.confirmed = None, set(), False

@@ -98,11 +98,12 @@ def _followers_and_waiters(up: Up, redis_url: str) -> None:
     statuses = {s.get(f"{up.url}/api/v1/jobs/{j}").json()["status"] for j in jobs}
     assert statuses == {"Running"}  # the followers were measured while the jobs ran
 
-    # one Redis connection of the (one) web process, subscribed to the followed jobs'
-    # channels; sma up's Redis is its own, so every client on it is sma's
+    # one Redis connection of the (one) web process, hearing every job's channel through
+    # one pattern (and its own wake channel), however many jobs it follows; sma up's Redis
+    # is its own, so every client on it is sma's
     live = _live_connections(redis_url)
     assert len(live) == 1, live
-    assert int(live[0]["sub"]) >= JOBS
+    assert (int(live[0]["psub"]), int(live[0]["sub"])) == (1, 1), live
     assert len(redis.Redis.from_url(redis_url).client_list()) < 50
 
     thread.join(120)

@@ -243,3 +243,53 @@ def test_a_waiting_start_answers_with_the_row_the_hub_read(api, worker, job_tmp,
     detail = api.get(f"/api/v1/jobs/{body['id']}").get_json()  # (the detail has more)
     assert body == {key: detail[key] for key in body}
     assert readers and set(readers) == {"sma-live-hub"}, readers
+
+
+def test_a_waited_job_is_read_only_when_its_end_is_announced(api, worker, job_tmp, no_polling):
+    """While the live hub hears every job's announcements, a waiting start registers its
+    job before publishing it: no subscription of its own, no read of the job before an
+    announcement (none can be missed), and the waiter itself reads nothing."""
+    from sqlalchemy import event
+
+    from smaweb.livelistener import EVERY_JOB
+
+    app = api.client.application
+    engine = app.extensions["sma_db"].factory.kw["bind"]
+    hub = app.extensions["sma_live"]
+    quick = api.create_runbook(content="print('up')\n")
+    rb = api.create_runbook(content=BLOCKED)
+    # a first waited start brings the hub up; it hears all once its pattern is confirmed
+    first = api.post(f"/api/v1/runbooks/{quick['name']}/start?wait=60", json={})
+    assert first.get_json()["status"] == "Completed", first.get_json()
+    wait_for(lambda: (listener := hub.listener) is not None
+             and listener.hears_all() is not None, what="the hub hearing every job")
+    reads: list[tuple[str, bool]] = []
+
+    def job_reads(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("SELECT") and "FROM jobs" in statement:
+            reads.append((threading.current_thread().name, "jobs.parameters" in statement))
+
+    flag = job_tmp / "go"
+    answers: list = []
+    waiter = threading.Thread(name="waiter", target=lambda: answers.append(api.post(
+        f"/api/v1/runbooks/{rb['name']}/start?wait=120", json={"arguments": [str(flag)]})))
+    event.listen(engine, "before_cursor_execute", job_reads)
+    try:
+        waiter.start()
+        job = wait_for(lambda: next(iter(api.get("/api/v1/jobs", query_string={
+            "runbook": rb["name"], "status": "Running"}).get_json()["items"]), None),
+            what="the job running")
+        assert hub.listener.pubsub.patterns.keys() == {EVERY_JOB.encode()}
+        assert hub.listener.pubsub.channels.keys() == {hub.listener.wake_channel.encode()}
+        flag.touch()
+        waiter.join(60)
+    finally:
+        event.remove(engine, "before_cursor_execute", job_reads)
+    assert not waiter.is_alive(), "the waiting start did not answer when the job ended"
+    (resp,) = answers
+    assert resp.status_code == 201 and resp.get_json()["id"] == job["id"], resp.get_json()
+    assert resp.get_json()["status"] == "Completed"
+    others = [read for read in reads if read[0] != "MainThread"]
+    # the hub reads the whole row on each announcement (the records, then the end); nothing
+    # reads the job's state alone, as a new job is read, and the waiter reads nothing
+    assert others and set(others) == {("sma-live-hub", True)}, others

@@ -56,7 +56,7 @@ NEW_JOB_DEFAULTS = {
 _ENDS_ATTEMPT = FINAL_STATUSES | {S.SUSPENDED, S.RESUMING}
 
 
-def _default_enqueue(job_id: str, group: str) -> None:
+def default_enqueue(job_id: str, group: str) -> None:
     from smacommon.queue import enqueue_job
 
     try:
@@ -114,7 +114,7 @@ def start_job(session: Session, runbook: Runbook, parameters: dict[str, Any] | N
     job_id, group = str(row["id"]), row["worker_group"]
     record(session, "job.test" if row["is_test"] else "job.start", f"/api/v1/jobs/{job_id}",
            runbook=runbook.name, worker_group=group)
-    send = enqueue or _default_enqueue
+    send = enqueue or default_enqueue
     on_commit(session, lambda: send(job_id, group))
     job = Job(**row)
     make_transient_to_detached(job)  # what it holds is what the row holds: nothing to write
@@ -302,7 +302,7 @@ def resume_job(session: Session, job: Job, actor: str, enqueue: Enqueue | None =
         raise IllegalTransition(job.id, current_status(session, job.id), S.RESUMING.value)
     record(session, "job.resume", f"/api/v1/jobs/{job.id}")
     job_id, group = str(job.id), job.worker_group
-    send = enqueue or _default_enqueue
+    send = enqueue or default_enqueue
     on_commit(session, lambda: send(job_id, group))
 
 

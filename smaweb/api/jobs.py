@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from contextlib import ExitStack
 
 from flask import Response, current_app
 from flask.views import MethodView
@@ -32,6 +33,7 @@ from smacommon.services.attempts import job_attempts
 from smacommon.services.job_batch import JobRequest, start_jobs
 from smacommon.services.job_lookup import name_starters
 from smacommon.services.jobs import (
+    default_enqueue,
     get_job,
     resume_job,
     start_job,
@@ -48,6 +50,7 @@ from smaweb.events import job_events
 from smaweb.extensions import SmaBlueprint, db
 from smaweb.fastjson import body_response, json_response
 from smaweb.jobpage import job_dict, job_page, read_job_dict
+from smaweb.livefeed import Feed, JobState
 from smaweb.livehub import live_hub
 from smaweb.queries import jobs_statement
 from smaweb.streampage import stream_page
@@ -89,19 +92,32 @@ def _start(runbook_ref: str, data: dict, query: dict, test: bool) -> Response:
     settings = current_app.config["SMA_SETTINGS"]
     draft = resolve_draft(session, runbook_ref, settings) if test else None
     runbook = get_runbook(session, runbook_ref)
-    job = start_job(session, runbook, data.get("parameters"), worker_group=data.get("worker_group"),
-                    arguments=data.get("arguments"),
-                    started_by=started_by(), test=test, draft=draft,
-                    heartbeat_seconds=settings.worker_heartbeat_seconds)
-    session.commit()
-    # a hot path: the job as JobSchema dumps it (the view's schema documents the shape)
-    names = (runbook.name, None if test else runbook.published_version.number,
-             job.started_by)  # a user's: nothing to look up
-    item = None
-    if wait:
-        row = _wait(job.id, wait)
-        item = job_dict(row, *names) if row is not None else \
-            read_job_dict(session, job.id, *names)  # None: purged meanwhile
+    with ExitStack() as waiting:
+        feeds: list[Feed] = []
+
+        def enqueue(job_id: str, group: str) -> None:
+            # committed, not yet published: the hub may take the job as it is now
+            if wait:
+                hub = live_hub()
+                expected = hub.expect(JobState(job.status, job.status_reason, None, None))
+                if expected is not None:
+                    feeds.append(waiting.enter_context(
+                        hub.feed(job.id, records=False, expected=expected)))
+            default_enqueue(job_id, group)
+
+        job = start_job(session, runbook, data.get("parameters"),
+                        worker_group=data.get("worker_group"), arguments=data.get("arguments"),
+                        started_by=started_by(), test=test, draft=draft, enqueue=enqueue,
+                        heartbeat_seconds=settings.worker_heartbeat_seconds)
+        session.commit()
+        # a hot path: the job as JobSchema dumps it (the view's schema documents the shape)
+        names = (runbook.name, None if test else runbook.published_version.number,
+                 job.started_by)  # a user's: nothing to look up
+        item = None
+        if wait:
+            row = _wait_on(feeds[0], wait) if feeds else _wait(job.id, wait)
+            item = job_dict(row, *names) if row is not None else \
+                read_job_dict(session, job.id, *names)  # None: purged meanwhile
     return json_response(item or job_dict(job, *names), 201)
 
 
@@ -111,17 +127,23 @@ def _wait(job_id: uuid.UUID, seconds: float) -> Row | None:
     reads a new job right after subscribing to its channel; this reads it only when the
     hub cannot (no Redis). The job's row as the hub read it when it saw the job end (None:
     it did not end in time, or is gone: the caller reads it)."""
-    deadline = time.monotonic() + seconds
     hub = live_hub()
     with hub.feed(job_id, records=False) as feed:
-        known, state, version = feed.current(hub.factory, read=not hub.reads_new_feeds)
-        while not known or (state is not None and state.status not in _DONE):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            feed.wait(version, left)
-            known, state, version = feed.current(hub.factory, read=False)
-        return feed.row_of(version)
+        return _wait_on(feed, seconds, read=not hub.reads_new_feeds)
+
+
+def _wait_on(feed: Feed, seconds: float, read: bool = False) -> Row | None:
+    """`_wait` on the job's feed, taken already."""
+    deadline = time.monotonic() + seconds
+    factory = live_hub().factory
+    known, state, version = feed.current(factory, read=read)
+    while not known or (state is not None and state.status not in _DONE):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        feed.wait(version, left)
+        known, state, version = feed.current(factory, read=False)
+    return feed.row_of(version)
 
 
 # instances, built once: webargs builds a schema given as a class for every request
