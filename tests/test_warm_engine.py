@@ -283,8 +283,10 @@ try:
     waited = 'a child'
 except ChildProcessError:
     waited = 'none'
+mine = dict(line.split(':\t', 1) for line in open('/proc/self/status').read().splitlines()
+            if ':\t' in line)
 print(json.dumps({'holders': holders, 'uid': os.getuid(), 'pid': os.getpid(),
-                  'ppid': os.getppid(), 'waited': waited}))
+                  'ppid': os.getppid(), 'waited': waited, 'blocked': int(mine['SigBlk'], 16)}))
 """
 
 
@@ -301,6 +303,7 @@ def test_a_hosts_memory_is_held_by_a_process_that_runs_nothing_and_ends_after_it
     assert holder["ppid"] == seen["ppid"] == 1  # both the namespace's init's children
     every = (1 << 64) - 1 & ~(1 << (signal.SIGKILL - 1)) & ~(1 << (signal.SIGSTOP - 1))
     assert holder["blocked"] == every, hex(holder["blocked"])
+    assert seen["blocked"] == 0, hex(seen["blocked"])  # the runbook's mask is its own again
     assert seen["waited"] == "none"
     # a runbook that ends it (it may: its own user's process) is not disturbed
     for _ in range(3):

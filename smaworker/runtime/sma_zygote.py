@@ -74,10 +74,24 @@ PIPES = 4  # the descriptors a request carries: spec (read end), stdout, stderr,
 HOLD_FD = 5  # in C: its end of the pipe on which it tells B its memory holder's pid
 
 
+# Every page a fork writes to is copied first, at about 5 us a page fault on this machine
+# (a host touched some 600 before its runbook's first line): what a fork needs is made once,
+# here, so that its own work touches as little as it can.
+_names: dict[bytes, ctypes.Array] = {}
+
+
 def _name(name: bytes) -> None:
     """The process's name (`comm`, what ps and /proc/PID/comm show)."""
-    _libc.prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(name), ctypes.c_void_p).value,
-                0, 0, 0)
+    buffer = _names.get(name)
+    if buffer is None:
+        buffer = _names[name] = ctypes.create_string_buffer(name)
+    _libc.prctl(PR_SET_NAME, ctypes.addressof(buffer), 0, 0, 0)
+
+
+# the names its forks take (C's last, a cold job's: the interpreter's)
+_EXECUTABLE = os.path.basename(sys.executable).encode()[:15]
+for _known in (b"sma-init", b"sma-host", b"sma-memory", _EXECUTABLE):
+    _names[_known] = ctypes.create_string_buffer(_known)
 
 
 def _warm_up() -> None:
@@ -304,8 +318,11 @@ def _reap(main: int, holder: int) -> tuple[int, tuple[float, float, int], int]:
 # before). It counts as one of that user's processes (RLIMIT_NPROC), as C does.
 
 _SIGSET_ALL = ctypes.create_string_buffer(b"\xff" * 128)  # a sigset_t with every signal
+_SIGSET_WAS = ctypes.create_string_buffer(128)  # C's mask while D is cloned
 _libc.clone.restype = ctypes.c_int
 _libc.clone.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+_libc.pthread_sigmask.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+_SIGSUSPEND = ctypes.cast(_libc.sigsuspend, ctypes.c_void_p)
 _HOLDER_STACK = 16384  # sigsuspend's few frames
 _held: list = []  # D's stack: C never frees it
 
@@ -368,15 +385,18 @@ def _clone_holder() -> int:
     # D starts with every signal blocked, so none reaches this interpreter's handlers in D
     # before sigsuspend blocks them for good (glibc's clone: D calls fn(arg) and shares C's
     # thread-local storage, which sigsuspend in a single-threaded process does not touch)
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    # (libc's pthread_sigmask with the sets made in the zygote: signal's own builds a set
+    # of every signal's enum member, a few hundred microseconds of page faults in C)
+    if _libc.pthread_sigmask(signal.SIG_BLOCK, _SIGSET_ALL, _SIGSET_WAS):
+        return 0
     try:
         _name(b"sma-memory")
-        pid = _libc.clone(ctypes.cast(_libc.sigsuspend, ctypes.c_void_p), top,
-                          CLONE_VM | CLONE_PARENT | signal.SIGCHLD,
+        pid = _libc.clone(_SIGSUSPEND, top, CLONE_VM | CLONE_PARENT | signal.SIGCHLD,
                           ctypes.addressof(_SIGSET_ALL))
     finally:
         _name(b"sma-host")
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if _libc.pthread_sigmask(signal.SIG_SETMASK, _SIGSET_WAS, None):
+            raise OSError("the host's signal mask could not be put back")  # C ends
     return max(pid, 0)
 
 
@@ -430,7 +450,7 @@ def _host(spec: dict, fds: list, hold: int) -> None:
         host._drop_root()
         _hold_memory(HOLD_FD)
         script, job = host._warm(4)
-        _name(os.path.basename(sys.executable).encode()[:15])  # as a cold job's process
+        _name(_EXECUTABLE)  # as a cold job's process
     except BaseException as exc:  # noqa: BLE001
         try:
             os.write(2, f"sma: the warm host could not start: {exc}\n".encode())
