@@ -12,17 +12,17 @@ status or the last record changed unannounced (the reaper or another web process
 Redis restarted), and reads those jobs again; without Redis that is all it does: its readers
 learn by polling, as before.
 
-A waiting start registers its job with the hub before the job is committed and published
-(`expect`): when the hub hears every announcement at that moment, nothing that ends the job
-can be missed, so neither the hub nor the waiter reads the job before its end is announced -
-no subscription, no read, no nudge per start. Otherwise (the hub just starting, Redis away)
-the waiter registers after the commit and nudges the hub (smaweb/livelistener.py), which
-reads the job at once: a job that ends meanwhile is seen by that read, one that ends later by
-its announcement - either way within about a millisecond of the worker's final commit. A
-follower's new job is read at the hub's next turn (at most LISTEN_SECONDS, 0.5 s when the hub
-had no readers): with followers nudging it too, `sma up`'s API answered in seconds while 200
-followers connected (tests/test_live_scale.py, 4 runs of 4; the cause is not yet known); a
-stream is told of a later end by its announcement.
+A waiting start registers its job with the hub after the start's commit and before the job
+is published to the workers (`expect`): when the hub hears every announcement at that moment,
+nothing that ends the job can be missed, so neither the hub nor the waiter reads the job
+before its end is announced - no subscription, no read, no nudge per start. Otherwise (the
+hub just starting, Redis away) the waiter registers after the publish and nudges the hub
+(smaweb/livelistener.py), which reads the job at once: a job that ends meanwhile is seen
+by that read, one that ends later by its announcement - either way within about a
+millisecond of the worker's final commit. A follower's new job is read at the hub's next turn
+(at most LISTEN_SECONDS, 0.5 s when the hub had no readers): with followers nudging it too,
+`sma up`'s API answered in seconds while 200 followers connected (tests/test_live_scale.py,
+4 runs of 4; the cause is not yet known); a stream is told of a later end by its announcement.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ class LiveHub:
         """For a waiter's `feed`, its job as it is before it is published (`state`), when
         every announcement reaches the hub now: its end cannot be missed, so the job is not
         read until it is announced. None when the hub cannot promise that (not yet
-        subscribed, no Redis): the waiter registers after the commit, and the hub reads it."""
+        subscribed, no Redis): the waiter registers after the publish (`_wait` in
+        smaweb/api/jobs.py), and the job is read at once."""
         listener = self.listener
         generation = listener.hears_all() if listener is not None else None
         return None if generation is None else (state, generation)

@@ -96,7 +96,8 @@ def _start(runbook_ref: str, data: dict, query: dict, test: bool) -> Response:
         feeds: list[Feed] = []
 
         def enqueue(job_id: str, group: str) -> None:
-            # committed, not yet published: the hub may take the job as it is now
+            # committed, not yet published: a waiter's job is registered with the hub as
+            # it is now, when the hub can promise to hear its end (smaweb/livehub.py)
             if wait:
                 hub = live_hub()
                 expected = hub.expect(JobState(job.status, job.status_reason, None, None))
@@ -123,10 +124,11 @@ def _start(runbook_ref: str, data: dict, query: dict, test: bool) -> Response:
 
 def _wait(job_id: uuid.UUID, seconds: float) -> Row | None:
     """Until the job ends or `seconds` pass: woken by the live hub when its status changes
-    (the worker announces its end), holding no database connection meanwhile. The hub
-    reads a new job right after subscribing to its channel; this reads it only when the
-    hub cannot (no Redis). The job's row as the hub read it when it saw the job end (None:
-    it did not end in time, or is gone: the caller reads it)."""
+    (the worker announces its end), holding no database connection meanwhile. For a job
+    registered only after it was published (the hub did not yet hear every job, see
+    smaweb/livehub.py): the hub, nudged, reads it at once; this reads it only when the hub
+    cannot (no Redis). The job's row as the hub read it when it saw the job end (None: it
+    did not end in time, or is gone: the caller reads it)."""
     hub = live_hub()
     with hub.feed(job_id, records=False) as feed:
         return _wait_on(feed, seconds, read=not hub.reads_new_feeds)
