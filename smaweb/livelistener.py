@@ -18,6 +18,7 @@ wait on Redis at once; without Redis, `nudge` ends the pause that stands in for 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 2.0  # between tries to reach a lost Redis
 EVERY_JOB = stream_channel("*")  # the pattern of every job's channel
+# connections are numbered across the process's listeners: a hub's thread that ends when
+# idle takes its listener with it, and a feed expected on the old one must not pass for
+# one expected on the new one
+_connections = itertools.count(1)
 
 
 class Listener:
@@ -44,7 +49,7 @@ class Listener:
         self.pubsub: Any = None
         self.channels: set[str] = set()
         self.retry_at = 0.0
-        self.generation = 0  # one more for each connection
+        self.generation = 0  # the current connection's number (0: none yet)
         self.confirmed = False  # the pattern's confirmation read on this connection
         self.wake_channel = f"sma:live-hub:{os.getpid()}:{uuid.uuid4().hex}"
         self.woken = threading.Event()  # a nudge not yet taken by `announced`
@@ -63,7 +68,7 @@ class Listener:
                 pubsub.psubscribe(EVERY_JOB)
                 pubsub.subscribe(self.wake_channel)
                 self.pubsub, self.channels, self.confirmed = pubsub, set(), False
-                self.generation += 1
+                self.generation = next(_connections)
         except (redis.RedisError, OSError) as exc:
             self._lost(exc)
             return set()

@@ -293,3 +293,25 @@ def test_a_waited_job_is_read_only_when_its_end_is_announced(api, worker, job_tm
     # the hub reads the whole row on each announcement (the records, then the end); nothing
     # reads the job's state alone, as a new job is read, and the waiter reads nothing
     assert others and set(others) == {("sma-live-hub", True)}, others
+
+
+def test_no_two_connections_of_the_hub_pass_for_one(services):
+    """A feed expected on one connection of the live hub is not read as new by that
+    connection (it heard everything since); a hub's thread that ends when idle takes its
+    listener with it, so the next listener's connection must be told apart from the last."""
+    import os
+
+    from smaweb.livelistener import Listener
+
+    heard = []
+    for _ in range(2):
+        listener = Listener(os.environ["SMA_REDIS_URL"], 1.0)
+        try:
+            listener.follow(set())
+            wait_for(lambda listener=listener: listener.announced(0.1) is not None
+                     and listener.hears_all() is not None, what="the pattern confirmed")
+            heard.append(listener.hears_all())
+        finally:
+            listener.close()
+        assert listener.hears_all() is None  # closed: it promises nothing
+    assert heard[0] != heard[1], heard
